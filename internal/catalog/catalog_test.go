@@ -1,0 +1,67 @@
+package catalog
+
+import (
+	"strings"
+	"testing"
+)
+
+const sum = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+func TestWALKeyRoundTrip(t *testing.T) {
+	tests := []struct {
+		name, key string
+		encrypted bool
+	}{
+		{"000000010000000000000001", "wal/0000000100000000/000000010000000000000001." + sum + ".zst.age", true},
+		{"000000010000000A000000FF.partial", "wal/000000010000000A/000000010000000A000000FF.partial." + sum + ".zst", false},
+		{"000000010000000000000002.00000028.backup", "wal/0000000100000000/000000010000000000000002.00000028.backup." + sum + ".zst.age", true},
+		{"00000002.history", "wal/timelines/00000002.history." + sum + ".zst.age", true},
+	}
+	for _, tt := range tests {
+		key, err := WALKey(tt.name, sum, tt.encrypted)
+		if err != nil || key != tt.key {
+			t.Fatalf("WALKey(%s) = %q, %v; want %q", tt.name, key, err, tt.key)
+		}
+		o, ok := ParseWALKey(key)
+		if !ok || o.Name != tt.name || o.SHA256 != sum || o.Encrypted != tt.encrypted {
+			t.Fatalf("ParseWALKey(%s) = %+v, %v", key, o, ok)
+		}
+		prefix, _ := WALPrefix(tt.name)
+		if !strings.HasPrefix(key, prefix) {
+			t.Fatalf("key %s not under prefix %s", key, prefix)
+		}
+	}
+}
+
+func TestWALKeyRejects(t *testing.T) {
+	for _, name := range []string{"", "../etc/passwd", "00000001000000000000000", "000000010000000000000001/x", "0000000g.history", "000000010000000000000001x"} {
+		if _, err := WALKey(name, sum, true); err == nil {
+			t.Errorf("WALKey(%q) accepted", name)
+		}
+	}
+	if _, err := WALKey("000000010000000000000001", "abc", true); err == nil {
+		t.Error("short sha accepted")
+	}
+	for _, key := range []string{
+		"wal/0000000100000000/000000010000000000000001." + sum + ".gz",
+		"wal/0000000100000000/000000010000000000000001.zst.age",
+		"wal/0000000200000000/000000010000000000000001." + sum + ".zst.age", // wrong directory
+		"backups/x/000000010000000000000001." + sum + ".zst.age",
+		"wal/0000000100000000/.tmp-000000010000000000000001." + sum + ".zst.age",
+	} {
+		if o, ok := ParseWALKey(key); ok {
+			t.Errorf("ParseWALKey(%q) = %+v, want not ok", key, o)
+		}
+	}
+}
+
+func TestMarker(t *testing.T) {
+	if err := CheckMarker(MarshalMarker(fixedNow, "test")); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckMarker([]byte(`{"format": 2}`)); err == nil || !strings.Contains(err.Error(), "format 2") {
+		t.Fatalf("format 2 accepted: %v", err)
+	}
+}
+
+var fixedNow = mustTime("2026-11-22T04:00:00Z")

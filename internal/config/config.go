@@ -1,0 +1,223 @@
+// Package config loads pitr's settings: defaults, then a YAML file, then
+// PITR_* environment variables; the command line applies flags last. Every
+// setting has a YAML key and an environment variable named PITR_<KEY>, and
+// is documented in its struct tag (the README's reference is generated from
+// the same tags by `pitr config --doc`).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultFile is read when neither --config nor PITR_CONFIG names a file.
+const DefaultFile = "/etc/pitr/pitr.yaml"
+
+// Config is every setting pitr has.
+type Config struct {
+	Repo string `yaml:"repo" doc:"repository URL: s3://bucket/prefix or file:///absolute/path"`
+
+	S3Endpoint       string `yaml:"s3_endpoint" doc:"S3 endpoint URL for MinIO and other S3-compatible stores, e.g. http://127.0.0.1:9000"`
+	S3ForcePathStyle *bool  `yaml:"s3_force_path_style" doc:"path-style bucket addressing (default: on when s3_endpoint is set)"`
+	S3Region         string `yaml:"s3_region" doc:"S3 region (default: AWS_REGION, else us-east-1)"`
+	S3SSE            string `yaml:"s3_sse" doc:"server-side encryption: AES256 or aws:kms (default: none)"`
+	S3SSEKMSKeyID    string `yaml:"s3_sse_kms_key_id" doc:"KMS key ID for s3_sse aws:kms"`
+	S3StorageClass   string `yaml:"s3_storage_class" doc:"S3 storage class, e.g. STANDARD_IA (default: the bucket's)"`
+	S3PartSizeMiB    int    `yaml:"s3_part_size_mib" default:"16" doc:"multipart upload part size in MiB (5..5120); memory per upload is about (s3_concurrency+1) parts"`
+	S3Concurrency    int    `yaml:"s3_concurrency" default:"4" doc:"parts of one large upload sent in parallel"`
+
+	Encryption        string   `yaml:"encryption" default:"age" doc:"age, or none to store objects unencrypted (logs a warning on every run)"`
+	AgeRecipients     []string `yaml:"age_recipients" doc:"age public keys (age1...) to encrypt to, comma-separated"`
+	AgeRecipientsFile string   `yaml:"age_recipients_file" doc:"file with age public keys, one per line"`
+	AgeIdentityFile   string   `yaml:"age_identity_file" doc:"age identity (secret key) file; needed only to restore"`
+	ZstdLevel         int      `yaml:"zstd_level" default:"1" doc:"zstd level 1 (fastest) to 4 (best)"`
+
+	PushConcurrency int           `yaml:"push_concurrency" default:"4" doc:"files one wal-push uploads at once (the one asked for plus look-ahead at other .ready files); 1 disables look-ahead"`
+	FetchPrefetch   int           `yaml:"fetch_prefetch" default:"8" doc:"segments wal-fetch prefetches in the background; 0 disables"`
+	SpoolDir        string        `yaml:"spool_dir" doc:"directory for look-ahead acknowledgements and prefetched WAL (default: pg_wal/pitr)"`
+	RetryTimeout    time.Duration `yaml:"retry_timeout" default:"1m" doc:"how long wal-fetch and other commands retry transient storage errors"`
+
+	LogLevel  string `yaml:"log_level" default:"info" doc:"debug, info, warn or error"`
+	LogFormat string `yaml:"log_format" default:"auto" doc:"auto (console on a terminal, else JSON), console or json"`
+}
+
+// Setting describes one setting for documentation and flag binding.
+type Setting struct {
+	Key, Env, Doc, Default string
+}
+
+// Settings lists every setting in declaration order.
+func Settings() []Setting {
+	t := reflect.TypeOf(Config{})
+	out := make([]Setting, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		key := f.Tag.Get("yaml")
+		out = append(out, Setting{Key: key, Env: EnvName(key), Doc: f.Tag.Get("doc"), Default: f.Tag.Get("default")})
+	}
+	return out
+}
+
+// EnvName returns the environment variable of a setting.
+func EnvName(key string) string { return "PITR_" + strings.ToUpper(key) }
+
+// Default returns the built-in defaults.
+func Default() Config {
+	var c Config
+	v := reflect.ValueOf(&c).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if d := v.Type().Field(i).Tag.Get("default"); d != "" {
+			if err := setString(v.Field(i), d); err != nil {
+				panic(err)
+			}
+		}
+	}
+	return c
+}
+
+// Load returns defaults overridden by the YAML file (if path is not empty)
+// and then by PITR_* variables from lookup (os.LookupEnv in production).
+// Unknown keys in the file are errors: a typo must not silently fall back
+// to a default.
+func Load(path string, lookup func(string) (string, bool)) (Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	v := reflect.ValueOf(&c).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		key := v.Type().Field(i).Tag.Get("yaml")
+		if s, ok := lookup(EnvName(key)); ok {
+			if err := setString(v.Field(i), s); err != nil {
+				return c, fmt.Errorf("%s: %w", EnvName(key), err)
+			}
+		}
+	}
+	return c, nil
+}
+
+// Set applies one setting by YAML key from a string (used for flags).
+func (c *Config) Set(key, value string) error {
+	v := reflect.ValueOf(c).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if v.Type().Field(i).Tag.Get("yaml") == key {
+			return setString(v.Field(i), value)
+		}
+	}
+	return fmt.Errorf("unknown setting %q", key)
+}
+
+func setString(f reflect.Value, s string) error {
+	switch f.Interface().(type) {
+	case string:
+		f.SetString(strings.TrimSpace(s))
+	case int:
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", s)
+		}
+		f.SetInt(int64(n))
+	case *bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		f.Set(reflect.ValueOf(&b))
+	case time.Duration:
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("%q is not a duration like 30s or 5m", s)
+		}
+		f.SetInt(int64(d))
+	case []string:
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		f.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("unsupported setting type %s", f.Type())
+	}
+	return nil
+}
+
+// Validate checks values and combinations; it returns the first problem as
+// one line naming the setting.
+func (c *Config) Validate() error {
+	switch {
+	case c.Repo == "":
+		return fmt.Errorf("no repository: set repo in the config file or %s (s3://bucket/prefix or file:///path)", EnvName("repo"))
+	case !strings.HasPrefix(c.Repo, "s3://") && !strings.HasPrefix(c.Repo, "file://"):
+		return fmt.Errorf("repo %q: want s3://bucket/prefix or file:///absolute/path", c.Repo)
+	case c.Encryption != "age" && c.Encryption != "none":
+		return fmt.Errorf("encryption %q: want age or none", c.Encryption)
+	case c.ZstdLevel < 1 || c.ZstdLevel > 4:
+		return fmt.Errorf("zstd_level %d: want 1 to 4", c.ZstdLevel)
+	case c.PushConcurrency < 1 || c.PushConcurrency > 64:
+		return fmt.Errorf("push_concurrency %d: want 1 to 64", c.PushConcurrency)
+	case c.FetchPrefetch < 0 || c.FetchPrefetch > 256:
+		return fmt.Errorf("fetch_prefetch %d: want 0 to 256", c.FetchPrefetch)
+	case c.S3PartSizeMiB < 5 || c.S3PartSizeMiB > 5120:
+		return fmt.Errorf("s3_part_size_mib %d: want 5 to 5120", c.S3PartSizeMiB)
+	case c.S3Concurrency < 1 || c.S3Concurrency > 64:
+		return fmt.Errorf("s3_concurrency %d: want 1 to 64", c.S3Concurrency)
+	case c.S3SSE != "" && c.S3SSE != "AES256" && c.S3SSE != "aws:kms":
+		return fmt.Errorf("s3_sse %q: want AES256 or aws:kms", c.S3SSE)
+	case c.RetryTimeout < 0:
+		return fmt.Errorf("retry_timeout %s: must not be negative", c.RetryTimeout)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "auto", "console", "json":
+	default:
+		return fmt.Errorf("log_format %q: want auto, console or json", c.LogFormat)
+	}
+	return nil
+}
+
+// Redacted returns the settings as "key=value" lines for `pitr config`,
+// sorted, without secrets (pitr's settings hold file names, never keys).
+func (c *Config) Redacted() []string {
+	v := reflect.ValueOf(c).Elem()
+	var out []string
+	for i := 0; i < v.NumField(); i++ {
+		key := v.Type().Field(i).Tag.Get("yaml")
+		val := v.Field(i).Interface()
+		if p, ok := val.(*bool); ok {
+			if p == nil {
+				val = "(auto)"
+			} else {
+				val = *p
+			}
+		}
+		if l, ok := val.([]string); ok {
+			val = strings.Join(l, ",")
+		}
+		out = append(out, fmt.Sprintf("%s=%v", key, val))
+	}
+	sort.Strings(out)
+	return out
+}

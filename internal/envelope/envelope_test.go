@@ -1,0 +1,109 @@
+package envelope
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/pitr-dev/pitr/internal/crypto"
+)
+
+func seal(t *testing.T, c *Codec, plain []byte) ([]byte, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	s, err := c.Seal(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(s, bytes.NewReader(plain)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Size() != int64(len(plain)) {
+		t.Fatalf("size %d, want %d", s.Size(), len(plain))
+	}
+	return buf.Bytes(), s.Sum()
+}
+
+func open(c *Codec, stored []byte, encrypted bool, want string) ([]byte, error) {
+	r, err := c.Open(bytes.NewReader(stored), encrypted, want)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+func newCodec(t *testing.T) *Codec {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Codec{Encrypt: true, Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}}
+}
+
+func TestRoundTrip(t *testing.T) {
+	plain := make([]byte, 3<<20+17)
+	rand.Read(plain[:1<<20]) // part random, part zeros: like a WAL segment
+	want := sha256.Sum256(plain)
+	for _, encrypt := range []bool{true, false} {
+		c := newCodec(t)
+		c.Encrypt = encrypt
+		stored, sum := seal(t, c, plain)
+		if sum != hex.EncodeToString(want[:]) {
+			t.Fatalf("sum %s", sum)
+		}
+		if len(stored) >= len(plain) {
+			t.Errorf("encrypt=%v: stored %d bytes of %d: not compressed", encrypt, len(stored), len(plain))
+		}
+		got, err := open(c, stored, encrypt, sum)
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("encrypt=%v: open: %v (equal %v)", encrypt, err, bytes.Equal(got, plain))
+		}
+	}
+}
+
+func TestWrongKey(t *testing.T) {
+	c := newCodec(t)
+	stored, sum := seal(t, c, []byte("hello"))
+	other := newCodec(t)
+	if _, err := open(other, stored, true, sum); !errors.Is(err, crypto.ErrWrongKey) {
+		t.Fatalf("wrong key: err = %v, want ErrWrongKey", err)
+	}
+	if _, err := open(&Codec{}, stored, true, sum); !errors.Is(err, crypto.ErrWrongKey) {
+		t.Fatalf("no key: err = %v, want ErrWrongKey", err)
+	}
+}
+
+func TestTampered(t *testing.T) {
+	c := newCodec(t)
+	plain := bytes.Repeat([]byte("wal record "), 100000)
+	stored, sum := seal(t, c, plain)
+	for _, at := range []int{len(stored) / 2, len(stored) - 1} {
+		bad := bytes.Clone(stored)
+		bad[at] ^= 0x01
+		if got, err := open(c, bad, true, sum); err == nil {
+			t.Fatalf("flipped byte %d: opened %d bytes without error", at, len(got))
+		}
+	}
+	if _, err := open(c, stored[:len(stored)-20], true, sum); err == nil {
+		t.Fatal("truncated object opened without error")
+	}
+}
+
+func TestChecksumMismatch(t *testing.T) {
+	c := newCodec(t)
+	stored, _ := seal(t, c, []byte("hello"))
+	other := sha256.Sum256([]byte("other"))
+	if _, err := open(c, stored, true, hex.EncodeToString(other[:])); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("err = %v, want ErrChecksum", err)
+	}
+}
