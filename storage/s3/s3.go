@@ -1,0 +1,604 @@
+// Package s3 stores objects in an S3 bucket: AWS S3, MinIO and other
+// S3-compatible stores, through aws-sdk-go-v2.
+//
+// Integrity: every PutObject and UploadPart carries a Content-MD5 we compute
+// from the bytes we send, so the store refuses bytes damaged on the way
+// (BadDigest), and Put returns nil only once PutObject or
+// CompleteMultipartUpload succeeded.
+//
+// Atomicity: S3 shows an object only once PutObject or
+// CompleteMultipartUpload succeeds. Put aborts a multipart upload on any
+// error or cancellation. If pitr dies mid-upload, the incomplete upload
+// stays invisible to Get and List but is billed until it is aborted: give
+// the bucket a lifecycle rule with AbortIncompleteMultipartUpload.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pitr-dev/pitr/storage"
+)
+
+// Limits of S3 multipart uploads.
+const (
+	MinPartSize     = 5 << 20
+	maxPartSize     = 5 << 30
+	maxParts        = 10000
+	DefaultPartSize = 16 << 20
+)
+
+const (
+	defaultConcurrency = 4
+	defaultMaxAttempts = 5
+	// responseHeaderTimeout fails a request whose response has not started
+	// this long after the request was sent, so a server that accepts
+	// connections but never answers cannot hang a call with no deadline.
+	// It does not limit slow uploads or downloads in progress.
+	responseHeaderTimeout = 2 * time.Minute
+	// abortTimeout bounds AbortMultipartUpload after a failed Put, whose
+	// own context may be done.
+	abortTimeout = 30 * time.Second
+)
+
+// Options configures New.
+type Options struct {
+	Bucket string
+	// Prefix is prepended to every key: with "some/prefix", key "a/b" is
+	// stored as "some/prefix/a/b". Leading and trailing slashes are ignored.
+	Prefix string
+	// Endpoint is the URL of an S3-compatible store, e.g.
+	// "http://127.0.0.1:9000" for MinIO; empty for AWS.
+	Endpoint string
+	// Region defaults to the SDK's (AWS_REGION, the profile), then to
+	// "us-east-1" when Endpoint is set.
+	Region string
+	// ForcePathStyle addresses the bucket in the path, not the host name;
+	// most S3-compatible stores need it.
+	ForcePathStyle bool
+	// SSE is the server-side encryption of new objects: "", "AES256" or
+	// "aws:kms" (with SSEKMSKeyID, or the bucket's default KMS key).
+	SSE         string
+	SSEKMSKeyID string
+	// StorageClass of new objects, e.g. "STANDARD_IA"; "" for the bucket's
+	// default.
+	StorageClass string
+	// PartSize is the size of multipart upload parts (default 16 MiB, at
+	// least 5 MiB). An object holds at most 10,000 parts, so it also caps
+	// the object size (156 GiB at 16 MiB). Objects up to PartSize are
+	// stored with a single PutObject.
+	PartSize int64
+	// Concurrency is how many parts one Put uploads at once (default 4).
+	// A Put holds at most Concurrency+1 buffers of PartSize.
+	Concurrency int
+	// MaxAttempts bounds the SDK's attempts per request (default 5).
+	// Connection errors, 5xx responses and throttling are retried with
+	// exponential backoff.
+	MaxAttempts int
+	// HTTPClient replaces the SDK's HTTP client for S3 requests (tests). It
+	// is used as is: AWS_CA_BUNDLE, which the SDK's client honors, does not
+	// apply to it.
+	HTTPClient aws.HTTPClient
+	// Credentials replaces the SDK's standard chain (environment, shared
+	// profiles, web identity, container and instance roles).
+	Credentials aws.CredentialsProvider
+}
+
+var _ storage.Storage = (*Store)(nil)
+
+// Store is a storage.Storage in an S3 bucket.
+type Store struct {
+	client      *s3.Client
+	bucket      string
+	prefix      string // "" or ending in "/"
+	sse         types.ServerSideEncryption
+	kmsKeyID    *string
+	class       types.StorageClass
+	partSize    int
+	concurrency int
+	bufs        sync.Pool // of *[]byte, partSize long
+}
+
+// New returns a store for opts.Bucket. It does not contact the store.
+func New(ctx context.Context, opts Options) (*Store, error) {
+	s, err := newStore(opts)
+	if err != nil {
+		return nil, fmt.Errorf("s3: %w", err)
+	}
+	maxAttempts := opts.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = defaultMaxAttempts
+	}
+	loadOpts := []func(*config.LoadOptions) error{
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = maxAttempts
+				// The default retry quota is shared by every request of
+				// the client: after a long outage it runs dry, and then
+				// requests fail at the first error without retrying. A
+				// daemon outlives outages; backoff alone is enough.
+				o.RateLimiter = ratelimit.None
+			})
+		}),
+		// The SDK's default CRC32 trailers (aws-chunked bodies) are not
+		// understood by every S3-compatible store; Content-MD5 covers
+		// integrity.
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		config.WithLogger(logging.Nop{}), // storage reports through errors, never logs
+	}
+	if opts.Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(opts.Region))
+	}
+	if opts.Credentials != nil {
+		loadOpts = append(loadOpts, config.WithCredentialsProvider(opts.Credentials))
+	}
+	// A BuildableClient, so the loader can still add AWS_CA_BUNDLE to it.
+	loadOpts = append(loadOpts, config.WithHTTPClient(awshttp.NewBuildableClient().
+		WithTransportOptions(func(tr *http.Transport) { tr.ResponseHeaderTimeout = responseHeaderTimeout })))
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3: load aws config: %w", err)
+	}
+	if cfg.Region == "" {
+		if opts.Endpoint == "" {
+			return nil, errors.New("s3: no region: set the region or AWS_REGION")
+		}
+		cfg.Region = "us-east-1" // what MinIO and most S3-compatible stores expect
+	}
+	s.client = s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if opts.Endpoint != "" {
+			o.BaseEndpoint = aws.String(opts.Endpoint)
+		}
+		o.UsePathStyle = opts.ForcePathStyle
+		if opts.HTTPClient != nil {
+			o.HTTPClient = opts.HTTPClient // as is: the loader would refuse it with AWS_CA_BUNDLE set
+		}
+	})
+	return s, nil
+}
+
+// newStore checks opts and fills in everything but the client.
+func newStore(opts Options) (*Store, error) {
+	if opts.Bucket == "" {
+		return nil, errors.New("no bucket")
+	}
+	prefix := strings.Trim(opts.Prefix, "/")
+	if prefix != "" {
+		if !storage.ValidKey(prefix) {
+			return nil, fmt.Errorf("invalid prefix %q", opts.Prefix)
+		}
+		prefix += "/"
+	}
+	if opts.Endpoint != "" {
+		u, err := url.Parse(opts.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("invalid endpoint %q: want http(s)://host[:port]", opts.Endpoint)
+		}
+	}
+	s := &Store{
+		bucket:      opts.Bucket,
+		prefix:      prefix,
+		partSize:    DefaultPartSize,
+		concurrency: defaultConcurrency,
+		class:       types.StorageClass(opts.StorageClass),
+	}
+	switch opts.SSE {
+	case "":
+		if opts.SSEKMSKeyID != "" {
+			return nil, errors.New("a KMS key id needs SSE aws:kms")
+		}
+	case string(types.ServerSideEncryptionAes256):
+		if opts.SSEKMSKeyID != "" {
+			return nil, errors.New("a KMS key id needs SSE aws:kms")
+		}
+		s.sse = types.ServerSideEncryptionAes256
+	case string(types.ServerSideEncryptionAwsKms):
+		s.sse = types.ServerSideEncryptionAwsKms
+		if opts.SSEKMSKeyID != "" {
+			s.kmsKeyID = aws.String(opts.SSEKMSKeyID)
+		}
+	default:
+		return nil, fmt.Errorf("unknown SSE %q: want AES256 or aws:kms", opts.SSE)
+	}
+	if opts.PartSize != 0 {
+		if opts.PartSize < MinPartSize || opts.PartSize > maxPartSize {
+			return nil, fmt.Errorf("part size %d: want 5 MiB to 5 GiB", opts.PartSize)
+		}
+		s.partSize = int(opts.PartSize)
+	}
+	if opts.Concurrency > 0 {
+		s.concurrency = opts.Concurrency
+	}
+	s.bufs.New = func() any {
+		b := make([]byte, s.partSize)
+		return &b
+	}
+	return s, nil
+}
+
+// ParseURL splits "s3://bucket/some/prefix" into bucket and prefix
+// ("some/prefix"; "" for "s3://bucket").
+func ParseURL(rawURL string) (bucket, prefix string, err error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", "", fmt.Errorf("parse s3 url: %w", err)
+	}
+	switch {
+	case u.Scheme != "s3":
+		return "", "", fmt.Errorf("parse s3 url %q: scheme is not s3", rawURL)
+	case u.Host == "" || u.Opaque != "":
+		return "", "", fmt.Errorf("parse s3 url %q: want s3://bucket/prefix", rawURL)
+	case u.User != nil || u.Port() != "" || u.RawQuery != "" || u.Fragment != "":
+		return "", "", fmt.Errorf("parse s3 url %q: unexpected user, port, query or fragment", rawURL)
+	}
+	prefix = strings.Trim(u.Path, "/")
+	if prefix != "" && !storage.ValidKey(prefix) {
+		return "", "", fmt.Errorf("parse s3 url %q: invalid prefix", rawURL)
+	}
+	return u.Host, prefix, nil
+}
+
+// full returns the object key of key.
+func (s *Store) full(key string) *string { return aws.String(s.prefix + key) }
+
+// Put uploads r with a single PutObject if it fits in one part, else as a
+// multipart upload.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
+	if !storage.ValidKey(key) {
+		return fmt.Errorf("put: invalid key %q", key)
+	}
+	if err := s.put(ctx, key, r); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+func (s *Store) put(ctx context.Context, key string, r io.Reader) error {
+	first, err := s.readPart(ctx, r)
+	if err != nil {
+		return err
+	}
+	if !first.full {
+		defer s.release(first)
+		return s.putObject(ctx, key, first.bytes())
+	}
+	// A full first part: only the next read tells whether r ended there.
+	second, err := s.readPart(ctx, r)
+	if err != nil {
+		s.release(first)
+		return err
+	}
+	if second.n == 0 {
+		s.release(second)
+		defer s.release(first)
+		return s.putObject(ctx, key, first.bytes())
+	}
+	return s.putMultipart(ctx, key, r, first, second)
+}
+
+// part is a pooled buffer holding n bytes of the object.
+type part struct {
+	buf  *[]byte
+	n    int
+	full bool // n == partSize; r may have more
+}
+
+func (p part) bytes() []byte { return (*p.buf)[:p.n] }
+
+func (s *Store) release(p part) { s.bufs.Put(p.buf) }
+
+// readPart fills a buffer from r. Only io.EOF ends the object: any other
+// error, io.ErrUnexpectedEOF from a truncated source included, fails it.
+func (s *Store) readPart(ctx context.Context, r io.Reader) (part, error) {
+	p := part{buf: s.bufs.Get().(*[]byte)}
+	buf := *p.buf
+	for p.n < len(buf) {
+		if err := ctx.Err(); err != nil {
+			s.release(p)
+			return part{}, err
+		}
+		k, err := r.Read(buf[p.n:])
+		p.n += k
+		if err == io.EOF {
+			return p, nil
+		}
+		if err != nil {
+			s.release(p)
+			return part{}, err
+		}
+	}
+	p.full = true
+	return p, nil
+}
+
+func contentMD5(b []byte) *string {
+	sum := md5.Sum(b)
+	return aws.String(base64.StdEncoding.EncodeToString(sum[:]))
+}
+
+func (s *Store) putObject(ctx context.Context, key string, data []byte) error {
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:               &s.bucket,
+		Key:                  s.full(key),
+		Body:                 bytes.NewReader(data), // seekable: the SDK rewinds it to retry
+		ContentLength:        aws.Int64(int64(len(data))),
+		ContentMD5:           contentMD5(data),
+		ServerSideEncryption: s.sse,
+		SSEKMSKeyId:          s.kmsKeyID,
+		StorageClass:         s.class,
+	})
+	return err
+}
+
+// putMultipart uploads first, second and the rest of r as parts, at most
+// s.concurrency at once. We do not use the SDK's feature/s3/manager uploader:
+// it sends no Content-MD5 per part, so the store could not verify them.
+func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, first, second part) (err error) {
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:               &s.bucket,
+		Key:                  s.full(key),
+		ServerSideEncryption: s.sse,
+		SSEKMSKeyId:          s.kmsKeyID,
+		StorageClass:         s.class,
+	})
+	if err != nil {
+		s.release(first)
+		s.release(second)
+		return fmt.Errorf("create multipart upload: %w", err)
+	}
+	uploadID := created.UploadId
+	defer func() {
+		if err == nil {
+			return
+		}
+		if aerr := s.abort(ctx, key, uploadID); aerr != nil {
+			err = fmt.Errorf("%w (abort multipart upload %s: %v)", err, aws.ToString(uploadID), aerr)
+		}
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.concurrency)
+	var mu sync.Mutex
+	var parts []types.CompletedPart
+	upload := func(num int32, p part) {
+		g.Go(func() error { // blocks while s.concurrency parts are uploading
+			defer s.release(p)
+			etag, err := s.uploadPart(gctx, key, uploadID, num, p.bytes())
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			parts = append(parts, types.CompletedPart{ETag: etag, PartNumber: aws.Int32(num)})
+			return nil
+		})
+	}
+
+	upload(1, first)
+	cur := second
+	var readErr error
+	for num := int32(2); ; num++ {
+		if cur.n == 0 { // r ended on a part boundary
+			s.release(cur)
+			break
+		}
+		if num > maxParts {
+			s.release(cur)
+			readErr = fmt.Errorf("object larger than %d parts of %d bytes", maxParts, s.partSize)
+			break
+		}
+		more := cur.full
+		upload(num, cur)
+		if !more || gctx.Err() != nil { // the end, or a part failed, or ctx is done
+			break
+		}
+		if cur, readErr = s.readPart(gctx, r); readErr != nil {
+			break
+		}
+	}
+	// A part's error comes first: it cancelled gctx, which also failed the read.
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if readErr != nil {
+		return readErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          &s.bucket,
+		Key:             s.full(key),
+		UploadId:        uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		return fmt.Errorf("complete multipart upload: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) uploadPart(ctx context.Context, key string, uploadID *string, num int32, data []byte) (*string, error) {
+	out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:        &s.bucket,
+		Key:           s.full(key),
+		UploadId:      uploadID,
+		PartNumber:    aws.Int32(num),
+		Body:          bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))),
+		ContentMD5:    contentMD5(data),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upload part %d: %w", num, err)
+	}
+	return out.ETag, nil
+}
+
+// abort removes a failed multipart upload and its parts, even when ctx is
+// done.
+func (s *Store) abort(ctx context.Context, key string, uploadID *string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket:   &s.bucket,
+		Key:      s.full(key),
+		UploadId: uploadID,
+	})
+	var nsu *types.NoSuchUpload
+	if errors.As(err, &nsu) {
+		return nil // gone already, or completed after all
+	}
+	return err
+}
+
+// Get opens the object for reading; the body is bound to ctx.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if !storage.ValidKey(key) {
+		return nil, fmt.Errorf("get: invalid key %q", key)
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: s.full(key)})
+	var nsk *types.NoSuchKey // NoSuchBucket is an error, not an absence
+	if errors.As(err, &nsk) {
+		err = storage.ErrNotExist
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	return out.Body, nil
+}
+
+// Stat reads the object's metadata with HeadObject.
+func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	if !storage.ValidKey(key) {
+		return storage.ObjectInfo{}, fmt.Errorf("stat: invalid key %q", key)
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: s.full(key)})
+	if err != nil && isNotFound(err) {
+		err = s.confirmAbsent(ctx, key)
+	}
+	if err != nil {
+		return storage.ObjectInfo{}, fmt.Errorf("stat %s: %w", key, err)
+	}
+	return storage.ObjectInfo{
+		Key:     key,
+		Size:    aws.ToInt64(out.ContentLength),
+		ModTime: aws.ToTime(out.LastModified).UTC(),
+	}, nil
+}
+
+// isNotFound reports a 404 answer to HeadObject. A HEAD response has no
+// body, so the SDK reports *types.NotFound whether the key or the whole
+// bucket is missing; other stores may send an error code.
+func isNotFound(err error) bool {
+	var nf *types.NotFound
+	var nsk *types.NoSuchKey
+	if errors.As(err, &nf) || errors.As(err, &nsk) {
+		return true
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchBucket" {
+		return false
+	}
+	var re interface{ HTTPStatusCode() int }
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound
+}
+
+// confirmAbsent tells a missing key from a missing (or misnamed) bucket
+// after HeadObject answered 404: ErrNotExist must mean the store confirmed
+// the absence, since wal-fetch then ends recovery. It lists the key itself
+// (not HeadBucket), which needs no more than List does.
+func (s *Store) confirmAbsent(ctx context.Context, key string) error {
+	_, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket:  &s.bucket,
+		Prefix:  s.full(key),
+		MaxKeys: aws.Int32(1),
+	})
+	if err != nil {
+		return fmt.Errorf("not found, and the bucket did not answer: %w", err)
+	}
+	return storage.ErrNotExist
+}
+
+// List pages through ListObjectsV2. S3 returns keys in UTF-8 byte order,
+// which is Go's string order.
+func (s *Store) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if !possiblePrefix(prefix) {
+		return nil // and MinIO would refuse the request
+	}
+	in := &s3.ListObjectsV2Input{Bucket: &s.bucket}
+	if full := s.prefix + prefix; full != "" {
+		in.Prefix = aws.String(full)
+	}
+	pages := s3.NewListObjectsV2Paginator(s.client, in)
+	last := ""
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", prefix, err)
+		}
+		for _, o := range page.Contents {
+			key, ok := strings.CutPrefix(aws.ToString(o.Key), s.prefix)
+			if !ok || !storage.ValidKey(key) {
+				continue // e.g. a "dir/" marker made by a console: no Put writes it
+			}
+			if key <= last {
+				return fmt.Errorf("list %s: store returned %q after %q, out of key order", prefix, key, last)
+			}
+			last = key
+			if err := fn(storage.ObjectInfo{
+				Key:     key,
+				Size:    aws.ToInt64(o.Size),
+				ModTime: aws.ToTime(o.LastModified).UTC(),
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Delete removes the object; S3 answers success for a missing key.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if !storage.ValidKey(key) {
+		return fmt.Errorf("delete: invalid key %q", key)
+	}
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: s.full(key)})
+	var nsk *types.NoSuchKey // some S3-compatible stores say so
+	if err != nil && !errors.As(err, &nsk) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// possiblePrefix reports whether some valid key could start with prefix.
+func possiblePrefix(prefix string) bool {
+	if len(prefix) > 1024 || strings.ContainsAny(prefix, "\\\x00") {
+		return false
+	}
+	i := strings.LastIndexByte(prefix, '/')
+	return i < 0 || storage.ValidKey(prefix[:i])
+}

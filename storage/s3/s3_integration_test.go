@@ -1,0 +1,206 @@
+//go:build integration
+
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/pitr-dev/pitr/internal/testenv"
+	"github.com/pitr-dev/pitr/storage"
+	"github.com/pitr-dev/pitr/storage/storagetest"
+)
+
+// minioOptions are Options for bucket on srv, with small parts.
+func minioOptions(srv *testenv.MinIOServer, bucket string) Options {
+	return Options{
+		Bucket:         bucket,
+		Endpoint:       srv.Endpoint,
+		Region:         srv.Region,
+		ForcePathStyle: true,
+		PartSize:       MinPartSize,
+		Concurrency:    3,
+		MaxAttempts:    3,
+		Credentials:    credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
+	}
+}
+
+func newMinIOStore(t *testing.T, opts Options) *Store {
+	t.Helper()
+	s, err := New(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// assertNoUploads checks no multipart upload was left in bucket.
+func assertNoUploads(t *testing.T, srv *testenv.MinIOServer, bucket string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := srv.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		t.Errorf("list multipart uploads: %v", err)
+		return
+	}
+	for _, u := range out.Uploads {
+		t.Errorf("multipart upload of %s left behind", aws.ToString(u.Key))
+	}
+}
+
+func TestStoreMinIO(t *testing.T) {
+	srv := testenv.MinIO(t)
+	storagetest.Run(t, func(t *testing.T) storage.Storage {
+		bucket := srv.NewBucket(t)
+		t.Cleanup(func() { assertNoUploads(t, srv, bucket) })
+		return newMinIOStore(t, minioOptions(srv, bucket))
+	})
+}
+
+func TestMinIOPrefixes(t *testing.T) {
+	srv := testenv.MinIO(t)
+	bucket := srv.NewBucket(t)
+	ctx := t.Context()
+	var stores []*Store
+	for _, prefix := range []string{"one", "one/two", "onetwo"} {
+		opts := minioOptions(srv, bucket)
+		opts.Prefix = prefix
+		s := newMinIOStore(t, opts)
+		stores = append(stores, s)
+		if err := s.Put(ctx, "wal/k", strings.NewReader(prefix)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, s := range stores {
+		rc, err := s.Get(ctx, "wal/k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"one", "one/two", "onetwo"}[i]; string(got) != want {
+			t.Errorf("store %d reads %q, want %q", i, got, want)
+		}
+	}
+	var keys []string
+	if err := stores[0].List(ctx, "", func(oi storage.ObjectInfo) error {
+		keys = append(keys, oi.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"two/wal/k", "wal/k"}; !slices.Equal(keys, want) {
+		t.Errorf("store one lists %q, want %q", keys, want)
+	}
+	if err := stores[2].Delete(ctx, "wal/k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stores[0].Stat(ctx, "wal/k"); err != nil {
+		t.Errorf("Delete in another prefix removed this one's object: %v", err)
+	}
+}
+
+// TestMinIOEnvCredentials uses the SDK's standard chain, as pitr does.
+func TestMinIOEnvCredentials(t *testing.T) {
+	srv := testenv.MinIO(t)
+	bucket := srv.NewBucket(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_REGION", srv.Region)
+	s := newMinIOStore(t, Options{Bucket: bucket, Endpoint: srv.Endpoint, ForcePathStyle: true, StorageClass: "STANDARD"})
+	if err := s.Put(t.Context(), "k", strings.NewReader("v")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stat(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMinIOChecksContentMD5: bytes changed after we computed Content-MD5
+// are refused by the server, and nothing is stored.
+func TestMinIOChecksContentMD5(t *testing.T) {
+	srv := testenv.MinIO(t)
+	bucket := srv.NewBucket(t)
+	opts := minioOptions(srv, bucket)
+	opts.HTTPClient = &http.Client{Transport: corrupting{http.DefaultTransport}}
+	s := newMinIOStore(t, opts)
+	for _, size := range []int{100, 2*MinPartSize + 1} {
+		err := s.Put(t.Context(), "k", bytes.NewReader(make([]byte, size)))
+		if err == nil || !strings.Contains(err.Error(), "BadDigest") {
+			t.Errorf("Put of %d corrupted bytes = %v, want BadDigest", size, err)
+		}
+	}
+	if _, err := s.Stat(t.Context(), "k"); !errors.Is(err, storage.ErrNotExist) {
+		t.Errorf("Stat after corrupted Puts = %v, want ErrNotExist", err)
+	}
+	assertNoUploads(t, srv, bucket)
+}
+
+func TestMinIOMissingBucket(t *testing.T) {
+	srv := testenv.MinIO(t)
+	s := newMinIOStore(t, minioOptions(srv, "no-such-bucket"))
+	if _, err := s.Stat(t.Context(), "k"); err == nil || errors.Is(err, storage.ErrNotExist) {
+		t.Errorf("Stat in a missing bucket = %v, want an error other than ErrNotExist", err)
+	}
+	if _, err := s.Get(t.Context(), "k"); err == nil || errors.Is(err, storage.ErrNotExist) {
+		t.Errorf("Get in a missing bucket = %v, want an error other than ErrNotExist", err)
+	}
+	if err := s.Put(t.Context(), "k", strings.NewReader("v")); err == nil {
+		t.Error("Put in a missing bucket succeeded")
+	}
+}
+
+// TestMinIODown: while the server is stopped calls fail fast with
+// connection refused; once it is back the same store works again.
+func TestMinIODown(t *testing.T) {
+	srv := testenv.MinIO(t)
+	bucket := srv.NewBucket(t)
+	opts := minioOptions(srv, bucket)
+	opts.MaxAttempts = 2
+	s := newMinIOStore(t, opts)
+	ctx := t.Context()
+	if err := s.Put(ctx, "k", strings.NewReader("v")); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Stop(t)
+	start := time.Now()
+	errs := map[string]error{}
+	errs["put"] = s.Put(ctx, "k2", strings.NewReader("v"))
+	errs["put multipart"] = s.Put(ctx, "k3", bytes.NewReader(make([]byte, 2*MinPartSize+1)))
+	_, errs["get"] = s.Get(ctx, "k")
+	_, errs["stat"] = s.Stat(ctx, "k")
+	errs["list"] = s.List(ctx, "", func(storage.ObjectInfo) error { return nil })
+	for op, err := range errs {
+		if !errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, storage.ErrNotExist) {
+			t.Errorf("%s while down = %v, want connection refused", op, err)
+		}
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("failing took %v", d)
+	}
+
+	srv.Start(t)
+	if err := s.Put(ctx, "k2", strings.NewReader("v")); err != nil {
+		t.Fatalf("Put after restart: %v", err)
+	}
+	if _, err := s.Stat(ctx, "k3"); !errors.Is(err, storage.ErrNotExist) {
+		t.Errorf("Stat of the Put made while down = %v, want ErrNotExist", err)
+	}
+}

@@ -1,0 +1,148 @@
+// Package storagetest helps test storage backends and the code above them:
+// Run is the conformance suite every storage.Storage passes, Memory is an
+// in-memory store, and Faulty wraps a store to inject failures.
+package storagetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pitr-dev/pitr/storage"
+)
+
+var _ storage.Storage = (*Memory)(nil)
+
+// Memory is a storage.Storage in memory, safe for concurrent use.
+type Memory struct {
+	// Now gives the ModTime of objects Put from now on; time.Now if nil.
+	// Set it before the store is shared.
+	Now func() time.Time
+
+	mu      sync.Mutex
+	objects map[string]memObject
+}
+
+type memObject struct {
+	data    []byte // never modified once stored
+	modTime time.Time
+}
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory {
+	return &Memory{objects: make(map[string]memObject)}
+}
+
+// Put reads all of r before storing it, so a failed read stores nothing.
+func (m *Memory) Put(ctx context.Context, key string, r io.Reader) error {
+	if !storage.ValidKey(key) {
+		return fmt.Errorf("put: invalid key %q", key)
+	}
+	data, err := io.ReadAll(ctxReader{ctx: ctx, r: r})
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	now := time.Now
+	if m.Now != nil {
+		now = m.Now
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.objects[key] = memObject{data: data, modTime: now().UTC()}
+	return nil
+}
+
+// Get returns a reader over the object's bytes.
+func (m *Memory) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	o, err := m.lookup(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	return io.NopCloser(bytes.NewReader(o.data)), nil
+}
+
+// Stat reports the object's size and time of Put.
+func (m *Memory) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	o, err := m.lookup(ctx, key)
+	if err != nil {
+		return storage.ObjectInfo{}, fmt.Errorf("stat %s: %w", key, err)
+	}
+	return storage.ObjectInfo{Key: key, Size: int64(len(o.data)), ModTime: o.modTime}, nil
+}
+
+func (m *Memory) lookup(ctx context.Context, key string) (memObject, error) {
+	if !storage.ValidKey(key) {
+		return memObject{}, fmt.Errorf("invalid key %q", key)
+	}
+	if err := ctx.Err(); err != nil {
+		return memObject{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok {
+		return memObject{}, storage.ErrNotExist
+	}
+	return o, nil
+}
+
+// List calls fn for a snapshot of the matching objects taken at the start,
+// without holding the lock, so fn may use the store.
+func (m *Memory) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("list %s: %w", prefix, err)
+	}
+	m.mu.Lock()
+	var infos []storage.ObjectInfo
+	for k, o := range m.objects {
+		if strings.HasPrefix(k, prefix) {
+			infos = append(infos, storage.ObjectInfo{Key: k, Size: int64(len(o.data)), ModTime: o.modTime})
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(infos, func(a, b storage.ObjectInfo) int { return strings.Compare(a.Key, b.Key) })
+	for _, info := range infos {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if err := fn(info); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete removes the object if it exists.
+func (m *Memory) Delete(ctx context.Context, key string) error {
+	if !storage.ValidKey(key) {
+		return fmt.Errorf("delete: invalid key %q", key)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.objects, key)
+	return nil
+}
+
+// ctxReader stops a read once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
