@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pitr-dev/pitr/wal"
+)
+
+func newWALFetchCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "wal-fetch NAME PATH",
+		Short: "Restore one WAL file (restore_command = 'pitr wal-fetch %f %p')",
+		Long: `Restore one WAL file. Exit status: 0 restored; 1 the repository confirmed the
+file is not archived (recovery ends there); 126 anything else (storage
+unreachable after retries, wrong key, tampered object), which makes
+PostgreSQL stop recovery instead of promoting early on missing WAL.`,
+		Args: usageArgs(cobra.ExactArgs(2)),
+		RunE: func(c *cobra.Command, args []string) error { return runWALFetch(c.Context(), e, args[0], args[1]) },
+	}
+}
+
+func runWALFetch(ctx context.Context, e *env, name, dest string) error {
+	if _, err := wal.ParseName(name); err != nil {
+		return fmt.Errorf("%w: wal-fetch: %v", errUsage, err)
+	}
+	pdir := filepath.Join(filepath.Dir(dest), "pitr", "prefetch")
+	if e.cfg.SpoolDir != "" {
+		pdir = filepath.Join(e.cfg.SpoolDir, "prefetch")
+	}
+	opts, err := e.fetchOptions(ctx, pdir)
+	if err != nil {
+		return err
+	}
+	opts.StartPrefetch = func(after string, segSize int64) error { return e.startPrefetch(after, segSize, opts.PrefetchDir) }
+	return wal.Fetch(ctx, name, dest, opts)
+}
+
+func (e *env) fetchOptions(ctx context.Context, prefetchDir string) (wal.FetchOptions, error) {
+	st, err := e.Store(ctx)
+	if err != nil {
+		return wal.FetchOptions{}, err
+	}
+	codec, err := e.Codec(true)
+	if err != nil {
+		return wal.FetchOptions{}, err
+	}
+	return wal.FetchOptions{Store: st, Codec: codec, PrefetchDir: prefetchDir, Prefetch: e.cfg.FetchPrefetch, Retry: e.retryPolicy()}, nil
+}
+
+// startPrefetch runs `pitr wal-prefetch` detached, in its own session, so
+// restore_command returns while the next segments download.
+func (e *env) startPrefetch(after string, segSize int64, dir string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{"wal-prefetch", after, strconv.FormatInt(segSize, 10), dir}
+	if e.configFile != "" {
+		args = append([]string{"--config", e.configFile}, args...)
+	}
+	cmd := exec.Command(self, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Env = os.Environ()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	return cmd.Process.Release()
+}
+
+// fetchExit maps wal-fetch's errors to the statuses PostgreSQL acts on.
+func fetchExit(err error) error {
+	if errors.Is(err, wal.ErrNotFound) {
+		return exitCodeError{exitNotFound, err}
+	}
+	return exitCodeError{exitFatal, err}
+}
+
+func newWALPrefetchCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:    "wal-prefetch AFTER SEGMENT_SIZE DIR",
+		Short:  "Download the segments after AFTER into DIR (started by wal-fetch)",
+		Hidden: true,
+		Args:   usageArgs(cobra.ExactArgs(3)),
+		RunE: func(c *cobra.Command, args []string) error {
+			size, err := strconv.ParseInt(args[1], 10, 64)
+			if err != nil {
+				return fmt.Errorf("%w: segment size %q", errUsage, args[1])
+			}
+			opts, err := e.fetchOptions(c.Context(), args[2])
+			if err != nil {
+				return err
+			}
+			return wal.Prefetch(c.Context(), args[0], size, e.cfg.FetchPrefetch, args[2], opts)
+		},
+	}
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/pitr-dev/pitr/internal/config"
+	"github.com/pitr-dev/pitr/internal/crypto"
+	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/internal/retry"
+	"github.com/pitr-dev/pitr/storage"
+	"github.com/pitr-dev/pitr/storage/local"
+	"github.com/pitr-dev/pitr/storage/s3"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// env is what every command gets: settings, logger, and lazily opened
+// storage.
+type env struct {
+	configFile string // the file loaded, passed on to child processes
+	cfg        config.Config
+	log        zerolog.Logger
+	stderr     io.Writer
+	stdout     io.Writer
+	store      storage.Storage
+}
+
+func newRootCommand() *cobra.Command {
+	e := &env{stdout: os.Stdout, stderr: os.Stderr}
+	var configFile, repo, logLevel, logFormat string
+	root := &cobra.Command{
+		Use:           "pitr",
+		Short:         "Point-in-time recovery for PostgreSQL: WAL archiving, base backups and restore to object storage",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
+		PersistentPreRunE: func(c *cobra.Command, _ []string) error {
+			if err := e.load(configFile, os.LookupEnv); err != nil {
+				return err
+			}
+			for key, val := range map[string]string{"repo": repo, "log_level": logLevel, "log_format": logFormat} {
+				if f := c.Flags().Lookup(strings.ReplaceAll(key, "_", "-")); f != nil && f.Changed {
+					if err := e.cfg.Set(key, val); err != nil {
+						return fmt.Errorf("%w: --%s: %v", errUsage, f.Name, err)
+					}
+				}
+			}
+			e.log = newLogger(e.stderr, e.cfg.LogLevel, e.cfg.LogFormat)
+			c.SetContext(e.log.WithContext(c.Context()))
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
+	pf := root.PersistentFlags()
+	pf.StringVar(&configFile, "config", "", "config file (default $PITR_CONFIG, else "+config.DefaultFile+" if it exists)")
+	pf.StringVar(&repo, "repo", "", "repository URL, overrides PITR_REPO")
+	pf.StringVar(&logLevel, "log-level", "", "debug, info, warn or error")
+	pf.StringVar(&logFormat, "log-format", "", "auto, console or json")
+	root.AddCommand(
+		newWALPushCommand(e),
+		newWALFetchCommand(e),
+		newWALPrefetchCommand(e),
+		newKeygenCommand(e),
+		newConfigCommand(e),
+		newDemoCommand(e),
+	)
+	return root
+}
+
+// load reads the config file named by flag, PITR_CONFIG or the default.
+func (e *env) load(flag string, lookup func(string) (string, bool)) error {
+	path := flag
+	if path == "" {
+		path, _ = lookup("PITR_CONFIG")
+	}
+	if path == "" {
+		if _, err := os.Stat(config.DefaultFile); err == nil {
+			path = config.DefaultFile
+		}
+	}
+	cfg, err := config.Load(path, lookup)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	e.configFile, e.cfg = path, cfg
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) zerolog.Logger {
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	if format == "console" || (format == "auto" && isTerminal(w)) {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	}
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isatty.IsTerminal(f.Fd())
+}
+
+// Store validates the settings and opens the repository once.
+func (e *env) Store(ctx context.Context) (storage.Storage, error) {
+	if e.store != nil {
+		return e.store, nil
+	}
+	if err := e.cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	switch {
+	case strings.HasPrefix(e.cfg.Repo, "file://"):
+		dir, err := local.ParseURL(e.cfg.Repo)
+		if err != nil {
+			return nil, fmt.Errorf("%w: repo: %v", errUsage, err)
+		}
+		st, err := local.Open(dir)
+		if err != nil {
+			return nil, err
+		}
+		e.store = st
+	default:
+		bucket, prefix, err := s3.ParseURL(e.cfg.Repo)
+		if err != nil {
+			return nil, fmt.Errorf("%w: repo: %v", errUsage, err)
+		}
+		pathStyle := e.cfg.S3Endpoint != ""
+		if e.cfg.S3ForcePathStyle != nil {
+			pathStyle = *e.cfg.S3ForcePathStyle
+		}
+		st, err := s3.New(ctx, s3.Options{
+			Bucket: bucket, Prefix: prefix, Endpoint: e.cfg.S3Endpoint, Region: e.cfg.S3Region,
+			ForcePathStyle: pathStyle, SSE: e.cfg.S3SSE, SSEKMSKeyID: e.cfg.S3SSEKMSKeyID,
+			StorageClass: e.cfg.S3StorageClass, PartSize: int64(e.cfg.S3PartSizeMiB) << 20,
+			Concurrency: e.cfg.S3Concurrency,
+		})
+		if err != nil {
+			return nil, err
+		}
+		e.store = st
+	}
+	return e.store, nil
+}
+
+// Codec builds the envelope codec. needKey says whether the command will
+// open encrypted objects (and so needs the identity file).
+func (e *env) Codec(needKey bool) (*envelope.Codec, error) {
+	c := &envelope.Codec{Encrypt: e.cfg.Encryption != "none", Level: e.cfg.ZstdLevel}
+	if !c.Encrypt {
+		e.log.Warn().Msg("encryption is off (encryption: none): objects are stored readable by anyone with access to the repository")
+	}
+	if c.Encrypt && !needKey {
+		rs, err := crypto.ParseRecipients(strings.Join(e.cfg.AgeRecipients, ","))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", errUsage, config.EnvName("age_recipients"), err)
+		}
+		if e.cfg.AgeRecipientsFile != "" {
+			more, err := crypto.LoadRecipientsFile(e.cfg.AgeRecipientsFile)
+			if err != nil {
+				return nil, err
+			}
+			rs = append(rs, more...)
+		}
+		if len(rs) == 0 {
+			return nil, fmt.Errorf("%w: no age recipients: set %s or %s (or encryption: none to store unencrypted)",
+				errUsage, config.EnvName("age_recipients"), config.EnvName("age_recipients_file"))
+		}
+		c.Recipients = rs
+	}
+	if needKey && e.cfg.AgeIdentityFile != "" {
+		ids, err := crypto.LoadIdentities(e.cfg.AgeIdentityFile)
+		if err != nil {
+			return nil, err
+		}
+		c.Identities = ids
+	}
+	return c, nil
+}
+
+func (e *env) retryPolicy() retry.Policy { return retry.Policy{Timeout: e.cfg.RetryTimeout} }

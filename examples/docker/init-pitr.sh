@@ -1,0 +1,9 @@
+#!/bin/sh
+# Runs once when the postgres image initialises a new data directory.
+set -e
+cat >> "$PGDATA/postgresql.conf" <<CONF
+wal_level = replica
+archive_mode = on
+archive_command = 'pitr wal-push %p'
+archive_timeout = 60
+CONF

@@ -1,0 +1,350 @@
+package wal
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/crypto"
+	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/internal/retry"
+	"github.com/pitr-dev/pitr/storage"
+)
+
+// ErrNotFound is wrapped when the repository answered and holds no copy of
+// the requested file: the one case where restore_command may exit 1.
+var ErrNotFound = errors.New("not in the archive")
+
+// FetchOptions configures Fetch and Prefetch.
+type FetchOptions struct {
+	Store storage.Storage
+	Codec *envelope.Codec
+	// PrefetchDir holds segments fetched ahead of their restore_command
+	// call. Default: "pitr/prefetch" next to the destination (inside pg_wal).
+	PrefetchDir string
+	// Prefetch is how many following segments to fetch in the background;
+	// 0 disables prefetching.
+	Prefetch int
+	// Retry bounds retries of transient storage errors.
+	Retry retry.Policy
+	// StartPrefetch starts a background prefetch of the segments after the
+	// one just fetched (the command runs `pitr wal-prefetch` detached, so
+	// restore_command returns at once). Nil disables prefetching.
+	StartPrefetch func(after string, segSize int64) error
+}
+
+func (o *FetchOptions) prefetchDir(dest string) string {
+	if o.PrefetchDir != "" {
+		return o.PrefetchDir
+	}
+	return filepath.Join(filepath.Dir(dest), "pitr", "prefetch")
+}
+
+// Fetch restores the WAL file name (%f) to dest (%p). It writes a temporary
+// file next to dest and renames it, so PostgreSQL never sees a partial file,
+// and it hands over only bytes whose SHA-256 matches the repository's
+// record. It returns an error wrapping ErrNotFound only when the repository
+// confirmed that it holds no copy of name.
+func Fetch(ctx context.Context, name, dest string, opts FetchOptions) error {
+	n, err := ParseName(name)
+	if err != nil {
+		return err
+	}
+	log := zerolog.Ctx(ctx)
+	start := time.Now()
+	pdir := opts.prefetchDir(dest)
+	var size int64
+	src := "repository"
+	if n.Kind == KindSegment {
+		size, err = takePrefetched(pdir, n, dest)
+		if err != nil {
+			log.Warn().Err(err).Str("segment", name).Msg("prefetched segment rejected; fetching again")
+		}
+		if size > 0 {
+			src = "prefetch"
+		}
+	}
+	if size == 0 {
+		err = retry.Do(ctx, opts.Retry, func(ctx context.Context) error {
+			var err error
+			size, err = fetchOnce(ctx, opts.Store, opts.Codec, name, dest)
+			return classify(err)
+		}, func(err error, wait time.Duration) {
+			log.Warn().Err(err).Str("segment", name).Dur("retry_in", wait).Msg("wal fetch failed; retrying")
+		})
+		if err != nil {
+			return err
+		}
+	}
+	log.Info().Str("segment", name).Str("from", src).Int64("bytes", size).Dur("took", time.Since(start)).Msg("wal fetched")
+	if n.Kind == KindSegment && opts.Prefetch > 0 && opts.StartPrefetch != nil && ValidSegmentSize(size) {
+		cleanPrefetched(pdir, n)
+		if err := opts.StartPrefetch(name, size); err != nil {
+			log.Warn().Err(err).Msg("could not start prefetch")
+		}
+	}
+	return nil
+}
+
+// classify marks errors that retrying cannot fix as permanent.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrNotFound) || errors.Is(err, crypto.ErrWrongKey) || errors.Is(err, envelope.ErrChecksum) ||
+		errors.Is(err, ErrConflict) || errors.Is(err, errCorrupt) {
+		return retry.Permanent(err)
+	}
+	return err
+}
+
+// errCorrupt marks objects that fail authentication or decoding.
+var errCorrupt = errors.New("stored object is corrupt or was tampered with")
+
+// resolve finds the single stored object for name.
+func resolve(ctx context.Context, st storage.Storage, name string) (catalog.WALObject, error) {
+	objs, err := ListWAL(ctx, st, name)
+	if err != nil {
+		return catalog.WALObject{}, fmt.Errorf("list %s: %w", name, err)
+	}
+	if len(objs) == 0 {
+		return catalog.WALObject{}, fmt.Errorf("%s: %w", name, ErrNotFound)
+	}
+	for _, o := range objs[1:] {
+		if o.SHA256 != objs[0].SHA256 {
+			return catalog.WALObject{}, fmt.Errorf("%s: %w: the repository holds %d different copies", name, ErrConflict, len(objs))
+		}
+	}
+	return objs[0], nil
+}
+
+// fetchOnce downloads, verifies and renames into place; it returns the
+// plaintext size.
+func fetchOnce(ctx context.Context, st storage.Storage, codec *envelope.Codec, name, dest string) (int64, error) {
+	o, err := resolve(ctx, st, name)
+	if err != nil {
+		return 0, err
+	}
+	return download(ctx, st, codec, o, dest)
+}
+
+func download(ctx context.Context, st storage.Storage, codec *envelope.Codec, o catalog.WALObject, dest string) (int64, error) {
+	rc, err := st.Get(ctx, o.Key)
+	if errors.Is(err, storage.ErrNotExist) {
+		// Listed a moment ago: something deleted it under us. Treat as
+		// transient so the listing runs again.
+		return 0, fmt.Errorf("get %s: vanished after listing", o.Key)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	body := &transportReader{r: rc}
+	pr, err := codec.Open(body, o.Encrypted, o.SHA256)
+	if err != nil {
+		if errors.Is(err, crypto.ErrWrongKey) {
+			return 0, fmt.Errorf("%s: %w", o.Name, err)
+		}
+		if body.err != nil {
+			return 0, fmt.Errorf("download %s: %w", o.Key, body.err)
+		}
+		return 0, fmt.Errorf("%s: %w: %v", o.Name, errCorrupt, err)
+	}
+	defer pr.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dest), ".pitr-"+o.Name+".*")
+	if err != nil {
+		return 0, fmt.Errorf("create temp file: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	n, err := io.Copy(tmp, pr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		// A broken connection is transient; if the transport delivered
+		// every byte, age authentication, zstd decoding or the SHA-256
+		// check failed: the stored bytes are wrong.
+		if body.err != nil {
+			return 0, fmt.Errorf("download %s: %w", o.Key, body.err)
+		}
+		return 0, fmt.Errorf("%s: %w: %v", o.Name, errCorrupt, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return 0, err
+	}
+	if err := os.Rename(tmp.Name(), dest); err != nil {
+		return 0, err
+	}
+	ok = true
+	return n, nil
+}
+
+// transportReader remembers a read error of the storage body itself, to
+// tell a broken download from bytes that fail to decode.
+type transportReader struct {
+	r   io.Reader
+	err error
+}
+
+func (t *transportReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		t.err = err
+	}
+	return n, err
+}
+
+// Prefetch downloads the n segments after `after` into dir, each under
+// "<name>.<sha256>" once verified, skipping ones already there or being
+// fetched by another prefetcher. It stops at the first segment the
+// repository does not have.
+func Prefetch(ctx context.Context, after string, segSize int64, n int, dir string, opts FetchOptions) error {
+	cur, err := ParseName(after)
+	if err != nil || cur.Kind != KindSegment {
+		return fmt.Errorf("prefetch: %q is not a segment name", after)
+	}
+	if !ValidSegmentSize(segSize) {
+		return fmt.Errorf("prefetch: bad segment size %d", segSize)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	have := prefetched(dir)
+	var want []string
+	for i := 0; i < n; i++ {
+		next := cur.Next(segSize)
+		cur, _ = ParseName(next)
+		if !have[next] {
+			want = append(want, next)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	// One listing of the directory finds every wanted key.
+	prefix, err := catalog.WALDirPrefix(want[0])
+	if err != nil {
+		return err
+	}
+	found := map[string]catalog.WALObject{}
+	err = opts.Store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+		if o, ok := catalog.ParseWALKey(oi.Key); ok {
+			found[o.Name] = o
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(2)
+	for _, name := range want {
+		o, ok := found[name]
+		if !ok {
+			break // not archived yet (or in another directory): fetched on demand
+		}
+		g.Go(func() error {
+			lock := filepath.Join(dir, ".inflight-"+name)
+			f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			if err != nil {
+				if fi, serr := os.Stat(lock); serr == nil && time.Since(fi.ModTime()) > 2*time.Minute {
+					os.Remove(lock) // a prefetcher died; the next one takes over
+				}
+				return nil
+			}
+			f.Close()
+			defer os.Remove(lock)
+			tmpDest := filepath.Join(dir, ".part-"+name)
+			if _, err := download(ctx, opts.Store, opts.Codec, o, tmpDest); err != nil {
+				os.Remove(tmpDest)
+				zerolog.Ctx(ctx).Warn().Err(err).Str("segment", name).Msg("prefetch failed")
+				return nil
+			}
+			return os.Rename(tmpDest, filepath.Join(dir, name+"."+o.SHA256))
+		})
+	}
+	return g.Wait()
+}
+
+// prefetched lists segment names already in dir (complete or in flight).
+func prefetched(dir string) map[string]bool {
+	out := map[string]bool{}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		n := strings.TrimPrefix(e.Name(), ".inflight-")
+		if len(n) >= 24 {
+			out[n[:24]] = true
+		}
+	}
+	return out
+}
+
+// takePrefetched moves a verified prefetched copy of n to dest and returns
+// its size; 0 if there is none. A copy that fails verification is removed.
+func takePrefetched(dir string, n Name, dest string) (int64, error) {
+	matches, _ := filepath.Glob(filepath.Join(dir, n.String()+".*"))
+	for _, p := range matches {
+		sum := strings.TrimPrefix(filepath.Base(p), n.String()+".")
+		if len(sum) != 64 {
+			continue
+		}
+		got, size, err := fileSHA256(p)
+		if err != nil || got != sum {
+			os.Remove(p)
+			return 0, fmt.Errorf("prefetched %s does not match its sha256", n)
+		}
+		if err := os.Rename(p, dest); err != nil {
+			return 0, err
+		}
+		return size, nil
+	}
+	return 0, nil
+}
+
+// cleanPrefetched removes prefetched segments of n's timeline older than n:
+// recovery has moved past them.
+func cleanPrefetched(dir string, n Name) {
+	entries, _ := os.ReadDir(dir)
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	for _, e := range names {
+		if len(e) > 24 && e[:8] == n.String()[:8] && e[:24] < n.String() {
+			os.Remove(filepath.Join(dir, e))
+		}
+	}
+}
+
+func fileSHA256(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}

@@ -1,0 +1,377 @@
+package wal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/storage"
+)
+
+// ErrConflict is wrapped when the repository already holds different
+// content under a WAL file name. Push never overwrites it.
+var ErrConflict = errors.New("already archived with different content")
+
+// PushOptions configures Push.
+type PushOptions struct {
+	Store storage.Storage
+	Codec *envelope.Codec
+	// SpoolDir holds acknowledgements of files uploaded ahead of their
+	// archive_command call, and temporary sealed files. Default: "pitr" next
+	// to the file pushed (inside pg_wal, which base backups skip).
+	SpoolDir string
+	// Concurrency is how many files one call uploads at once: the one asked
+	// for plus look-ahead at other .ready files. 1 disables look-ahead.
+	Concurrency int
+	// RepoID names the repository in the spool's marker cache (the URL).
+	RepoID  string
+	Version string // pitr's version, recorded in a new repository's marker
+}
+
+// PushResult reports what one Push did.
+type PushResult struct {
+	Name      string
+	Key       string
+	Bytes     int64 // plaintext
+	Stored    int64 // bytes stored (0 if it was stored already)
+	Existed   bool  // same content was archived before
+	Acked     bool  // an earlier call's look-ahead had stored it
+	LookAhead int   // other .ready files stored by this call
+}
+
+// ack is what look-ahead records in the spool once a file is safely stored.
+// It is only trusted while the file in pg_wal is the same file (size, mtime
+// and inode unchanged): PostgreSQL does not touch a .ready segment until its
+// archive_command succeeds, and a new cluster has new inodes.
+type ack struct {
+	Key     string `json:"key"`
+	Size    int64  `json:"size"`
+	MtimeNS int64  `json:"mtime_ns"`
+	Inode   uint64 `json:"inode"`
+	Stored  int64  `json:"stored"`
+}
+
+// Push archives the file at path (archive_command's %p). It returns nil only
+// once the file's content is durably stored in the repository: uploaded now
+// and confirmed by the store, found there with the same SHA-256, or
+// acknowledged by an earlier call's look-ahead and confirmed present.
+func Push(ctx context.Context, path string, opts PushOptions) (PushResult, error) {
+	base := filepath.Base(path)
+	name, err := ParseName(base)
+	if err != nil {
+		return PushResult{}, err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return PushResult{}, fmt.Errorf("wal-push: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return PushResult{}, fmt.Errorf("wal-push: %s is not a regular file", path)
+	}
+	if opts.SpoolDir == "" {
+		opts.SpoolDir = filepath.Join(filepath.Dir(path), "pitr")
+	}
+	if opts.Concurrency < 1 {
+		opts.Concurrency = 1
+	}
+	p := &pusher{opts: opts, log: zerolog.Ctx(ctx)}
+	if err := p.prepareSpool(); err != nil {
+		return PushResult{}, err
+	}
+	if err := p.ensureMarker(ctx); err != nil {
+		return PushResult{}, err
+	}
+	if res, ok := p.fromAck(ctx, path, name, fi); ok {
+		return res, nil
+	}
+
+	var res PushResult
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		res, err = p.pushFile(gctx, path, name)
+		return err
+	})
+	ahead := p.lookAhead(path, name)
+	var stored atomic.Int64
+	if len(ahead) > 0 {
+		var lg errgroup.Group // look-ahead failures never fail this call
+		lg.SetLimit(opts.Concurrency - 1)
+		for _, other := range ahead {
+			lg.Go(func() error {
+				if gctx.Err() != nil {
+					return nil
+				}
+				if err := p.pushAhead(gctx, other); err != nil {
+					p.log.Warn().Err(err).Str("file", filepath.Base(other)).Msg("look-ahead push failed; archive_command will retry it")
+					return nil
+				}
+				stored.Add(1)
+				return nil
+			})
+		}
+		g.Go(func() error { return lg.Wait() })
+	}
+	err = g.Wait()
+	res.LookAhead = int(stored.Load())
+	return res, err
+}
+
+type pusher struct {
+	opts PushOptions
+	log  *zerolog.Logger
+}
+
+func (p *pusher) ackDir() string { return filepath.Join(p.opts.SpoolDir, "ack") }
+func (p *pusher) tmpDir() string { return filepath.Join(p.opts.SpoolDir, "tmp") }
+
+func (p *pusher) prepareSpool() error {
+	for _, d := range []string{p.ackDir(), p.tmpDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("wal-push: spool: %w", err)
+		}
+	}
+	return nil
+}
+
+// ensureMarker writes the repository marker the first time this spool sees
+// the repository, and refuses repositories of an unknown format.
+func (p *pusher) ensureMarker(ctx context.Context) error {
+	cache := filepath.Join(p.opts.SpoolDir, "repo-checked")
+	if b, err := os.ReadFile(cache); err == nil && string(b) == p.opts.RepoID {
+		return nil
+	}
+	if err := EnsureMarker(ctx, p.opts.Store, p.opts.Version); err != nil {
+		return err
+	}
+	return writeFileAtomic(cache, []byte(p.opts.RepoID))
+}
+
+// EnsureMarker creates the repository marker if absent, else checks its format.
+func EnsureMarker(ctx context.Context, st storage.Storage, version string) error {
+	rc, err := st.Get(ctx, catalog.MarkerKey)
+	if errors.Is(err, storage.ErrNotExist) {
+		b := catalog.MarshalMarker(time.Now(), version)
+		if err := st.Put(ctx, catalog.MarkerKey, strings.NewReader(string(b))); err != nil {
+			return fmt.Errorf("create repository marker: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read repository marker: %w", err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return fmt.Errorf("read repository marker: %w", err)
+	}
+	return catalog.CheckMarker(b)
+}
+
+func (p *pusher) fromAck(ctx context.Context, path string, name Name, fi os.FileInfo) (PushResult, bool) {
+	ackPath := filepath.Join(p.ackDir(), name.String())
+	b, err := os.ReadFile(ackPath)
+	if err != nil {
+		return PushResult{}, false
+	}
+	var a ack
+	if json.Unmarshal(b, &a) != nil || !sameFile(a, fi) {
+		_ = os.Remove(ackPath)
+		return PushResult{}, false
+	}
+	oi, err := p.opts.Store.Stat(ctx, a.Key)
+	if err != nil || oi.Size != a.Stored {
+		p.log.Warn().Str("segment", name.String()).Msg("acknowledged object not confirmed in repository; pushing again")
+		_ = os.Remove(ackPath)
+		return PushResult{}, false
+	}
+	_ = os.Remove(ackPath)
+	return PushResult{Name: name.String(), Key: a.Key, Bytes: a.Size, Stored: a.Stored, Acked: true}, true
+}
+
+func sameFile(a ack, fi os.FileInfo) bool {
+	return a.Size == fi.Size() && a.MtimeNS == fi.ModTime().UnixNano() && a.Inode == inode(fi)
+}
+
+func inode(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
+}
+
+// lookAhead returns other files PostgreSQL has marked .ready, oldest first,
+// at most Concurrency-1 of them and none that already has an ack.
+func (p *pusher) lookAhead(path string, self Name) []string {
+	if p.opts.Concurrency < 2 {
+		return nil
+	}
+	statusDir := filepath.Join(filepath.Dir(path), "archive_status")
+	entries, err := os.ReadDir(statusDir)
+	if err != nil {
+		return nil
+	}
+	acks, _ := os.ReadDir(p.ackDir())
+	acked := make(map[string]bool, len(acks))
+	for _, a := range acks {
+		acked[a.Name()] = true
+	}
+	var names []string
+	for _, e := range entries {
+		n, ok := strings.CutSuffix(e.Name(), ".ready")
+		if !ok || n == self.String() || acked[n] {
+			continue
+		}
+		if _, err := ParseName(n); err != nil {
+			continue
+		}
+		names = append(names, n)
+	}
+	// PostgreSQL archives timeline history files first, then by name.
+	sort.Slice(names, func(i, j int) bool {
+		hi, hj := strings.HasSuffix(names[i], ".history"), strings.HasSuffix(names[j], ".history")
+		if hi != hj {
+			return hi
+		}
+		return names[i] < names[j]
+	})
+	if len(names) > p.opts.Concurrency-1 {
+		names = names[:p.opts.Concurrency-1]
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = filepath.Join(filepath.Dir(path), n)
+	}
+	return out
+}
+
+func (p *pusher) pushAhead(ctx context.Context, path string) error {
+	name, err := ParseName(filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	res, err := p.pushFile(ctx, path, name)
+	if err != nil {
+		return err
+	}
+	fi2, err := os.Stat(path)
+	if err != nil || inode(fi2) != inode(fi) || fi2.Size() != res.Bytes {
+		return fmt.Errorf("%s changed while pushing", name)
+	}
+	oi, err := p.opts.Store.Stat(ctx, res.Key)
+	if err != nil {
+		return err
+	}
+	a := ack{Key: res.Key, Size: fi.Size(), MtimeNS: fi.ModTime().UnixNano(), Inode: inode(fi), Stored: oi.Size}
+	b, _ := json.Marshal(a)
+	return writeFileAtomic(filepath.Join(p.ackDir(), name.String()), b)
+}
+
+// pushFile seals the file into a spool temp file (hashing it on the way),
+// checks the repository for a stored copy, and uploads if there is none.
+func (p *pusher) pushFile(ctx context.Context, path string, name Name) (PushResult, error) {
+	start := time.Now()
+	res := PushResult{Name: name.String()}
+	src, err := os.Open(path)
+	if err != nil {
+		return res, fmt.Errorf("wal-push: %w", err)
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(p.tmpDir(), name.String()+".*")
+	if err != nil {
+		return res, fmt.Errorf("wal-push: spool: %w", err)
+	}
+	defer func() {
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}()
+	s, err := p.opts.Codec.Seal(tmp)
+	if err != nil {
+		return res, err
+	}
+	if _, err := io.Copy(s, src); err != nil {
+		return res, fmt.Errorf("wal-push: read %s: %w", path, err)
+	}
+	if err := s.Close(); err != nil {
+		return res, fmt.Errorf("wal-push: seal %s: %w", name, err)
+	}
+	res.Bytes = s.Size()
+	key, err := catalog.WALKey(name.String(), s.Sum(), p.opts.Codec.Encrypt)
+	if err != nil {
+		return res, err
+	}
+	res.Key = key
+
+	existing, err := ListWAL(ctx, p.opts.Store, name.String())
+	if err != nil {
+		return res, fmt.Errorf("wal-push: check repository for %s: %w", name, err)
+	}
+	for _, o := range existing {
+		if o.SHA256 == s.Sum() {
+			res.Existed, res.Key = true, o.Key
+			p.log.Info().Str("segment", name.String()).Msg("wal already archived with same content")
+			return res, nil
+		}
+	}
+	if len(existing) > 0 {
+		return res, fmt.Errorf("wal-push: %s %w (stored sha256 %.16s, this file %.16s); refusing to overwrite", name, ErrConflict, existing[0].SHA256, s.Sum())
+	}
+
+	stored, err := tmp.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return res, err
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return res, err
+	}
+	if err := p.opts.Store.Put(ctx, key, tmp); err != nil {
+		return res, fmt.Errorf("wal-push: %w", err)
+	}
+	res.Stored = stored
+	p.log.Info().Str("segment", name.String()).Int64("bytes", res.Bytes).Int64("stored", stored).
+		Dur("took", time.Since(start)).Msg("wal pushed")
+	return res, nil
+}
+
+// ListWAL returns the stored objects for one WAL file name.
+func ListWAL(ctx context.Context, st storage.Storage, name string) ([]catalog.WALObject, error) {
+	prefix, err := catalog.WALPrefix(name)
+	if err != nil {
+		return nil, err
+	}
+	var out []catalog.WALObject
+	err = st.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+		if o, ok := catalog.ParseWALKey(oi.Key); ok && o.Name == name {
+			o.Size = oi.Size
+			out = append(out, o)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := fmt.Sprintf("%s.tmp%d", path, os.Getpid())
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
