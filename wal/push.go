@@ -92,6 +92,9 @@ func Push(ctx context.Context, path string, opts PushOptions) (PushResult, error
 	if err := p.prepareSpool(); err != nil {
 		return PushResult{}, err
 	}
+	// A server that archives has finished recovery: segments prefetched for
+	// it are of no further use.
+	_ = os.RemoveAll(filepath.Join(opts.SpoolDir, "prefetch"))
 	if err := p.ensureMarker(ctx); err != nil {
 		return PushResult{}, err
 	}

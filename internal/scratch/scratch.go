@@ -616,3 +616,6 @@ func abbrev(s string) string {
 	}
 	return s
 }
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) { return freePort() }

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pitr-dev/pitr/internal/scratch"
 )
@@ -48,9 +49,16 @@ func Dir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("remove test dir: %v", err)
+		// A detached wal-prefetch may still be finishing a download into a
+		// restored cluster's pg_wal: retry for a little while.
+		var err error
+		for i := 0; i < 50; i++ {
+			if err = os.RemoveAll(dir); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
+		t.Errorf("remove test dir: %v", err)
 	})
 	if err := scratch.ChownToPostgres(dir); err != nil {
 		t.Fatal(err)

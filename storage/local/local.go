@@ -39,6 +39,11 @@ var _ storage.Storage = (*Store)(nil)
 // Store is a storage.Storage in a local directory.
 type Store struct {
 	dir string // absolute
+	// owner, when set, is the repository directory's owner: root writing
+	// into a repository that belongs to another user (say `pitr backup` run
+	// as root next to archive_command run as postgres) hands new files and
+	// directories to that user, so neither locks the other out.
+	owner *[2]int
 }
 
 // Open returns the store rooted at dir, creating dir if it is missing.
@@ -60,7 +65,11 @@ func Open(dir string) (*Store, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("open local store: %s is not a directory", abs)
 	}
-	return &Store{dir: abs}, nil
+	st := &Store{dir: abs}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 && sys.Uid != 0 {
+		st.owner = &[2]int{int(sys.Uid), int(sys.Gid)}
+	}
+	return st, nil
 }
 
 // ParseURL returns the directory named by a "file:///abs/path" URL.
@@ -144,6 +153,9 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader) error {
 	if _, err := io.Copy(f, ctxReader{ctx: ctx, r: r}); err != nil {
 		return err
 	}
+	if err := s.chown(tmp); err != nil {
+		return err
+	}
 	if err := f.Sync(); err != nil {
 		return err
 	}
@@ -217,11 +229,21 @@ func (s *Store) mkdirAll(dir string) error {
 		if err != nil {
 			return err
 		}
+		if err := s.chown(cur); err != nil {
+			return err
+		}
 		if err := syncDir(parent); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (s *Store) chown(path string) error {
+	if s.owner == nil {
+		return nil
+	}
+	return os.Lchown(path, s.owner[0], s.owner[1])
 }
 
 func syncDir(dir string) error {

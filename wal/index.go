@@ -1,0 +1,143 @@
+package wal
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/storage"
+)
+
+// Index is what one listing of the repository's wal/ tree knows: which
+// files are archived, and when each was stored. It needs no secret key.
+type Index struct {
+	files     map[string]Entry  // by WAL file name
+	timelines map[Timeline]bool // timelines with at least one segment
+}
+
+// Entry is one archived file in an Index.
+type Entry struct {
+	catalog.WALObject
+	Stored time.Time // when the store received it: no commit in it is later
+}
+
+// LoadIndex lists wal/ once.
+func LoadIndex(ctx context.Context, st storage.Storage) (*Index, error) {
+	ix := &Index{files: map[string]Entry{}, timelines: map[Timeline]bool{}}
+	err := st.List(ctx, "wal/", func(oi storage.ObjectInfo) error {
+		o, ok := catalog.ParseWALKey(oi.Key)
+		if !ok {
+			return nil
+		}
+		o.Size = oi.Size
+		ix.files[o.Name] = Entry{WALObject: o, Stored: oi.ModTime}
+		if n, err := ParseName(o.Name); err == nil && n.Kind == KindSegment {
+			ix.timelines[n.Timeline] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list archived wal: %w", err)
+	}
+	return ix, nil
+}
+
+// Has reports whether a file of that name is archived.
+func (ix *Index) Has(name string) bool { _, ok := ix.files[name]; return ok }
+
+// Get returns the entry of an archived file.
+func (ix *Index) Get(name string) (Entry, bool) { e, ok := ix.files[name]; return e, ok }
+
+// Timelines returns the timelines that have archived segments, ascending.
+func (ix *Index) Timelines() []Timeline {
+	out := make([]Timeline, 0, len(ix.timelines))
+	for t := range ix.timelines {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// Chain is the run of archived segments recovery can replay from a start
+// segment without a gap.
+type Chain struct {
+	First, Last string    // segment names; Last is "" if First is missing
+	LastStored  time.Time // when Last was stored: the chain reaches at least this moment
+	Missing     string    // the first segment not archived after Last
+	MoreAfter   bool      // segments exist beyond Missing: a gap, not the end of the archive
+}
+
+// Chain follows archived segments from start. When the next segment is
+// missing on the current timeline but a newer timeline has it, the chain
+// continues there, as recovery with recovery_target_timeline = 'latest'
+// does after a promotion (PostgreSQL copies the switch segment into the
+// new timeline).
+func (ix *Index) Chain(start string, segSize int64) Chain {
+	n, err := ParseName(start)
+	if err != nil || n.Kind != KindSegment || !ValidSegmentSize(segSize) {
+		return Chain{First: start, Missing: start}
+	}
+	tli := n.Timeline
+	segNo := n.SegNo(segSize)
+	c := Chain{First: start}
+	tls := ix.Timelines()
+	for {
+		name := SegmentFileName(tli, segNo, segSize)
+		if !ix.Has(name) {
+			switched := false
+			for i := len(tls) - 1; i >= 0 && tls[i] > tli; i-- {
+				if alt := SegmentFileName(tls[i], segNo, segSize); ix.Has(alt) {
+					tli, name, switched = tls[i], alt, true
+					break
+				}
+			}
+			if !switched {
+				c.Missing = name
+				c.MoreAfter = ix.anyAfter(segNo, segSize)
+				return c
+			}
+		}
+		c.Last = name
+		c.LastStored = ix.files[name].Stored
+		segNo++
+	}
+}
+
+// anyAfter reports whether any segment numbered above segNo is archived, on
+// any timeline.
+func (ix *Index) anyAfter(segNo uint64, segSize int64) bool {
+	for name := range ix.files {
+		n, err := ParseName(name)
+		if err == nil && n.Kind == KindSegment && n.SegNo(segSize) > segNo {
+			return true
+		}
+	}
+	return false
+}
+
+// Covers reports whether the chain includes the segment with this number
+// (on any timeline).
+func (c Chain) Covers(name string, segSize int64) bool {
+	if c.Last == "" {
+		return false
+	}
+	n, err1 := ParseName(name)
+	last, err2 := ParseName(c.Last)
+	first, err3 := ParseName(c.First)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return false
+	}
+	s := n.SegNo(segSize)
+	return s >= first.SegNo(segSize) && s <= last.SegNo(segSize)
+}
+
+// SegmentOf returns the name of the segment holding the byte before lsn
+// (for an end position) or at lsn (for a start position).
+func SegmentOf(tli Timeline, lsn uint64, segSize int64, end bool) string {
+	if end && lsn > 0 {
+		lsn--
+	}
+	return SegmentFileName(tli, lsn/uint64(segSize), segSize)
+}
