@@ -42,6 +42,10 @@ func newRig(t *testing.T, backend string) *rig {
 		t.Fatalf("keygen exit %d", code)
 	}
 	r.recipient = strings.TrimSpace(out)
+	// restore_command runs as the server's user and must read the key.
+	if err := scratch.ChownToPostgres(r.identity); err != nil {
+		t.Fatal(err)
+	}
 	r.env = []string{"PITR_AGE_RECIPIENTS=" + r.recipient, "PITR_LOG_FORMAT=json"}
 	switch backend {
 	case "local":

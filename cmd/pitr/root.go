@@ -79,6 +79,10 @@ func newRootCommand() *cobra.Command {
 		newWALPrefetchCommand(e),
 		newKeygenCommand(e),
 		newConfigCommand(e),
+		newBackupCommand(e),
+		newListCommand(e),
+		newShowCommand(e),
+		newRestoreCommand(e),
 		newDemoCommand(e),
 	)
 	return root

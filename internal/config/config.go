@@ -46,6 +46,10 @@ type Config struct {
 	SpoolDir        string        `yaml:"spool_dir" doc:"directory for look-ahead acknowledgements and prefetched WAL (default: pg_wal/pitr)"`
 	RetryTimeout    time.Duration `yaml:"retry_timeout" default:"1m" doc:"how long wal-fetch and other commands retry transient storage errors"`
 
+	PGDSN            string        `yaml:"pg_dsn" doc:"libpq connection string for backups, e.g. 'host=/run/postgresql user=postgres' (default: PGHOST, PGPORT, PGUSER, PGPASSWORD)"`
+	BackupWALTimeout time.Duration `yaml:"backup_wal_timeout" default:"5m" doc:"how long pitr backup waits for archive_command to store the WAL the backup needs"`
+	BackupStaleAfter time.Duration `yaml:"backup_stale_after" default:"24h" doc:"pitr backup removes leftovers of interrupted backups older than this; 0 keeps them"`
+
 	LogLevel  string `yaml:"log_level" default:"info" doc:"debug, info, warn or error"`
 	LogFormat string `yaml:"log_format" default:"auto" doc:"auto (console on a terminal, else JSON), console or json"`
 }

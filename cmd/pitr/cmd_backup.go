@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pitr-dev/pitr/internal/backup"
+)
+
+func newBackupCommand(e *env) *cobra.Command {
+	var spread bool
+	cmd := &cobra.Command{
+		Use:   "backup",
+		Short: "Take a base backup over the replication protocol into the repository",
+		Long: `Take a base backup with BASE_BACKUP and stream each tablespace through zstd and
+age into the repository, with no local copy. The backup is listed only once all
+its parts and the WAL from its start to its end are stored (archive_command
+must be 'pitr wal-push %p'). Connection: pg_dsn, or PGHOST/PGPORT/PGUSER/PGPASSWORD.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error { return runBackup(c.Context(), e, !spread) },
+	}
+	cmd.Flags().BoolVar(&spread, "spread-checkpoint", false, "spread the starting checkpoint over checkpoint_timeout instead of checkpointing at once")
+	return cmd
+}
+
+func runBackup(ctx context.Context, e *env, fast bool) error {
+	st, err := e.Store(ctx)
+	if err != nil {
+		return err
+	}
+	codec, err := e.Codec(false)
+	if err != nil {
+		return err
+	}
+	b, err := backup.Run(ctx, backup.Options{
+		Store: st, Codec: codec, DSN: e.cfg.PGDSN, Fast: fast,
+		WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "backup %s complete: %s to %s, %s stored (%s before compression)\n",
+		b.ID, b.StartLSN, b.EndLSN, humanBytes(b.Stored), humanBytes(b.Bytes))
+	return nil
+}

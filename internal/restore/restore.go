@@ -1,0 +1,396 @@
+// Package restore turns a base backup and the WAL archive into a data
+// directory that recovers to a target: it chooses the backup, unpacks its
+// parts in parallel into a staging directory next to --pgdata, writes the
+// recovery settings, and only then moves the directory into place.
+//
+// What a crash leaves: before the final rename, only the staging directory
+// (".pitr-restore-*" next to --pgdata, removed by the next restore into the
+// same place) and, for tablespaces, directories it created; --pgdata itself
+// is untouched until the rename, which is atomic.
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/storage"
+)
+
+// Options configures Run.
+type Options struct {
+	Store    storage.Storage
+	Codec    *envelope.Codec
+	Target   Target
+	BackupID string // "" chooses by target
+	DataDir  string
+	Force    bool // replace a non-empty DataDir (and non-empty tablespace directories)
+	// TablespaceMap moves tablespaces: old location -> new location.
+	TablespaceMap map[string]string
+	// RestoreCommand is the restore_command written for recovery, e.g.
+	// "'/usr/local/bin/pitr' --config '/etc/pitr/pitr.yaml' wal-fetch %f %p".
+	RestoreCommand string
+	// Files are written into the data directory (name -> content, 0600).
+	Files    map[string][]byte
+	Parallel int // parts downloaded at once; default 2
+	Now      func() time.Time
+}
+
+// Result reports what Run restored.
+type Result struct {
+	Plan  *Plan
+	Files int
+	Bytes int64
+}
+
+// Run restores into opts.DataDir.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Parallel < 1 {
+		opts.Parallel = 2
+	}
+	if opts.RestoreCommand == "" {
+		return nil, errors.New("restore: no restore_command")
+	}
+	log := zerolog.Ctx(ctx)
+	dataDir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	existing, err := checkTarget(dataDir, opts.Force)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := Choose(ctx, opts.Store, opts.Target, opts.BackupID)
+	if err != nil {
+		return nil, err
+	}
+	if plan.Warning != "" {
+		log.Warn().Msg(plan.Warning)
+	}
+	b := plan.Backup
+	log.Info().Str("backup", b.ID).Str("target", opts.Target.String()).Str("end_lsn", b.EndLSN).Msg("restoring backup")
+
+	owner, err := chooseOwner(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	parent := filepath.Dir(dataDir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	removeStale(parent)
+	staging, err := os.MkdirTemp(parent, ".pitr-restore-")
+	if err != nil {
+		return nil, fmt.Errorf("create staging directory: %w", err)
+	}
+	var created []string // tablespace directories we made, removed on failure
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(staging)
+			for _, d := range created {
+				os.RemoveAll(d)
+			}
+		}
+	}()
+	if err := os.Chmod(staging, 0o700); err != nil {
+		return nil, err
+	}
+	if err := owner.chown(staging); err != nil {
+		return nil, err
+	}
+
+	dirs := map[string]string{} // part name -> directory it unpacks into
+	tsMap := map[uint32]string{}
+	for _, ts := range b.Tablespaces {
+		loc := ts.Location
+		if to, ok := opts.TablespaceMap[loc]; ok {
+			loc = to
+			tsMap[ts.OID] = to
+		}
+		if !filepath.IsAbs(loc) {
+			return nil, fmt.Errorf("tablespace %d: location %q is not absolute", ts.OID, loc)
+		}
+		made, err := prepareTablespace(loc, opts.Force, owner)
+		if err != nil {
+			return nil, fmt.Errorf("tablespace %d: %w", ts.OID, err)
+		}
+		if made {
+			created = append(created, loc)
+		}
+		dirs[strconv.FormatUint(uint64(ts.OID), 10)+".tar"] = loc
+	}
+	for from := range opts.TablespaceMap {
+		found := false
+		for _, ts := range b.Tablespaces {
+			found = found || ts.Location == from
+		}
+		if !found {
+			return nil, fmt.Errorf("--tablespace-map %s: backup %s has no tablespace there", from, b.ID)
+		}
+	}
+
+	res := &Result{Plan: plan}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opts.Parallel)
+	stats := make([]ExtractStats, len(b.Parts))
+	for i, p := range b.Parts {
+		g.Go(func() error {
+			var err error
+			stats[i], err = restorePart(gctx, opts, b, p, staging, dirs, owner)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, s := range stats {
+		res.Files += s.Files
+		res.Bytes += s.Bytes
+	}
+	if len(tsMap) > 0 {
+		if err := RewriteTablespaceMap(staging, tsMap); err != nil {
+			return nil, err
+		}
+	}
+	settings := append([]Setting{{Name: "restore_command", Value: opts.RestoreCommand}}, opts.Target.Settings()...)
+	if opts.Target.Kind != Latest {
+		settings = append(settings, Setting{Name: "recovery_target_action", Value: "promote"})
+	}
+	settings = append(settings, Setting{Name: "recovery_target_timeline", Value: "latest"})
+	for name, content := range opts.Files {
+		p := filepath.Join(staging, name)
+		if err := os.WriteFile(p, content, 0o600); err != nil {
+			return nil, err
+		}
+		if err := owner.chown(p); err != nil {
+			return nil, err
+		}
+	}
+	if err := WriteRecoveryConfig(staging, settings, opts.Now()); err != nil {
+		return nil, err
+	}
+	if err := syncTree(staging); err != nil {
+		return nil, err
+	}
+	if err := swapIn(staging, dataDir, existing); err != nil {
+		return nil, err
+	}
+	ok = true
+	log.Info().Str("backup", b.ID).Str("pgdata", dataDir).Int("files", res.Files).Int64("bytes", res.Bytes).Msg("restore unpacked; recovery configured")
+	return res, nil
+}
+
+// restorePart downloads one part and unpacks (or writes) it.
+func restorePart(ctx context.Context, opts Options, b *catalog.Backup, p catalog.Part, staging string, dirs map[string]string, owner owner) (ExtractStats, error) {
+	rc, err := opts.Store.Get(ctx, p.Key)
+	if err != nil {
+		return ExtractStats{}, fmt.Errorf("backup %s part %s: %w", b.ID, p.Name, err)
+	}
+	defer rc.Close()
+	r, err := opts.Codec.Open(rc, b.Encrypted, p.SHA256)
+	if err != nil {
+		return ExtractStats{}, fmt.Errorf("backup %s part %s: %w", b.ID, p.Name, err)
+	}
+	defer r.Close()
+	if !strings.HasSuffix(p.Name, ".tar") {
+		// backup_manifest: kept for pg_verifybackup.
+		f, err := os.OpenFile(filepath.Join(staging, p.Name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return ExtractStats{}, err
+		}
+		n, err := io.Copy(f, r)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return ExtractStats{}, fmt.Errorf("backup %s part %s: %w", b.ID, p.Name, err)
+		}
+		return ExtractStats{Files: 1, Bytes: n}, owner.chown(f.Name())
+	}
+	dir := staging
+	if d, ok := dirs[p.Name]; ok {
+		dir = d
+	} else if p.Name != "base.tar" {
+		return ExtractStats{}, fmt.Errorf("backup %s: unexpected part %s", b.ID, p.Name)
+	}
+	st, err := Extract(ctx, r, dir, ExtractOptions{Owner: owner.ptr()})
+	if err != nil {
+		return st, fmt.Errorf("backup %s part %s: %w", b.ID, p.Name, err)
+	}
+	return st, nil
+}
+
+// checkTarget refuses a non-empty data directory unless forced; it reports
+// whether the directory exists.
+func checkTarget(dir string, force bool) (exists bool, err error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("--pgdata %s: %w", dir, err)
+	}
+	if len(entries) > 0 && !force {
+		return true, fmt.Errorf("--pgdata %s is not empty; refusing to restore over it (use --force to replace it)", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "postmaster.pid")); err == nil {
+		return true, fmt.Errorf("--pgdata %s has a postmaster.pid: stop that server first", dir)
+	}
+	return true, nil
+}
+
+func prepareTablespace(dir string, force bool, o owner) (created bool, err error) {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return false, err
+		}
+		return true, o.chown(dir)
+	case err != nil:
+		return false, err
+	case len(entries) > 0 && !force:
+		return false, fmt.Errorf("directory %s is not empty (use --force, or --tablespace-map to move it)", dir)
+	case len(entries) > 0:
+		for _, e := range entries {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return false, err
+			}
+		}
+	}
+	return false, nil
+}
+
+// swapIn moves the staging directory to dataDir. With an existing
+// directory (empty, or forced), the old one is moved aside first and
+// removed only after the new one is in place.
+func swapIn(staging, dataDir string, exists bool) error {
+	var old string
+	if exists {
+		old = dataDir + ".pitr-old-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		if err := os.Rename(dataDir, old); err != nil {
+			return fmt.Errorf("move old --pgdata aside: %w", err)
+		}
+	}
+	if err := os.Rename(staging, dataDir); err != nil {
+		if old != "" {
+			os.Rename(old, dataDir)
+		}
+		return fmt.Errorf("move restored directory into place: %w", err)
+	}
+	if err := syncDir(filepath.Dir(dataDir)); err != nil {
+		return err
+	}
+	if old != "" {
+		return os.RemoveAll(old)
+	}
+	return nil
+}
+
+// removeStale removes staging directories of restores that died.
+func removeStale(parent string) {
+	matches, _ := filepath.Glob(filepath.Join(parent, ".pitr-restore-*"))
+	for _, m := range matches {
+		if fi, err := os.Stat(m); err == nil && time.Since(fi.ModTime()) > time.Hour {
+			os.RemoveAll(m)
+		}
+	}
+}
+
+// syncTree fsyncs every file and directory under dir, so a crash after the
+// restore reports success cannot lose restored data.
+func syncTree(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&os.ModeSymlink != 0 {
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// owner is who the restored files belong to: when pitr runs as root, the
+// owner of --pgdata (if it exists and is not root), else the postgres user;
+// otherwise whoever runs pitr (no chown).
+type owner struct {
+	set      bool
+	uid, gid int
+}
+
+func (o owner) chown(path string) error {
+	if !o.set {
+		return nil
+	}
+	return os.Lchown(path, o.uid, o.gid)
+}
+
+func (o owner) ptr() *Owner {
+	if !o.set {
+		return nil
+	}
+	return &Owner{UID: o.uid, GID: o.gid}
+}
+
+func chooseOwner(dataDir string) (owner, error) {
+	if os.Geteuid() != 0 {
+		return owner{}, nil
+	}
+	for _, d := range []string{dataDir, filepath.Dir(dataDir)} {
+		if fi, err := os.Stat(d); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+				return owner{set: true, uid: int(st.Uid), gid: int(st.Gid)}, nil
+			}
+		}
+	}
+	uid, gid, ok := postgresUser()
+	if !ok {
+		return owner{}, errors.New("running as root: no postgres user to own the restored files (create --pgdata owned by the server's user)")
+	}
+	return owner{set: true, uid: uid, gid: gid}, nil
+}
+
+func postgresUser() (uid, gid int, ok bool) {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return 0, 0, false
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	return uid, gid, err1 == nil && err2 == nil
+}
