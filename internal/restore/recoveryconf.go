@@ -61,23 +61,25 @@ func WriteRecoveryConfig(dataDir string, settings []Setting, now time.Time) erro
 		return fmt.Errorf("write recovery config: %w", err)
 	}
 	path := filepath.Join(dataDir, autoConf)
-	old, err := os.ReadFile(path)
-	info, statErr := os.Lstat(path)
+	var old []byte
+	mode := fs.FileMode(0o600) // PostgreSQL's pg_file_create_mode
+	info, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		info = dirInfo
 	case err != nil:
 		return fmt.Errorf("write recovery config: %w", err)
-	case statErr != nil:
-		return fmt.Errorf("write recovery config: %w", statErr)
 	case !info.Mode().IsRegular():
 		return fmt.Errorf("write recovery config: %s is not a regular file", path)
+	default:
+		if old, err = os.ReadFile(path); err != nil {
+			return fmt.Errorf("write recovery config: %w", err)
+		}
+		if info.Mode().Perm() != 0 {
+			mode = info.Mode().Perm()
+		}
 	}
 	conf := editAutoConf(old, settings, names, now)
-	mode := fs.FileMode(0o600) // PostgreSQL's pg_file_create_mode
-	if err == nil && info.Mode().Perm() != 0 {
-		mode = info.Mode().Perm()
-	}
 	if err := writeFileAtomic(path, conf, mode, info); err != nil {
 		return fmt.Errorf("write recovery config: %w", err)
 	}

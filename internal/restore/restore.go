@@ -164,6 +164,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		res.Files += s.Files
 		res.Bytes += s.Bytes
 	}
+	// A backup taken from a standby carries standby.signal; recovery to a
+	// target must end in promotion, not in standby mode.
+	if err := os.Remove(filepath.Join(staging, "standby.signal")); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
 	if len(tsMap) > 0 {
 		if err := RewriteTablespaceMap(staging, tsMap); err != nil {
 			return nil, err
@@ -230,7 +235,7 @@ func restorePart(ctx context.Context, opts Options, b *catalog.Backup, p catalog
 	} else if p.Name != "base.tar" {
 		return ExtractStats{}, fmt.Errorf("backup %s: unexpected part %s", b.ID, p.Name)
 	}
-	st, err := Extract(ctx, r, dir, ExtractOptions{Owner: owner.ptr()})
+	st, err := Extract(ctx, r, dir, ExtractOptions{Owner: owner.ptr(), Name: p.Name})
 	if err != nil {
 		return st, fmt.Errorf("backup %s part %s: %w", b.ID, p.Name, err)
 	}

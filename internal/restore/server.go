@@ -162,7 +162,7 @@ func newServer(opts StartOptions) (*server, error) {
 	if s.binDir, err = findBinDir(opts.BinDir, dir); err != nil {
 		return nil, err
 	}
-	if pid, ok := s.postmaster(); ok {
+	if pid, ok := s.postmaster(); ok && isPostgres(pid) {
 		return nil, fmt.Errorf("start postgres: a server (pid %d) is already running on %s", pid, dir)
 	}
 	logPath := opts.LogFile
@@ -317,6 +317,13 @@ func processAlive(pid int) bool {
 	}
 	err = syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// isPostgres tells a live postmaster from a process that reused the pid of
+// a stale postmaster.pid; without /proc it cannot tell and says yes.
+func isPostgres(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	return err != nil || strings.TrimSpace(string(b)) == "postgres"
 }
 
 // stop shuts a server we started down, fast, else immediately; it runs
