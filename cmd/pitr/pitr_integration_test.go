@@ -335,3 +335,38 @@ func TestBackupKilled(t *testing.T) {
 		t.Fatalf("tablespace at %q, want %q", loc, newTS)
 	}
 }
+
+// TestBackupStorageDown: MinIO stops while a backup streams; the backup
+// fails, and once MinIO is back nothing is listed as restorable from it.
+func TestBackupStorageDown(t *testing.T) {
+	r := newRig(t, "minio")
+	c := r.cluster(nil)
+	if _, err := c.RunAsOwner(t.Context(), "pgbench", "-i", "-s", "10", "-q"); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(r.pitr, "backup")
+	cmd.Env = append(append(append(os.Environ(), r.env...), backupEnv(c)...), "PITR_RETRY_TIMEOUT=5s")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	r.minio.Stop(t)
+	err := cmd.Wait()
+	if err == nil {
+		t.Fatalf("backup succeeded with storage down:\n%s", stderr.String())
+	}
+	t.Logf("backup with storage down: %v: %s", err, lastLine(stderr.String()))
+	r.minio.Start(t)
+	var lo listOutput
+	json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo)
+	if len(lo.Backups) != 0 {
+		t.Fatalf("a failed backup is listed: %+v", lo.Backups)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
