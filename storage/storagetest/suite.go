@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -38,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"CancelledPut", testCancelledPut},
 		{"InvalidKeys", testInvalidKeys},
 		{"ConcurrentPuts", testConcurrentPuts},
+		{"PutFromFile", testPutFromFile},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })
@@ -506,6 +508,32 @@ func testConcurrentPuts(t *testing.T, s storage.Storage) {
 	for i, key := range want {
 		if got := mustGet(t, s, key); !bytes.Equal(got, randomBytes(i*1000, uint64(i))) {
 			t.Errorf("Get(%s) returned other bytes", key)
+		}
+	}
+}
+
+// testPutFromFile hands Put an *os.File positioned after a header, as
+// wal-push hands over its sealed spool file: only the rest is stored.
+func testPutFromFile(t *testing.T, s storage.Storage) {
+	for _, size := range []int{0, 3 * mib, 17 * mib} {
+		data := randomBytes(size, uint64(size)+7)
+		f, err := os.CreateTemp(t.TempDir(), "put")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(append([]byte("skip"), data...)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Seek(4, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprintf("file/%d", size)
+		if err := s.Put(t.Context(), key, f); err != nil {
+			t.Fatalf("put %d bytes from a file: %v", size, err)
+		}
+		f.Close()
+		if got := mustGet(t, s, key); !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes from a file: got %d bytes back, content equal %v", size, len(got), bytes.Equal(got, data))
 		}
 	}
 }
