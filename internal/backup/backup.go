@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -169,7 +170,11 @@ func storePart(ctx context.Context, opts Options, id, name string, r io.Reader) 
 		done <- err
 	}()
 	cw := &countingWriter{w: pw}
-	s, err := opts.Codec.Seal(cw)
+	codec := *opts.Codec
+	if codec.Workers == 0 {
+		codec.Workers = runtime.NumCPU()
+	}
+	s, err := codec.Seal(cw)
 	if err == nil {
 		_, err = io.Copy(s, r)
 		if err == nil {

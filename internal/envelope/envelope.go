@@ -33,6 +33,9 @@ type Codec struct {
 	Recipients []age.Recipient
 	Identities []age.Identity
 	Level      int // zstd level 1..4; 0 means compress.DefaultLevel
+	// Workers > 1 compresses independent frames on that many goroutines
+	// (compress.NewParallelWriter): for long streams such as base backups.
+	Workers int
 }
 
 // Sealer is the writer Seal returns. Write plaintext, then Close; after
@@ -62,7 +65,13 @@ func (c *Codec) Seal(w io.Writer) (*Sealer, error) {
 	if level == 0 {
 		level = compress.DefaultLevel
 	}
-	zw, err := compress.NewWriter(dst, level)
+	var zw io.WriteCloser
+	var err error
+	if c.Workers > 1 {
+		zw, err = compress.NewParallelWriter(dst, level, c.Workers)
+	} else {
+		zw, err = compress.NewWriter(dst, level)
+	}
 	if err != nil {
 		return nil, err
 	}
