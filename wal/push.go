@@ -293,6 +293,17 @@ func (p *pusher) pushAhead(ctx context.Context, path string) error {
 func (p *pusher) pushFile(ctx context.Context, path string, name Name) (PushResult, error) {
 	start := time.Now()
 	res := PushResult{Name: name.String()}
+	// Ask the repository for stored copies while sealing: the round trip
+	// (and a new connection's TLS handshake) overlaps the compression.
+	type listing struct {
+		objs []catalog.WALObject
+		err  error
+	}
+	listed := make(chan listing, 1)
+	go func() {
+		objs, err := ListWAL(ctx, p.opts.Store, name.String())
+		listed <- listing{objs, err}
+	}()
 	src, err := os.Open(path)
 	if err != nil {
 		return res, fmt.Errorf("wal-push: %w", err)
@@ -323,7 +334,8 @@ func (p *pusher) pushFile(ctx context.Context, path string, name Name) (PushResu
 	}
 	res.Key = key
 
-	existing, err := ListWAL(ctx, p.opts.Store, name.String())
+	l := <-listed
+	existing, err := l.objs, l.err
 	if err != nil {
 		return res, fmt.Errorf("wal-push: check repository for %s: %w", name, err)
 	}
