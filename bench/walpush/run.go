@@ -1,0 +1,506 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Result is one JSON line of results.jsonl.
+type Result struct {
+	Kind  string `json:"kind"` // run, latency, startup
+	Set   string `json:"set,omitempty"`
+	Round int    `json:"round,omitempty"`
+	Label string `json:"label"`
+	Title string `json:"title,omitempty"`
+	Cmd   string `json:"cmd,omitempty"`
+
+	// run
+	N         int     `json:"n,omitempty"`
+	WallS     float64 `json:"wall_s,omitempty"`  // first call start to last call exit
+	DrainS    float64 `json:"drain_s,omitempty"` // until background processes exited too
+	UserS     float64 `json:"user_s,omitempty"`
+	SysS      float64 `json:"sys_s,omitempty"`
+	MaxRSSKiB int64   `json:"max_rss_kib,omitempty"` // largest single process
+	MinIOCPUS float64 `json:"minio_cpu_s,omitempty"`
+	// OthersCPUS is the CPU time the rest of the machine used during the
+	// run (all CPUs busy time minus ours and MinIO's): other people's work
+	// on a shared machine, which slows every tool.
+	OthersCPUS float64 `json:"others_cpu_s,omitempty"`
+	NumCPU     int     `json:"ncpu,omitempty"`
+	InputBytes int64   `json:"input_bytes,omitempty"`
+	Stored     int64   `json:"stored_bytes,omitempty"`
+	Objects    int     `json:"objects,omitempty"`
+	Retries    int     `json:"retries,omitempty"`
+
+	// run: per-call latency; latency and startup: every sample
+	CallsMS []float64 `json:"calls_ms,omitempty"`
+	NextMS  []float64 `json:"next_ms,omitempty"` // latency --next: the call after
+}
+
+var segName = regexp.MustCompile(`^[0-9A-F]{24}$`)
+
+// segments returns the first n WAL segment names in dir, in archive order.
+func segments(dir string, n int) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if segName.MatchString(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	if len(names) < n {
+		return nil, fmt.Errorf("%s holds %d segments, want %d", dir, len(names), n)
+	}
+	return names[:n], nil
+}
+
+// fakePGData makes dir/pgdata as the archiver sees it: global/pg_control and
+// PG_VERSION copied from pgcontrol (pgBackRest reads them), the segments
+// hard-linked into pg_wal, and a .ready file for each.
+func fakePGData(dir, segdir, pgcontrol string, names []string) (string, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	pgdata := filepath.Join(dir, "pgdata")
+	status := filepath.Join(pgdata, "pg_wal", "archive_status")
+	if err := os.MkdirAll(status, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Join(pgdata, "global"), 0o700); err != nil {
+		return "", err
+	}
+	if pgcontrol != "" {
+		for _, f := range []string{"global/pg_control", "PG_VERSION"} {
+			if err := copyFile(filepath.Join(pgcontrol, f), filepath.Join(pgdata, f)); err != nil {
+				return "", err
+			}
+		}
+	}
+	for _, n := range names {
+		dst := filepath.Join(pgdata, "pg_wal", n)
+		if err := os.Link(filepath.Join(segdir, n), dst); err != nil {
+			if err := copyFile(filepath.Join(segdir, n), dst); err != nil {
+				return "", err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(status, n+".ready"), nil, 0o600); err != nil {
+			return "", err
+		}
+	}
+	return pgdata, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// expand fills in archive_command's %p (path relative to the data
+// directory) and %f (file name), plus the harness's own %D (absolute data
+// directory) and %i (iteration).
+func expand(tmpl, pgdata, name string, i int) string {
+	r := strings.NewReplacer("%p", "pg_wal/"+name, "%f", name, "%D", pgdata, "%i", strconv.Itoa(i), "%%", "%")
+	return r.Replace(tmpl)
+}
+
+// archive runs cmd the way PostgreSQL's archiver does (system(): /bin/sh -c,
+// in the data directory), retrying a failure up to twice, then marks the
+// segment .done. It returns the successful call's duration.
+func archive(cmd, pgdata, name string, log io.Writer) (time.Duration, int, error) {
+	retries := 0
+	for {
+		c := exec.Command("/bin/sh", "-c", cmd)
+		c.Dir, c.Stdout, c.Stderr = pgdata, log, log
+		start := time.Now()
+		err := c.Run()
+		d := time.Since(start)
+		if err == nil {
+			status := filepath.Join(pgdata, "pg_wal", "archive_status", name)
+			return d, retries, os.Rename(status+".ready", status+".done")
+		}
+		fmt.Fprintf(log, "walpush: archive %s failed: %v\n", name, err)
+		if retries == 2 {
+			return d, retries, fmt.Errorf("archive_command failed 3 times for %s: %v (see the run's log)", name, err)
+		}
+		retries++
+		time.Sleep(time.Second) // PostgreSQL waits 1 s between attempts
+	}
+}
+
+// becomeSubreaper makes orphaned descendants (daemonized background
+// processes) our children, so that waiting for them adds their CPU time and
+// memory to RUSAGE_CHILDREN.
+func becomeSubreaper() error {
+	const prSetChildSubreaper = 36
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
+		return fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", errno)
+	}
+	return nil
+}
+
+// reapAll waits until every remaining descendant has exited, at most wait.
+func reapAll(wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if errors.Is(err, syscall.ECHILD) {
+			return nil
+		}
+		if err != nil && !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+		if pid > 0 {
+			continue
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("background processes still running after %v", wait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// procCPU returns a process's user+system CPU seconds from /proc.
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 (state) on
+	ut, _ := strconv.ParseFloat(f[11], 64)                   // field 14
+	st, _ := strconv.ParseFloat(f[12], 64)                   // field 15
+	return (ut + st) / 100, nil                              // USER_HZ is 100 on Linux
+}
+
+// machineBusy returns the busy CPU seconds of all CPUs since boot.
+func machineBusy() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("unexpected /proc/stat: %q", line)
+	}
+	var busy float64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			return 0, err
+		}
+		busy += v
+	}
+	return busy / 100, nil
+}
+
+func appendResult(path string, r Result) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%-20s %-8s round %d: %s\n", r.Label, r.Set, r.Round, summary(r))
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func summary(r Result) string {
+	switch r.Kind {
+	case "run":
+		return fmt.Sprintf("%.2f s (%.1f ms/seg), cpu %.2f s, max rss %.1f MiB, minio cpu %.2f s, stored %.1f%%, others busy %.0f%%",
+			r.WallS, 1000*r.WallS/float64(r.N), r.UserS+r.SysS, float64(r.MaxRSSKiB)/1024, r.MinIOCPUS,
+			100*float64(r.Stored)/float64(r.InputBytes), 100*othersShare(r))
+	default:
+		s := fmt.Sprintf("median %.1f ms of %d", median(r.CallsMS), len(r.CallsMS))
+		if len(r.NextMS) > 0 {
+			s += fmt.Sprintf("; next call median %.1f ms", median(r.NextMS))
+		}
+		return s
+	}
+}
+
+// othersShare is the fraction of the machine's CPU capacity others used
+// during a run (measured until background processes exited).
+func othersShare(r Result) float64 {
+	if r.NumCPU == 0 || r.DrainS == 0 {
+		return 0
+	}
+	return r.OthersCPUS / (r.DrainS * float64(r.NumCPU))
+}
+
+type common struct {
+	label, title, set, segdir, dir, pgcontrol, out string
+	round                                          int
+}
+
+func (c *common) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.label, "label", "", "short name of the mode")
+	fs.StringVar(&c.title, "title", "", "display name of the mode")
+	fs.StringVar(&c.set, "set", "", "name of the segment set")
+	fs.IntVar(&c.round, "round", 0, "round number")
+	fs.StringVar(&c.segdir, "segdir", "", "directory of cached WAL segments")
+	fs.StringVar(&c.dir, "dir", "", "scratch directory for this run (wiped)")
+	fs.StringVar(&c.pgcontrol, "pgcontrol", "", "directory with global/pg_control and PG_VERSION of the cluster that wrote the segments")
+	fs.StringVar(&c.out, "out", "", "results file to append a JSON line to")
+}
+
+func cmdRun(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	var c common
+	c.flags(fs)
+	n := fs.Int("n", 256, "segments to archive")
+	tmpl := fs.String("command", "", "archive_command (%p, %f; %D data directory)")
+	bgWait := fs.Duration("bg-wait", 2*time.Minute, "how long to wait for background processes after the last call")
+	miniopid := fs.Int("minio-pid", 0, "MinIO's pid, to report its CPU time")
+	stored := fs.String("stored", "", "where the archive lands, to report its size: s3://bucket/prefix or a directory")
+	fs.Parse(args)
+	if strings.TrimSpace(*tmpl) == "" {
+		return errors.New("no --command")
+	}
+	if err := becomeSubreaper(); err != nil {
+		return err
+	}
+	names, err := segments(c.segdir, *n)
+	if err != nil {
+		return err
+	}
+	pgdata, err := fakePGData(c.dir, c.segdir, c.pgcontrol, names)
+	if err != nil {
+		return err
+	}
+	log, err := os.Create(filepath.Join(c.dir, "archive.log"))
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+
+	res := Result{Kind: "run", Set: c.set, Round: c.round, Label: c.label, Title: c.title, Cmd: *tmpl, N: len(names)}
+	for _, name := range names {
+		fi, err := os.Stat(filepath.Join(pgdata, "pg_wal", name))
+		if err != nil {
+			return err
+		}
+		res.InputBytes += fi.Size()
+	}
+	var minio0 float64
+	if *miniopid != 0 {
+		if minio0, err = procCPU(*miniopid); err != nil {
+			return err
+		}
+	}
+	busy0, err := machineBusy()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	for _, name := range names {
+		d, retries, err := archive(expand(*tmpl, pgdata, name, 0), pgdata, name, log)
+		res.Retries += retries
+		if err != nil {
+			return err
+		}
+		res.CallsMS = append(res.CallsMS, float64(d.Microseconds())/1000)
+	}
+	res.WallS = time.Since(start).Seconds()
+	if err := reapAll(*bgWait); err != nil {
+		return err
+	}
+	res.DrainS = time.Since(start).Seconds()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return err
+	}
+	res.UserS, res.SysS, res.MaxRSSKiB = tv(ru.Utime), tv(ru.Stime), ru.Maxrss
+	if *miniopid != 0 {
+		m, err := procCPU(*miniopid)
+		if err != nil {
+			return err
+		}
+		res.MinIOCPUS = m - minio0
+	}
+	busy1, err := machineBusy()
+	if err != nil {
+		return err
+	}
+	res.NumCPU = runtime.NumCPU()
+	res.OthersCPUS = max(0, busy1-busy0-res.UserS-res.SysS-res.MinIOCPUS)
+	if err := measureStored(*stored, &res); err != nil {
+		return err
+	}
+	return appendResult(c.out, res)
+}
+
+func measureStored(where string, res *Result) error {
+	switch {
+	case where == "":
+		return nil
+	case strings.HasPrefix(where, "s3://"):
+		bucket, prefix, _ := strings.Cut(strings.TrimPrefix(where, "s3://"), "/")
+		var err error
+		res.Stored, res.Objects, err = storedS3(bucket, prefix)
+		return err
+	default:
+		return filepath.WalkDir(where, func(_ string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			res.Stored += fi.Size()
+			res.Objects++
+			return nil
+		})
+	}
+}
+
+// cmdLatency times single archive_command calls, each in a fresh data
+// directory: iteration i uses segments i*(ahead+2) on. The first is pushed
+// untimed by --warmup (it sets up whatever a long-running archiver would
+// already have, e.g. pitr's spool), the second is timed with the other
+// `ahead` segments marked .ready behind it, and with --next the third is
+// timed too (the call after, which look-ahead may have made cheap).
+func cmdLatency(args []string) error {
+	fs := flag.NewFlagSet("latency", flag.ExitOnError)
+	var c common
+	c.flags(fs)
+	iters := fs.Int("n", 20, "timed calls")
+	ahead := fs.Int("ahead", 7, "other .ready segments behind the timed one")
+	tmpl := fs.String("command", "", "archive_command (%p, %f; %D data directory, %i iteration)")
+	warmup := fs.String("warmup", "", "archive_command for the untimed first segment (default: --command)")
+	next := fs.Bool("next", false, "also time the call after")
+	fs.Parse(args)
+	if strings.TrimSpace(*tmpl) == "" {
+		return errors.New("no --command")
+	}
+	if *warmup == "" {
+		*warmup = *tmpl
+	}
+	if err := becomeSubreaper(); err != nil {
+		return err
+	}
+	per := *ahead + 2
+	all, err := segments(c.segdir, *iters*per)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return err
+	}
+	log, err := os.Create(filepath.Join(c.dir, "latency.log"))
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	res := Result{Kind: "latency", Set: c.set, Round: c.round, Label: c.label, Title: c.title, Cmd: *tmpl}
+	for i := 0; i < *iters; i++ {
+		names := all[i*per : (i+1)*per]
+		pgdata, err := fakePGData(filepath.Join(c.dir, "iter"), c.segdir, c.pgcontrol, names)
+		if err != nil {
+			return err
+		}
+		if _, _, err := archive(expand(*warmup, pgdata, names[0], i), pgdata, names[0], log); err != nil {
+			return err
+		}
+		d, _, err := archive(expand(*tmpl, pgdata, names[1], i), pgdata, names[1], log)
+		if err != nil {
+			return err
+		}
+		res.CallsMS = append(res.CallsMS, float64(d.Microseconds())/1000)
+		if *next {
+			d, _, err := archive(expand(*tmpl, pgdata, names[2], i), pgdata, names[2], log)
+			if err != nil {
+				return err
+			}
+			res.NextMS = append(res.NextMS, float64(d.Microseconds())/1000)
+		}
+		if err := reapAll(time.Minute); err != nil {
+			return err
+		}
+	}
+	return appendResult(c.out, res)
+}
+
+// cmdStartup times process start-up: each LABEL=COMMAND is split on spaces
+// and run without a shell, n times, interleaved.
+func cmdStartup(args []string) error {
+	fs := flag.NewFlagSet("startup", flag.ExitOnError)
+	n := fs.Int("n", 50, "runs of each command")
+	round := fs.Int("round", 0, "round number")
+	out := fs.String("out", "", "results file to append JSON lines to")
+	fs.Parse(args)
+	type probe struct {
+		label string
+		argv  []string
+		res   Result
+	}
+	var probes []*probe
+	for _, a := range fs.Args() {
+		label, cmd, ok := strings.Cut(a, "=")
+		if !ok {
+			return fmt.Errorf("want LABEL=COMMAND, got %q", a)
+		}
+		probes = append(probes, &probe{label: label, argv: strings.Fields(cmd),
+			res: Result{Kind: "startup", Round: *round, Label: label, Cmd: cmd}})
+	}
+	for i := 0; i < *n; i++ {
+		for _, p := range probes {
+			c := exec.Command(p.argv[0], p.argv[1:]...)
+			start := time.Now()
+			if err := c.Run(); err != nil {
+				return fmt.Errorf("%s: %w", p.label, err)
+			}
+			p.res.CallsMS = append(p.res.CallsMS, float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+	for _, p := range probes {
+		if err := appendResult(*out, p.res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
