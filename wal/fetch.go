@@ -113,29 +113,37 @@ func classify(err error) error {
 // errCorrupt marks objects that fail authentication or decoding.
 var errCorrupt = errors.New("stored object is corrupt or was tampered with")
 
-// resolve finds the single stored object for name.
-func resolve(ctx context.Context, st storage.Storage, name string) (catalog.WALObject, error) {
-	objs, err := ListWAL(ctx, st, name)
+// resolve finds the single stored object for name. With no whole copy
+// stored, it returns the streamed chunks of the segment, if any.
+func resolve(ctx context.Context, st storage.Storage, name string) (catalog.WALObject, []catalog.StreamChunk, error) {
+	l, err := list(ctx, st, name)
 	if err != nil {
-		return catalog.WALObject{}, fmt.Errorf("list %s: %w", name, err)
+		return catalog.WALObject{}, nil, fmt.Errorf("list %s: %w", name, err)
 	}
+	objs := l.full
 	if len(objs) == 0 {
-		return catalog.WALObject{}, fmt.Errorf("%s: %w", name, ErrNotFound)
+		if len(l.chunks) > 0 {
+			return catalog.WALObject{}, l.chunks, nil
+		}
+		return catalog.WALObject{}, nil, fmt.Errorf("%s: %w", name, ErrNotFound)
 	}
 	for _, o := range objs[1:] {
 		if o.SHA256 != objs[0].SHA256 {
-			return catalog.WALObject{}, fmt.Errorf("%s: %w: the repository holds %d different copies", name, ErrConflict, len(objs))
+			return catalog.WALObject{}, nil, fmt.Errorf("%s: %w: the repository holds %d different copies", name, ErrConflict, len(objs))
 		}
 	}
-	return objs[0], nil
+	return objs[0], nil, nil
 }
 
 // fetchOnce downloads, verifies and renames into place; it returns the
 // plaintext size.
 func fetchOnce(ctx context.Context, st storage.Storage, codec *envelope.Codec, name, dest string) (int64, error) {
-	o, err := resolve(ctx, st, name)
+	o, chunks, err := resolve(ctx, st, name)
 	if err != nil {
 		return 0, err
+	}
+	if chunks != nil {
+		return fetchStreamed(ctx, st, codec, name, chunks, dest)
 	}
 	return download(ctx, st, codec, o, dest)
 }

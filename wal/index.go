@@ -15,20 +15,49 @@ import (
 type Index struct {
 	files     map[string]Entry  // by WAL file name
 	timelines map[Timeline]bool // timelines with at least one segment
+	streamed  map[string][]catalog.StreamChunk
+}
+
+// streamedEntry returns an entry for a segment stored only as streamed
+// chunks from its first byte; Stored is when the newest chunk was stored.
+func (ix *Index) streamedEntry(name string) (Entry, bool) {
+	chunks := ix.streamed[name]
+	use, end := Coverage(chunks)
+	if end == 0 {
+		return Entry{}, false
+	}
+	e := Entry{WALObject: catalog.WALObject{Name: name}, Partial: end}
+	for _, c := range use {
+		e.Size += c.Size
+		if c.Stored.After(e.Stored) {
+			e.Stored = c.Stored
+		}
+	}
+	return e, true
 }
 
 // Entry is one archived file in an Index.
 type Entry struct {
 	catalog.WALObject
 	Stored time.Time // when the store received it: no commit in it is later
+	// Partial is, for a segment stored only as streamed chunks, how many
+	// bytes from its start they cover; 0 for a whole file.
+	Partial int64
 }
 
 // LoadIndex lists wal/ once.
 func LoadIndex(ctx context.Context, st storage.Storage) (*Index, error) {
-	ix := &Index{files: map[string]Entry{}, timelines: map[Timeline]bool{}}
+	ix := &Index{files: map[string]Entry{}, timelines: map[Timeline]bool{}, streamed: map[string][]catalog.StreamChunk{}}
 	err := st.List(ctx, "wal/", func(oi storage.ObjectInfo) error {
 		o, ok := catalog.ParseWALKey(oi.Key)
 		if !ok {
+			if c, ok := catalog.ParseStreamChunkKey(oi.Key); ok {
+				c.Size, c.Stored = oi.Size, oi.ModTime
+				ix.streamed[c.Name] = append(ix.streamed[c.Name], c)
+				if n, err := ParseName(c.Name); err == nil {
+					ix.timelines[n.Timeline] = true
+				}
+			}
 			return nil
 		}
 		o.Size = oi.Size
@@ -44,11 +73,17 @@ func LoadIndex(ctx context.Context, st storage.Storage) (*Index, error) {
 	return ix, nil
 }
 
-// Has reports whether a file of that name is archived.
+// Has reports whether a file of that name is archived whole.
 func (ix *Index) Has(name string) bool { _, ok := ix.files[name]; return ok }
 
-// Get returns the entry of an archived file.
-func (ix *Index) Get(name string) (Entry, bool) { e, ok := ix.files[name]; return e, ok }
+// Get returns the entry of an archived file, or of a segment streamed in
+// part (Entry.Partial > 0).
+func (ix *Index) Get(name string) (Entry, bool) {
+	if e, ok := ix.files[name]; ok {
+		return e, true
+	}
+	return ix.streamedEntry(name)
+}
 
 // Timelines returns the timelines that have archived segments, ascending.
 func (ix *Index) Timelines() []Timeline {
@@ -67,6 +102,10 @@ type Chain struct {
 	LastStored  time.Time // when Last was stored: the chain reaches at least this moment
 	Missing     string    // the first segment not archived after Last
 	MoreAfter   bool      // segments exist beyond Missing: a gap, not the end of the archive
+	// LastPartial is set when Last is a segment wal-receive stored only in
+	// part: recovery replays it up to the last streamed byte, and the chain
+	// ends there.
+	LastPartial bool
 }
 
 // Chain follows archived segments from start. When the next segment is
@@ -94,6 +133,11 @@ func (ix *Index) Chain(start string, segSize int64) Chain {
 				}
 			}
 			if !switched {
+				if e, ok := ix.streamedPartial(tli, tls, segNo, segSize); ok {
+					c.Last, c.LastStored, c.LastPartial = e.Name, e.Stored, true
+					segNo++
+					name = SegmentFileName(tli, segNo, segSize)
+				}
 				c.Missing = name
 				c.MoreAfter = ix.anyAfter(segNo, segSize)
 				return c
@@ -103,6 +147,17 @@ func (ix *Index) Chain(start string, segSize int64) Chain {
 		c.LastStored = ix.files[name].Stored
 		segNo++
 	}
+}
+
+// streamedPartial finds segment segNo streamed in part, on tli or a newer
+// timeline (newest first).
+func (ix *Index) streamedPartial(tli Timeline, tls []Timeline, segNo uint64, segSize int64) (Entry, bool) {
+	for i := len(tls) - 1; i >= 0 && tls[i] > tli; i-- {
+		if e, ok := ix.streamedEntry(SegmentFileName(tls[i], segNo, segSize)); ok {
+			return e, true
+		}
+	}
+	return ix.streamedEntry(SegmentFileName(tli, segNo, segSize))
 }
 
 // anyAfter reports whether any segment numbered above segNo is archived, on
@@ -115,6 +170,21 @@ func (ix *Index) anyAfter(segNo uint64, segSize int64) bool {
 		}
 	}
 	return false
+}
+
+// CoversWhole reports whether the chain includes the segment with this
+// number whole: a base backup's end segment must be, since a partial one
+// may stop short of the backup's end.
+func (c Chain) CoversWhole(name string, segSize int64) bool {
+	if !c.Covers(name, segSize) {
+		return false
+	}
+	if !c.LastPartial {
+		return true
+	}
+	n, _ := ParseName(name)
+	last, _ := ParseName(c.Last)
+	return n.SegNo(segSize) < last.SegNo(segSize)
 }
 
 // Covers reports whether the chain includes the segment with this number

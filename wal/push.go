@@ -368,19 +368,8 @@ func (p *pusher) pushFile(ctx context.Context, path string, name Name) (PushResu
 
 // ListWAL returns the stored objects for one WAL file name.
 func ListWAL(ctx context.Context, st storage.Storage, name string) ([]catalog.WALObject, error) {
-	prefix, err := catalog.WALPrefix(name)
-	if err != nil {
-		return nil, err
-	}
-	var out []catalog.WALObject
-	err = st.List(ctx, prefix, func(oi storage.ObjectInfo) error {
-		if o, ok := catalog.ParseWALKey(oi.Key); ok && o.Name == name {
-			o.Size = oi.Size
-			out = append(out, o)
-		}
-		return nil
-	})
-	return out, err
+	l, err := list(ctx, st, name)
+	return l.full, err
 }
 
 func writeFileAtomic(path string, b []byte) error {

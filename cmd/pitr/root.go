@@ -77,6 +77,7 @@ func newRootCommand() *cobra.Command {
 		newWALPushCommand(e),
 		newWALFetchCommand(e),
 		newWALPrefetchCommand(e),
+		newWALReceiveCommand(e),
 		newKeygenCommand(e),
 		newConfigCommand(e),
 		newBackupCommand(e),

@@ -217,7 +217,7 @@ func waitForWAL(ctx context.Context, opts Options, b *catalog.Backup) error {
 			return err
 		}
 		c := ix.Chain(b.StartWAL, b.WALSegmentSize)
-		if c.Covers(b.EndWAL, b.WALSegmentSize) {
+		if c.CoversWhole(b.EndWAL, b.WALSegmentSize) {
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -27,7 +27,7 @@ func Check(backups []*catalog.Backup, ix *wal.Index) []Usability {
 	out := make([]Usability, len(backups))
 	for i, b := range backups {
 		c := ix.Chain(b.StartWAL, b.WALSegmentSize)
-		out[i] = Usability{Backup: b, Chain: c, Usable: c.Covers(b.EndWAL, b.WALSegmentSize)}
+		out[i] = Usability{Backup: b, Chain: c, Usable: c.CoversWhole(b.EndWAL, b.WALSegmentSize)}
 	}
 	return out
 }

@@ -65,3 +65,37 @@ func TestMarker(t *testing.T) {
 }
 
 var fixedNow = mustTime("2026-11-22T04:00:00Z")
+
+func TestStreamChunkKey(t *testing.T) {
+	key, err := StreamChunkKey("000000010000000A000000FF", 0x2000, 0x10000, 16<<20, sum, true)
+	want := "wal/000000010000000A/000000010000000A000000FF.stream/00002000-00010000-01000000." + sum + ".zst.age"
+	if err != nil || key != want {
+		t.Fatalf("StreamChunkKey = %q, %v; want %q", key, err, want)
+	}
+	c, ok := ParseStreamChunkKey(key)
+	if !ok || c.Name != "000000010000000A000000FF" || c.Start != 0x2000 || c.End != 0x10000 || c.SegSize != 16<<20 || !c.Encrypted || c.SHA256 != sum {
+		t.Fatalf("ParseStreamChunkKey = %+v, %v", c, ok)
+	}
+	if _, ok := ParseWALKey(key); ok {
+		t.Fatal("a chunk parses as a WAL file")
+	}
+	prefix, _ := WALPrefix("000000010000000A000000FF")
+	if !strings.HasPrefix(key, prefix) {
+		t.Fatal("chunks must sort under the segment's listing prefix")
+	}
+	for _, bad := range []string{
+		strings.Replace(key, "00002000-", "0000200-", 1),
+		strings.Replace(key, "01000000", "01000000-00000000", 1),
+		strings.Replace(key, ".stream/", ".stream/x/", 1),
+		"wal/0000000100000000/000000010000000000000001.partial.stream/00000000-00000010-01000000." + sum + ".zst",
+	} {
+		if _, ok := ParseStreamChunkKey(bad); ok {
+			t.Errorf("ParseStreamChunkKey(%q) accepted", bad)
+		}
+	}
+	for _, r := range [][3]int64{{10, 10, 100}, {-1, 5, 100}, {0, 101, 100}} {
+		if _, err := StreamChunkKey("000000010000000A000000FF", r[0], r[1], r[2], sum, true); err == nil {
+			t.Errorf("StreamChunkKey(%v) accepted", r)
+		}
+	}
+}

@@ -47,8 +47,12 @@ type Config struct {
 	RetryTimeout    time.Duration `yaml:"retry_timeout" default:"1m" doc:"how long wal-fetch and other commands retry transient storage errors"`
 
 	PGDSN            string        `yaml:"pg_dsn" doc:"libpq connection string for backups, e.g. 'host=/run/postgresql user=postgres' (default: PGHOST, PGPORT, PGUSER, PGPASSWORD)"`
-	BackupWALTimeout time.Duration `yaml:"backup_wal_timeout" default:"5m" doc:"how long pitr backup waits for archive_command to store the WAL the backup needs"`
+	BackupWALTimeout time.Duration `yaml:"backup_wal_timeout" default:"5m" doc:"how long pitr backup waits for archive_command or wal-receive to store the WAL the backup needs"`
 	BackupStaleAfter time.Duration `yaml:"backup_stale_after" default:"24h" doc:"pitr backup removes leftovers of interrupted backups older than this; 0 keeps them"`
+
+	StreamSlot         string        `yaml:"stream_slot" default:"pitr" doc:"physical replication slot wal-receive uses (created if missing)"`
+	StreamShipInterval time.Duration `yaml:"stream_ship_interval" default:"1s" doc:"how often wal-receive stores the unfinished segment's new bytes: the most WAL a lost server can take with it"`
+	StreamSynchronous  *bool         `yaml:"stream_synchronous" doc:"store every flush at once and report it, for synchronous_standby_names = 'pitr' (RPO zero; commits wait for object storage)"`
 
 	LogLevel  string `yaml:"log_level" default:"info" doc:"debug, info, warn or error"`
 	LogFormat string `yaml:"log_format" default:"auto" doc:"auto (console on a terminal, else JSON), console or json"`
@@ -188,6 +192,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("s3_sse %q: want AES256 or aws:kms", c.S3SSE)
 	case c.RetryTimeout < 0:
 		return fmt.Errorf("retry_timeout %s: must not be negative", c.RetryTimeout)
+	case c.StreamShipInterval < 10*time.Millisecond || c.StreamShipInterval > time.Hour:
+		return fmt.Errorf("stream_ship_interval %s: want 10ms to 1h", c.StreamShipInterval)
+	case !validSlotName(c.StreamSlot):
+		return fmt.Errorf("stream_slot %q: want 1 to 63 lower-case letters, digits and underscores", c.StreamSlot)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -224,4 +232,17 @@ func (c *Config) Redacted() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// validSlotName applies PostgreSQL's rule for replication slot names.
+func validSlotName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

@@ -21,6 +21,12 @@ import (
 // replication, a replication setting in dsn is dropped so that one dsn serves
 // both kinds of connection.
 func Connect(ctx context.Context, dsn string, replication bool) (*pgconn.PgConn, error) {
+	return ConnectAs(ctx, dsn, replication, "")
+}
+
+// ConnectAs is Connect with an application_name (what
+// synchronous_standby_names matches) that overrides the dsn's.
+func ConnectAs(ctx context.Context, dsn string, replication bool, appName string) (*pgconn.PgConn, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse postgres connection string: %w", err)
@@ -31,6 +37,9 @@ func Connect(ctx context.Context, dsn string, replication bool) (*pgconn.PgConn,
 		}
 	} else {
 		delete(cfg.RuntimeParams, "replication")
+	}
+	if appName != "" {
+		cfg.RuntimeParams["application_name"] = appName
 	}
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "pitr"

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pitr-dev/pitr/wal/stream"
+)
+
+func newWALReceiveCommand(e *env) *cobra.Command {
+	var slot string
+	var synchronous bool
+	cmd := &cobra.Command{
+		Use:   "wal-receive",
+		Short: "Stream WAL over a replication slot into the repository, seconds behind the server",
+		Long: `Stream WAL over the replication protocol on a physical slot (stream_slot,
+created if missing) and store it as it arrives: the unfinished segment's new
+bytes every stream_ship_interval, each completed segment under the same name
+wal-push uses, so archive_command may run alongside. The server is told WAL is
+flushed only once the repository holds it, so the slot keeps anything not yet
+stored. Reconnects with backoff after restarts and network loss, follows
+timeline switches, and stops cleanly on SIGTERM after storing what it has.
+With --synchronous and synchronous_standby_names = 'pitr', commits wait until
+their WAL is in the repository. Connection: pg_dsn, or PGHOST/PGPORT/PGUSER.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error {
+			if c.Flags().Changed("slot") {
+				if err := e.cfg.Set("stream_slot", slot); err != nil {
+					return fmt.Errorf("%w: --slot: %v", errUsage, err)
+				}
+			}
+			if c.Flags().Changed("synchronous") {
+				e.cfg.StreamSynchronous = &synchronous
+			}
+			return runWALReceive(c.Context(), e)
+		},
+	}
+	cmd.Flags().StringVar(&slot, "slot", "", "replication slot name (default stream_slot, \"pitr\")")
+	cmd.Flags().BoolVar(&synchronous, "synchronous", false, "store and acknowledge every flush at once (for synchronous_standby_names)")
+	return cmd
+}
+
+func runWALReceive(ctx context.Context, e *env) error {
+	r, err := newReceiver(ctx, e)
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx)
+}
+
+// newReceiver builds the WAL receiver from the configuration (the daemon
+// runs the same one).
+func newReceiver(ctx context.Context, e *env) (*stream.Receiver, error) {
+	st, err := e.Store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	codec, err := e.Codec(false)
+	if err != nil {
+		return nil, err
+	}
+	return stream.New(stream.Options{
+		DSN: e.cfg.PGDSN, Slot: e.cfg.StreamSlot, Store: st, Codec: codec,
+		ShipInterval: e.cfg.StreamShipInterval, Synchronous: e.cfg.StreamSynchronous != nil && *e.cfg.StreamSynchronous,
+		Version: version,
+	}), nil
+}

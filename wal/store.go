@@ -1,0 +1,75 @@
+package wal
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/storage"
+)
+
+// Sealed is a WAL file or chunk sealed in memory, ready to store.
+type Sealed struct {
+	SHA256 string
+	Bytes  int64 // plaintext
+	Body   []byte
+}
+
+// Seal compresses (and encrypts) data in memory.
+func Seal(codec *envelope.Codec, data []byte) (Sealed, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(data)/4 + 4096)
+	s, err := codec.Seal(&buf)
+	if err != nil {
+		return Sealed{}, err
+	}
+	if _, err := s.Write(data); err != nil {
+		return Sealed{}, err
+	}
+	if err := s.Close(); err != nil {
+		return Sealed{}, err
+	}
+	return Sealed{SHA256: s.Sum(), Bytes: s.Size(), Body: buf.Bytes()}, nil
+}
+
+// StoreResult reports what StoreBytes did.
+type StoreResult struct {
+	Key     string
+	Stored  int64 // bytes uploaded; 0 if the same content was stored already
+	Existed bool
+}
+
+// StoreBytes stores a whole WAL file (a segment or a .history file) held in
+// memory under the same key wal-push would use, with the same rules: the
+// same content stored already is success, different content is ErrConflict.
+func StoreBytes(ctx context.Context, st storage.Storage, codec *envelope.Codec, name string, data []byte) (StoreResult, error) {
+	if _, err := ParseName(name); err != nil {
+		return StoreResult{}, err
+	}
+	existing, err := ListWAL(ctx, st, name)
+	if err != nil {
+		return StoreResult{}, fmt.Errorf("check repository for %s: %w", name, err)
+	}
+	sealed, err := Seal(codec, data)
+	if err != nil {
+		return StoreResult{}, fmt.Errorf("seal %s: %w", name, err)
+	}
+	for _, o := range existing {
+		if o.SHA256 == sealed.SHA256 {
+			return StoreResult{Key: o.Key, Existed: true}, nil
+		}
+	}
+	if len(existing) > 0 {
+		return StoreResult{}, fmt.Errorf("%s %w (stored sha256 %.16s, received %.16s); refusing to overwrite", name, ErrConflict, existing[0].SHA256, sealed.SHA256)
+	}
+	key, err := catalog.WALKey(name, sealed.SHA256, codec.Encrypt)
+	if err != nil {
+		return StoreResult{}, err
+	}
+	if err := st.Put(ctx, key, bytes.NewReader(sealed.Body)); err != nil {
+		return StoreResult{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	return StoreResult{Key: key, Stored: int64(len(sealed.Body))}, nil
+}

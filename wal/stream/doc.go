@@ -1,0 +1,36 @@
+// Package stream is pitr's WAL receiver: a physical replication client on a
+// replication slot that stores WAL in the repository as it is written, so a
+// lost server takes at most a second or two of commits with it.
+//
+// How it works. The receiver connects with replication=true, creates its
+// physical slot if missing (RESERVE_WAL), and starts streaming at the
+// beginning of the segment holding the slot's restart_lsn, as PostgreSQL's
+// own walreceiver and pg_receivewal do: the server keeps that whole segment
+// for the slot. Received bytes go into an in-memory segment buffer. Bytes
+// the repository does not have yet are stored every ShipInterval as a chunk
+// (catalog.StreamChunk: a byte range of the segment, its own sealed object),
+// so no upload repeats bytes already stored. A completed segment is stored
+// whole under the same key wal-push uses (same content, same key: streaming
+// and archive_command side by side never conflict), and its chunks are then
+// removed.
+//
+// Feedback. The flush position reported to the server is only ever the end
+// of WAL the repository has confirmed storing; PostgreSQL moves the slot's
+// restart_lsn to it, so the server never recycles WAL the repository lacks.
+// With Synchronous set, every flush is stored and reported at once, so a
+// server that names the receiver in synchronous_standby_names commits only
+// once the commit's WAL is in object storage.
+//
+// Timelines. When the server's timeline ends (a promoted standby), the
+// server ends the copy with the next timeline and its start; the receiver
+// stores the unfinished segment's bytes as chunks, stores the new
+// timeline's history file (TIMELINE_HISTORY), and continues on the new
+// timeline from the segment holding the switch point.
+//
+// Crashes. Nothing local is needed to resume: after a crash, a restart or a
+// lost connection the receiver starts again from the slot, lists the chunks
+// of the first segment, and stores only what is missing. A crash between
+// storing and reporting leaves chunks that overlap the next run's; readers
+// pick a run of chunks covering the segment from byte 0 (wal.Coverage), and
+// WAL bytes never change once flushed, so overlaps are harmless.
+package stream
