@@ -30,6 +30,7 @@ type rig struct {
 	recipient string
 	repoDir   string // local repositories only
 	minio     *testenv.MinIOServer
+	bucket    string // MinIO repositories only, under prefix db1
 }
 
 func newRig(t *testing.T, backend string) *rig {
@@ -57,8 +58,8 @@ func newRig(t *testing.T, backend string) *rig {
 		r.env = append(r.env, "PITR_REPO=file://"+r.repoDir)
 	case "minio":
 		r.minio = testenv.MinIO(t)
-		bucket := r.minio.NewBucket(t)
-		r.env = append(r.env, "PITR_REPO=s3://"+bucket+"/db1", "PITR_S3_ENDPOINT="+r.minio.Endpoint)
+		r.bucket = r.minio.NewBucket(t)
+		r.env = append(r.env, "PITR_REPO=s3://"+r.bucket+"/db1", "PITR_S3_ENDPOINT="+r.minio.Endpoint)
 		r.env = append(r.env, r.minio.Env()...)
 	default:
 		t.Fatalf("unknown backend %s", backend)
