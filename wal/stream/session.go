@@ -132,7 +132,9 @@ func (s *session) shutdown(ctx context.Context) error {
 		}
 	}
 	s.sendStatus(true)
-	s.log.Info().Str("stored", s.stored.String()).Msg("wal streaming stopped")
+	st := s.r.Status()
+	s.log.Info().Str("stored", s.stored.String()).Int64("wal_bytes", st.WALBytes).Int64("uploaded", st.UploadedBytes).
+		Int64("segments", st.Segments).Msg("wal streaming stopped")
 	return nil
 }
 
