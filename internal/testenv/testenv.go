@@ -196,7 +196,11 @@ func buildPitr() (string, error) {
 	}
 	bin := filepath.Join(dir, "pitr")
 	// go test puts its own toolchain first in PATH.
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/pitr")
+	args := []string{"build", "-o", bin}
+	if os.Getenv("PITR_TEST_RACE") == "1" { // the binary under test with the race detector
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "./cmd/pitr")...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/pitr: %w\n%s", err, out)
