@@ -134,8 +134,13 @@ func (s *Sealer) Size() int64 { return s.n }
 // encrypted says whether the object is age-encrypted (the catalog knows it
 // from the key). When wantSHA256 is not empty, the reader returns an error
 // wrapping ErrChecksum instead of io.EOF if the plaintext differs, so a
-// caller that reads to EOF without error has verified bytes. Close releases
-// the decoder; it does not close r.
+// caller that reads to EOF without error has verified bytes.
+//
+// Decryption and decompression run on one goroutine and hashing on
+// another, a few buffers ahead of the caller, so a restore keeps several
+// cores busy: decoding, hashing and writing files at once. Close stops that goroutine; it does not
+// close r, and the goroutine may read from r until its current read
+// returns, so close r after Close to stop a read blocked on the network.
 func (c *Codec) Open(r io.Reader, encrypted bool, wantSHA256 string) (io.ReadCloser, error) {
 	src := r
 	if encrypted {
@@ -149,29 +154,149 @@ func (c *Codec) Open(r io.Reader, encrypted bool, wantSHA256 string) (io.ReadClo
 	if err != nil {
 		return nil, err
 	}
-	return &opener{zr: zr, h: sha256.New(), want: wantSHA256}, nil
+	o := &opener{
+		chunks: make(chan chunk, openAhead),
+		free:   make(chan []byte, 2*openAhead+2),
+		done:   make(chan struct{}),
+	}
+	decoded := make(chan chunk, openAhead)
+	go o.decode(zr, decoded)
+	go o.hash(decoded, wantSHA256)
+	return o, nil
+}
+
+const (
+	openAhead = 4         // decoded buffers waiting for the caller
+	openBuf   = 256 << 10 // bytes per buffer
+)
+
+type chunk struct {
+	b   []byte
+	err error // set on the last chunk: io.EOF, ErrChecksum or a read error
 }
 
 type opener struct {
-	zr   io.ReadCloser
-	h    hash.Hash
-	want string
-	n    int64
+	chunks chan chunk
+	free   chan []byte
+	done   chan struct{}
+	cur    []byte
+	buf    []byte // cur's backing buffer, returned to free when used up
+	err    error
+	closed bool
+}
+
+// decode runs on its own goroutine: decrypt and decompress into buffers.
+func (o *opener) decode(zr io.ReadCloser, out chan<- chunk) {
+	defer zr.Close()
+	defer close(out)
+	for {
+		var buf []byte
+		select {
+		case buf = <-o.free:
+		default:
+			buf = make([]byte, openBuf)
+		}
+		n, err := io.ReadFull(zr, buf)
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			err = io.EOF
+		case err != nil:
+			err = fmt.Errorf("open object: %w", err)
+		}
+		select {
+		case out <- chunk{b: buf[:n], err: err}:
+		case <-o.done:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// hash runs on a goroutine of its own too (SHA-256 costs about as much as
+// zstd decoding): it hashes each buffer and hands it on, and turns the
+// final io.EOF into ErrChecksum if the plaintext is not the recorded one.
+func (o *opener) hash(in <-chan chunk, want string) {
+	defer close(o.chunks)
+	h := sha256.New()
+	for c := range in {
+		h.Write(c.b)
+		if c.err == io.EOF && want != "" {
+			if got := hex.EncodeToString(h.Sum(nil)); got != want {
+				c.err = fmt.Errorf("%w: got sha256 %s, want %s", ErrChecksum, got[:16], want[:min(16, len(want))])
+			}
+		}
+		select {
+		case o.chunks <- c:
+		case <-o.done:
+			return
+		}
+	}
 }
 
 func (o *opener) Read(p []byte) (int, error) {
-	n, err := o.zr.Read(p)
-	o.h.Write(p[:n])
-	o.n += int64(n)
-	if err == io.EOF && o.want != "" {
-		if got := hex.EncodeToString(o.h.Sum(nil)); got != o.want {
-			return n, fmt.Errorf("%w: got sha256 %s, want %s", ErrChecksum, got[:16], o.want[:min(16, len(o.want))])
+	for len(o.cur) == 0 {
+		if o.err != nil || o.closed {
+			if o.err == nil {
+				o.err = errors.New("read after close")
+			}
+			return 0, o.err
+		}
+		if o.buf != nil {
+			select {
+			case o.free <- o.buf:
+			default:
+			}
+			o.buf = nil
+		}
+		c, ok := <-o.chunks
+		if !ok {
+			o.err = io.ErrUnexpectedEOF
+			continue
+		}
+		o.cur, o.buf, o.err = c.b, c.b, c.err
+		if len(p) == 0 {
+			return 0, nil
 		}
 	}
-	if err != nil && err != io.EOF {
-		return n, fmt.Errorf("open object: %w", err)
+	n := copy(p, o.cur)
+	o.cur = o.cur[n:]
+	if len(o.cur) == 0 && o.err != nil {
+		return n, o.err
 	}
-	return n, err
+	return n, nil
 }
 
-func (o *opener) Close() error { return o.zr.Close() }
+// WriteTo hands whole decoded buffers to w without an extra copy.
+func (o *opener) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if len(o.cur) > 0 {
+			n, err := w.Write(o.cur)
+			total += int64(n)
+			o.cur = o.cur[n:]
+			if err != nil {
+				return total, err
+			}
+		}
+		if o.err != nil {
+			if o.err == io.EOF {
+				return total, nil
+			}
+			return total, o.err
+		}
+		if _, err := o.Read(nil); err != nil && err != io.EOF {
+			return total, err
+		}
+	}
+}
+
+// Close stops the decoding goroutine.
+func (o *opener) Close() error {
+	if !o.closed {
+		o.closed = true
+		close(o.done)
+	}
+	return nil
+}

@@ -320,26 +320,40 @@ func removeStale(parent string) {
 }
 
 // syncTree fsyncs every file and directory under dir, so a crash after the
-// restore reports success cannot lose restored data.
+// restore reports success cannot lose restored data. The fsyncs run in
+// parallel: the device and the file system's journal batch them, where one
+// after another each waits for its own flush.
 func syncTree(dir string) error {
-	return filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+	var g errgroup.Group
+	g.SetLimit(syncWorkers)
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.Type()&os.ModeSymlink != 0 {
 			return nil
 		}
-		f, err := os.Open(path)
-		if err != nil {
+		g.Go(func() error {
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			err = f.Sync()
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
 			return err
-		}
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return err
+		})
+		return nil
 	})
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
+	return err
 }
+
+// syncWorkers is how many fsyncs syncTree keeps in flight.
+const syncWorkers = 16
 
 func syncDir(dir string) error {
 	f, err := os.Open(dir)
