@@ -293,7 +293,7 @@ func TestPrefetch(t *testing.T) {
 	if len(entries) != 3 {
 		t.Fatalf("prefetched %d files, want 3: %v", len(entries), entries)
 	}
-	// A tampered prefetched copy is rejected and fetched again.
+	// A truncated prefetched copy is rejected and fetched again.
 	matches, _ := filepath.Glob(filepath.Join(pdir, names[1]+".*"))
 	os.WriteFile(matches[0], []byte("garbage"), 0o600)
 	for _, n := range names[1:] {
