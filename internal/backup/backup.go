@@ -185,6 +185,9 @@ func storePart(ctx context.Context, opts Options, id, name string, r io.Reader) 
 	}
 	if err != nil {
 		pw.CloseWithError(err)
+		if s != nil {
+			s.Close() // stops its goroutines; the error is the one above
+		}
 		<-done
 		return catalog.Part{}, fmt.Errorf("backup part %s: %w", name, err)
 	}
@@ -221,13 +224,22 @@ func waitForWAL(ctx context.Context, opts Options, b *catalog.Backup) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: segment %s still missing after %s (is archive_command = 'pitr wal-push %%p' working? see pg_stat_archiver)",
+			return fmt.Errorf("%w: segment %s still missing after %s (is archive_command = 'pitr wal-push %%p' or pitr wal-receive running? see pg_stat_archiver)",
 				ErrWALTimeout, c.Missing, opts.WALTimeout)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		// The missing segment is usually being uploaded right now: watch
+		// its name closely (one small listing), and list all WAL again
+		// once it is there, or every few seconds for other timelines.
+		next := time.Now().Add(3 * time.Second)
+		for time.Now().Before(next) && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+			if objs, err := wal.ListWAL(ctx, opts.Store, c.Missing); err == nil && len(objs) > 0 {
+				break
+			}
 		}
 	}
 }
