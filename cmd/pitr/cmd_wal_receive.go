@@ -11,7 +11,7 @@ import (
 
 func newWALReceiveCommand(e *env) *cobra.Command {
 	var slot string
-	var synchronous bool
+	var synchronous, dropSlot bool
 	cmd := &cobra.Command{
 		Use:   "wal-receive",
 		Short: "Stream WAL over a replication slot into the repository, seconds behind the server",
@@ -34,11 +34,15 @@ their WAL is in the repository. Connection: pg_dsn, or PGHOST/PGPORT/PGUSER.`,
 			if c.Flags().Changed("synchronous") {
 				e.cfg.StreamSynchronous = &synchronous
 			}
+			if dropSlot {
+				return runDropSlot(c.Context(), e)
+			}
 			return runWALReceive(c.Context(), e)
 		},
 	}
 	cmd.Flags().StringVar(&slot, "slot", "", "replication slot name (default stream_slot, \"pitr\")")
 	cmd.Flags().BoolVar(&synchronous, "synchronous", false, "store and acknowledge every flush at once (for synchronous_standby_names)")
+	cmd.Flags().BoolVar(&dropSlot, "drop-slot", false, "drop the replication slot and exit (when streaming stops for good, so the server stops keeping WAL for it)")
 	return cmd
 }
 
@@ -48,6 +52,14 @@ func runWALReceive(ctx context.Context, e *env) error {
 		return err
 	}
 	return r.Run(ctx)
+}
+
+func runDropSlot(ctx context.Context, e *env) error {
+	if err := stream.DropSlot(ctx, e.cfg.PGDSN, e.cfg.StreamSlot); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "replication slot %s dropped\n", e.cfg.StreamSlot)
+	return nil
 }
 
 // newReceiver builds the WAL receiver from the configuration (the daemon

@@ -280,6 +280,14 @@ func TestStreamStorageRestart(t *testing.T) {
 	if code := rc.stop(syscall.SIGTERM); code != 0 {
 		t.Fatalf("wal-receive exit %d after SIGTERM", code)
 	}
+	r.mustRun(backupEnv(c), "wal-receive", "--drop-slot")
+	if n, _ := c.QueryInt(t.Context(), `SELECT count(*) FROM pg_replication_slots`); n != 0 {
+		t.Fatalf("%d slots left after --drop-slot", n)
+	}
+	_, stderr, code := r.runEnv(backupEnv(c), "wal-receive", "--slot", "Bad-Name")
+	if code != 2 || lines(stderr, "stream_slot") != 1 {
+		t.Fatalf("bad slot name: exit %d, %q", code, stderr)
+	}
 }
 
 // TestStreamRestartAndPromotion: the server restarts as a standby (the

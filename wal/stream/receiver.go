@@ -190,3 +190,17 @@ func (r *Receiver) session(ctx context.Context) (progressed bool, err error) {
 	err = s.run(ctx, start)
 	return s.progressed, err
 }
+
+// DropSlot drops the receiver's replication slot, so the server stops
+// keeping WAL for it. It waits while another receiver still uses it.
+func DropSlot(ctx context.Context, dsn, slot string) error {
+	conn, err := pg.Connect(ctx, dsn, true)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if err := pglogrepl.DropReplicationSlot(ctx, conn, slot, pglogrepl.DropReplicationSlotOptions{Wait: true}); err != nil {
+		return fmt.Errorf("drop replication slot %s: %w", slot, err)
+	}
+	return nil
+}
