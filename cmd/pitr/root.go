@@ -84,6 +84,9 @@ func newRootCommand() *cobra.Command {
 		newListCommand(e),
 		newShowCommand(e),
 		newRestoreCommand(e),
+		newDumpCommand(e),
+		newDumpsCommand(e),
+		newRestoreDumpCommand(e),
 		newDemoCommand(e),
 	)
 	return root

@@ -6,6 +6,8 @@
 //	wal/timelines/<TTTTTTTT>.history.<sha256>.<ext>    timeline history files
 //	backups/<id>/<part>.<ext>                          base backup parts (tar streams, manifest)
 //	backups/<id>/backup.json                           the backup's entry, plaintext, written last
+//	dumps/<db>/<id>/dump.<ext>                         a pg_dump -Fc archive of one database
+//	dumps/<db>/<id>/dump.json                          the dump's entry, plaintext, written last
 //
 // <ext> is "zst.age" (zstd then age) or "zst" (zstd only, when encryption is
 // explicitly disabled). WAL keys carry the plaintext SHA-256, so the same
