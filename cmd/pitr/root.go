@@ -87,6 +87,7 @@ func newRootCommand() *cobra.Command {
 		newDumpCommand(e),
 		newDumpsCommand(e),
 		newRestoreDumpCommand(e),
+		newDaemonCommand(e),
 		newDemoCommand(e),
 	)
 	return root

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"reflect"
 	"sort"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 )
 
@@ -46,13 +48,20 @@ type Config struct {
 	SpoolDir        string        `yaml:"spool_dir" doc:"directory for look-ahead acknowledgements and prefetched WAL (default: pg_wal/pitr)"`
 	RetryTimeout    time.Duration `yaml:"retry_timeout" default:"1m" doc:"how long wal-fetch and other commands retry transient storage errors"`
 
-	PGDSN            string        `yaml:"pg_dsn" doc:"libpq connection string for backups, e.g. 'host=/run/postgresql user=postgres' (default: PGHOST, PGPORT, PGUSER, PGPASSWORD)"`
+	PGDSN            string        `yaml:"pg_dsn" doc:"libpq connection string for backups and dumps, e.g. 'host=/run/postgresql user=postgres' (default: PGHOST, PGPORT, PGUSER, PGPASSWORD)"`
 	BackupWALTimeout time.Duration `yaml:"backup_wal_timeout" default:"5m" doc:"how long pitr backup waits for archive_command or wal-receive to store the WAL the backup needs"`
 	BackupStaleAfter time.Duration `yaml:"backup_stale_after" default:"24h" doc:"pitr backup removes leftovers of interrupted backups older than this; 0 keeps them"`
 
 	StreamSlot         string        `yaml:"stream_slot" default:"pitr" doc:"physical replication slot wal-receive uses (created if missing)"`
 	StreamShipInterval time.Duration `yaml:"stream_ship_interval" default:"1s" doc:"how often wal-receive stores the unfinished segment's new bytes: the most WAL a lost server can take with it"`
 	StreamSynchronous  *bool         `yaml:"stream_synchronous" doc:"store every flush at once and report it, for synchronous_standby_names = 'pitr' (RPO zero; commits wait for object storage)"`
+
+	DaemonStream       *bool         `yaml:"daemon_stream" default:"true" doc:"pitr daemon runs wal-receive (turn off when archive_command alone ships WAL)"`
+	BackupSchedule     string        `yaml:"backup_schedule" default:"0 2 * * *" doc:"when pitr daemon takes base backups, local time: cron (5 fields, or 6 with seconds first) or @daily, @every 6h...; empty disables"`
+	DumpDatabases      []string      `yaml:"dump_databases" doc:"databases pitr daemon dumps with pg_dump on dump_schedule, comma-separated"`
+	DumpSchedule       string        `yaml:"dump_schedule" default:"30 2 * * *" doc:"when pitr daemon dumps dump_databases, like backup_schedule; empty disables"`
+	DaemonRetryBackoff time.Duration `yaml:"daemon_retry_backoff" default:"1m" doc:"first wait before pitr daemon retries a failed backup or dump; doubles each time up to 1h (or this, if longer), and never past the next scheduled run"`
+	MetricsAddr        string        `yaml:"metrics_addr" default:"127.0.0.1:9187" doc:"where pitr daemon serves /metrics (Prometheus) and /healthz; empty disables"`
 
 	LogLevel  string `yaml:"log_level" default:"info" doc:"debug, info, warn or error"`
 	LogFormat string `yaml:"log_format" default:"auto" doc:"auto (console on a terminal, else JSON), console or json"`
@@ -197,6 +206,9 @@ func (c *Config) Validate() error {
 	case !validSlotName(c.StreamSlot):
 		return fmt.Errorf("stream_slot %q: want 1 to 63 lower-case letters, digits and underscores", c.StreamSlot)
 	}
+	if err := c.validateDaemon(); err != nil {
+		return err
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -245,4 +257,51 @@ func validSlotName(s string) bool {
 		}
 	}
 	return true
+}
+
+// validateDaemon checks the settings of pitr daemon.
+func (c *Config) validateDaemon() error {
+	for _, s := range []struct{ key, spec string }{{"backup_schedule", c.BackupSchedule}, {"dump_schedule", c.DumpSchedule}} {
+		if _, err := ParseSchedule(s.spec); err != nil {
+			return fmt.Errorf("%s %q: %v", s.key, s.spec, err)
+		}
+	}
+	for _, db := range c.DumpDatabases {
+		if len(db) > 63 {
+			return fmt.Errorf("dump_databases: %q is longer than 63 bytes", db)
+		}
+	}
+	if c.DaemonRetryBackoff < time.Second || c.DaemonRetryBackoff > 24*time.Hour {
+		return fmt.Errorf("daemon_retry_backoff %s: want 1s to 24h", c.DaemonRetryBackoff)
+	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			return fmt.Errorf("metrics_addr %q: want host:port, e.g. 127.0.0.1:9187", c.MetricsAddr)
+		}
+	}
+	return nil
+}
+
+// scheduleParser reads standard 5-field cron, an optional leading seconds
+// field, and descriptors (@daily, @every 1h). robfig/cron is used only to
+// compute run times; pitr daemon runs the jobs itself.
+var scheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule parses a backup_schedule or dump_schedule; an empty spec
+// (disabled) gives nil. Times are in the local time zone unless the spec
+// starts with CRON_TZ=.
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	spec = strings.TrimSpace(spec)
+	if spec == "" {
+		return nil, nil
+	}
+	s, err := scheduleParser.Parse(spec)
+	if err != nil {
+		return nil, err
+	}
+	// A valid spec that never fires (30 February) gives the zero time.
+	if s.Next(time.Now()).IsZero() {
+		return nil, errors.New("never due")
+	}
+	return s, nil
 }

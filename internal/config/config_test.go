@@ -61,6 +61,10 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.ZstdLevel = 9 }, "zstd_level"},
 		{func(c *Config) { c.PushConcurrency = 0 }, "push_concurrency"},
 		{func(c *Config) { c.LogFormat = "xml" }, "log_format"},
+		{func(c *Config) { c.BackupSchedule = "0 25 * * *" }, "backup_schedule"},
+		{func(c *Config) { c.DumpSchedule = "0 0 30 2 *" }, "never due"},
+		{func(c *Config) { c.DaemonRetryBackoff = 0 }, "daemon_retry_backoff"},
+		{func(c *Config) { c.MetricsAddr = "9187" }, "metrics_addr"},
 	}
 	for _, tt := range tests {
 		c := Default()
@@ -76,6 +80,46 @@ func TestSettingsDocumented(t *testing.T) {
 	for _, s := range Settings() {
 		if s.Key == "" || s.Doc == "" || !strings.HasPrefix(s.Env, "PITR_") {
 			t.Errorf("setting %+v lacks key or doc", s)
+		}
+	}
+}
+
+func TestParseSchedule(t *testing.T) {
+	loc := time.FixedZone("X", 3600)
+	from := time.Date(2026, 11, 22, 14, 3, 7, 0, loc)
+	for _, tc := range []struct {
+		spec string
+		want time.Time // zero: disabled
+	}{
+		{"0 2 * * *", time.Date(2026, 11, 23, 2, 0, 0, 0, loc)},
+		{"30 2 * * *", time.Date(2026, 11, 23, 2, 30, 0, 0, loc)},
+		{"@daily", time.Date(2026, 11, 23, 0, 0, 0, 0, loc)},
+		{"@hourly", time.Date(2026, 11, 22, 15, 0, 0, 0, loc)},
+		{"*/5 * * * * *", time.Date(2026, 11, 22, 14, 3, 10, 0, loc)},
+		{"*/15 * * * *", time.Date(2026, 11, 22, 14, 15, 0, 0, loc)},
+		{"@every 90s", from.Add(90 * time.Second)},
+		{"CRON_TZ=UTC 0 2 * * 1", time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)},
+		{"", time.Time{}},
+		{"  ", time.Time{}},
+	} {
+		s, err := ParseSchedule(tc.spec)
+		if err != nil {
+			t.Errorf("ParseSchedule(%q): %v", tc.spec, err)
+			continue
+		}
+		if tc.want.IsZero() {
+			if s != nil {
+				t.Errorf("ParseSchedule(%q) is not disabled", tc.spec)
+			}
+			continue
+		}
+		if got := s.Next(from); !got.Equal(tc.want) {
+			t.Errorf("ParseSchedule(%q).Next(%s) = %s, want %s", tc.spec, from, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"0 2 * *", "61 * * * *", "@fortnightly", "0 0 30 2 *", "* * * * * * *"} {
+		if _, err := ParseSchedule(bad); err == nil {
+			t.Errorf("ParseSchedule(%q) accepted", bad)
 		}
 	}
 }

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pitr-dev/pitr/internal/backup"
+	"github.com/pitr-dev/pitr/internal/config"
+	"github.com/pitr-dev/pitr/internal/daemon"
+	"github.com/pitr-dev/pitr/internal/dump"
+)
+
+func newDaemonCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "daemon",
+		Short: "Stream WAL, and take base backups and dumps on schedules, in one process with metrics",
+		Long: `Run wal-receive (daemon_stream), base backups on backup_schedule, and dumps
+of dump_databases on dump_schedule, in one process. Schedules are cron lines in
+local time ("0 2 * * *", a leading seconds field, or @daily, @every 6h); an
+empty schedule disables the job. A run still going when its job is due again
+skips that turn; a failed run is retried after daemon_retry_backoff, doubling
+up to an hour. /metrics (Prometheus) and /healthz are served on metrics_addr.
+SIGTERM stops streaming after storing what it has and cancels a running backup
+or dump (an interrupted one is never listed), then exits 0.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error { return runDaemon(c.Context(), e) },
+	}
+}
+
+func runDaemon(ctx context.Context, e *env) error {
+	st, err := e.Store(ctx)
+	if err != nil {
+		return err
+	}
+	codec, err := e.Codec(false)
+	if err != nil {
+		return err
+	}
+	opts := daemon.Options{
+		DumpDatabases: e.cfg.DumpDatabases, RetryBackoff: e.cfg.DaemonRetryBackoff,
+		MetricsAddr: e.cfg.MetricsAddr, Version: version,
+	}
+	if e.cfg.DaemonStream == nil || *e.cfg.DaemonStream {
+		r, err := newReceiver(ctx, e)
+		if err != nil {
+			return err
+		}
+		opts.Receiver = r
+	}
+	backupSchedule, err := config.ParseSchedule(e.cfg.BackupSchedule)
+	if err != nil {
+		return fmt.Errorf("%w: backup_schedule: %v", errUsage, err)
+	}
+	dumpSchedule, err := config.ParseSchedule(e.cfg.DumpSchedule)
+	if err != nil {
+		return fmt.Errorf("%w: dump_schedule: %v", errUsage, err)
+	}
+	if backupSchedule != nil {
+		opts.BackupSchedule = backupSchedule
+	}
+	if dumpSchedule != nil {
+		opts.DumpSchedule = dumpSchedule
+	}
+	opts.Backup = func(ctx context.Context) error {
+		_, err := backup.Run(ctx, backup.Options{
+			Store: st, Codec: codec, DSN: e.cfg.PGDSN, Fast: true,
+			WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
+		})
+		return err
+	}
+	opts.Dump = func(ctx context.Context, db string) error {
+		_, err := dump.Run(ctx, dump.Options{Store: st, Codec: codec, DSN: e.cfg.PGDSN, Database: db, PitrVersion: version})
+		return err
+	}
+	opts.Previous = func(ctx context.Context) (daemon.Previous, error) {
+		var p daemon.Previous
+		backups, err := backup.List(ctx, st)
+		if err != nil {
+			return p, err
+		}
+		if n := len(backups); n > 0 {
+			b := backups[n-1]
+			p.BackupEnd, p.BackupDuration = b.EndTime, b.EndTime.Sub(b.StartTime)
+		}
+		dumps, err := dump.List(ctx, st, "")
+		if err != nil {
+			return p, err
+		}
+		p.Dumps = map[string]time.Time{}
+		for _, d := range dumps {
+			p.Dumps[d.Database] = d.EndTime // oldest first: the newest wins
+		}
+		return p, nil
+	}
+	return daemon.Run(ctx, opts)
+}

@@ -1,0 +1,158 @@
+//go:build integration
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pitr-dev/pitr/internal/scratch"
+)
+
+// lockedBuffer collects a child's stderr.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// cronAt is a seconds cron line due once a day, at t (local time).
+func cronAt(t time.Time) string {
+	return fmt.Sprintf("%d %d %d * * *", t.Second(), t.Minute(), t.Hour())
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metricValue returns the value of the first sample line that starts
+// with name (labels included), or -1.
+func metricValue(body, name string) float64 {
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+// TestDaemonSchedules runs `pitr daemon` with archive_command shipping WAL
+// (streaming off), a backup due in a few seconds and a dump right after:
+// both get listed, /metrics and /healthz report them, and SIGTERM ends the
+// daemon with status 0.
+func TestDaemonSchedules(t *testing.T) {
+	r := newRig(t, "local")
+	c := r.cluster(nil)
+	appDB(t, c)
+	port, err := scratch.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	env := append(backupEnv(c),
+		"PITR_DAEMON_STREAM=false",
+		"PITR_BACKUP_SCHEDULE="+cronAt(now.Add(3*time.Second)),
+		"PITR_DUMP_DATABASES=app",
+		"PITR_DUMP_SCHEDULE="+cronAt(now.Add(4*time.Second)),
+		"PITR_DAEMON_RETRY_BACKOFF=1s",
+		fmt.Sprintf("PITR_METRICS_ADDR=127.0.0.1:%d", port),
+	)
+	cmd := exec.Command(r.pitr, "daemon")
+	cmd.Env = append(append(os.Environ(), r.env...), env...)
+	var log lockedBuffer
+	cmd.Stderr = &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", log.String())
+		}
+	})
+
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(30 * time.Second)
+	var body string
+	for {
+		var lo listOutput
+		json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo)
+		ds := r.dumps(nil)
+		var code int
+		code, body = httpGet(t, base+"/metrics")
+		if len(lo.Backups) == 1 && len(ds) == 1 && code == 200 &&
+			metricValue(body, "pitr_last_backup_success_timestamp_seconds") > 0 &&
+			metricValue(body, `pitr_last_dump_success_timestamp_seconds{db="app"}`) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s: %d backups, %d dumps; metrics:\n%s", len(lo.Backups), len(ds), body)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for name, want := range map[string]float64{
+		`pitr_job_runs_total{job="backup"}`:     1,
+		`pitr_job_failures_total{job="backup"}`: 0,
+		`pitr_job_runs_total{job="dump"}`:       1,
+		`pitr_job_failures_total{job="dump"}`:   0,
+	} {
+		if got := metricValue(body, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if d := metricValue(body, "pitr_last_backup_duration_seconds"); d <= 0 || d > 30 {
+		t.Errorf("pitr_last_backup_duration_seconds = %v", d)
+	}
+	if metricValue(body, "pitr_stream_connected") != -1 {
+		t.Error("stream metrics with streaming off")
+	}
+	if code, h := httpGet(t, base+"/healthz"); code != 200 || h != "ok\n" {
+		t.Errorf("healthz = %d %q", code, h)
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("daemon still running 15s after SIGTERM")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("daemon exit %d after SIGTERM", code)
+	}
+	if !strings.Contains(log.String(), "daemon stopped") {
+		t.Error("daemon did not log a clean stop")
+	}
+}

@@ -1,0 +1,241 @@
+// Package daemon runs pitr's long-lived parts in one process, under one
+// errgroup: the WAL receiver, base backups and logical dumps on cron
+// schedules, and an HTTP server for Prometheus metrics and a health check.
+//
+// Scheduling: each job has its own loop. A run still going when the job is
+// due again skips that turn (logged, pitr_job_skipped_total). A failed run
+// is retried after daemon_retry_backoff, doubling up to an hour, unless the
+// next scheduled run comes first; a failed dump run retries only the
+// databases that failed.
+//
+// Shutdown (ctx cancelled, i.e. SIGTERM): the receiver stores what it has
+// and returns; a running backup or dump sees its context cancelled and
+// returns (its entry is written last, so an interrupted one is never
+// listed); Run waits up to Options.ShutdownGrace for that, then returns
+// nil, or an error if a job did not stop in time.
+//
+// /healthz answers 200 "ok" unless the receiver (when streaming is on) is
+// not connected, or backups are scheduled and the newest one ended longer
+// ago than twice the schedule's interval (measured between its next two
+// runs; 48h for a daily schedule); with no backup yet, the age counts from
+// the daemon's start. Otherwise it answers 503 with the reason in one line.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pitr-dev/pitr/wal/stream"
+)
+
+// Receiver is what the daemon needs of a stream.Receiver.
+type Receiver interface {
+	Run(ctx context.Context) error
+	Status() stream.Status
+}
+
+// Previous is what the repository already holds, for the metrics and the
+// health check of a daemon that just started.
+type Previous struct {
+	BackupEnd      time.Time // zero: no backup
+	BackupDuration time.Duration
+	Dumps          map[string]time.Time // database -> end of its newest dump
+}
+
+// Options configures Run.
+type Options struct {
+	Receiver Receiver // nil: streaming off
+
+	BackupSchedule Schedule // nil: no backups
+	Backup         func(ctx context.Context) error
+
+	DumpSchedule  Schedule // nil or no DumpDatabases: no dumps
+	DumpDatabases []string
+	Dump          func(ctx context.Context, db string) error
+
+	RetryBackoff  time.Duration // first retry delay; default 1m
+	MaxBackoff    time.Duration // default 1h, or RetryBackoff if longer
+	ShutdownGrace time.Duration // default 30s
+
+	// MetricsAddr is where /metrics and /healthz are served; "" disables.
+	MetricsAddr string
+	// Listening, if set, is told the address the server listens on (for
+	// port 0).
+	Listening func(addr string)
+	// BackupMaxAge overrides the health check's limit (default: twice the
+	// backup schedule's interval).
+	BackupMaxAge time.Duration
+	// Previous, if set, is asked once at start for the newest backup and
+	// dumps; an error is logged and otherwise ignored.
+	Previous func(ctx context.Context) (Previous, error)
+	Version  string
+	Now      func() time.Time
+}
+
+// Run runs until ctx ends or a part fails for good (the receiver meeting
+// an error reconnecting cannot fix, the HTTP server failing).
+func Run(ctx context.Context, opts Options) error {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = time.Minute
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = max(time.Hour, opts.RetryBackoff)
+	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 30 * time.Second
+	}
+	log := zerolog.Ctx(ctx)
+	var status func() stream.Status
+	if opts.Receiver != nil {
+		status = opts.Receiver.Status
+	}
+	m := newMetrics(opts.Now, opts.Version, status)
+	if opts.Previous != nil {
+		prev, err := opts.Previous(ctx)
+		if err != nil {
+			log.Warn().Err(err).Msg("could not read the newest backup and dumps from the repository")
+		}
+		if !prev.BackupEnd.IsZero() {
+			m.backupDone(prev.BackupEnd, prev.BackupDuration)
+		}
+		for db, end := range prev.Dumps {
+			m.dumpDone(db, end)
+		}
+	}
+
+	var jobs []*job
+	if opts.BackupSchedule != nil && opts.Backup != nil {
+		jobs = append(jobs, &job{name: "backup", schedule: opts.BackupSchedule, fn: backupJob(opts, m)})
+	}
+	if opts.DumpSchedule != nil && opts.Dump != nil && len(opts.DumpDatabases) > 0 {
+		jobs = append(jobs, &job{name: "dump", schedule: opts.DumpSchedule, fn: dumpJob(opts, m)})
+	}
+	for _, j := range jobs {
+		j.backoff, j.maxBackoff, j.grace, j.hooks = opts.RetryBackoff, opts.MaxBackoff, opts.ShutdownGrace, m.hooks(j.name)
+	}
+
+	var srv *http.Server
+	var ln net.Listener
+	if opts.MetricsAddr != "" {
+		var err error
+		if ln, err = net.Listen("tcp", opts.MetricsAddr); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		h := health{status: status}
+		if opts.BackupSchedule != nil && opts.Backup != nil {
+			h.backupMaxAge = opts.BackupMaxAge
+			if h.backupMaxAge <= 0 {
+				h.backupMaxAge = 2 * interval(opts.BackupSchedule, opts.Now())
+			}
+		}
+		srv = &http.Server{Handler: m.handler(h), ReadHeaderTimeout: 10 * time.Second}
+		log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics and /healthz")
+		if opts.Listening != nil {
+			opts.Listening(ln.Addr().String())
+		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	if opts.Receiver != nil {
+		g.Go(func() error {
+			if err := opts.Receiver.Run(gctx); err != nil {
+				return fmt.Errorf("wal receiver: %w", err)
+			}
+			return nil
+		})
+	}
+	for _, j := range jobs {
+		g.Go(func() error { return j.run(gctx) })
+	}
+	if srv != nil {
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	log.Info().Bool("stream", opts.Receiver != nil).Strs("jobs", jobNames(jobs)).Msg("daemon started")
+	err := g.Wait()
+	if err == nil {
+		log.Info().Msg("daemon stopped")
+	}
+	return err
+}
+
+func jobNames(jobs []*job) []string {
+	out := []string{}
+	for _, j := range jobs {
+		out = append(out, j.name)
+	}
+	return out
+}
+
+// interval is the time between a schedule's next two runs after now.
+func interval(s Schedule, now time.Time) time.Duration {
+	a := s.Next(now)
+	b := s.Next(a)
+	if a.IsZero() || b.IsZero() {
+		return 0
+	}
+	return b.Sub(a)
+}
+
+func backupJob(opts Options, m *metrics) func(context.Context, bool) error {
+	return func(ctx context.Context, _ bool) error {
+		start := opts.Now()
+		if err := opts.Backup(ctx); err != nil {
+			return err
+		}
+		end := opts.Now()
+		m.backupDone(end, end.Sub(start))
+		return nil
+	}
+}
+
+// dumpJob dumps every database in turn; a retry redoes only those that
+// failed.
+func dumpJob(opts Options, m *metrics) func(context.Context, bool) error {
+	var pending []string
+	return func(ctx context.Context, retry bool) error {
+		if !retry || len(pending) == 0 {
+			pending = append([]string(nil), opts.DumpDatabases...)
+		}
+		var failed, msgs []string
+		total := len(pending)
+		for i, db := range pending {
+			if ctx.Err() != nil {
+				pending = append(failed, pending[i:]...)
+				return ctx.Err()
+			}
+			if err := opts.Dump(ctx, db); err != nil {
+				failed = append(failed, db)
+				msgs = append(msgs, err.Error())
+				continue
+			}
+			m.dumpDone(db, opts.Now())
+		}
+		pending = failed
+		if len(failed) > 0 {
+			return fmt.Errorf("%d of %d dumps failed: %s", len(failed), total, strings.Join(msgs, "; "))
+		}
+		return nil
+	}
+}
