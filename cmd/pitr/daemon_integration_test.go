@@ -156,3 +156,85 @@ func TestDaemonSchedules(t *testing.T) {
 		t.Error("daemon did not log a clean stop")
 	}
 }
+
+// TestDaemonStreams runs `pitr daemon` with only the WAL receiver: its
+// metrics follow the stream, /healthz reports its connection, and SIGTERM
+// ends it with status 0.
+func TestDaemonStreams(t *testing.T) {
+	r := newRig(t, "minio")
+	c := r.cluster(map[string]string{"archive_mode": "off"})
+	port, err := scratch.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(r.pitr, "daemon")
+	cmd.Env = append(append(append(os.Environ(), r.env...), backupEnv(c)...),
+		"PITR_BACKUP_SCHEDULE=", "PITR_DUMP_SCHEDULE=", fmt.Sprintf("PITR_METRICS_ADDR=127.0.0.1:%d", port))
+	var log lockedBuffer
+	cmd.Stderr = &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", log.String())
+		}
+	})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	switched := false
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, body, err := tryGet(base + "/metrics")
+		if err == nil && metricValue(body, "pitr_stream_connected") == 1 {
+			if !switched {
+				psql(t, c, "postgres", `CREATE TABLE x AS SELECT generate_series(1, 10000) i; SELECT pg_switch_wal()`)
+				switched = true
+			} else if metricValue(body, "pitr_stream_segments_total") >= 1 && metricValue(body, "pitr_stream_stored_lsn") > 0 &&
+				metricValue(body, "pitr_stream_uploaded_bytes_total") > 0 && metricValue(body, "pitr_stream_wal_bytes_total") > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream metrics not there after 30s (%v):\n%s", err, body)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if code, h := httpGet(t, base+"/healthz"); code != 200 || h != "ok\n" {
+		t.Errorf("healthz = %d %q", code, h)
+	}
+	c.Stop(t.Context())
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		code, h, _ := tryGet(base + "/healthz")
+		if code == 503 && strings.Contains(h, "not connected") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthz with the server down: %d %q", code, h)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("daemon still running 15s after SIGTERM")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("daemon exit %d after SIGTERM", code)
+	}
+}
+
+func tryGet(url string) (int, string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
