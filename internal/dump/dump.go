@@ -64,7 +64,7 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := connString(opts.DSN, opts.Database)
+	conn, password, err := connString(opts.DSN, opts.Database)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +87,7 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 	}
 	log.Info().Str("database", d.Database).Str("dump", d.ID).Str("pg_dump", tool).Msg("dump started")
 	cmd := exec.CommandContext(ctx, tool, "--format=custom", "--compress=0", "--no-password", "--dbname="+conn)
+	cmd.Env = toolEnv(password)
 	if err := store(ctx, opts, cmd, d); err != nil {
 		// Put never completed, but make sure: an object without an entry
 		// is harmless, yet nobody needs it.

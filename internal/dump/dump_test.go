@@ -8,17 +8,22 @@ import (
 )
 
 func TestConnString(t *testing.T) {
-	for _, tc := range []struct{ dsn, db, want string }{
-		{"", "app", "dbname='app'"},
-		{"host=/run/postgresql user=postgres", "app", "host=/run/postgresql user=postgres dbname='app'"},
-		{"host=h dbname=postgres", "it's", `host=h dbname=postgres dbname='it\'s'`},
-		{"host=h replication=database", "app", "host=h replication=database replication=false dbname='app'"},
-		{"postgres://u:p@h:5433/postgres?sslmode=disable&replication=true", "app", "postgres://u:p@h:5433/app?sslmode=disable"},
-		{"postgresql://h/", "my db", "postgresql://h/my%20db"},
+	for _, tc := range []struct{ dsn, db, want, password string }{
+		{"", "app", "dbname='app'", ""},
+		{"host=/run/postgresql user=postgres", "app", "host='/run/postgresql' user='postgres' dbname='app'", ""},
+		{"host=h dbname=postgres", "it's", `host='h' dbname='it\'s'`, ""},
+		{`host=h replication=database password='s3 cr\'et'`, "app", "host='h' dbname='app'", "s3 cr'et"},
+		{"postgres://u:p@h:5433/postgres?sslmode=disable&replication=true", "app", "postgres://u@h:5433/app?sslmode=disable", "p"},
+		{"postgresql://h/?password=x", "my db", "postgresql://h/my%20db", "x"},
 	} {
-		got, err := connString(tc.dsn, tc.db)
-		if err != nil || got != tc.want {
-			t.Errorf("connString(%q, %q) = %q, %v; want %q", tc.dsn, tc.db, got, err, tc.want)
+		got, pw, err := connString(tc.dsn, tc.db)
+		if err != nil || got != tc.want || pw != tc.password {
+			t.Errorf("connString(%q, %q) = %q, %q, %v; want %q, %q", tc.dsn, tc.db, got, pw, err, tc.want, tc.password)
+		}
+	}
+	for _, bad := range []string{"host", "host='h", "=x"} {
+		if _, _, err := connString(bad, "app"); err == nil {
+			t.Errorf("connString(%q) accepted", bad)
 		}
 	}
 }

@@ -78,7 +78,7 @@ func restore(ctx context.Context, opts RestoreOptions, d *catalog.Dump) error {
 	if err != nil {
 		return err
 	}
-	conn, err := connString(opts.DSN, opts.TargetDB)
+	conn, password, err := connString(opts.DSN, opts.TargetDB)
 	if err != nil {
 		return err
 	}
@@ -98,6 +98,7 @@ func restore(ctx context.Context, opts RestoreOptions, d *catalog.Dump) error {
 		args = append(args, "--clean", "--if-exists")
 	}
 	cmd := exec.CommandContext(ctx, tool, args...)
+	cmd.Env = toolEnv(password)
 	stderr := &stderrTail{}
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()

@@ -68,26 +68,107 @@ func toolMajor(version string) int {
 }
 
 // connString returns dsn with its database replaced by db, for the tools'
-// --dbname (which takes a whole connection string). Whatever dsn leaves
+// --dbname (which takes a whole connection string), and the password it
+// held, taken out: a command line is visible to every local user in ps, so
+// the password goes to the tool in PGPASSWORD instead. Whatever dsn leaves
 // out comes from PGHOST, PGPORT, PGUSER and PGPASSWORD, as for backups.
-func connString(dsn, db string) (string, error) {
+func connString(dsn, db string) (conn, password string, err error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err != nil {
-			return "", fmt.Errorf("parse pg_dsn: %w", err)
+			return "", "", fmt.Errorf("parse pg_dsn: %w", err)
 		}
 		u.Path, u.RawPath = "/"+db, ""
 		q := u.Query()
 		q.Del("replication")
+		if pw := q.Get("password"); pw != "" {
+			password = pw
+			q.Del("password")
+		}
+		if u.User != nil {
+			if pw, ok := u.User.Password(); ok {
+				password = pw
+				u.User = url.User(u.User.Username())
+			}
+		}
 		u.RawQuery = q.Encode()
-		return u.String(), nil
+		return u.String(), password, nil
 	}
-	s := strings.TrimSpace(dsn)
-	if strings.Contains(s, "replication") {
-		s += " replication=false"
+	pairs, err := splitKeywordValues(dsn)
+	if err != nil {
+		return "", "", fmt.Errorf("parse pg_dsn: %w", err)
 	}
-	// libpq keeps the last value of a repeated keyword.
-	return strings.TrimSpace(s + " dbname=" + quoteConnValue(db)), nil
+	var out []string
+	for _, kv := range pairs {
+		switch kv[0] {
+		case "password":
+			password = kv[1]
+		case "replication", "dbname":
+		default:
+			out = append(out, kv[0]+"="+quoteConnValue(kv[1]))
+		}
+	}
+	out = append(out, "dbname="+quoteConnValue(db))
+	return strings.Join(out, " "), password, nil
+}
+
+// toolEnv is the environment for pg_dump and pg_restore: ours, with the
+// password from pg_dsn, if it had one, in PGPASSWORD.
+func toolEnv(password string) []string {
+	env := os.Environ()
+	if password != "" {
+		env = append(env, "PGPASSWORD="+password)
+	}
+	return env
+}
+
+// splitKeywordValues parses a libpq keyword/value connection string.
+func splitKeywordValues(s string) ([][2]string, error) {
+	var out [][2]string
+	i := 0
+	skip := func() {
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+			i++
+		}
+	}
+	for {
+		skip()
+		if i >= len(s) {
+			return out, nil
+		}
+		eq := strings.IndexByte(s[i:], '=')
+		if eq < 0 {
+			return nil, fmt.Errorf("missing \"=\" after %q", s[i:])
+		}
+		key := strings.TrimSpace(s[i : i+eq])
+		if key == "" || strings.ContainsAny(key, " \t") {
+			return nil, fmt.Errorf("bad keyword %q", key)
+		}
+		i += eq + 1
+		skip()
+		var val strings.Builder
+		if i < len(s) && s[i] == '\'' {
+			i++
+			for ; i < len(s) && s[i] != '\''; i++ {
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+				}
+				val.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, fmt.Errorf("unterminated quoted value for %s", key)
+			}
+			i++
+		} else {
+			for ; i < len(s) && s[i] != ' ' && s[i] != '\t' && s[i] != '\n'; i++ {
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+				}
+				val.WriteByte(s[i])
+			}
+		}
+		out = append(out, [2]string{key, val.String()})
+	}
 }
 
 // quoteConnValue quotes a libpq keyword/value value.
