@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strings"
+)
+
+const (
+	beginMarker = "<!-- BEGIN bench/stream.sh: generated, edit the script instead -->"
+	endMarker   = "<!-- END bench/stream.sh -->"
+)
+
+func percentile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[int(math.Ceil(q*float64(len(s))))-1+boolInt(q == 0)]
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func sum(xs []float64) (t float64) {
+	for _, x := range xs {
+		t += x
+	}
+	return t
+}
+
+const mib = 1 << 20
+
+func cmdReport(args []string) error {
+	fs := flag.NewFlagSet("report", flag.ExitOnError)
+	header := fs.String("header", "", "file with the section's opening Markdown (title, machine, method)")
+	fs.Parse(args)
+	if fs.NArg() != 1 {
+		return errors.New("usage: report [--header F] RESULTS.jsonl")
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var phases []Phase
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<20), 64<<20)
+	for sc.Scan() {
+		var p Phase
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			return err
+		}
+		phases = append(phases, p)
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	w := os.Stdout
+	if *header != "" {
+		h, err := os.ReadFile(*header)
+		if err != nil {
+			return err
+		}
+		w.Write(h)
+	}
+	writeReport(w, phases)
+	return nil
+}
+
+func writeReport(w io.Writer, phases []Phase) {
+	fmt.Fprintln(w, "### Commit to durable, CPU and memory")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Seconds from a probe commit returning until the receiver reports its WAL flushed "+
+		"(pitr: stored in MinIO; pg_receivewal: fsynced to local disk). With `--synchronous` the commit itself waits for pitr: see the commit column.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| phase | receiver | probes | p50 s | p90 s | p99 s | max s | probe commit ms p50 / p99 / max | CPU % of one core | peak RSS MiB |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, p := range phases {
+		for _, r := range p.Recv {
+			d := r.DurableS
+			commit := "–"
+			if strings.HasPrefix(r.Label, "pitr") {
+				commit = fmt.Sprintf("%.1f / %.1f / %.1f", percentile(p.CommitMS, .5), percentile(p.CommitMS, .99), percentile(p.CommitMS, 1))
+			}
+			unres := ""
+			if r.Unresolved > 0 {
+				unres = fmt.Sprintf(" (+%d never)", r.Unresolved)
+			}
+			fmt.Fprintf(w, "| %s | %s | %d%s | %.3f | %.3f | %.3f | %.3f | %s | %.1f | %.1f |\n", p.Title, r.Label, len(d), unres,
+				percentile(d, .5), percentile(d, .9), percentile(d, .99), percentile(d, 1), commit, r.CPUPct, float64(r.MaxRSSKiB)/1024)
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "### pitr: bytes uploaded")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "WAL received and uploaded: from pitr's stop line (`wal_bytes`, `uploaded`). Compressed WAL: the whole-segment objects the run left in MinIO "+
+		"(the run ends with `pg_switch_wal()`, so every byte received is in one). Chunks: the debug log's `wal chunk streamed` lines.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| phase | WAL received MiB | uploaded MiB | compressed WAL MiB (segments) | uploaded / WAL | uploaded / compressed WAL | chunks: count, median KiB, store ms p50 / p99 / max | segment store ms p50 / max | chunk objects left | warnings in log |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, p := range phases {
+		for _, r := range p.Recv {
+			if !strings.HasPrefix(r.Label, "pitr") {
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %.1f | %.1f | %.2f (%d) | %.3f | %.2fx | %d, %.1f, %.0f / %.0f / %.0f | %.0f / %.0f | %d | %d |\n", p.Title,
+				float64(r.WALBytes)/mib, float64(r.Uploaded)/mib, float64(r.WholeBytes)/mib, r.WholeObjects,
+				float64(r.Uploaded)/float64(r.WALBytes), float64(r.Uploaded)/float64(r.WholeBytes),
+				len(r.ChunkStored), percentile(r.ChunkStored, .5)/1024,
+				percentile(r.ChunkTookMS, .5), percentile(r.ChunkTookMS, .99), percentile(r.ChunkTookMS, 1),
+				percentile(r.SegTookMS, .5), percentile(r.SegTookMS, 1), r.LeftoverChunks, len(r.Warnings))
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "### Load")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| phase | pgbench tps | pgbench latency avg ms (of it schedule lag) | MinIO CPU % of one core | machine busy % (all CPUs) | receivers' CPU s / wall s, whole run |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, p := range phases {
+		var whole []string
+		for _, r := range p.Recv {
+			whole = append(whole, fmt.Sprintf("%s %.1f / %.0f", r.Label, r.CPUS, r.WallS))
+		}
+		fmt.Fprintf(w, "| %s | %.1f | %.1f (%.1f) | %.1f | %.0f | %s |\n", p.Title, p.TPS, p.LatencyMS, p.LagMS, p.MinIOCPUPct, p.BusyPct, strings.Join(whole, "; "))
+	}
+	fmt.Fprintln(w)
+	for _, p := range phases {
+		for _, r := range p.Recv {
+			for i, l := range r.Warnings {
+				if i == 0 {
+					fmt.Fprintf(w, "Warnings and errors in %s's log, phase %s (%d):\n\n", r.Label, p.Title, len(r.Warnings))
+				}
+				if i == 5 {
+					fmt.Fprintf(w, "    ... %d more\n", len(r.Warnings)-5)
+					break
+				}
+				fmt.Fprintf(w, "    %s\n", l)
+			}
+			if len(r.Warnings) > 0 {
+				fmt.Fprintln(w)
+			}
+		}
+	}
+	// The commands, for the record.
+	fmt.Fprintln(w, "Commands per phase (`$PITR` the binary built from this tree):")
+	fmt.Fprintln(w)
+	for _, p := range phases {
+		fmt.Fprintf(w, "- %s: load `%s`\n", p.Title, p.Load)
+		for _, r := range p.Recv {
+			fmt.Fprintf(w, "  - %s: `%s`\n", r.Label, r.Cmd)
+		}
+	}
+}
+
+func cmdSplice(args []string) error {
+	fs := flag.NewFlagSet("splice", flag.ExitOnError)
+	file := fs.String("file", "", "Markdown file to update")
+	section := fs.String("section", "", "file holding the new section")
+	fs.Parse(args)
+	sec, err := os.ReadFile(*section)
+	if err != nil {
+		return err
+	}
+	old, err := os.ReadFile(*file)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	block := beginMarker + "\n" + strings.TrimRight(string(sec), "\n") + "\n" + endMarker
+	var out bytes.Buffer
+	b, e := bytes.Index(old, []byte(beginMarker)), bytes.Index(old, []byte(endMarker))
+	if b >= 0 && e > b {
+		out.Write(old[:b])
+		out.WriteString(block)
+		out.Write(old[e+len(endMarker):])
+	} else {
+		out.Write(bytes.TrimRight(old, "\n"))
+		out.WriteString("\n\n" + block + "\n")
+	}
+	tmp := *file + ".tmp"
+	if err := os.WriteFile(tmp, out.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, *file)
+}
