@@ -70,6 +70,18 @@ func LoadIndex(ctx context.Context, st storage.Storage) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list archived wal: %w", err)
 	}
+	// A segment whose chunks cover it completely is a whole segment (its
+	// whole copy may be still uploading, or its upload failed).
+	for name, chunks := range ix.streamed {
+		if _, ok := ix.files[name]; ok {
+			continue
+		}
+		if use, end := Coverage(chunks); end > 0 && end == use[0].SegSize {
+			e, _ := ix.streamedEntry(name)
+			e.Partial = 0
+			ix.files[name] = e
+		}
+	}
 	return ix, nil
 }
 

@@ -138,3 +138,29 @@ func TestChainEndsOnStreamedSegment(t *testing.T) {
 		t.Fatalf("Get streamed segment: %+v %v", e, ok)
 	}
 }
+
+// TestChainCompleteChunks: chunks covering a whole segment make it whole.
+func TestChainCompleteChunks(t *testing.T) {
+	f := newFixture(t, nil)
+	seg := make([]byte, testSegSize)
+	rand.Read(seg)
+	f.storeChunk("000000010000000000000001", seg, 0, 1000)
+	f.storeChunk("000000010000000000000001", seg, 1000, testSegSize)
+	f.segment("000000010000000000000002")
+	f.push("000000010000000000000002")
+	ix, err := LoadIndex(t.Context(), f.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ix.Chain("000000010000000000000001", testSegSize)
+	if c.Last != "000000010000000000000002" || c.LastPartial || !c.CoversWhole("000000010000000000000001", testSegSize) {
+		t.Fatalf("chain %+v", c)
+	}
+	dest := filepath.Join(t.TempDir(), "x")
+	if err := Fetch(t.Context(), "000000010000000000000001", dest, f.fetchOpts()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, seg) {
+		t.Fatal("assembled segment differs")
+	}
+}

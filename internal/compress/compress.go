@@ -7,6 +7,7 @@ package compress
 import (
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -25,10 +26,17 @@ const windowSize = 2 << 20
 const maxDecoderWindow = 64 << 20
 
 // NewWriter returns a zstd encoder writing to w at level 1 (fastest) to
-// 4 (best). Close flushes the frame; it does not close w.
+// 4 (best). Close flushes the frame; it does not close w. Encoders are
+// reused after Close: a long-running process (wal-receive seals a chunk
+// every second, or every commit when synchronous) would otherwise turn
+// megabytes of encoder state into garbage per object.
 func NewWriter(w io.Writer, level int) (io.WriteCloser, error) {
 	if level < 1 || level > 4 {
 		return nil, fmt.Errorf("zstd level %d out of range 1..4", level)
+	}
+	if enc, ok := encoders[level].Get().(*zstd.Encoder); ok {
+		enc.Reset(w)
+		return &pooledWriter{Encoder: enc, level: level}, nil
 	}
 	enc, err := zstd.NewWriter(w,
 		zstd.WithEncoderLevel(zstd.EncoderLevel(level)),
@@ -40,7 +48,30 @@ func NewWriter(w io.Writer, level int) (io.WriteCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
-	return enc, nil
+	return &pooledWriter{Encoder: enc, level: level}, nil
+}
+
+var encoders [5]sync.Pool // by level
+
+// pooledWriter returns its encoder to the pool on the first Close.
+type pooledWriter struct {
+	*zstd.Encoder
+	level  int
+	closed bool
+}
+
+func (p *pooledWriter) Close() error {
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	err := p.Encoder.Close()
+	if err == nil {
+		p.Encoder.Reset(nil)
+		encoders[p.level].Put(p.Encoder)
+	}
+	p.Encoder = nil
+	return err
 }
 
 // NewReader returns a zstd decoder reading from r. Close releases it; it does

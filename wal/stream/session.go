@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/retry"
@@ -23,9 +25,11 @@ type segment struct {
 	name    string
 	start   pglogrepl.LSN // LSN of byte 0
 	buf     []byte
-	have    int64 // bytes received, from byte 0
-	shipped int64 // bytes stored or queued for storing, from byte 0
-	whole   bool  // the repository holds the whole segment already
+	have    int64          // bytes received, from byte 0
+	shipped int64          // bytes stored or queued for storing, from byte 0
+	whole   bool           // the repository holds the whole segment already
+	refs    atomic.Int32   // holders of buf: the receive loop and queued jobs
+	chunks  sync.WaitGroup // chunk jobs not yet done
 }
 
 // job is one unit of the uploader's ordered work.
@@ -43,10 +47,8 @@ type jobKind int
 
 const (
 	jobChunk   jobKind = iota // store seg.buf[from:to] as a chunk
-	jobWhole                  // store the whole segment, remove its chunks
 	jobMark                   // nothing to store: advance the stored position
 	jobHistory                // store a timeline history file
-	jobRelease                // return seg's buffer to the pool
 )
 
 type session struct {
@@ -64,33 +66,40 @@ type session struct {
 	lastSent time.Time
 	pending  time.Time // when the oldest unshipped byte arrived; zero if none
 
-	jobs     chan job
+	jobs     chan job      // the ordered lane: chunks, marks, history files
+	wholes   chan *segment // completed segments, stored whole in the background
 	free     chan []byte
 	bufs     int
 	storedA  atomic.Uint64
 	inflight atomic.Int64
 	upErr    chan error
 	upDone   chan struct{}
+	wholeWG  sync.WaitGroup
 
 	progressed bool
 }
 
 // buffers is how many segment buffers a session may hold: one receiving,
-// one being stored.
+// one being stored whole.
 const buffers = 2
 
 func (s *session) run(ctx context.Context, start pglogrepl.LSN) error {
 	s.jobs = make(chan job, 256)
+	s.wholes = make(chan *segment, buffers)
 	s.free = make(chan []byte, buffers)
-	s.upErr = make(chan error, 1)
+	s.upErr = make(chan error, 2)
 	s.upDone = make(chan struct{})
 	s.storedA.Store(uint64(s.stored))
 	upCtx, cancelUp := context.WithCancel(context.WithoutCancel(ctx))
 	go s.uploader(upCtx)
+	s.wholeWG.Add(1)
+	go s.wholeStorer(upCtx)
 	defer func() {
 		close(s.jobs)
+		close(s.wholes)
 		cancelUp()
 		<-s.upDone
+		s.wholeWG.Wait()
 	}()
 
 	if err := s.ensureHistory(ctx, s.tli); err != nil {
@@ -316,6 +325,7 @@ func (s *session) open(ctx context.Context, pos pglogrepl.LSN) error {
 		return err
 	}
 	seg.buf = buf
+	seg.refs.Store(1) // the receive loop's
 	s.cur = seg
 	return nil
 }
@@ -342,17 +352,40 @@ func (s *session) buffer(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// complete hands the full segment to the uploader.
+// complete finishes the segment: its last bytes go out as a chunk on the
+// ordered lane, so the stored position passes the segment at once, and the
+// whole segment is stored in the background under the wal-push key. Chunks
+// covering a segment completely are a whole segment to readers, so the
+// stored position need not wait for that upload (150-600 ms, which held up
+// every chunk queued behind it and, with --synchronous, every commit).
 func (s *session) complete() {
 	seg := s.cur
 	s.cur, s.pending = nil, time.Time{}
 	end := seg.start + pglogrepl.LSN(s.segSize)
 	if seg.whole {
 		s.enqueue(job{kind: jobMark, storedAt: end})
-		s.enqueue(job{kind: jobRelease, seg: seg})
+		s.drop(seg)
 		return
 	}
-	s.enqueue(job{kind: jobWhole, seg: seg, storedAt: end})
+	if seg.shipped < s.segSize {
+		s.enqueueChunk(seg, s.segSize, end)
+	}
+	s.hold(seg)
+	s.inflight.Add(1)
+	s.wholes <- seg
+	s.drop(seg)
+}
+
+func (s *session) hold(seg *segment) { seg.refs.Add(1) }
+
+// drop releases one hold on seg's buffer; the last returns it to the pool.
+func (s *session) drop(seg *segment) {
+	if seg.refs.Add(-1) == 0 {
+		select {
+		case s.free <- seg.buf:
+		default:
+		}
+	}
 }
 
 // shipPending queues the current segment's unstored bytes as a chunk.
@@ -362,14 +395,21 @@ func (s *session) shipPending() {
 	if seg == nil || seg.shipped >= seg.have {
 		return
 	}
-	s.enqueue(job{kind: jobChunk, seg: seg, from: seg.shipped, to: seg.have, storedAt: seg.start + pglogrepl.LSN(seg.have)})
-	seg.shipped = seg.have
+	s.enqueueChunk(seg, seg.have, seg.start+pglogrepl.LSN(seg.have))
+}
+
+// enqueueChunk queues seg's bytes from what is shipped to `to`.
+func (s *session) enqueueChunk(seg *segment, to int64, storedAt pglogrepl.LSN) {
+	s.hold(seg)
+	seg.chunks.Add(1)
+	s.enqueue(job{kind: jobChunk, seg: seg, from: seg.shipped, to: to, storedAt: storedAt})
+	seg.shipped = to
 }
 
 // releaseCur gives up the current segment (its stored chunks stay).
 func (s *session) releaseCur() {
 	if s.cur != nil {
-		s.enqueue(job{kind: jobRelease, seg: s.cur})
+		s.drop(s.cur)
 		s.cur, s.pending = nil, time.Time{}
 	}
 }
@@ -456,28 +496,76 @@ func (s *session) uploader(ctx context.Context) {
 		if !failed {
 			if err := s.do(ctx, j); err != nil {
 				failed = true
-				if errors.Is(err, wal.ErrConflict) {
-					err = errFatal{err}
-				}
-				s.upErr <- err
+				s.fail(err)
 			}
 		}
-		if j.kind == jobWhole || j.kind == jobRelease {
-			select {
-			case s.free <- j.seg.buf:
-			default:
-			}
+		if j.seg != nil {
+			j.seg.chunks.Done()
+			s.drop(j.seg)
 		}
 		s.inflight.Add(-1)
 	}
 }
 
+func (s *session) fail(err error) {
+	if errors.Is(err, wal.ErrConflict) {
+		err = errFatal{err}
+	}
+	select {
+	case s.upErr <- err:
+	default:
+	}
+}
+
+// wholeStorer stores completed segments whole, then removes their chunks.
+func (s *session) wholeStorer(ctx context.Context) {
+	defer s.wholeWG.Done()
+	failed := false
+	for seg := range s.wholes {
+		if !failed {
+			if err := s.storeWhole(ctx, seg); err != nil {
+				failed = true
+				s.fail(err)
+			}
+		}
+		s.drop(seg)
+		s.inflight.Add(-1)
+	}
+}
+
+func (s *session) storeWhole(ctx context.Context, seg *segment) error {
+	start := time.Now()
+	var res wal.StoreResult
+	err := retry.Do(ctx, s.retryPolicy(), func(ctx context.Context) error {
+		var err error
+		res, err = wal.StoreBytes(ctx, s.r.opts.Store, s.r.opts.Codec, seg.name, seg.buf)
+		if errors.Is(err, wal.ErrConflict) {
+			return retry.Permanent(err)
+		}
+		return err
+	}, s.onRetry)
+	if err != nil {
+		return err
+	}
+	s.uploaded(res.Stored)
+	s.r.update(func(st *Status) { st.Segments++ })
+	seg.chunks.Wait() // the tail chunk may still be on its way
+	removed := s.removeChunks(ctx, seg.name)
+	s.log.Info().Str("segment", seg.name).Int64("stored", res.Stored).Bool("existed", res.Existed).
+		Int("chunks_removed", removed).Dur("took", time.Since(start)).Msg("wal segment streamed")
+	return nil
+}
+
+func (s *session) retryPolicy() retry.Policy {
+	return retry.Policy{Timeout: s.r.opts.MaxBackoff, Initial: 200 * time.Millisecond, Max: 5 * time.Second}
+}
+
+func (s *session) onRetry(err error, wait time.Duration) {
+	s.log.Warn().Err(err).Dur("retry_in", wait).Msg("storing streamed wal failed; retrying")
+}
+
 func (s *session) do(ctx context.Context, j job) error {
 	opts := s.r.opts
-	policy := retry.Policy{Timeout: opts.MaxBackoff, Initial: 200 * time.Millisecond, Max: 5 * time.Second}
-	onRetry := func(err error, wait time.Duration) {
-		s.log.Warn().Err(err).Dur("retry_in", wait).Msg("storing streamed wal failed; retrying")
-	}
 	start := time.Now()
 	switch j.kind {
 	case jobChunk:
@@ -489,43 +577,25 @@ func (s *session) do(ctx context.Context, j job) error {
 		if err != nil {
 			return err
 		}
-		err = retry.Do(ctx, policy, func(ctx context.Context) error {
+		err = retry.Do(ctx, s.retryPolicy(), func(ctx context.Context) error {
 			return opts.Store.Put(ctx, key, bytes.NewReader(sealed.Body))
-		}, onRetry)
+		}, s.onRetry)
 		if err != nil {
 			return fmt.Errorf("store %s bytes %d-%d: %w", j.seg.name, j.from, j.to, err)
 		}
 		s.uploaded(int64(len(sealed.Body)))
 		s.log.Debug().Str("segment", j.seg.name).Int64("from", j.from).Int64("to", j.to).
 			Int("stored", len(sealed.Body)).Dur("took", time.Since(start)).Msg("wal chunk streamed")
-	case jobWhole:
-		var res wal.StoreResult
-		err := retry.Do(ctx, policy, func(ctx context.Context) error {
-			var err error
-			res, err = wal.StoreBytes(ctx, opts.Store, opts.Codec, j.seg.name, j.seg.buf)
-			if errors.Is(err, wal.ErrConflict) {
-				return retry.Permanent(err)
-			}
-			return err
-		}, onRetry)
-		if err != nil {
-			return err
-		}
-		s.uploaded(res.Stored)
-		s.r.update(func(st *Status) { st.Segments++ })
-		removed := s.removeChunks(ctx, j.seg.name)
-		s.log.Info().Str("segment", j.seg.name).Int64("stored", res.Stored).Bool("existed", res.Existed).
-			Int("chunks_removed", removed).Dur("took", time.Since(start)).Msg("wal segment streamed")
 	case jobHistory:
 		var res wal.StoreResult
-		err := retry.Do(ctx, policy, func(ctx context.Context) error {
+		err := retry.Do(ctx, s.retryPolicy(), func(ctx context.Context) error {
 			var err error
 			res, err = wal.StoreBytes(ctx, opts.Store, opts.Codec, j.name, j.data)
 			if errors.Is(err, wal.ErrConflict) {
 				return retry.Permanent(err)
 			}
 			return err
-		}, onRetry)
+		}, s.onRetry)
 		if err != nil {
 			return err
 		}
@@ -540,20 +610,27 @@ func (s *session) do(ctx context.Context, j job) error {
 	return nil
 }
 
-// removeChunks deletes a stored segment's chunks; failures only leave
-// clutter that readers ignore once the segment is whole.
+// removeChunks deletes a stored segment's chunks, several at a time (with
+// --synchronous a segment may have hundreds); failures only leave clutter
+// that readers ignore once the segment is whole.
 func (s *session) removeChunks(ctx context.Context, name string) int {
 	chunks, err := wal.ListStream(ctx, s.r.opts.Store, name)
 	if err != nil {
 		return 0
 	}
-	n := 0
+	var n atomic.Int64
+	var g errgroup.Group
+	g.SetLimit(8)
 	for _, c := range chunks {
-		if s.r.opts.Store.Delete(ctx, c.Key) == nil {
-			n++
-		}
+		g.Go(func() error {
+			if s.r.opts.Store.Delete(ctx, c.Key) == nil {
+				n.Add(1)
+			}
+			return nil
+		})
 	}
-	return n
+	g.Wait()
+	return int(n.Load())
 }
 
 func (s *session) uploaded(n int64) {
