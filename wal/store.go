@@ -45,16 +45,21 @@ type StoreResult struct {
 // memory under the same key wal-push would use, with the same rules: the
 // same content stored already is success, different content is ErrConflict.
 func StoreBytes(ctx context.Context, st storage.Storage, codec *envelope.Codec, name string, data []byte) (StoreResult, error) {
+	sealed, err := Seal(codec, data)
+	if err != nil {
+		return StoreResult{}, fmt.Errorf("seal %s: %w", name, err)
+	}
+	return StoreSealed(ctx, st, codec.Encrypt, name, sealed)
+}
+
+// StoreSealed is StoreBytes for content sealed already.
+func StoreSealed(ctx context.Context, st storage.Storage, encrypted bool, name string, sealed Sealed) (StoreResult, error) {
 	if _, err := ParseName(name); err != nil {
 		return StoreResult{}, err
 	}
 	existing, err := ListWAL(ctx, st, name)
 	if err != nil {
 		return StoreResult{}, fmt.Errorf("check repository for %s: %w", name, err)
-	}
-	sealed, err := Seal(codec, data)
-	if err != nil {
-		return StoreResult{}, fmt.Errorf("seal %s: %w", name, err)
 	}
 	for _, o := range existing {
 		if o.SHA256 == sealed.SHA256 {
@@ -64,7 +69,7 @@ func StoreBytes(ctx context.Context, st storage.Storage, codec *envelope.Codec, 
 	if len(existing) > 0 {
 		return StoreResult{}, fmt.Errorf("%s %w (stored sha256 %.16s, received %.16s); refusing to overwrite", name, ErrConflict, existing[0].SHA256, sealed.SHA256)
 	}
-	key, err := catalog.WALKey(name, sealed.SHA256, codec.Encrypt)
+	key, err := catalog.WALKey(name, sealed.SHA256, encrypted)
 	if err != nil {
 		return StoreResult{}, err
 	}

@@ -283,6 +283,12 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader) error {
 			return err
 		}
 	}
+	if m, ok := r.(inMemory); ok && m.Len() <= s.partSize {
+		// bytes.Reader and strings.Reader: the bytes are in memory
+		// already; a part buffer would only copy them.
+		start := m.Size() - int64(m.Len())
+		return s.putSection(ctx, key, io.NewSectionReader(m, start, int64(m.Len())))
+	}
 	first, err := s.readPart(ctx, r)
 	if err != nil {
 		return err
@@ -372,23 +378,34 @@ func (s *Store) putFile(ctx context.Context, key string, f *os.File) (done bool,
 	if err != nil || !fi.Mode().IsRegular() || fi.Size()-start > int64(s.partSize) {
 		return false, nil
 	}
-	size := fi.Size() - start
+	return true, s.putSection(ctx, key, io.NewSectionReader(f, start, fi.Size()-start))
+}
+
+// inMemory is what *bytes.Reader and *strings.Reader offer.
+type inMemory interface {
+	io.ReaderAt
+	Len() int
+	Size() int64
+}
+
+// putSection uploads a section with one PutObject, reading it twice (for
+// Content-MD5, then the body) instead of copying it into a part buffer.
+func (s *Store) putSection(ctx context.Context, key string, sec *io.SectionReader) error {
 	h := md5.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, start, size)); err != nil {
-		return true, err
+	if _, err := io.Copy(h, io.NewSectionReader(sec, 0, sec.Size())); err != nil {
+		return err
 	}
-	sum := base64.StdEncoding.EncodeToString(h.Sum(nil))
-	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:               &s.bucket,
 		Key:                  s.full(key),
-		Body:                 io.NewSectionReader(f, start, size), // seekable: the SDK rewinds it to retry
-		ContentLength:        aws.Int64(size),
-		ContentMD5:           aws.String(sum),
+		Body:                 sec, // seekable: the SDK rewinds it to retry
+		ContentLength:        aws.Int64(sec.Size()),
+		ContentMD5:           aws.String(base64.StdEncoding.EncodeToString(h.Sum(nil))),
 		ServerSideEncryption: s.sse,
 		SSEKMSKeyId:          s.kmsKeyID,
 		StorageClass:         s.class,
 	})
-	return true, err
+	return err
 }
 
 // putMultipart uploads first, second and the rest of r as parts, at most
