@@ -144,7 +144,7 @@ func (s *session) complete() error {
 	}
 	seg.sealed = wal.Sealed{SHA256: seg.sealer.Sum(), Bytes: seg.sealer.Size(), Body: seg.body.Bytes()}
 	seg.sealer, seg.body = nil, nil
-	s.inflight.Add(1)
+	s.wholeQueued.Add(1)
 	s.wholes <- seg
 	return nil
 }
@@ -159,7 +159,7 @@ func (s *session) shipPending() {
 	seg.chunks.Add(1)
 	s.enqueue(job{kind: jobChunk, seg: seg, from: seg.shipped, to: seg.have, data: seg.pend,
 		storedAt: seg.start + pglogrepl.LSN(seg.have)})
-	seg.shipped, seg.pend = seg.have, nil
+	seg.shipped, seg.pend = seg.have, (*chunkBufs.Get().(*[]byte))[:0]
 }
 
 // releaseCur gives up the current segment (its stored chunks stay).
@@ -171,6 +171,10 @@ func (s *session) releaseCur() {
 }
 
 func (s *session) enqueue(j job) {
-	s.inflight.Add(1)
+	s.queued.Add(1)
 	s.jobs <- j
 }
+
+// chunkBufs recycles pending-chunk buffers: with --synchronous there is a
+// chunk per commit.
+var chunkBufs = sync.Pool{New: func() any { return new([]byte) }}

@@ -29,13 +29,14 @@ type session struct {
 	lastSent time.Time
 	pending  time.Time // when the oldest unshipped byte arrived; zero if none
 
-	jobs     chan job      // the ordered lane: chunks, marks, history files
-	wholes   chan *segment // completed segments, stored whole in the background
-	storedA  atomic.Uint64
-	inflight atomic.Int64
-	upErr    chan error
-	upDone   chan struct{}
-	wholeWG  sync.WaitGroup
+	jobs        chan job      // the ordered lane: chunks, marks, history files
+	wholes      chan *segment // completed segments, stored whole in the background
+	storedA     atomic.Uint64
+	queued      atomic.Int64 // jobs on the ordered lane
+	wholeQueued atomic.Int64 // segments waiting for or in their whole store
+	upErr       chan error
+	upDone      chan struct{}
+	wholeWG     sync.WaitGroup
 
 	progressed bool
 }
@@ -86,7 +87,7 @@ func (s *session) shutdown(ctx context.Context) error {
 	defer cancel()
 	s.shipPending()
 	s.releaseCur()
-	for s.inflight.Load() > 0 {
+	for s.queued.Load() > 0 || s.wholeQueued.Load() > 0 {
 		select {
 		case err := <-s.upErr:
 			return err
@@ -122,7 +123,7 @@ func (s *session) streamTimeline(ctx context.Context, start pglogrepl.LSN) (uint
 			return 0, 0, err
 		}
 		s.advanceStored()
-		if !s.pending.IsZero() && (s.r.opts.Synchronous && s.inflight.Load() == 0 || time.Since(s.pending) >= s.r.opts.ShipInterval) {
+		if !s.pending.IsZero() && (s.r.opts.Synchronous && s.queued.Load() == 0 || time.Since(s.pending) >= s.r.opts.ShipInterval) {
 			s.shipPending()
 		}
 		if s.stored > s.reported || time.Since(s.lastSent) >= statusInterval {
@@ -163,7 +164,7 @@ func (s *session) deadline() time.Time {
 		}
 		d = earliest(d, s.pending.Add(s.r.opts.ShipInterval))
 	}
-	if s.inflight.Load() > 0 {
+	if s.queued.Load() > 0 {
 		// Report stored WAL promptly: it moves the slot, and with
 		// synchronous replication it releases waiting commits.
 		wake := 100 * time.Millisecond

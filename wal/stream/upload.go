@@ -55,7 +55,11 @@ func (s *session) uploader(ctx context.Context) {
 		if j.seg != nil {
 			j.seg.chunks.Done()
 		}
-		s.inflight.Add(-1)
+		if j.kind == jobChunk && cap(j.data) <= maxPending {
+			b := j.data[:0]
+			chunkBufs.Put(&b)
+		}
+		s.queued.Add(-1)
 	}
 }
 
@@ -126,7 +130,7 @@ func (s *session) wholeStorer(ctx context.Context) {
 				s.fail(err)
 			}
 		}
-		s.inflight.Add(-1)
+		s.wholeQueued.Add(-1)
 	}
 }
 
