@@ -31,6 +31,7 @@ or dump (an interrupted one is never listed), then exits 0.`,
 }
 
 func runDaemon(ctx context.Context, e *env) error {
+	longRunningGC()
 	st, err := e.Store(ctx)
 	if err != nil {
 		return err

@@ -47,6 +47,7 @@ their WAL is in the repository. Connection: pg_dsn, or PGHOST/PGPORT/PGUSER.`,
 }
 
 func runWALReceive(ctx context.Context, e *env) error {
+	longRunningGC()
 	r, err := newReceiver(ctx, e)
 	if err != nil {
 		return err

