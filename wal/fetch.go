@@ -147,59 +147,84 @@ func fetchOnce(ctx context.Context, st storage.Storage, codec *envelope.Codec, n
 }
 
 func download(ctx context.Context, st storage.Storage, codec *envelope.Codec, o catalog.WALObject, dest string) (int64, error) {
-	rc, err := st.Get(ctx, o.Key)
-	if errors.Is(err, storage.ErrNotExist) {
-		// Listed a moment ago: something deleted it under us. Treat as
-		// transient so the listing runs again.
-		return 0, fmt.Errorf("get %s: vanished after listing", o.Key)
-	}
+	pr, classify, err := openStored(ctx, st, codec, o.Key, o.Name, o.Encrypted, o.SHA256)
 	if err != nil {
 		return 0, err
 	}
-	defer rc.Close()
-	body := &transportReader{r: rc}
-	pr, err := codec.Open(body, o.Encrypted, o.SHA256)
-	if err != nil {
-		if errors.Is(err, crypto.ErrWrongKey) {
-			return 0, fmt.Errorf("%s: %w", o.Name, err)
-		}
-		if body.err != nil {
-			return 0, fmt.Errorf("download %s: %w", o.Key, body.err)
-		}
-		return 0, fmt.Errorf("%s: %w: %v", o.Name, errCorrupt, err)
-	}
 	defer pr.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dest), ".pitr-"+o.Name+".*")
+	return writeAtomic(dest, o.Name, func(f *os.File) (int64, error) {
+		n, err := io.Copy(f, pr)
+		if err != nil {
+			return 0, classify(err)
+		}
+		return n, nil
+	})
+}
+
+// openStored opens a stored object for its verified plaintext. Its error,
+// and what classify makes of a read error, tell a broken transport
+// (transient: retried) from a wrong key and from stored bytes that fail age
+// authentication, zstd decoding or the SHA-256 check (errCorrupt).
+func openStored(ctx context.Context, st storage.Storage, codec *envelope.Codec, key, name string, encrypted bool, sha string) (io.ReadCloser, func(error) error, error) {
+	rc, err := st.Get(ctx, key)
+	if errors.Is(err, storage.ErrNotExist) {
+		// Listed a moment ago: deleted under us (for chunks: their
+		// segment was stored whole). Transient: the listing runs again.
+		return nil, nil, fmt.Errorf("get %s: vanished after listing", key)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	body := &transportReader{r: rc}
+	classify := func(err error) error {
+		switch {
+		case errors.Is(err, crypto.ErrWrongKey):
+			return fmt.Errorf("%s: %w", name, err)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case body.err != nil:
+			return fmt.Errorf("download %s: %w", key, body.err)
+		}
+		return fmt.Errorf("%s: %w: %v", name, errCorrupt, err)
+	}
+	pr, err := codec.Open(body, encrypted, sha)
+	if err != nil {
+		rc.Close()
+		return nil, nil, classify(err)
+	}
+	return both{pr, rc}, classify, nil
+}
+
+// both closes the plaintext reader, then the storage body under it.
+type both struct {
+	io.ReadCloser
+	body io.Closer
+}
+
+func (b both) Close() error {
+	b.ReadCloser.Close()
+	return b.body.Close()
+}
+
+// writeAtomic fills a temporary file next to dest and renames it into
+// place, so PostgreSQL never sees a partial file; on error it leaves
+// nothing.
+func writeAtomic(dest, name string, fill func(*os.File) (int64, error)) (int64, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(dest), ".pitr-"+name+".*")
 	if err != nil {
 		return 0, fmt.Errorf("create temp file: %w", err)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	n, err := io.Copy(tmp, pr)
+	n, err := fill(tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), dest)
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
-		// A broken connection is transient; if the transport delivered
-		// every byte, age authentication, zstd decoding or the SHA-256
-		// check failed: the stored bytes are wrong.
-		if body.err != nil {
-			return 0, fmt.Errorf("download %s: %w", o.Key, body.err)
-		}
-		return 0, fmt.Errorf("%s: %w: %v", o.Name, errCorrupt, err)
-	}
-	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
 		return 0, err
 	}
-	if err := os.Rename(tmp.Name(), dest); err != nil {
-		return 0, err
-	}
-	ok = true
 	return n, nil
 }
 

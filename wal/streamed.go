@@ -2,15 +2,12 @@ package wal
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
-	"github.com/pitr-dev/pitr/internal/crypto"
 	"github.com/pitr-dev/pitr/internal/envelope"
 	"github.com/pitr-dev/pitr/storage"
 )
@@ -95,70 +92,31 @@ func fetchStreamed(ctx context.Context, st storage.Storage, codec *envelope.Code
 		return 0, fmt.Errorf("%s: %w (streamed chunks do not start at the segment's beginning)", name, ErrNotFound)
 	}
 	segSize := use[0].SegSize
-	tmp, err := os.CreateTemp(filepath.Dir(dest), ".pitr-"+name+".*")
-	if err != nil {
-		return 0, fmt.Errorf("create temp file: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
+	return writeAtomic(dest, name, func(f *os.File) (int64, error) {
+		var pos int64
+		for _, c := range use {
+			if err := copyChunk(ctx, st, codec, c, pos, f); err != nil {
+				return 0, err
+			}
+			pos = c.End
 		}
-	}()
-	var pos int64
-	for _, c := range use {
-		if err := copyChunk(ctx, st, codec, c, pos, tmp); err != nil {
-			return 0, err
-		}
-		pos = c.End
-	}
-	if err := tmp.Truncate(segSize); err != nil {
-		return 0, err
-	}
-	if err := tmp.Close(); err != nil {
-		return 0, err
-	}
-	if err := os.Rename(tmp.Name(), dest); err != nil {
-		return 0, err
-	}
-	ok = true
-	return segSize, nil
+		return segSize, f.Truncate(segSize)
+	})
 }
 
 // copyChunk writes chunk c's bytes from segment offset pos on to w, after
 // verifying the whole chunk.
 func copyChunk(ctx context.Context, st storage.Storage, codec *envelope.Codec, c catalog.StreamChunk, pos int64, w io.Writer) error {
-	rc, err := st.Get(ctx, c.Key)
-	if errors.Is(err, storage.ErrNotExist) {
-		// The whole segment was stored and its chunks removed since the
-		// listing: transient, the next attempt finds the segment.
-		return fmt.Errorf("get %s: vanished after listing", c.Key)
-	}
+	pr, classify, err := openStored(ctx, st, codec, c.Key, c.Name, c.Encrypted, c.SHA256)
 	if err != nil {
 		return err
-	}
-	defer rc.Close()
-	body := &transportReader{r: rc}
-	pr, err := codec.Open(body, c.Encrypted, c.SHA256)
-	if err != nil {
-		if errors.Is(err, crypto.ErrWrongKey) {
-			return fmt.Errorf("%s: %w", c.Name, err)
-		}
-		if body.err != nil {
-			return fmt.Errorf("download %s: %w", c.Key, body.err)
-		}
-		return fmt.Errorf("%s: %w: %v", c.Name, errCorrupt, err)
 	}
 	defer pr.Close()
 	// Read the whole chunk (it is small): the SHA-256 check runs at EOF,
 	// and nothing unverified may reach the destination's final bytes.
 	b, err := io.ReadAll(pr)
 	if err != nil {
-		if body.err != nil {
-			return fmt.Errorf("download %s: %w", c.Key, body.err)
-		}
-		return fmt.Errorf("%s chunk %d-%d: %w: %v", c.Name, c.Start, c.End, errCorrupt, err)
+		return classify(err)
 	}
 	if int64(len(b)) != c.End-c.Start {
 		return fmt.Errorf("%s chunk %d-%d: %w: holds %d bytes", c.Name, c.Start, c.End, errCorrupt, len(b))
