@@ -138,6 +138,9 @@ setup_cluster() {
 	as_postgres "$PGBIN/pg_ctl" -D "$SRC" -l "$WORK/pg/postgres.log" -w start >/dev/null
 	log "pgbench -i -s $SCALE"
 	as_postgres "$PGBIN/pgbench" -h "$SOCK" -p "$PGPORT" -U postgres -i -s "$SCALE" -q postgres >"$WORK/logs/pgbench-init.log" 2>&1
+	# Before any phase: with only the sync phase, creating it later would
+	# wait for a synchronous standby that is not connected yet.
+	psql_src -c "CREATE TABLE IF NOT EXISTS stream_probe (at timestamptz DEFAULT now())" >/dev/null
 	psql_src -c CHECKPOINT
 }
 
