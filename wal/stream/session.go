@@ -42,22 +42,7 @@ type session struct {
 }
 
 func (s *session) run(ctx context.Context, start pglogrepl.LSN) error {
-	s.jobs = make(chan job, queuedJobs)
-	s.wholes = make(chan *segment, 1)
-	s.upErr = make(chan error, 2)
-	s.upDone = make(chan struct{})
-	s.storedA.Store(uint64(s.stored))
-	upCtx, cancelUp := context.WithCancel(context.WithoutCancel(ctx))
-	go s.uploader(upCtx)
-	s.wholeWG.Add(1)
-	go s.wholeStorer(upCtx)
-	defer func() {
-		close(s.jobs)
-		close(s.wholes)
-		cancelUp()
-		<-s.upDone
-		s.wholeWG.Wait()
-	}()
+	defer s.startLanes(ctx)()
 
 	if err := s.ensureHistory(ctx, s.tli); err != nil {
 		return err
@@ -77,6 +62,28 @@ func (s *session) run(ctx context.Context, start pglogrepl.LSN) error {
 		s.tli = next
 		s.r.update(func(st *Status) { st.Timeline = next })
 		start = nextStart - pglogrepl.LSN(uint64(nextStart)%uint64(s.segSize))
+	}
+}
+
+// startLanes starts the ordered lane and the whole-segment lane; the
+// returned stop closes both and waits for them (abandoning uploads in
+// flight: the slot keeps that WAL for the next session).
+func (s *session) startLanes(ctx context.Context) (stop func()) {
+	s.jobs = make(chan job, queuedJobs)
+	s.wholes = make(chan *segment, 1)
+	s.upErr = make(chan error, 2)
+	s.upDone = make(chan struct{})
+	s.storedA.Store(uint64(s.stored))
+	upCtx, cancelUp := context.WithCancel(context.WithoutCancel(ctx))
+	go s.uploader(upCtx)
+	s.wholeWG.Add(1)
+	go s.wholeStorer(upCtx)
+	return func() {
+		close(s.jobs)
+		close(s.wholes)
+		cancelUp()
+		<-s.upDone
+		s.wholeWG.Wait()
 	}
 }
 
