@@ -26,11 +26,7 @@ must be 'pitr wal-push %p'). Connection: pg_dsn, or PGHOST/PGPORT/PGUSER/PGPASSW
 }
 
 func runBackup(ctx context.Context, e *env, fast bool) error {
-	st, err := e.Store(ctx)
-	if err != nil {
-		return err
-	}
-	codec, err := e.Codec(false)
+	st, codec, err := e.Repo(ctx, false)
 	if err != nil {
 		return err
 	}

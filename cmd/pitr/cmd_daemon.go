@@ -32,11 +32,7 @@ or dump (an interrupted one is never listed), then exits 0.`,
 
 func runDaemon(ctx context.Context, e *env) error {
 	longRunningGC()
-	st, err := e.Store(ctx)
-	if err != nil {
-		return err
-	}
-	codec, err := e.Codec(false)
+	st, codec, err := e.Repo(ctx, false)
 	if err != nil {
 		return err
 	}

@@ -31,11 +31,7 @@ func runDump(ctx context.Context, e *env, db string) error {
 	if db == "" {
 		return fmt.Errorf("%w: dump needs --db NAME", errUsage)
 	}
-	st, err := e.Store(ctx)
-	if err != nil {
-		return err
-	}
-	codec, err := e.Codec(false)
+	st, codec, err := e.Repo(ctx, false)
 	if err != nil {
 		return err
 	}

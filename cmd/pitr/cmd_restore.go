@@ -64,11 +64,7 @@ func runRestore(ctx context.Context, e *env, f restoreFlags) error {
 		}
 		tsMap[filepath.Clean(old)] = filepath.Clean(new)
 	}
-	st, err := e.Store(ctx)
-	if err != nil {
-		return err
-	}
-	codec, err := e.Codec(true)
+	st, codec, err := e.Repo(ctx, true)
 	if err != nil {
 		return err
 	}

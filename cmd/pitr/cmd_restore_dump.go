@@ -41,11 +41,7 @@ func runRestoreDump(ctx context.Context, e *env, f restoreDumpFlags) error {
 	if f.db == "" || f.target == "" {
 		return fmt.Errorf("%w: restore-dump needs --db NAME and --target-db DB", errUsage)
 	}
-	st, err := e.Store(ctx)
-	if err != nil {
-		return err
-	}
-	codec, err := e.Codec(true)
+	st, codec, err := e.Repo(ctx, true)
 	if err != nil {
 		return err
 	}

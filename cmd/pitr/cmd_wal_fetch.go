@@ -45,11 +45,7 @@ func runWALFetch(ctx context.Context, e *env, name, dest string) error {
 }
 
 func (e *env) fetchOptions(ctx context.Context, prefetchDir string) (wal.FetchOptions, error) {
-	st, err := e.Store(ctx)
-	if err != nil {
-		return wal.FetchOptions{}, err
-	}
-	codec, err := e.Codec(true)
+	st, codec, err := e.Repo(ctx, true)
 	if err != nil {
 		return wal.FetchOptions{}, err
 	}

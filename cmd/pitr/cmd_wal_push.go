@@ -25,11 +25,7 @@ func runWALPush(ctx context.Context, e *env, path string) error {
 	if _, err := wal.ParseName(baseName(path)); err != nil {
 		return fmt.Errorf("%w: wal-push: %v", errUsage, err)
 	}
-	st, err := e.Store(ctx)
-	if err != nil {
-		return err
-	}
-	codec, err := e.Codec(false)
+	st, codec, err := e.Repo(ctx, false)
 	if err != nil {
 		return err
 	}

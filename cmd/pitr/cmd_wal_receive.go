@@ -66,11 +66,7 @@ func runDropSlot(ctx context.Context, e *env) error {
 // newReceiver builds the WAL receiver from the configuration (the daemon
 // runs the same one).
 func newReceiver(ctx context.Context, e *env) (*stream.Receiver, error) {
-	st, err := e.Store(ctx)
-	if err != nil {
-		return nil, err
-	}
-	codec, err := e.Codec(false)
+	st, codec, err := e.Repo(ctx, false)
 	if err != nil {
 		return nil, err
 	}

@@ -206,4 +206,18 @@ func (e *env) Codec(needKey bool) (*envelope.Codec, error) {
 	return c, nil
 }
 
+// Repo opens the repository and the codec for its objects; needKey loads
+// the age identity too (to read, not to write).
+func (e *env) Repo(ctx context.Context, needKey bool) (storage.Storage, *envelope.Codec, error) {
+	st, err := e.Store(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	codec, err := e.Codec(needKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, codec, nil
+}
+
 func (e *env) retryPolicy() retry.Policy { return retry.Policy{Timeout: e.cfg.RetryTimeout} }

@@ -96,15 +96,9 @@ func (s *session) do(ctx context.Context, j job) error {
 		s.log.Debug().Str("segment", j.seg.name).Int64("from", j.from).Int64("to", j.to).
 			Int("stored", len(sealed.Body)).Dur("took", time.Since(start)).Msg("wal chunk streamed")
 	case jobHistory:
-		var res wal.StoreResult
-		err := retry.Do(ctx, s.retryPolicy(), func(ctx context.Context) error {
-			var err error
-			res, err = wal.StoreBytes(ctx, opts.Store, opts.Codec, j.name, j.data)
-			if errors.Is(err, wal.ErrConflict) {
-				return retry.Permanent(err)
-			}
-			return err
-		}, s.onRetry)
+		res, err := s.storeWAL(ctx, func(ctx context.Context) (wal.StoreResult, error) {
+			return wal.StoreBytes(ctx, opts.Store, opts.Codec, j.name, j.data)
+		})
 		if err != nil {
 			return err
 		}
@@ -136,15 +130,9 @@ func (s *session) wholeStorer(ctx context.Context) {
 
 func (s *session) storeWhole(ctx context.Context, seg *segment) error {
 	start := time.Now()
-	var res wal.StoreResult
-	err := retry.Do(ctx, s.retryPolicy(), func(ctx context.Context) error {
-		var err error
-		res, err = wal.StoreSealed(ctx, s.r.opts.Store, s.r.opts.Codec.Encrypt, seg.name, seg.sealed)
-		if errors.Is(err, wal.ErrConflict) {
-			return retry.Permanent(err)
-		}
-		return err
-	}, s.onRetry)
+	res, err := s.storeWAL(ctx, func(ctx context.Context) (wal.StoreResult, error) {
+		return wal.StoreSealed(ctx, s.r.opts.Store, s.r.opts.Codec.Encrypt, seg.name, seg.sealed)
+	})
 	if err != nil {
 		return err
 	}
@@ -155,6 +143,20 @@ func (s *session) storeWhole(ctx context.Context, seg *segment) error {
 	s.log.Info().Str("segment", seg.name).Int64("stored", res.Stored).Bool("existed", res.Existed).
 		Int("chunks_removed", removed).Dur("took", time.Since(start)).Msg("wal segment streamed")
 	return nil
+}
+
+// storeWAL retries store after transient errors; a conflict is final.
+func (s *session) storeWAL(ctx context.Context, store func(context.Context) (wal.StoreResult, error)) (wal.StoreResult, error) {
+	var res wal.StoreResult
+	err := retry.Do(ctx, s.retryPolicy(), func(ctx context.Context) error {
+		var err error
+		res, err = store(ctx)
+		if errors.Is(err, wal.ErrConflict) {
+			return retry.Permanent(err)
+		}
+		return err
+	}, s.onRetry)
+	return res, err
 }
 
 func (s *session) retryPolicy() retry.Policy {
