@@ -3,7 +3,10 @@ package stream
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"sync"
 	"time"
 
@@ -31,7 +34,45 @@ type segment struct {
 	body   *bytes.Buffer    // the sealer's output
 	sealed wal.Sealed       // set by complete
 
+	// checks are the stored copies of this segment's bytes (its whole
+	// object, or the chunks covering its start) that the repository had
+	// when the segment was opened. What arrives must hash the same before
+	// the stored position moves past them: a repository shared by mistake
+	// with another cluster must not pass for this one's WAL.
+	checks []*check
+
 	chunks sync.WaitGroup // chunk jobs not yet done
+}
+
+// check hashes the received bytes [start, end) of a segment to compare
+// them with the SHA-256 of a stored copy (from its key: no secret key
+// needed).
+type check struct {
+	start, end int64
+	sha        string
+	h          hash.Hash
+}
+
+// verify feeds piece, the segment's bytes from offset off, to the checks,
+// and queues the stored position past each check that matches (checks end
+// in increasing order: wal.Coverage picks them so).
+func (s *session) verify(seg *segment, off int64, piece []byte) error {
+	end := off + int64(len(piece))
+	for _, c := range seg.checks {
+		if c.start < end && c.end > off {
+			c.h.Write(piece[max(c.start-off, 0):min(c.end-off, int64(len(piece)))])
+		}
+	}
+	for len(seg.checks) > 0 && seg.checks[0].end <= end {
+		c := seg.checks[0]
+		if got := hex.EncodeToString(c.h.Sum(nil)); got != c.sha {
+			return errFatal{fmt.Errorf("%s bytes %d-%d: %w: the repository holds sha256 %.16s, the server sent %.16s (is another cluster writing to this repository?)",
+				seg.name, c.start, c.end, wal.ErrConflict, c.sha, got)}
+		}
+		seg.checks = seg.checks[1:]
+		s.enqueue(job{kind: jobMark, storedAt: seg.start + pglogrepl.LSN(c.end)})
+	}
+	return nil
 }
 
 // maxPending ships the unshipped bytes early once there are this many (a
@@ -60,6 +101,9 @@ func (s *session) receive(ctx context.Context, pos pglogrepl.LSN, data []byte) e
 		seg := s.cur
 		n := min(int64(len(data)), s.segSize-seg.have)
 		piece := data[:n]
+		if err := s.verify(seg, seg.have, piece); err != nil {
+			return err
+		}
 		if seg.sealer != nil {
 			if _, err := seg.sealer.Write(piece); err != nil {
 				return fmt.Errorf("seal %s: %w", seg.name, err)
@@ -104,6 +148,7 @@ func (s *session) open(ctx context.Context, pos pglogrepl.LSN) error {
 	}
 	if len(full) > 0 {
 		seg.whole, seg.shipped = true, s.segSize
+		seg.checks = []*check{{start: 0, end: s.segSize, sha: full[0].SHA256, h: sha256.New()}}
 		s.cur = seg
 		return nil
 	}
@@ -111,9 +156,10 @@ func (s *session) open(ctx context.Context, pos pglogrepl.LSN) error {
 	if err != nil {
 		return fmt.Errorf("list %s: %w", seg.name, err)
 	}
-	if _, end := wal.Coverage(chunks); end > 0 {
-		seg.shipped = end
-		s.enqueue(job{kind: jobMark, storedAt: seg.start + pglogrepl.LSN(end)})
+	use, end := wal.Coverage(chunks)
+	seg.shipped = end
+	for _, c := range use {
+		seg.checks = append(seg.checks, &check{start: c.Start, end: c.End, sha: c.SHA256, h: sha256.New()})
 	}
 	seg.body = bytes.NewBuffer(make([]byte, 0, 1<<20))
 	if seg.sealer, err = s.r.opts.Codec.Seal(seg.body); err != nil {
@@ -131,10 +177,8 @@ func (s *session) open(ctx context.Context, pos pglogrepl.LSN) error {
 // every chunk queued behind it and, with --synchronous, every commit).
 func (s *session) complete() error {
 	seg := s.cur
-	end := seg.start + pglogrepl.LSN(s.segSize)
-	if seg.whole {
+	if seg.whole { // verified and marked stored by verify
 		s.cur, s.pending = nil, time.Time{}
-		s.enqueue(job{kind: jobMark, storedAt: end})
 		return nil
 	}
 	s.shipPending()

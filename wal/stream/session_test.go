@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -127,5 +128,49 @@ func TestSegmentsAndResume(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(dest); !bytes.Equal(got, wal1[segSize:]) {
 		t.Fatal("second segment differs after resuming")
+	}
+}
+
+// TestForeignRepository: a repository holding other bytes under this
+// segment's name (a second cluster configured with the same repository)
+// stops the receiver instead of passing those bytes for its WAL, for a
+// whole copy and for chunks alike.
+func TestForeignRepository(t *testing.T) {
+	id, _ := age.GenerateX25519Identity()
+	codec := &envelope.Codec{Encrypt: true, Recipients: []age.Recipient{id.Recipient()}, Identities: []age.Identity{id}}
+	start := pglogrepl.LSN(16 * segSize)
+	theirs := make([]byte, segSize)
+	rand.Read(theirs)
+	ours := bytes.Clone(theirs)
+	ours[segSize/3] ^= 1
+
+	for _, stored := range []string{"whole", "chunks"} {
+		t.Run(stored, func(t *testing.T) {
+			st := storagetest.NewMemory()
+			other, stop := newTestSession(t, st, codec, start)
+			if stored == "whole" {
+				feed(t, other, theirs)
+			} else {
+				feed(t, other, theirs[:segSize/2])
+				other.shipPending()
+			}
+			drain(t, other)
+			stop()
+
+			s, stop := newTestSession(t, st, codec, start)
+			defer stop()
+			var err error
+			for off := 0; off < segSize && err == nil; off += 64 << 10 {
+				err = s.receive(t.Context(), s.recv, ours[off:off+64<<10])
+			}
+			var fatal errFatal
+			if !errors.As(err, &fatal) || !errors.Is(err, wal.ErrConflict) {
+				t.Fatalf("different bytes under a stored name: %v, want a fatal conflict", err)
+			}
+			drain(t, s)
+			if got := pglogrepl.LSN(s.storedA.Load()); got >= start+segSize/3 {
+				t.Fatalf("stored position moved to %s past the differing byte", got)
+			}
+		})
 	}
 }
