@@ -6,13 +6,18 @@
 // physical slot if missing (RESERVE_WAL), and starts streaming at the
 // beginning of the segment holding the slot's restart_lsn, as PostgreSQL's
 // own walreceiver and pg_receivewal do: the server keeps that whole segment
-// for the slot. Received bytes go into an in-memory segment buffer. Bytes
-// the repository does not have yet are stored every ShipInterval as a chunk
-// (catalog.StreamChunk: a byte range of the segment, its own sealed object),
-// so no upload repeats bytes already stored. A completed segment is stored
-// whole under the same key wal-push uses (same content, same key: streaming
-// and archive_command side by side never conflict), and its chunks are then
-// removed.
+// for the slot. Received bytes go straight into the segment's sealer (zstd
+// and age, in memory: no 16 MiB buffer). Bytes the repository does not have
+// yet are stored every ShipInterval (or every 2 MiB) as a chunk
+// (catalog.StreamChunk: a byte range of the segment, its own sealed object)
+// on an ordered lane, so no upload repeats bytes already stored. A completed
+// segment's last bytes go out as a chunk too; chunks covering a segment are
+// a whole segment to readers, so the stored position passes it at once,
+// while a second lane stores the segment whole under the key wal-push uses
+// (same content, same key: streaming and archive_command side by side never
+// conflict) and then removes its chunks. Bytes the repository had before
+// (a whole copy, or chunks from an earlier run) count as stored only once
+// what the server sends hashes the same as their keys say.
 //
 // Feedback. The flush position reported to the server is only ever the end
 // of WAL the repository has confirmed storing; PostgreSQL moves the slot's
