@@ -140,7 +140,7 @@ var (
 	descConnected = prometheus.NewDesc("pitr_stream_connected", "1 while the WAL receiver is connected to the server.", nil, nil)
 	descTimeline  = prometheus.NewDesc("pitr_stream_timeline", "Timeline being streamed.", nil, nil)
 	descStored    = prometheus.NewDesc("pitr_stream_stored_lsn", "WAL position up to which everything is stored in the repository, as a number.", nil, nil)
-	descAge       = prometheus.NewDesc("pitr_stream_stored_age_seconds", "Seconds since the stored position last advanced.", nil, nil)
+	descAge       = prometheus.NewDesc("pitr_stream_stored_age_seconds", "Seconds since the stored position last advanced while WAL the server flushed waited to be stored; 0 when caught up.", nil, nil)
 	descLag       = prometheus.NewDesc("pitr_stream_lag_bytes", "Bytes the server has flushed that are not yet stored.", nil, nil)
 	descUploaded  = prometheus.NewDesc("pitr_stream_uploaded_bytes_total", "Bytes the receiver sent to the repository (compressed and encrypted).", nil, nil)
 	descWAL       = prometheus.NewDesc("pitr_stream_wal_bytes_total", "WAL bytes received from the server.", nil, nil)
@@ -167,7 +167,11 @@ func (c *receiverCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descConnected, connected)
 	gauge(descTimeline, float64(s.Timeline))
 	gauge(descStored, float64(s.StoredLSN))
-	if !s.StoredAt.IsZero() {
+	switch {
+	case s.StoredAt.IsZero():
+	case s.StoredLSN >= s.ServerLSN:
+		gauge(descAge, 0) // caught up: a quiet server writes no WAL, nothing is old
+	default:
 		gauge(descAge, c.now().Sub(s.StoredAt).Seconds())
 	}
 	lag := 0.0
