@@ -19,6 +19,7 @@ package catalog
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -57,14 +58,18 @@ func MarshalMarker(now time.Time, version string) []byte {
 	return append(b, '\n')
 }
 
+// ErrFormat is wrapped when the repository marker is unreadable or names a
+// format this pitr does not know: retrying cannot help.
+var ErrFormat = errors.New("unsupported repository")
+
 // CheckMarker parses pitr.json and refuses formats this pitr does not know.
 func CheckMarker(b []byte) error {
 	var m Marker
 	if err := json.Unmarshal(b, &m); err != nil {
-		return fmt.Errorf("repository marker %s: %w", MarkerKey, err)
+		return fmt.Errorf("%w: marker %s: %v", ErrFormat, MarkerKey, err)
 	}
 	if m.Format != FormatVersion {
-		return fmt.Errorf("repository format %d is not supported by this pitr (it reads format %d)", m.Format, FormatVersion)
+		return fmt.Errorf("%w: repository format %d is not supported by this pitr (it reads format %d)", ErrFormat, m.Format, FormatVersion)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rs/zerolog"
 
+	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/envelope"
 	"github.com/pitr-dev/pitr/internal/pg"
 	"github.com/pitr-dev/pitr/storage"
@@ -54,6 +55,7 @@ type Receiver struct {
 
 	mu     sync.Mutex
 	status Status
+	marked bool // the repository marker was checked (Run's goroutine only)
 }
 
 // New returns a Receiver; Run starts it.
@@ -94,9 +96,6 @@ func (e errFatal) Unwrap() error { return e.error }
 // the repository under a segment's name).
 func (r *Receiver) Run(ctx context.Context) error {
 	log := zerolog.Ctx(ctx)
-	if err := wal.EnsureMarker(ctx, r.opts.Store, r.opts.Version); err != nil {
-		return err
-	}
 	wait := time.Second
 	for {
 		progressed, err := r.session(ctx)
@@ -132,6 +131,17 @@ const statusInterval = 10 * time.Second
 // whether anything was stored, which resets the reconnect backoff.
 func (r *Receiver) session(ctx context.Context) (progressed bool, err error) {
 	log := zerolog.Ctx(ctx)
+	if !r.marked {
+		// Here, not once before the loop: a store down when the daemon
+		// starts is retried like any other outage.
+		if err := wal.EnsureMarker(ctx, r.opts.Store, r.opts.Version); err != nil {
+			if errors.Is(err, catalog.ErrFormat) {
+				return false, errFatal{err}
+			}
+			return false, err
+		}
+		r.marked = true
+	}
 	conn, err := pg.ConnectAs(ctx, r.opts.DSN, true, r.opts.AppName)
 	if err != nil {
 		return false, err
