@@ -185,9 +185,6 @@ func storePart(ctx context.Context, opts Options, id, name string, r io.Reader) 
 	}
 	if err != nil {
 		pw.CloseWithError(err)
-		if s != nil {
-			s.Close() // stops its goroutines; the error is the one above
-		}
 		<-done
 		return catalog.Part{}, fmt.Errorf("backup part %s: %w", name, err)
 	}

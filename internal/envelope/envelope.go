@@ -46,53 +46,6 @@ type Sealer struct {
 	zw     io.WriteCloser
 	ew     io.WriteCloser // nil when not encrypting
 	closed bool
-	// With parallel compression the caller's goroutine would spend most
-	// of its time in SHA-256; hashing then runs on its own goroutine,
-	// fed copies of the plaintext.
-	hashq    chan []byte
-	hashFree chan []byte
-	hashDone chan struct{}
-}
-
-const sealHashBuf = 1 << 20
-
-func (s *Sealer) startHasher() {
-	s.hashq = make(chan []byte, 4)
-	s.hashFree = make(chan []byte, 6)
-	s.hashDone = make(chan struct{})
-	go func() {
-		defer close(s.hashDone)
-		for b := range s.hashq {
-			s.h.Write(b)
-			select {
-			case s.hashFree <- b[:0]:
-			default:
-			}
-		}
-	}()
-}
-
-func (s *Sealer) hashAsync(p []byte) {
-	for len(p) > 0 {
-		var b []byte
-		select {
-		case b = <-s.hashFree:
-		default:
-			b = make([]byte, 0, sealHashBuf)
-		}
-		n := min(len(p), cap(b))
-		s.hashq <- append(b, p[:n]...)
-		p = p[n:]
-	}
-}
-
-// stopHasher waits until every byte written is hashed.
-func (s *Sealer) stopHasher() {
-	if s.hashq != nil {
-		close(s.hashq)
-		<-s.hashDone
-		s.hashq = nil
-	}
 }
 
 // Seal returns a Sealer writing the stored form to w. Close flushes both
@@ -116,7 +69,6 @@ func (c *Codec) Seal(w io.Writer) (*Sealer, error) {
 	var err error
 	if c.Workers > 1 {
 		zw, err = compress.NewParallelWriter(dst, level, c.Workers)
-		s.startHasher()
 	} else {
 		zw, err = compress.NewWriter(dst, level)
 	}
@@ -129,11 +81,7 @@ func (c *Codec) Seal(w io.Writer) (*Sealer, error) {
 
 func (s *Sealer) Write(p []byte) (int, error) {
 	n, err := s.zw.Write(p)
-	if s.hashq != nil {
-		s.hashAsync(p[:n])
-	} else {
-		s.h.Write(p[:n])
-	}
+	s.h.Write(p[:n])
 	s.n += int64(n)
 	return n, err
 }
@@ -165,7 +113,6 @@ func (s *Sealer) Close() error {
 		return nil
 	}
 	s.closed = true
-	defer s.stopHasher()
 	if err := s.zw.Close(); err != nil {
 		return fmt.Errorf("compress: %w", err)
 	}
@@ -178,10 +125,7 @@ func (s *Sealer) Close() error {
 }
 
 // Sum returns the plaintext SHA-256 as lower-case hex.
-func (s *Sealer) Sum() string {
-	s.stopHasher()
-	return hex.EncodeToString(s.h.Sum(nil))
-}
+func (s *Sealer) Sum() string { return hex.EncodeToString(s.h.Sum(nil)) }
 
 // Size returns the number of plaintext bytes written.
 func (s *Sealer) Size() int64 { return s.n }
@@ -194,9 +138,10 @@ func (s *Sealer) Size() int64 { return s.n }
 //
 // Decryption and decompression run on one goroutine and hashing on
 // another, a few buffers ahead of the caller, so a restore keeps several
-// cores busy: decoding, hashing and writing files at once. Close stops that goroutine; it does not
-// close r, and the goroutine may read from r until its current read
-// returns, so close r after Close to stop a read blocked on the network.
+// cores busy: decoding, hashing and writing files at once. Close stops
+// those goroutines; it does not close r, and the decoder may read from r
+// until its current read returns, so close r after Close to stop a read
+// blocked on the network.
 func (c *Codec) Open(r io.Reader, encrypted bool, wantSHA256 string) (io.ReadCloser, error) {
 	src := r
 	if encrypted {
