@@ -44,10 +44,11 @@ func list(ctx context.Context, st storage.Storage, name string) (listing, error)
 	return l, err
 }
 
-// ListStream returns the stored chunks of segment name.
-func ListStream(ctx context.Context, st storage.Storage, name string) ([]catalog.StreamChunk, error) {
+// ListAll returns, from one listing, the whole stored copies of name and
+// its streamed chunks.
+func ListAll(ctx context.Context, st storage.Storage, name string) ([]catalog.WALObject, []catalog.StreamChunk, error) {
 	l, err := list(ctx, st, name)
-	return l.chunks, err
+	return l.full, l.chunks, err
 }
 
 // Coverage picks, from chunks of one segment, a run covering the segment

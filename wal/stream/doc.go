@@ -8,7 +8,7 @@
 // own walreceiver and pg_receivewal do: the server keeps that whole segment
 // for the slot. Received bytes go straight into the segment's sealer (zstd
 // and age, in memory: no 16 MiB buffer). Bytes the repository does not have
-// yet are stored every ShipInterval (or every 2 MiB) as a chunk
+// yet are stored every ShipInterval (or every 4 MiB) as a chunk
 // (catalog.StreamChunk: a byte range of the segment, its own sealed object)
 // on an ordered lane, so no upload repeats bytes already stored. A completed
 // segment's last bytes go out as a chunk too; chunks covering a segment are

@@ -142,7 +142,7 @@ func (s *session) open(ctx context.Context, pos pglogrepl.LSN) error {
 	if pos != seg.start {
 		return fmt.Errorf("wal stream starts inside segment %s at %s", seg.name, pos)
 	}
-	full, err := wal.ListWAL(ctx, s.r.opts.Store, seg.name)
+	full, chunks, err := wal.ListAll(ctx, s.r.opts.Store, seg.name)
 	if err != nil {
 		return fmt.Errorf("list %s: %w", seg.name, err)
 	}
@@ -151,10 +151,6 @@ func (s *session) open(ctx context.Context, pos pglogrepl.LSN) error {
 		seg.checks = []*check{{start: 0, end: s.segSize, sha: full[0].SHA256, h: sha256.New()}}
 		s.cur = seg
 		return nil
-	}
-	chunks, err := wal.ListStream(ctx, s.r.opts.Store, seg.name)
-	if err != nil {
-		return fmt.Errorf("list %s: %w", seg.name, err)
 	}
 	use, end := wal.Coverage(chunks)
 	seg.shipped = end

@@ -171,7 +171,7 @@ func (s *session) onRetry(err error, wait time.Duration) {
 // --synchronous a segment may have hundreds); failures only leave clutter
 // that readers ignore once the segment is whole.
 func (s *session) removeChunks(ctx context.Context, name string) int {
-	chunks, err := wal.ListStream(ctx, s.r.opts.Store, name)
+	_, chunks, err := wal.ListAll(ctx, s.r.opts.Store, name)
 	if err != nil {
 		return 0
 	}
