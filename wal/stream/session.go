@@ -39,6 +39,7 @@ type session struct {
 	wholeWG     sync.WaitGroup
 
 	progressed bool
+	waited     bool // shutdown gave the uploads their grace period already
 }
 
 func (s *session) run(ctx context.Context, start pglogrepl.LSN) error {
@@ -66,8 +67,11 @@ func (s *session) run(ctx context.Context, start pglogrepl.LSN) error {
 }
 
 // startLanes starts the ordered lane and the whole-segment lane; the
-// returned stop closes both and waits for them (abandoning uploads in
-// flight: the slot keeps that WAL for the next session).
+// returned stop closes both and lets queued uploads finish for up to
+// laneGrace before abandoning them (the slot keeps unstored WAL for the
+// next session). Waiting matters for whole segments: the stored position
+// has passed them already (their chunks cover them), so the next session
+// will not see them again, and an abandoned one would stay in chunks.
 func (s *session) startLanes(ctx context.Context) (stop func()) {
 	s.jobs = make(chan job, queuedJobs)
 	s.wholes = make(chan *segment, 1)
@@ -81,11 +85,28 @@ func (s *session) startLanes(ctx context.Context) (stop func()) {
 	return func() {
 		close(s.jobs)
 		close(s.wholes)
+		done := make(chan struct{})
+		go func() {
+			<-s.upDone
+			s.wholeWG.Wait()
+			close(done)
+		}()
+		grace := laneGrace
+		if s.waited {
+			grace = 0
+		}
+		select {
+		case <-done:
+		case <-time.After(grace):
+			s.log.Warn().Msg("abandoning uploads still running after the session ended")
+		}
 		cancelUp()
-		<-s.upDone
-		s.wholeWG.Wait()
+		<-done
 	}
 }
+
+// laneGrace bounds how long a session's end waits for its uploads.
+const laneGrace = 30 * time.Second
 
 // shutdown stores what was received before the context ended, within a
 // grace period, and reports it: a stopping daemon loses nothing it has.
@@ -99,6 +120,7 @@ func (s *session) shutdown(ctx context.Context) error {
 		case err := <-s.upErr:
 			return err
 		case <-ctx.Done():
+			s.waited = true // stop need not wait again
 			s.log.Warn().Msg("stopping before all received WAL was stored; the slot keeps it for the next run")
 			return nil
 		case <-time.After(5 * time.Millisecond):
