@@ -111,8 +111,9 @@ func TestDaemonSchedules(t *testing.T) {
 		var lo listOutput
 		json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo)
 		ds := r.dumps(nil)
-		var code int
-		code, body = httpGet(t, base+"/metrics")
+		// The daemon may not be listening yet on the first rounds.
+		code, b, _ := tryGet(base + "/metrics")
+		body = b
 		if len(lo.Backups) == 1 && len(ds) == 1 && code == 200 &&
 			metricValue(body, "pitr_last_backup_success_timestamp_seconds") > 0 &&
 			metricValue(body, `pitr_last_dump_success_timestamp_seconds{db="app"}`) > 0 {
