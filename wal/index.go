@@ -16,6 +16,7 @@ type Index struct {
 	files     map[string]Entry  // by WAL file name
 	timelines map[Timeline]bool // timelines with at least one segment
 	streamed  map[string][]catalog.StreamChunk
+	conflicts map[string]bool // names stored more than once with different content
 }
 
 // streamedEntry returns an entry for a segment stored only as streamed
@@ -61,6 +62,7 @@ func LoadIndex(ctx context.Context, st storage.Storage) (*Index, error) {
 			return nil
 		}
 		o.Size = oi.Size
+		ix.noteConflict(o)
 		ix.files[o.Name] = Entry{WALObject: o, Stored: oi.ModTime}
 		if n, err := ParseName(o.Name); err == nil && n.Kind == KindSegment {
 			ix.timelines[n.Timeline] = true
@@ -83,6 +85,29 @@ func LoadIndex(ctx context.Context, st storage.Storage) (*Index, error) {
 		}
 	}
 	return ix, nil
+}
+
+// noteConflict records o's name when a copy with other content is listed
+// already (two clusters pushing into one repository, or a bug): wal-fetch
+// refuses such a file, so recovery cannot pass it.
+func (ix *Index) noteConflict(o catalog.WALObject) {
+	if prev, ok := ix.files[o.Name]; ok && prev.SHA256 != o.SHA256 {
+		if ix.conflicts == nil {
+			ix.conflicts = map[string]bool{}
+		}
+		ix.conflicts[o.Name] = true
+	}
+}
+
+// Conflicts returns the names of files stored more than once with different
+// SHA-256, sorted; never nil.
+func (ix *Index) Conflicts() []string {
+	out := make([]string, 0, len(ix.conflicts))
+	for name := range ix.conflicts {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Has reports whether a file of that name is archived whole.

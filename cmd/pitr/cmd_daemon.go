@@ -74,10 +74,11 @@ func runDaemon(ctx context.Context, e *env) error {
 	}
 	opts.Previous = func(ctx context.Context) (daemon.Previous, error) {
 		var p daemon.Previous
-		backups, err := backup.List(ctx, st)
+		l, err := backup.Load(ctx, st)
 		if err != nil {
 			return p, err
 		}
+		backups := l.Intact() // damaged entries and backups missing a part do not count
 		if n := len(backups); n > 0 {
 			b := backups[n-1]
 			p.BackupEnd, p.BackupDuration = b.EndTime, b.EndTime.Sub(b.StartTime)

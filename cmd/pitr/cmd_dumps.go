@@ -32,7 +32,7 @@ func runDumps(ctx context.Context, e *env, db string, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	dumps, err := dump.List(ctx, st, db)
+	dumps, damaged, err := dump.Load(ctx, st, db)
 	if err != nil {
 		return err
 	}
@@ -40,8 +40,9 @@ func runDumps(ctx context.Context, e *env, db string, asJSON bool) error {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
-			Dumps []*catalog.Dump `json:"dumps"`
-		}{dumps})
+			Dumps   []*catalog.Dump `json:"dumps"`
+			Damaged []dump.Damaged  `json:"damaged_dumps"`
+		}{dumps, damaged})
 	}
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DATABASE\tDUMP\tSTARTED\tDURATION\tSIZE\tSTORED")
@@ -49,5 +50,11 @@ func runDumps(ctx context.Context, e *env, db string, asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Database, d.ID, d.StartTime.Format(time.RFC3339),
 			d.EndTime.Sub(d.StartTime).Round(time.Second), humanBytes(d.Bytes), humanBytes(d.Stored))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, d := range damaged {
+		fmt.Fprintf(e.stdout, "damaged: %s of %s (%s; skipped, not restorable)\n", d.ID, d.Database, d.Reason)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"text/tabwriter"
 	"time"
 
@@ -27,17 +28,22 @@ func newListCommand(e *env) *cobra.Command {
 }
 
 type listOutput struct {
-	Backups    []listBackup    `json:"backups"`
-	Windows    []backup.Window `json:"recoverable_windows"`
-	Timelines  []wal.Timeline  `json:"timelines"`
-	Incomplete []string        `json:"incomplete_backups,omitempty"`
+	Backups      []listBackup     `json:"backups"`
+	Windows      []backup.Window  `json:"recoverable_windows"`
+	Timelines    []wal.Timeline   `json:"timelines"`
+	Incomplete   []string         `json:"incomplete_backups"`
+	Damaged      []backup.Damaged `json:"damaged_backups"`
+	WALConflicts []string         `json:"wal_conflicts"` // segments stored twice with different content
 }
 
 type listBackup struct {
 	*catalog.Backup
-	Usable  bool   `json:"usable"`
-	WALGap  string `json:"missing_wal,omitempty"`
-	WALLast string `json:"last_wal"`
+	Usable      bool   `json:"usable"`
+	Status      string `json:"status"` // "ok", or why the backup is not restorable
+	WALGap      string `json:"missing_wal,omitempty"`
+	WALLast     string `json:"last_wal"`
+	WALConflict string `json:"wal_conflict,omitempty"`
+	Parts       string `json:"parts_problem,omitempty"` // e.g. "part missing: base.tar"
 }
 
 func runList(ctx context.Context, e *env, asJSON bool) error {
@@ -45,7 +51,7 @@ func runList(ctx context.Context, e *env, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	backups, err := backup.List(ctx, st)
+	l, err := backup.Load(ctx, st)
 	if err != nil {
 		return err
 	}
@@ -53,22 +59,30 @@ func runList(ctx context.Context, e *env, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	incomplete, err := backup.Incomplete(ctx, st)
-	if err != nil {
-		return err
-	}
-	us := backup.Check(backups, ix)
-	out := listOutput{Backups: []listBackup{}, Windows: backup.Windows(us), Timelines: ix.Timelines()}
+	us := l.Check(ix)
+	out := listOutput{Backups: []listBackup{}, Windows: backup.Windows(us), Timelines: ix.Timelines(),
+		Incomplete: []string{}, Damaged: l.Damaged, WALConflicts: ix.Conflicts()}
 	for _, u := range us {
-		lb := listBackup{Backup: u.Backup, Usable: u.Usable, WALLast: u.Chain.Last}
+		lb := listBackup{Backup: u.Backup, Usable: u.Usable, WALLast: u.Chain.Last, WALConflict: u.Conflict, Parts: u.Parts}
 		if !u.Usable || u.Chain.MoreAfter {
 			lb.WALGap = u.Chain.Missing
 		}
+		switch {
+		case u.Parts != "":
+			lb.Status = u.Parts
+		case u.Conflict != "":
+			lb.Status = "WAL conflict: " + u.Conflict
+		case !u.Usable:
+			lb.Status = "WAL missing: " + u.Chain.Missing
+		default:
+			lb.Status = "ok"
+		}
 		out.Backups = append(out.Backups, lb)
 	}
-	for id := range incomplete {
+	for id := range l.Incomplete {
 		out.Incomplete = append(out.Incomplete, id)
 	}
+	sort.Strings(out.Incomplete)
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -77,17 +91,19 @@ func runList(ctx context.Context, e *env, asJSON bool) error {
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "BACKUP\tSTARTED\tDURATION\tTIMELINE\tSTART LSN\tEND LSN\tSIZE\tSTORED\tSTATUS")
 	for _, b := range out.Backups {
-		status := "ok"
-		if !b.Usable {
-			status = "WAL missing: " + b.WALGap
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.StartTime.Format(time.RFC3339),
 			b.EndTime.Sub(b.StartTime).Round(time.Second), b.Timeline, b.StartLSN, b.EndLSN,
-			humanBytes(b.Bytes), humanBytes(b.Stored), status)
+			humanBytes(b.Bytes), humanBytes(b.Stored), b.Status)
 	}
 	tw.Flush()
+	for _, d := range out.Damaged {
+		fmt.Fprintf(e.stdout, "damaged: %s (%s; skipped, not restorable)\n", d.ID, d.Reason)
+	}
 	for _, id := range out.Incomplete {
 		fmt.Fprintf(e.stdout, "incomplete: %s (interrupted or still running; not restorable)\n", id)
+	}
+	for _, name := range out.WALConflicts {
+		fmt.Fprintf(e.stdout, "WAL conflict: %s is stored twice with different content (wal-fetch refuses it; recovery cannot pass it)\n", name)
 	}
 	fmt.Fprintf(e.stdout, "timelines with archived WAL: %v\n", out.Timelines)
 	fmt.Fprintln(e.stdout, backup.Describe(out.Windows))

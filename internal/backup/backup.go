@@ -20,7 +20,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -241,82 +240,72 @@ func waitForWAL(ctx context.Context, opts Options, b *catalog.Backup) error {
 	}
 }
 
-// List returns the complete backups, oldest first.
+// List returns the readable backup entries, oldest first. Damaged entries
+// are skipped (Load names them); one bad entry does not hide the others.
 func List(ctx context.Context, st storage.Storage) ([]*catalog.Backup, error) {
-	var ids []string
-	err := st.List(ctx, catalog.BackupsPrefix, func(oi storage.ObjectInfo) error {
-		if id, ok := catalog.ParseBackupEntryKey(oi.Key); ok {
-			ids = append(ids, id)
-		}
-		return nil
-	})
+	l, err := Load(ctx, st)
 	if err != nil {
-		return nil, fmt.Errorf("list backups: %w", err)
+		return nil, err
 	}
-	sort.Strings(ids)
-	out := make([]*catalog.Backup, 0, len(ids))
-	for _, id := range ids {
-		b, err := Get(ctx, st, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, nil
+	return l.Backups, nil
 }
+
+// ErrDamaged is wrapped when a backup's entry exists but cannot be read as
+// one (truncated, edited, or written by a newer pitr).
+var ErrDamaged = errors.New("damaged entry")
 
 // Get reads one backup's entry.
 func Get(ctx context.Context, st storage.Storage, id string) (*catalog.Backup, error) {
 	if !catalog.ValidBackupID(id) {
 		return nil, fmt.Errorf("%q is not a backup id (want e.g. 20261122T020000Z)", id)
 	}
-	rc, err := st.Get(ctx, catalog.BackupEntryKey(id))
-	if errors.Is(err, storage.ErrNotExist) {
-		return nil, fmt.Errorf("backup %s: no such complete backup", id)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read backup %s: %w", id, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read backup %s: %w", id, err)
-	}
-	b, err := catalog.UnmarshalBackup(data)
+	b, reason, err := read(ctx, st, id)
 	if err != nil {
 		return nil, err
 	}
-	if b.ID != id {
-		return nil, fmt.Errorf("backup %s: entry names id %s", id, b.ID)
+	if reason != "" {
+		return nil, fmt.Errorf("backup %s: %w %s: %s", id, ErrDamaged, catalog.BackupEntryKey(id), reason)
 	}
 	return b, nil
 }
 
+// read returns an entry, or why it is damaged, or a storage error.
+func read(ctx context.Context, st storage.Storage, id string) (b *catalog.Backup, damaged string, err error) {
+	rc, err := st.Get(ctx, catalog.BackupEntryKey(id))
+	if errors.Is(err, storage.ErrNotExist) {
+		return nil, "", fmt.Errorf("backup %s: no such complete backup", id)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read backup %s: %w", id, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, maxEntryBytes+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("read backup %s: %w", id, err)
+	}
+	if len(data) > maxEntryBytes {
+		return nil, fmt.Sprintf("larger than %d bytes", maxEntryBytes), nil
+	}
+	b, err = catalog.UnmarshalBackup(data)
+	if err != nil {
+		return nil, err.Error(), nil
+	}
+	if b.ID != id {
+		return nil, "entry names id " + b.ID, nil
+	}
+	return b, "", nil
+}
+
+const maxEntryBytes = 16 << 20
+
 // Incomplete returns the ids of backups with objects but no entry, and the
 // time of their newest object.
 func Incomplete(ctx context.Context, st storage.Storage) (map[string]time.Time, error) {
-	newest := map[string]time.Time{}
-	complete := map[string]bool{}
-	err := st.List(ctx, catalog.BackupsPrefix, func(oi storage.ObjectInfo) error {
-		id, ok := catalog.BackupIDOfKey(oi.Key)
-		if !ok {
-			return nil
-		}
-		if _, isEntry := catalog.ParseBackupEntryKey(oi.Key); isEntry {
-			complete[id] = true
-		}
-		if oi.ModTime.After(newest[id]) {
-			newest[id] = oi.ModTime
-		}
-		return nil
-	})
+	objs, err := listObjects(ctx, st)
 	if err != nil {
-		return nil, fmt.Errorf("list backups: %w", err)
+		return nil, err
 	}
-	for id := range complete {
-		delete(newest, id)
-	}
-	return newest, nil
+	return objs.incomplete(), nil
 }
 
 // CleanIncomplete deletes the objects of incomplete backups whose id (start

@@ -12,27 +12,65 @@ import (
 // restore: from a backup's end (its consistency point) to the last
 // contiguous archived WAL after it.
 type Window struct {
-	From, To time.Time
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
 }
 
 // Usability is what the archived WAL allows for one backup.
 type Usability struct {
 	Backup *catalog.Backup
 	Chain  wal.Chain
-	Usable bool // the WAL from the backup's start to its end is archived
+	// Usable: the WAL from the backup's start to its end is archived, no
+	// segment on its chain is in conflict, and its parts are all stored.
+	Usable bool
+	// Conflict is the first segment on the chain stored twice with
+	// different content: wal-fetch refuses it, so recovery cannot pass it.
+	Conflict string
+	Parts    string // what is wrong with the stored parts (Listing.Check), e.g. "part missing: base.tar"
 }
 
 // Check follows each backup's WAL chain in the index.
 func Check(backups []*catalog.Backup, ix *wal.Index) []Usability {
+	conflicts := ix.Conflicts()
 	out := make([]Usability, len(backups))
 	for i, b := range backups {
 		c := ix.Chain(b.StartWAL, b.WALSegmentSize)
-		out[i] = Usability{Backup: b, Chain: c, Usable: c.CoversWhole(b.EndWAL, b.WALSegmentSize)}
+		u := Usability{Backup: b, Chain: c, Usable: c.CoversWhole(b.EndWAL, b.WALSegmentSize)}
+		u.Conflict = onChain(conflicts, b, c)
+		if u.Conflict != "" {
+			u.Usable = false
+		}
+		out[i] = u
 	}
 	return out
 }
 
-// Windows merges the recoverable spans of usable backups, oldest first.
+// onChain returns the first conflicting segment the chain passes: numbered
+// from its first to its last segment, on a timeline from the first's to
+// the last's.
+func onChain(conflicts []string, b *catalog.Backup, c wal.Chain) string {
+	if c.Last == "" {
+		return ""
+	}
+	first, err1 := wal.ParseName(c.First)
+	last, err2 := wal.ParseName(c.Last)
+	if err1 != nil || err2 != nil {
+		return ""
+	}
+	for _, name := range conflicts {
+		n, err := wal.ParseName(name)
+		if err != nil || n.Kind != wal.KindSegment || n.Timeline < first.Timeline || n.Timeline > last.Timeline {
+			continue
+		}
+		if c.Covers(name, b.WALSegmentSize) {
+			return name
+		}
+	}
+	return ""
+}
+
+// Windows merges the recoverable spans of usable backups, oldest first;
+// never nil.
 func Windows(us []Usability) []Window {
 	var ws []Window
 	for _, u := range us {
@@ -46,7 +84,7 @@ func Windows(us []Usability) []Window {
 		ws = append(ws, w)
 	}
 	sort.Slice(ws, func(i, j int) bool { return ws[i].From.Before(ws[j].From) })
-	var merged []Window
+	merged := []Window{}
 	for _, w := range ws {
 		if n := len(merged); n > 0 && !w.From.After(merged[n-1].To) {
 			if w.To.After(merged[n-1].To) {

@@ -111,21 +111,23 @@ func MarshalBackup(b *Backup) []byte {
 	return append(out, '\n')
 }
 
-// UnmarshalBackup decodes and sanity-checks an entry.
+// UnmarshalBackup decodes and sanity-checks an entry. Its errors describe
+// what is wrong with the entry without naming it: the caller knows which
+// backup it read.
 func UnmarshalBackup(data []byte) (*Backup, error) {
 	var b Backup
 	if err := json.Unmarshal(data, &b); err != nil {
-		return nil, fmt.Errorf("backup entry: %w", err)
+		return nil, fmt.Errorf("not valid JSON: %v", err)
 	}
 	if b.Format != FormatVersion {
-		return nil, fmt.Errorf("backup %s: format %d not supported", b.ID, b.Format)
+		return nil, fmt.Errorf("format %d not supported (this pitr reads format %d)", b.Format, FormatVersion)
 	}
 	if !ValidBackupID(b.ID) || len(b.Parts) == 0 || b.StartWAL == "" || b.EndWAL == "" {
-		return nil, fmt.Errorf("backup entry %q is incomplete", b.ID)
+		return nil, fmt.Errorf("incomplete entry (no id, parts or WAL range)")
 	}
 	for _, p := range b.Parts {
 		if want, err := BackupPartKey(b.ID, p.Name, b.Encrypted); err != nil || want != p.Key || len(p.SHA256) != shaHexLen {
-			return nil, fmt.Errorf("backup %s: bad part %q", b.ID, p.Name)
+			return nil, fmt.Errorf("bad part %q", p.Name)
 		}
 	}
 	return &b, nil

@@ -125,18 +125,20 @@ func MarshalDump(d *Dump) []byte {
 	return append(out, '\n')
 }
 
-// UnmarshalDump decodes and sanity-checks an entry.
+// UnmarshalDump decodes and sanity-checks an entry. Its errors describe
+// what is wrong with the entry without naming it: the caller knows which
+// dump it read.
 func UnmarshalDump(data []byte) (*Dump, error) {
 	var d Dump
 	if err := json.Unmarshal(data, &d); err != nil {
-		return nil, fmt.Errorf("dump entry: %w", err)
+		return nil, fmt.Errorf("not valid JSON: %v", err)
 	}
 	if d.Format != FormatVersion {
-		return nil, fmt.Errorf("dump %s: format %d not supported", d.ID, d.Format)
+		return nil, fmt.Errorf("format %d not supported (this pitr reads format %d)", d.Format, FormatVersion)
 	}
 	want, err := DumpObjectKey(d.Database, d.ID, d.Encrypted)
 	if err != nil || want != d.Key || len(d.SHA256) != shaHexLen || !isHex(d.SHA256) {
-		return nil, fmt.Errorf("dump entry %q of %q is incomplete", d.ID, d.Database)
+		return nil, fmt.Errorf("incomplete entry (no id, database, archive key or checksum)")
 	}
 	return &d, nil
 }

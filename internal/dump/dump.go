@@ -182,8 +182,25 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // List returns the complete dumps of db (every database when db is ""),
-// by database, oldest first.
+// by database, oldest first. Damaged entries are skipped (Load names them).
 func List(ctx context.Context, st storage.Storage, db string) ([]*catalog.Dump, error) {
+	dumps, _, err := Load(ctx, st, db)
+	return dumps, err
+}
+
+// Damaged names a dump whose entry exists but cannot be read.
+type Damaged struct {
+	Database string `json:"database"`
+	ID       string `json:"id"`
+	Reason   string `json:"reason"`
+}
+
+// ErrDamaged is wrapped when a dump's entry exists but cannot be read as
+// one.
+var ErrDamaged = errors.New("damaged entry")
+
+// Load is List that also names the damaged entries it skipped (never nil).
+func Load(ctx context.Context, st storage.Storage, db string) ([]*catalog.Dump, []Damaged, error) {
 	prefix := catalog.DumpsPrefix
 	if db != "" {
 		prefix = catalog.DumpDatabasePrefix(db)
@@ -197,7 +214,7 @@ func List(ctx context.Context, st storage.Storage, db string) ([]*catalog.Dump, 
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list dumps: %w", err)
+		return nil, nil, fmt.Errorf("list dumps: %w", err)
 	}
 	sort.Slice(refs, func(i, j int) bool {
 		if refs[i].db != refs[j].db {
@@ -206,17 +223,23 @@ func List(ctx context.Context, st storage.Storage, db string) ([]*catalog.Dump, 
 		return refs[i].id < refs[j].id
 	})
 	out := make([]*catalog.Dump, 0, len(refs))
+	damaged := []Damaged{}
 	for _, r := range refs {
-		d, err := Get(ctx, st, r.db, r.id)
+		d, reason, err := read(ctx, st, r.db, r.id)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if reason != "" {
+			damaged = append(damaged, Damaged{Database: r.db, ID: r.id, Reason: reason})
+			continue
 		}
 		out = append(out, d)
 	}
-	return out, nil
+	return out, damaged, nil
 }
 
-// Get reads one dump's entry; id "latest" (or "") picks the newest.
+// Get reads one dump's entry; id "latest" (or "") picks the newest
+// readable one.
 func Get(ctx context.Context, st storage.Storage, db, id string) (*catalog.Dump, error) {
 	if id == "" || id == "latest" {
 		all, err := List(ctx, st, db)
@@ -228,28 +251,44 @@ func Get(ctx context.Context, st storage.Storage, db, id string) (*catalog.Dump,
 		}
 		return all[len(all)-1], nil
 	}
-	key, err := catalog.DumpEntryKey(db, id)
+	d, reason, err := read(ctx, st, db, id)
 	if err != nil {
 		return nil, err
+	}
+	if reason != "" {
+		key, _ := catalog.DumpEntryKey(db, id)
+		return nil, fmt.Errorf("dump %s of %s: %w %s: %s", id, db, ErrDamaged, key, reason)
+	}
+	return d, nil
+}
+
+// read returns an entry, or why it is damaged, or a storage error.
+func read(ctx context.Context, st storage.Storage, db, id string) (d *catalog.Dump, damaged string, err error) {
+	key, err := catalog.DumpEntryKey(db, id)
+	if err != nil {
+		return nil, "", err
 	}
 	rc, err := st.Get(ctx, key)
 	if errors.Is(err, storage.ErrNotExist) {
-		return nil, fmt.Errorf("dump %s of %s: no such complete dump", id, db)
+		return nil, "", fmt.Errorf("dump %s of %s: no such complete dump", id, db)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read dump %s: %w", id, err)
+		return nil, "", fmt.Errorf("read dump %s: %w", id, err)
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	data, err := io.ReadAll(io.LimitReader(rc, 1<<20+1))
 	if err != nil {
-		return nil, fmt.Errorf("read dump %s: %w", id, err)
+		return nil, "", fmt.Errorf("read dump %s: %w", id, err)
 	}
-	d, err := catalog.UnmarshalDump(data)
+	if len(data) > 1<<20 {
+		return nil, "larger than 1 MiB", nil
+	}
+	d, err = catalog.UnmarshalDump(data)
 	if err != nil {
-		return nil, err
+		return nil, err.Error(), nil
 	}
 	if d.ID != id || d.Database != db {
-		return nil, fmt.Errorf("dump %s of %s: entry names %s of %s", id, db, d.ID, d.Database)
+		return nil, fmt.Sprintf("entry names %s of %s", d.ID, d.Database), nil
 	}
-	return d, nil
+	return d, "", nil
 }

@@ -25,17 +25,23 @@ type Plan struct {
 // WAL is archived and which ended before the target (never a backup newer
 // than a time or LSN target), or the one named by backupID. It refuses
 // targets the archive cannot reach, naming the recoverable window or the
-// missing segment.
+// missing segment. Damaged entries and backups with a part missing are
+// never chosen; naming one fails with the reason.
 func Choose(ctx context.Context, st storage.Storage, target Target, backupID string) (*Plan, error) {
-	backups, err := backup.List(ctx, st)
+	l, err := backup.Load(ctx, st)
 	if err != nil {
 		return nil, err
+	}
+	if backupID != "" {
+		if err := l.Problem(backupID); err != nil {
+			return nil, err
+		}
 	}
 	ix, err := wal.LoadIndex(ctx, st)
 	if err != nil {
 		return nil, err
 	}
-	return choose(backups, ix, target, backupID)
+	return choose(l.Intact(), ix, target, backupID)
 }
 
 func choose(backups []*catalog.Backup, ix *wal.Index, target Target, backupID string) (*Plan, error) {
@@ -73,6 +79,9 @@ func choose(backups []*catalog.Backup, ix *wal.Index, target Target, backupID st
 		return nil, fmt.Errorf("target %s is before the end of the first backup (%s)", target, window)
 	case backupID != "" && !before(pick.Backup, target):
 		return nil, fmt.Errorf("backup %s ended after target %s: choose an older backup", backupID, target)
+	case pick.Conflict != "":
+		return nil, fmt.Errorf("backup %s cannot be restored: WAL segment %s is stored twice with different content (wal-fetch refuses it; remove the wrong copy, see 'pitr list')",
+			pick.Backup.ID, pick.Conflict)
 	case !pick.Usable:
 		return nil, fmt.Errorf("backup %s cannot be made consistent: WAL segment %s is missing from the archive (the backup needs %s to %s)",
 			pick.Backup.ID, pick.Chain.Missing, pick.Backup.StartWAL, pick.Backup.EndWAL)
