@@ -85,6 +85,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	b := plan.Backup
 	log.Info().Str("backup", b.ID).Str("target", opts.Target.String()).Str("end_lsn", b.EndLSN).Msg("restoring backup")
+	tss, err := tablespaceTargets(b, opts.TablespaceMap)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTargets(dataDir, tss, opts.Force); err != nil {
+		return nil, err
+	}
 
 	owner, err := chooseOwner(dataDir)
 	if err != nil {
@@ -118,32 +125,18 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 	dirs := map[string]string{} // part name -> directory it unpacks into
 	tsMap := map[uint32]string{}
-	for _, ts := range b.Tablespaces {
-		loc := ts.Location
-		if to, ok := opts.TablespaceMap[loc]; ok {
-			loc = to
-			tsMap[ts.OID] = to
+	for _, ts := range tss {
+		if ts.dir != ts.from {
+			tsMap[ts.oid] = ts.dir
 		}
-		if !filepath.IsAbs(loc) {
-			return nil, fmt.Errorf("tablespace %d: location %q is not absolute", ts.OID, loc)
-		}
-		made, err := prepareTablespace(loc, opts.Force, owner)
+		made, err := prepareTablespace(ts.dir, opts.Force, owner)
 		if err != nil {
-			return nil, fmt.Errorf("tablespace %d: %w", ts.OID, err)
+			return nil, fmt.Errorf("%s: %w", ts.flag(), err)
 		}
 		if made {
-			created = append(created, loc)
+			created = append(created, ts.dir)
 		}
-		dirs[strconv.FormatUint(uint64(ts.OID), 10)+".tar"] = loc
-	}
-	for from := range opts.TablespaceMap {
-		found := false
-		for _, ts := range b.Tablespaces {
-			found = found || ts.Location == from
-		}
-		if !found {
-			return nil, fmt.Errorf("--tablespace-map %s: backup %s has no tablespace there", from, b.ID)
-		}
+		dirs[strconv.FormatUint(uint64(ts.oid), 10)+".tar"] = ts.dir
 	}
 
 	res := &Result{Plan: plan}
@@ -242,8 +235,9 @@ func restorePart(ctx context.Context, opts Options, b *catalog.Backup, p catalog
 	return st, nil
 }
 
-// checkTarget refuses a non-empty data directory unless forced; it reports
-// whether the directory exists.
+// checkTarget refuses a non-empty data directory unless forced, and even
+// then anything but a stopped PostgreSQL data directory (see force.go); it
+// reports whether the directory exists.
 func checkTarget(dir string, force bool) (exists bool, err error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -252,15 +246,18 @@ func checkTarget(dir string, force bool) (exists bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("--pgdata %s: %w", dir, err)
 	}
-	if len(entries) > 0 && !force {
-		return true, fmt.Errorf("--pgdata %s is not empty; refusing to restore over it (use --force to replace it)", dir)
+	if len(entries) == 0 {
+		return true, nil
 	}
-	if _, err := os.Stat(filepath.Join(dir, "postmaster.pid")); err == nil {
-		return true, fmt.Errorf("--pgdata %s has a postmaster.pid: stop that server first", dir)
+	if !force {
+		return true, fmt.Errorf("--pgdata %s is not empty; refusing to restore over it (use --force to replace a stopped cluster's data directory)", dir)
 	}
-	return true, nil
+	return true, replaceableData(dir)
 }
 
+// prepareTablespace creates a tablespace directory, or empties one that
+// checkTargets found safe to replace; it checks again right before
+// deleting.
 func prepareTablespace(dir string, force bool, o owner) (created bool, err error) {
 	entries, err := os.ReadDir(dir)
 	switch {
@@ -274,6 +271,12 @@ func prepareTablespace(dir string, force bool, o owner) (created bool, err error
 	case len(entries) > 0 && !force:
 		return false, fmt.Errorf("directory %s is not empty (use --force, or --tablespace-map to move it)", dir)
 	case len(entries) > 0:
+		if err := notLive(dir, resolve(dir), liveDirs()); err != nil {
+			return false, err
+		}
+		if err := replaceableTablespace(dir, entries); err != nil {
+			return false, err
+		}
 		for _, e := range entries {
 			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 				return false, err
