@@ -212,6 +212,9 @@ func liveDirs() []liveDir {
 			continue
 		}
 		seen[dir] = true
+		if pm, ok := livePostmaster(dir); ok {
+			pid = pm // name the postmaster rather than one of its children
+		}
 		out = append(out, liveDir{dir: dir, what: fmt.Sprintf("the data directory of a running PostgreSQL server (pid %d)", pid)})
 		links, _ := os.ReadDir(filepath.Join(dir, "pg_tblspc"))
 		for _, l := range links {
