@@ -67,4 +67,11 @@ func TestChooseDamagedAndMissing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "WAL segment "+wal.SegmentFileName(1, 3, seg)+" is stored twice") {
 		t.Fatalf("latest through a WAL conflict: %v", err)
 	}
+	// With the first backup's base.tar gone too, nothing is restorable,
+	// and the error says why rather than "run pitr backup".
+	m.Delete(t.Context(), first.Parts[0].Key)
+	_, err = Choose(t.Context(), m, Target{Kind: Latest}, "")
+	if err == nil || !strings.Contains(err.Error(), "no restorable backup: 1 with a damaged entry, 2 with a part missing") {
+		t.Fatalf("nothing intact: %v", err)
+	}
 }

@@ -208,8 +208,8 @@ func liveDirs() []liveDir {
 			continue
 		}
 		dir = resolve(dir)
-		if seen[dir] {
-			continue
+		if seen[dir] || dir == "/" || notDataDir(dir) {
+			continue // e.g. "postgres --version" run from elsewhere
 		}
 		seen[dir] = true
 		if pm, ok := livePostmaster(dir); ok {
@@ -226,6 +226,13 @@ func liveDirs() []liveDir {
 		}
 	}
 	return out
+}
+
+// notDataDir reports whether dir is certainly not a data directory; one
+// we may not read counts as one.
+func notDataDir(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "PG_VERSION"))
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // dashD returns the -D argument of a command line, or "".

@@ -139,15 +139,19 @@ func TestLiveDirsRefused(t *testing.T) {
 }
 
 func TestLiveDirsDashD(t *testing.T) {
+	data := dataDir(t)
 	proc := t.TempDir()
-	layout(t, proc, "55/comm", "55/cmdline")
+	layout(t, proc, "55/comm", "55/cmdline", "66/comm")
 	os.WriteFile(filepath.Join(proc, "55", "comm"), []byte("postgres\n"), 0o600)
-	os.WriteFile(filepath.Join(proc, "55", "cmdline"), []byte("/usr/lib/postgresql/15/bin/postgres\x00-D\x00/srv/pg/main\x00"), 0o600)
+	os.WriteFile(filepath.Join(proc, "55", "cmdline"), []byte("/usr/lib/postgresql/15/bin/postgres\x00-D\x00"+data+"\x00"), 0o600)
+	// "postgres --version" run from /: not a server.
+	os.WriteFile(filepath.Join(proc, "66", "comm"), []byte("postgres\n"), 0o600)
+	os.Symlink("/", filepath.Join(proc, "66", "cwd"))
 	old := procDir
 	procDir = proc
 	defer func() { procDir = old }()
 	got := liveDirs()
-	if len(got) != 1 || got[0].dir != "/srv/pg/main" || !strings.Contains(got[0].what, "pid 55") {
+	if len(got) != 1 || got[0].dir != resolve(data) || !strings.Contains(got[0].what, "pid 55") {
 		t.Fatalf("liveDirs = %+v", got)
 	}
 }

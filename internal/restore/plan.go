@@ -41,7 +41,11 @@ func Choose(ctx context.Context, st storage.Storage, target Target, backupID str
 	if err != nil {
 		return nil, err
 	}
-	return choose(l.Intact(), ix, target, backupID)
+	intact := l.Intact()
+	if len(intact) == 0 && len(l.Backups)+len(l.Damaged) > 0 {
+		return nil, fmt.Errorf("no restorable backup: %d with a damaged entry, %d with a part missing (see 'pitr list')", len(l.Damaged), len(l.Backups))
+	}
+	return choose(intact, ix, target, backupID)
 }
 
 func choose(backups []*catalog.Backup, ix *wal.Index, target Target, backupID string) (*Plan, error) {
