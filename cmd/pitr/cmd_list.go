@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -34,6 +35,7 @@ type listOutput struct {
 	Incomplete   []string         `json:"incomplete_backups"`
 	Damaged      []backup.Damaged `json:"damaged_backups"`
 	WALConflicts []string         `json:"wal_conflicts"` // segments stored twice with different content
+	WALGaps      []string         `json:"wal_gaps"`      // missing segments with later WAL stored after them
 }
 
 type listBackup struct {
@@ -61,11 +63,14 @@ func runList(ctx context.Context, e *env, asJSON bool) error {
 	}
 	us := l.Check(ix)
 	out := listOutput{Backups: []listBackup{}, Windows: backup.Windows(us), Timelines: ix.Timelines(),
-		Incomplete: []string{}, Damaged: l.Damaged, WALConflicts: ix.Conflicts()}
+		Incomplete: []string{}, Damaged: l.Damaged, WALConflicts: ix.Conflicts(), WALGaps: []string{}}
 	for _, u := range us {
 		lb := listBackup{Backup: u.Backup, Usable: u.Usable, WALLast: u.Chain.Last, WALConflict: u.Conflict, Parts: u.Parts}
 		if !u.Usable || u.Chain.MoreAfter {
 			lb.WALGap = u.Chain.Missing
+		}
+		if u.Chain.MoreAfter && !slices.Contains(out.WALGaps, u.Chain.Missing) {
+			out.WALGaps = append(out.WALGaps, u.Chain.Missing)
 		}
 		switch {
 		case u.Parts != "":
@@ -104,6 +109,9 @@ func runList(ctx context.Context, e *env, asJSON bool) error {
 	}
 	for _, name := range out.WALConflicts {
 		fmt.Fprintf(e.stdout, "WAL conflict: %s is stored twice with different content (wal-fetch refuses it; recovery cannot pass it)\n", name)
+	}
+	for _, name := range out.WALGaps {
+		fmt.Fprintf(e.stdout, "WAL gap: %s is missing; recovery cannot reach the WAL stored after it\n", name)
 	}
 	fmt.Fprintf(e.stdout, "timelines with archived WAL: %v\n", out.Timelines)
 	fmt.Fprintln(e.stdout, backup.Describe(out.Windows))

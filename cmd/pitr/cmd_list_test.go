@@ -36,7 +36,7 @@ func TestListJSONEmpty(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"backups", "recoverable_windows", "timelines", "incomplete_backups", "damaged_backups", "wal_conflicts"} {
+	for _, k := range []string{"backups", "recoverable_windows", "timelines", "incomplete_backups", "damaged_backups", "wal_conflicts", "wal_gaps"} {
 		if string(got[k]) != "[]" {
 			t.Errorf("%s = %s, want []", k, got[k])
 		}
@@ -126,5 +126,28 @@ func TestListJSONWindowKeys(t *testing.T) {
       "from": "2026-11-22T01:00:00Z",
       "to": "2026-11-22T01:00:00Z"`)) {
 		t.Fatalf("window keys:\n%s", out)
+	}
+}
+
+// A missing segment with later WAL after it is named as a gap.
+func TestListWALGap(t *testing.T) {
+	m := storagetest.NewMemory()
+	now := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
+	for _, i := range []uint64{1, 3} {
+		key, _ := catalog.WALKey(wal.SegmentFileName(1, i, seg), strings.Repeat("a", 64), true)
+		put(t, m, key, "x")
+	}
+	b := &catalog.Backup{ID: "20261122T010000Z", Format: catalog.FormatVersion, Timeline: 1, WALSegmentSize: seg, Encrypted: true,
+		StartTime: now, EndTime: now, StartWAL: wal.SegmentFileName(1, 1, seg), EndWAL: wal.SegmentFileName(1, 1, seg)}
+	key, _ := catalog.BackupPartKey(b.ID, "base.tar", true)
+	b.Parts = []catalog.Part{{Name: "base.tar", Key: key, SHA256: strings.Repeat("0", 64), Stored: 1}}
+	put(t, m, key, "x")
+	put(t, m, catalog.BackupEntryKey(b.ID), string(catalog.MarshalBackup(b)))
+	e, out := memEnv(m)
+	if err := runList(t.Context(), e, false); err != nil {
+		t.Fatal(err)
+	}
+	if want := "WAL gap: " + wal.SegmentFileName(1, 2, seg) + " is missing"; !strings.Contains(out.String(), want) {
+		t.Fatalf("list lacks %q:\n%s", want, out)
 	}
 }
