@@ -41,7 +41,7 @@ name:RESTORE_POINT.`,
 	fl.StringVar(&f.to, "to", "", "recovery target (see above)")
 	fl.StringVar(&f.pgdata, "pgdata", "", "data directory to restore into (must be empty or absent unless --force)")
 	fl.StringVar(&f.backupID, "backup", "", "restore this backup instead of choosing by target")
-	fl.BoolVar(&f.force, "force", false, "replace a non-empty --pgdata (and non-empty tablespace directories)")
+	fl.BoolVar(&f.force, "force", false, "replace a stopped cluster: a --pgdata that is a PostgreSQL data directory, tablespace directories holding only PG_* (never a running server's, never other files)")
 	fl.StringArrayVar(&f.tablespaceMap, "tablespace-map", nil, "OLD=NEW: restore the tablespace at OLD into NEW (repeatable)")
 	fl.BoolVar(&f.start, "start", false, "start the server as the directory's owner and wait until recovery ends")
 	fl.IntVar(&f.port, "port", 0, "with --start: port for the server (default: its configuration's)")
