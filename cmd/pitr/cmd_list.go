@@ -29,7 +29,7 @@ func newListCommand(e *env) *cobra.Command {
 type listOutput struct {
 	Backups    []listBackup    `json:"backups"`
 	Windows    []backup.Window `json:"recoverable_windows"`
-	Timelines  []wal.Timeline  `json:"timelines"`
+	Timelines  []listTimeline  `json:"timelines"`
 	Incomplete []string        `json:"incomplete_backups,omitempty"`
 }
 
@@ -58,7 +58,11 @@ func runList(ctx context.Context, e *env, asJSON bool) error {
 		return err
 	}
 	us := backup.Check(backups, ix)
-	out := listOutput{Backups: []listBackup{}, Windows: backup.Windows(us), Timelines: ix.Timelines()}
+	tls, tlNote, err := e.listTimelines(ctx, st, ix, backups)
+	if err != nil {
+		return err
+	}
+	out := listOutput{Backups: []listBackup{}, Windows: backup.Windows(us), Timelines: tls}
 	for _, u := range us {
 		lb := listBackup{Backup: u.Backup, Usable: u.Usable, WALLast: u.Chain.Last}
 		if !u.Usable || u.Chain.MoreAfter {
@@ -89,7 +93,7 @@ func runList(ctx context.Context, e *env, asJSON bool) error {
 	for _, id := range out.Incomplete {
 		fmt.Fprintf(e.stdout, "incomplete: %s (interrupted or still running; not restorable)\n", id)
 	}
-	fmt.Fprintf(e.stdout, "timelines with archived WAL: %v\n", out.Timelines)
+	printTimelines(e.stdout, out.Timelines, tlNote)
 	fmt.Fprintln(e.stdout, backup.Describe(out.Windows))
 	return nil
 }
