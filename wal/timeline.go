@@ -346,17 +346,25 @@ func (ts *Timelines) Candidates(from Timeline, end pglogrepl.LSN) []Timeline {
 }
 
 // Latest returns, of the given timelines, the one whose archived WAL ends
-// last in time (the higher timeline on a tie).
+// last in time. On a tie (S3 listings may give whole seconds), a timeline
+// that did not branch from a restore wins over one that did (production
+// over a rehearsal), then the higher timeline.
 func (ts *Timelines) Latest(tlis []Timeline) Timeline {
 	var best Timeline
 	var bestAt time.Time
+	var bestRestore bool
 	for _, tli := range tlis {
 		var at time.Time
+		var restore bool
 		if t, ok := ts.byID[tli]; ok {
-			at = t.EndTime
+			at, restore = t.EndTime, t.Kind == BranchRestore
 		}
-		if best == 0 || at.After(bestAt) || at.Equal(bestAt) && tli > best {
-			best, bestAt = tli, at
+		better := at.After(bestAt)
+		if at.Equal(bestAt) {
+			better = bestRestore && !restore || bestRestore == restore && tli > best
+		}
+		if best == 0 || better {
+			best, bestAt, bestRestore = tli, at, restore
 		}
 	}
 	return best

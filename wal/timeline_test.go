@@ -189,6 +189,23 @@ func TestCandidatesAndLatest(t *testing.T) {
 			}
 		})
 	}
+	tie := NewTimelines(
+		TimelineInfo{Timeline: 1, Kind: BranchNone, EndTime: tlDay},
+		TimelineInfo{Timeline: 2, Kind: BranchRestore, EndTime: tlDay},
+		TimelineInfo{Timeline: 3, Kind: BranchFailover, EndTime: tlDay},
+		TimelineInfo{Timeline: 4, Kind: BranchRestore, EndTime: tlDay.Add(-time.Second)},
+	)
+	for tlis, want := range map[string]Timeline{"1 2": 1, "2 1": 1, "1 2 3": 3, "2 4": 2, "4": 4} {
+		var in []Timeline
+		for _, f := range strings.Fields(tlis) {
+			var n Timeline
+			fmt.Sscan(f, &n)
+			in = append(in, n)
+		}
+		if got := tie.Latest(in); got != want {
+			t.Errorf("Latest(%s) on a tie = %d, want %d", tlis, got, want)
+		}
+	}
 	for to, want := range map[Timeline]string{
 		2: "timeline 2 branched from timeline 1 at 0/6000100, before the backup's end at 0/8000000",
 		4: "timeline 4 branched from timeline 1 at 0/6000100, before the backup's end",
