@@ -40,7 +40,18 @@ chosen with --timeline, always as a number).
 TARGET is one of: latest (end of the archived WAL); immediate (the backup's
 consistency point); a time, RFC 3339 (2026-11-22T14:01:00Z) or PostgreSQL's
 '2026-11-22 14:01:00+00' (no zone means UTC); lsn:0/3000028; xid:1234;
-name:RESTORE_POINT.`,
+name:RESTORE_POINT.
+
+--timeline chooses the history recovery follows when the archive holds more
+than one (a failover, or a restored copy that archived into this repository):
+latest (default) is the timeline, reachable from a backup, whose archived WAL
+ends last; current is the backup's own; N is that timeline. The backup is the
+newest one that reaches it. pitr prints its choice and the alternatives.
+
+--archive-mode off writes archive_mode = off, so the copy does not archive
+(rehearsals, drills); keep leaves the backup's archive settings, so once
+started the copy archives its new timeline into the repository it came from
+(it becomes production). --start requires one of them (or a yes on a terminal).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error { return runRestore(c.Context(), e, f) },
 	}

@@ -92,6 +92,12 @@ func TestRehearsalRestores(t *testing.T) {
 			t.Fatalf("rehearsal %d restored %d production and %d rehearsal rows, want %d and 0", i, p, reh, prodRows-3)
 		}
 		insert(t, h, fmt.Sprintf("rehearsal-%d", i), 5)
+		if i == 1 {
+			// Someone even backs up the rehearsal: that backup (on timeline
+			// 2) is newer than production's, yet must not be chosen for
+			// production's latest.
+			r.mustRun(backupEnv(h), "backup")
+		}
 		switchAndWait(t, h, time.Minute) // archived into production's repository
 		if err := h.Stop(t.Context()); err != nil {
 			t.Fatal(err)

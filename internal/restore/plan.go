@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -182,7 +183,15 @@ func choose(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines, target 
 		p.Candidates = append(p.Candidates, info)
 	}
 	p.Windows = windowsOn(backups, ix, ts, p.Timeline)
-	return p, checkReach(p, target)
+	if err := checkReach(p, target); err != nil {
+		return nil, err
+	}
+	for _, t := range ts.All() {
+		if t.HistoryErr != nil {
+			p.Warning = strings.TrimPrefix(p.Warning+"; ", "; ") + fmt.Sprintf("timeline %d was not considered: %v", t.Timeline, t.HistoryErr)
+		}
+	}
+	return p, nil
 }
 
 // windowsOn returns the recoverable windows of the backups that can reach

@@ -157,3 +157,37 @@ func TestParseTimeline(t *testing.T) {
 		}
 	}
 }
+
+// A damaged history file does not block the restore of other timelines;
+// the plan says which timeline was left out.
+func TestChooseDamagedHistory(t *testing.T) {
+	ctx := context.Background()
+	m := storagetest.NewMemory()
+	codec := &envelope.Codec{}
+	for i := 1; i <= 4; i++ {
+		if _, err := wal.StoreBytes(ctx, m, codec, wal.SegmentFileName(1, uint64(i), seg), []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := wal.StoreBytes(ctx, m, codec, "00000002.history", []byte("garbage\n")); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := wal.LoadIndex(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := wal.LoadTimelines(ctx, m, codec, ix, seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := choose([]*catalog.Backup{bkOn("20261122T010000Z", 1, 1, 2, at(2, 0))}, ix, ts, Target{}, "", TimelineChoice{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Timeline != 1 || !strings.Contains(p.Warning, "timeline 2 was not considered: 00000002.history") {
+		t.Fatalf("timeline %d, warning %q", p.Timeline, p.Warning)
+	}
+	if _, err := choose([]*catalog.Backup{bkOn("20261122T010000Z", 1, 1, 2, at(2, 0))}, ix, ts, Target{}, "", TimelineChoice{Kind: TimelineNumber, N: 2}); err == nil || !strings.Contains(err.Error(), "history unreadable") {
+		t.Fatalf("--timeline 2 with a damaged history: %v", err)
+	}
+}
