@@ -31,7 +31,7 @@ func newListCommand(e *env) *cobra.Command {
 type listOutput struct {
 	Backups      []listBackup     `json:"backups"`
 	Windows      []backup.Window  `json:"recoverable_windows"`
-	Timelines    []wal.Timeline   `json:"timelines"`
+	Timelines    []listTimeline   `json:"timelines"`
 	Incomplete   []string         `json:"incomplete_backups"`
 	Damaged      []backup.Damaged `json:"damaged_backups"`
 	WALConflicts []string         `json:"wal_conflicts"` // segments stored twice with different content
@@ -62,7 +62,11 @@ func runList(ctx context.Context, e *env, asJSON bool) error {
 		return err
 	}
 	us := l.Check(ix)
-	out := listOutput{Backups: []listBackup{}, Windows: backup.Windows(us), Timelines: ix.Timelines(),
+	tls, tlNote, err := e.listTimelines(ctx, st, ix, l.Backups)
+	if err != nil {
+		return err
+	}
+	out := listOutput{Backups: []listBackup{}, Windows: backup.Windows(us), Timelines: tls,
 		Incomplete: []string{}, Damaged: l.Damaged, WALConflicts: ix.Conflicts(), WALGaps: []string{}}
 	for _, u := range us {
 		lb := listBackup{Backup: u.Backup, Usable: u.Usable, WALLast: u.Chain.Last, WALConflict: u.Conflict, Parts: u.Parts}
@@ -113,7 +117,7 @@ func runList(ctx context.Context, e *env, asJSON bool) error {
 	for _, name := range out.WALGaps {
 		fmt.Fprintf(e.stdout, "WAL gap: %s is missing; recovery cannot reach the WAL stored after it\n", name)
 	}
-	fmt.Fprintf(e.stdout, "timelines with archived WAL: %v\n", out.Timelines)
+	printTimelines(e.stdout, out.Timelines, tlNote)
 	fmt.Fprintln(e.stdout, backup.Describe(out.Windows))
 	return nil
 }

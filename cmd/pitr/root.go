@@ -32,11 +32,12 @@ type env struct {
 	log        zerolog.Logger
 	stderr     io.Writer
 	stdout     io.Writer
+	stdin      io.Reader // questions on a terminal (restore --start); see interactive
 	store      storage.Storage
 }
 
 func newRootCommand() *cobra.Command {
-	e := &env{stdout: os.Stdout, stderr: os.Stderr}
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin}
 	var configFile, repo, logLevel, logFormat string
 	root := &cobra.Command{
 		Use:           "pitr",

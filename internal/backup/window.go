@@ -36,7 +36,7 @@ func Check(backups []*catalog.Backup, ix *wal.Index) []Usability {
 	for i, b := range backups {
 		c := ix.Chain(b.StartWAL, b.WALSegmentSize)
 		u := Usability{Backup: b, Chain: c, Usable: c.CoversWhole(b.EndWAL, b.WALSegmentSize)}
-		u.Conflict = onChain(conflicts, b, c)
+		u.Conflict = ConflictOn(conflicts, b, c)
 		if u.Conflict != "" {
 			u.Usable = false
 		}
@@ -45,10 +45,10 @@ func Check(backups []*catalog.Backup, ix *wal.Index) []Usability {
 	return out
 }
 
-// onChain returns the first conflicting segment the chain passes: numbered
+// ConflictOn returns the first conflicting segment the chain passes: numbered
 // from its first to its last segment, on a timeline from the first's to
 // the last's.
-func onChain(conflicts []string, b *catalog.Backup, c wal.Chain) string {
+func ConflictOn(conflicts []string, b *catalog.Backup, c wal.Chain) string {
 	if c.Last == "" {
 		return ""
 	}

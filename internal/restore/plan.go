@@ -3,31 +3,43 @@ package restore
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 
 	"github.com/pitr-dev/pitr/internal/backup"
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/envelope"
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/wal"
 )
 
-// Plan is the backup a restore starts from and what the archive allows.
+// Plan is the backup a restore starts from, the timeline recovery follows
+// and what the archive allows.
 type Plan struct {
 	Backup  *catalog.Backup
-	Chain   wal.Chain
+	Chain   wal.Chain // along Timeline's history
 	Windows []backup.Window
 	Warning string // something the user should know but that does not stop the restore
+	// Timeline is written as recovery_target_timeline; Why says why it was
+	// chosen. Candidates are every timeline the backup can reach, chosen
+	// one included, ascending.
+	Timeline   wal.Timeline
+	Why        string
+	Candidates []wal.TimelineInfo
 }
 
-// Choose picks the backup for target: the newest complete backup whose
-// WAL is archived and which ended before the target (never a backup newer
-// than a time or LSN target), or the one named by backupID. It refuses
+// Choose picks the timeline and the backup for target: the newest
+// complete backup whose WAL is archived, which ended before the target
+// (never a backup newer than a time or LSN target) and from which the
+// chosen timeline is reachable, or the one named by backupID. It refuses
 // targets the archive cannot reach, naming the recoverable window or the
 // missing segment. Damaged entries and backups with a part missing are
-// never chosen; naming one fails with the reason.
-func Choose(ctx context.Context, st storage.Storage, target Target, backupID string) (*Plan, error) {
+// never chosen; naming one fails with the reason. codec reads the timeline
+// history files.
+func Choose(ctx context.Context, st storage.Storage, codec *envelope.Codec, target Target, backupID string, tl TimelineChoice) (*Plan, error) {
 	l, err := backup.Load(ctx, st)
 	if err != nil {
 		return nil, err
@@ -41,88 +53,271 @@ func Choose(ctx context.Context, st storage.Storage, target Target, backupID str
 	if err != nil {
 		return nil, err
 	}
-	intact := l.Intact()
-	if len(intact) == 0 && len(l.Backups)+len(l.Damaged) > 0 {
+	backups := l.Intact()
+	if len(backups) == 0 && len(l.Backups)+len(l.Damaged) > 0 {
 		return nil, fmt.Errorf("no restorable backup: %d with a damaged entry, %d with a part missing (see 'pitr list')", len(l.Damaged), len(l.Backups))
 	}
-	return choose(intact, ix, target, backupID)
+	var segSize int64
+	if n := len(backups); n > 0 {
+		segSize = backups[n-1].WALSegmentSize
+	}
+	ts, err := wal.LoadTimelines(ctx, st, codec, ix, segSize)
+	if err != nil {
+		return nil, fmt.Errorf("read timeline histories: %w", err)
+	}
+	return choose(backups, ix, ts, target, backupID, tl)
 }
 
-func choose(backups []*catalog.Backup, ix *wal.Index, target Target, backupID string) (*Plan, error) {
-	us := backup.Check(backups, ix)
-	p := &Plan{Windows: backup.Windows(us)}
-	window := backup.Describe(p.Windows)
+// endLSN is where a backup is consistent.
+func endLSN(b *catalog.Backup) pglogrepl.LSN {
+	end, _ := pglogrepl.ParseLSN(b.EndLSN)
+	return end
+}
+
+func choose(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines, target Target, backupID string, tl TimelineChoice) (*Plan, error) {
 	if len(backups) == 0 {
 		return nil, fmt.Errorf("no complete backup in the repository: run 'pitr backup' first")
 	}
-	var pick *backup.Usability
-	for i := len(us) - 1; i >= 0; i-- {
-		u := &us[i]
-		if backupID != "" {
-			if u.Backup.ID == backupID {
-				pick = u
-				break
+	// pool: the backups recovery may start from, oldest first.
+	var pool []*catalog.Backup
+	for _, b := range backups {
+		if backupID != "" && b.ID != backupID {
+			continue
+		}
+		if backupID != "" && !before(b, target) {
+			return nil, fmt.Errorf("backup %s ended after target %s: choose an older backup", backupID, target)
+		}
+		if before(b, target) {
+			pool = append(pool, b)
+		}
+	}
+	if len(pool) == 0 && backupID != "" {
+		return nil, fmt.Errorf("backup %s: no such complete backup", backupID)
+	}
+	if len(pool) == 0 {
+		return nil, fmt.Errorf("target %s is before the end of the first backup (%s)", target, backup.Describe(backup.Windows(backup.Check(backups, ix))))
+	}
+	usable := func(b *catalog.Backup) (wal.Chain, bool) {
+		c := ix.ChainOn(b.StartWAL, b.WALSegmentSize, wal.Path{{Timeline: wal.Timeline(b.Timeline)}})
+		return c, c.CoversWhole(b.EndWAL, b.WALSegmentSize)
+	}
+	newestUsable := func() *catalog.Backup {
+		for i := len(pool) - 1; i >= 0; i-- {
+			if _, ok := usable(pool[i]); ok {
+				return pool[i]
+			}
+		}
+		return nil
+	}
+	notConsistent := func(b *catalog.Backup) error {
+		c, _ := usable(b)
+		return fmt.Errorf("backup %s cannot be made consistent: WAL segment %s is missing from the archive (the backup needs %s to %s)",
+			b.ID, c.Missing, b.StartWAL, b.EndWAL)
+	}
+
+	// The timeline first, then the newest backup that reaches it: a backup
+	// taken on a rehearsal's timeline cannot reach production's, so it is
+	// not chosen when production's WAL ends last.
+	p := &Plan{}
+	switch tl.Kind {
+	case TimelineNumber:
+		p.Timeline, p.Why = tl.N, "chosen with --timeline"
+	case TimelineCurrent:
+		b := newestUsable()
+		if b == nil {
+			return nil, notConsistent(pool[len(pool)-1])
+		}
+		p.Timeline, p.Why = wal.Timeline(b.Timeline), "--timeline current: the backup's own timeline"
+	default:
+		var reach []wal.Timeline
+		seen := map[wal.Timeline]bool{}
+		for _, b := range pool {
+			if _, ok := usable(b); !ok {
+				continue
+			}
+			for _, t := range ts.Candidates(wal.Timeline(b.Timeline), endLSN(b)) {
+				if !seen[t] {
+					seen[t] = true
+					reach = append(reach, t)
+				}
+			}
+		}
+		if len(reach) == 0 {
+			return nil, notConsistent(pool[len(pool)-1])
+		}
+		p.Timeline = ts.Latest(reach)
+		p.Why = "latest: its archived WAL ends last"
+		if info, ok := ts.Get(p.Timeline); ok && !info.EndTime.IsZero() {
+			p.Why += ", at " + info.EndTime.UTC().Format(time.RFC3339)
+		}
+	}
+
+	var pick *catalog.Backup
+	var refusal error
+	for i := len(pool) - 1; i >= 0 && pick == nil; i-- {
+		b := pool[i]
+		if err := ts.Reachable(wal.Timeline(b.Timeline), endLSN(b), p.Timeline); err != nil {
+			if refusal == nil {
+				refusal = fmt.Errorf("backup %s (timeline %d, consistent at %s) cannot reach it: %v", b.ID, b.Timeline, b.EndLSN, err)
 			}
 			continue
 		}
-		if !before(u.Backup, target) {
+		if _, ok := usable(b); !ok {
+			if backupID != "" || refusal == nil {
+				refusal = notConsistent(b)
+			}
 			continue
 		}
-		if pick == nil {
-			pick = u
-		}
-		if u.Usable {
-			pick = u
-			break
-		}
+		pick = b
 	}
-	switch {
-	case pick == nil && backupID != "":
-		return nil, fmt.Errorf("backup %s: no such complete backup", backupID)
-	case pick == nil:
-		return nil, fmt.Errorf("target %s is before the end of the first backup (%s)", target, window)
-	case backupID != "" && !before(pick.Backup, target):
-		return nil, fmt.Errorf("backup %s ended after target %s: choose an older backup", backupID, target)
-	case pick.Conflict != "":
+	if pick == nil {
+		if tl.Kind == TimelineNumber {
+			if _, ok := ts.Get(p.Timeline); !ok && p.Timeline != 1 {
+				return nil, fmt.Errorf("--timeline %d: timeline %d is not in the archive", p.Timeline, p.Timeline)
+			}
+			return nil, fmt.Errorf("--timeline %d is not reachable: %v", p.Timeline, refusal)
+		}
+		return nil, refusal
+	}
+	p.Backup = pick
+	from := wal.Timeline(pick.Timeline)
+	path, err := ts.Path(from, p.Timeline)
+	if err != nil {
+		return nil, err
+	}
+	p.Chain = ix.ChainOn(pick.StartWAL, pick.WALSegmentSize, path)
+	if seg := backup.ConflictOn(ix.Conflicts(), pick, p.Chain); seg != "" {
 		return nil, fmt.Errorf("backup %s cannot be restored: WAL segment %s is stored twice with different content (wal-fetch refuses it; remove the wrong copy, see 'pitr list')",
-			pick.Backup.ID, pick.Conflict)
-	case !pick.Usable:
-		return nil, fmt.Errorf("backup %s cannot be made consistent: WAL segment %s is missing from the archive (the backup needs %s to %s)",
-			pick.Backup.ID, pick.Chain.Missing, pick.Backup.StartWAL, pick.Backup.EndWAL)
+			pick.ID, seg)
 	}
-	p.Backup, p.Chain = pick.Backup, pick.Chain
+	for _, t := range ts.Candidates(from, endLSN(pick)) {
+		info, ok := ts.Get(t)
+		if !ok {
+			info = wal.TimelineInfo{Timeline: t}
+		}
+		p.Candidates = append(p.Candidates, info)
+	}
+	p.Windows = windowsOn(backups, ix, ts, p.Timeline)
+	if err := checkReach(p, target); err != nil {
+		return nil, err
+	}
+	for _, t := range ts.All() {
+		if t.HistoryErr != nil {
+			p.Warning = strings.TrimPrefix(p.Warning+"; ", "; ") + fmt.Sprintf("timeline %d was not considered: %v", t.Timeline, t.HistoryErr)
+		}
+	}
+	return p, nil
+}
+
+// windowsOn returns the recoverable windows of the backups that can reach
+// timeline tli, along its history.
+func windowsOn(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines, tli wal.Timeline) []backup.Window {
+	var us []backup.Usability
+	for _, b := range backups {
+		from := wal.Timeline(b.Timeline)
+		if ts.Reachable(from, endLSN(b), tli) != nil {
+			continue
+		}
+		path, err := ts.Path(from, tli)
+		if err != nil {
+			continue
+		}
+		c := ix.ChainOn(b.StartWAL, b.WALSegmentSize, path)
+		us = append(us, backup.Usability{Backup: b, Chain: c, Usable: c.CoversWhole(b.EndWAL, b.WALSegmentSize)})
+	}
+	return backup.Windows(us)
+}
+
+// notArchivedYet is the fix for a target past the end of the archived
+// WAL: the WAL holding it is most likely still in the server's current
+// segment, which is archived only when it fills.
+const notArchivedYet = "if the server has run past it, its current WAL segment is not archived yet: run SELECT pg_switch_wal() on the server and retry, set archive_timeout so segments are archived at least that often, or run 'pitr wal-receive' to store WAL as it is written"
+
+// checkReach refuses a target the plan's chain cannot reach.
+func checkReach(p *Plan, target Target) error {
 	segSize := p.Backup.WALSegmentSize
+	window := backup.Describe(p.Windows)
 	gap := func(reach string) error {
-		return fmt.Errorf("gap in the WAL archive: segment %s is missing, so recovery from backup %s stops at %s (%s)%s",
-			p.Chain.Missing, p.Backup.ID, p.Chain.LastStored.UTC().Format(time.RFC3339), reach, "")
+		return fmt.Errorf("gap in the WAL archive of timeline %d: segment %s is missing, so recovery from backup %s stops at %s (%s)",
+			p.Timeline, p.Chain.Missing, p.Backup.ID, p.Chain.LastStored.UTC().Format(time.RFC3339), reach)
 	}
 	switch target.Kind {
 	case Time:
 		if target.Time.After(p.Chain.LastStored) {
 			if p.Chain.MoreAfter {
-				return nil, gap("target " + target.String())
+				return gap("target " + target.String())
 			}
-			return nil, fmt.Errorf("target %s is after the last archived WAL (%s)", target, window)
+			return fmt.Errorf("target %s is after the last archived WAL of timeline %d (%s); %s", target, p.Timeline, window, notArchivedYet)
 		}
 	case Latest:
 		if p.Chain.MoreAfter {
-			return nil, gap("later WAL exists but cannot be reached")
+			return gap("later WAL exists but cannot be reached")
 		}
 	case LSN:
 		seg := wal.SegmentOf(wal.Timeline(p.Backup.Timeline), uint64(target.LSN), segSize, false)
 		if !p.Chain.Covers(seg, segSize) {
 			if p.Chain.MoreAfter {
-				return nil, gap("target " + target.String())
+				return gap("target " + target.String())
 			}
-			return nil, fmt.Errorf("target %s is after the last archived WAL (%s ends the archive)", target, p.Chain.Last)
+			return fmt.Errorf("target %s is after the last archived WAL of timeline %d (%s ends the archive); %s", target, p.Timeline, p.Chain.Last, notArchivedYet)
 		}
 	case XID, Name:
 		p.Warning = fmt.Sprintf("pitr cannot check in advance that %s lies in the archive; if recovery does not find it, the server stops with an error instead of promoting", target)
 		if p.Chain.MoreAfter {
-			return nil, gap("later WAL exists but cannot be reached")
+			return gap("later WAL exists but cannot be reached")
 		}
 	}
-	return p, nil
+	return nil
+}
+
+// DescribeTimelines writes which timeline recovery follows and why, and,
+// when the backup can reach more than one, the others, so that
+// --timeline can pick one of them.
+func (p *Plan) DescribeTimelines(w io.Writer) {
+	fmt.Fprintf(w, "recovery follows timeline %d (%s)\n", p.Timeline, p.Why)
+	if len(p.Candidates) < 2 {
+		return
+	}
+	fmt.Fprintf(w, "backup %s can reach %d timelines (choose another with --timeline N):\n", p.Backup.ID, len(p.Candidates))
+	for _, t := range p.Candidates {
+		mark := " "
+		if t.Timeline == p.Timeline {
+			mark = "*"
+		}
+		fmt.Fprintf(w, "  %s timeline %d: %s; %s\n", mark, t.Timeline, DescribeBranch(t), DescribeEnd(t))
+	}
+}
+
+// DescribeBranch renders where a timeline branched.
+func DescribeBranch(t wal.TimelineInfo) string {
+	switch t.Kind {
+	case wal.BranchRestore, wal.BranchFailover:
+		s := fmt.Sprintf("branched from timeline %d at %s", t.Parent, t.BranchLSN)
+		if !t.BranchTime.IsZero() {
+			s += " (" + t.BranchTime.UTC().Format(time.RFC3339) + ")"
+		}
+		if t.Kind == wal.BranchRestore {
+			return s + " where a restore stopped: " + t.Reason
+		}
+		return s + " at a promotion: " + t.Reason
+	case wal.BranchUnknown:
+		if t.HistoryErr != nil {
+			return "history unreadable: " + t.HistoryErr.Error()
+		}
+		return "history not read"
+	}
+	return "no parent"
+}
+
+// DescribeEnd renders where a timeline's archived WAL ends.
+func DescribeEnd(t wal.TimelineInfo) string {
+	if t.LastSegment == "" {
+		if t.EndTime.IsZero() {
+			return "no archived WAL"
+		}
+		return "no WAL of its own archived (history stored " + t.EndTime.UTC().Format(time.RFC3339) + ")"
+	}
+	return fmt.Sprintf("WAL ends at %s (%s, stored %s)", t.EndLSN, t.LastSegment, t.EndTime.UTC().Format(time.RFC3339))
 }
 
 // before reports whether backup b is consistent before target, so recovery

@@ -85,7 +85,7 @@ func TestChoose(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := choose(backups, tt.ix, tt.target, tt.id)
+			p, err := choose(backups, tt.ix, noHistories(t, tt.ix), tt.target, tt.id, TimelineChoice{})
 			if tt.wantErr {
 				if err == nil || !strings.Contains(err.Error(), tt.want) {
 					t.Fatalf("err = %v, want %q", err, tt.want)
@@ -100,7 +100,18 @@ func TestChoose(t *testing.T) {
 			}
 		})
 	}
-	if _, err := choose(nil, archive(t, 1), Target{Kind: Latest}, ""); err == nil || !strings.Contains(err.Error(), "pitr backup") {
+	ix1 := archive(t, 1)
+	if _, err := choose(nil, ix1, noHistories(t, ix1), Target{Kind: Latest}, "", TimelineChoice{}); err == nil || !strings.Contains(err.Error(), "pitr backup") {
 		t.Fatalf("no backups: %v", err)
 	}
+}
+
+// noHistories is the timelines of an index without history files.
+func noHistories(t *testing.T, ix *wal.Index) *wal.Timelines {
+	t.Helper()
+	ts, err := wal.LoadTimelines(context.Background(), nil, nil, ix, seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
 }

@@ -47,6 +47,14 @@ type Options struct {
 	Files    map[string][]byte
 	Parallel int // parts downloaded at once; default 2
 	Now      func() time.Time
+	// Timeline chooses the timeline recovery follows; it is always written
+	// as a number into recovery_target_timeline.
+	Timeline TimelineChoice
+	// ArchiveOff writes archive_mode = off, so the restored copy does not
+	// archive into any repository (a rehearsal or drill).
+	ArchiveOff bool
+	// Out gets the timeline choice and its alternatives; nil: not shown.
+	Out io.Writer
 }
 
 // Result reports what Run restored.
@@ -76,15 +84,18 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := Choose(ctx, opts.Store, opts.Target, opts.BackupID)
+	plan, err := Choose(ctx, opts.Store, opts.Codec, opts.Target, opts.BackupID, opts.Timeline)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Out != nil {
+		plan.DescribeTimelines(opts.Out)
 	}
 	if plan.Warning != "" {
 		log.Warn().Msg(plan.Warning)
 	}
 	b := plan.Backup
-	log.Info().Str("backup", b.ID).Str("target", opts.Target.String()).Str("end_lsn", b.EndLSN).Msg("restoring backup")
+	log.Info().Str("backup", b.ID).Str("target", opts.Target.String()).Str("end_lsn", b.EndLSN).Uint32("timeline", uint32(plan.Timeline)).Msg("restoring backup")
 	tss, err := tablespaceTargets(b, opts.TablespaceMap)
 	if err != nil {
 		return nil, err
@@ -171,7 +182,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Target.Kind != Latest {
 		settings = append(settings, Setting{Name: "recovery_target_action", Value: "promote"})
 	}
-	settings = append(settings, Setting{Name: "recovery_target_timeline", Value: "latest"})
+	settings = append(settings, Setting{Name: "recovery_target_timeline", Value: strconv.FormatUint(uint64(plan.Timeline), 10)})
+	if opts.ArchiveOff {
+		settings = append(settings, Setting{Name: "archive_mode", Value: "off"})
+	}
 	for name, content := range opts.Files {
 		p := filepath.Join(staging, name)
 		if err := os.WriteFile(p, content, 0o600); err != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+
+	"github.com/pitr-dev/pitr/wal"
 )
 
 // TargetKind says where recovery stops.
@@ -178,4 +180,50 @@ func (t Target) Settings() []Setting {
 		return []Setting{{"recovery_target_name", t.Name}}
 	}
 	return nil
+}
+
+// TimelineKind says how TimelineChoice picks the timeline recovery follows.
+type TimelineKind int
+
+// The ways of choosing a timeline (--timeline).
+const (
+	TimelineLatest  TimelineKind = iota // the reachable timeline whose archived WAL ends last in time (the zero value)
+	TimelineCurrent                     // the backup's own timeline
+	TimelineNumber                      // the timeline in N
+)
+
+// TimelineChoice is a parsed --timeline. Whatever it says, recovery gets
+// an explicit number: PostgreSQL's own 'latest' is the highest-numbered
+// timeline, which may be a rehearsal's.
+type TimelineChoice struct {
+	Kind TimelineKind
+	N    wal.Timeline
+}
+
+// TimelineUsage lists the forms ParseTimeline accepts.
+const TimelineUsage = `latest (the timeline reachable from the backup whose archived WAL ends last), current (the backup's own) or a timeline number`
+
+// ParseTimeline parses a --timeline argument; "" is latest.
+func ParseTimeline(s string) (TimelineChoice, error) {
+	switch s = strings.TrimSpace(s); s {
+	case "", "latest":
+		return TimelineChoice{Kind: TimelineLatest}, nil
+	case "current":
+		return TimelineChoice{Kind: TimelineCurrent}, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n == 0 {
+		return TimelineChoice{}, fmt.Errorf("timeline %q not understood; use %s", s, TimelineUsage)
+	}
+	return TimelineChoice{Kind: TimelineNumber, N: wal.Timeline(n)}, nil
+}
+
+func (c TimelineChoice) String() string {
+	switch c.Kind {
+	case TimelineCurrent:
+		return "current"
+	case TimelineNumber:
+		return strconv.FormatUint(uint64(c.N), 10)
+	}
+	return "latest"
 }
