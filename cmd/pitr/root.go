@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/local"
 	"github.com/pitr-dev/pitr/storage/s3"
+	"github.com/pitr-dev/pitr/wal"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -129,8 +132,23 @@ func isTerminal(w io.Writer) bool {
 	return ok && isatty.IsTerminal(f.Fd())
 }
 
-// Store validates the settings and opens the repository once.
+// Store opens the repository for a command that only reads it: it creates
+// nothing, and a place without a repository marker is "no repository at
+// URL", never an empty repository.
 func (e *env) Store(ctx context.Context) (storage.Storage, error) {
+	st, err := e.open(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := wal.CheckRepository(ctx, st, e.cfg.Repo); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// open validates the settings and opens the storage once; create makes a
+// missing local directory (writers create the repository in it).
+func (e *env) open(ctx context.Context, create bool) (storage.Storage, error) {
 	if e.store != nil {
 		return e.store, nil
 	}
@@ -143,7 +161,7 @@ func (e *env) Store(ctx context.Context) (storage.Storage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: repo: %v", errUsage, err)
 		}
-		st, err := local.Open(dir)
+		st, err := openLocal(e.cfg.Repo, dir, create)
 		if err != nil {
 			return nil, err
 		}
@@ -169,6 +187,23 @@ func (e *env) Store(ctx context.Context) (storage.Storage, error) {
 		e.store = st
 	}
 	return e.store, nil
+}
+
+// openLocal opens a file:// repository; only writers create its directory.
+func openLocal(url, dir string, create bool) (*local.Store, error) {
+	switch {
+	case dir == "/" && create:
+		return nil, fmt.Errorf("%w: repo %s is the filesystem root; name a directory of its own", errUsage, url)
+	case dir == "/":
+		return nil, wal.NoRepository(url, "the filesystem root is never one")
+	case create:
+		return local.Create(dir)
+	}
+	st, err := local.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, wal.NoRepository(url, dir+" does not exist")
+	}
+	return st, err
 }
 
 // Codec builds the envelope codec. needKey says whether the command will
@@ -206,14 +241,28 @@ func (e *env) Codec(needKey bool) (*envelope.Codec, error) {
 	return c, nil
 }
 
-// Repo opens the repository and the codec for its objects; needKey loads
-// the age identity too (to read, not to write).
+// Repo opens the existing repository (as Store) and the codec for its
+// objects; needKey loads the age identity too.
 func (e *env) Repo(ctx context.Context, needKey bool) (storage.Storage, *envelope.Codec, error) {
 	st, err := e.Store(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	codec, err := e.Codec(needKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, codec, nil
+}
+
+// WritableRepo opens the repository for a command that writes to it,
+// creating a local directory that is missing; the job writes the marker.
+func (e *env) WritableRepo(ctx context.Context) (storage.Storage, *envelope.Codec, error) {
+	st, err := e.open(ctx, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	codec, err := e.Codec(false)
 	if err != nil {
 		return nil, nil, err
 	}
