@@ -91,6 +91,7 @@ func newRootCommand() *cobra.Command {
 		newDumpsCommand(e),
 		newRestoreDumpCommand(e),
 		newDaemonCommand(e),
+		newClusterUpgradeCommand(e),
 		newDemoCommand(e),
 	)
 	return root
