@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/smithy-go"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -141,7 +142,12 @@ func (e *env) Store(ctx context.Context) (storage.Storage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := wal.CheckRepository(ctx, st, e.cfg.Repo); err != nil {
+	err = wal.CheckRepository(ctx, st, e.cfg.Repo)
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchBucket" {
+		return nil, wal.NoRepository(e.cfg.Repo, "the bucket does not exist")
+	}
+	if err != nil {
 		return nil, err
 	}
 	return st, nil
