@@ -57,13 +57,18 @@ func runClusterUpgrade(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	if cur, ok := catalog.CurrentBinding(objs); ok && cur.SystemID == sys.SystemID {
+	cur, bound := catalog.CurrentBinding(objs)
+	if bound && cur.SystemID == sys.SystemID {
 		fmt.Fprintf(e.stdout, "the repository belongs to cluster %s (PostgreSQL %s) already; nothing to do\n", sys.SystemID, pgVersion(srv.Version))
 		return nil
 	}
 	first := oldestWAL(ctx, e.cfg.PGDSN, sys, srv)
-	if err := walNamesFree(ctx, st, first, srv.WALSegmentSize); err != nil {
-		return fmt.Errorf("cluster-upgrade: cluster %s: %w", sys.SystemID, err)
+	// An unbound repository (made before bindings) may hold this very
+	// cluster's WAL: binding it is what its next write would do anyway.
+	if bound {
+		if err := walNamesFree(ctx, st, first, srv.WALSegmentSize); err != nil {
+			return fmt.Errorf("cluster-upgrade: cluster %s: %w", sys.SystemID, err)
+		}
 	}
 	c := wal.Cluster{SystemID: sys.SystemID, PGVersion: srv.Version, By: "cluster-upgrade", Version: version}
 	prev, err := wal.RebindCluster(ctx, st, c)
