@@ -134,9 +134,10 @@ func isTerminal(w io.Writer) bool {
 	return ok && isatty.IsTerminal(f.Fd())
 }
 
-// Store opens the repository for a command that only reads it: it creates
-// nothing, and a place without a repository marker is "no repository at
-// URL", never an empty repository.
+// Store opens the existing repository, for commands that read it (and
+// cluster-upgrade, which needs one): it creates nothing, and a place
+// without a repository marker is "no repository at URL", never an empty
+// repository.
 func (e *env) Store(ctx context.Context) (storage.Storage, error) {
 	st, err := e.open(ctx, false)
 	if err != nil {
