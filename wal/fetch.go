@@ -37,6 +37,8 @@ type FetchOptions struct {
 	Prefetch int
 	// Retry bounds retries of transient storage errors.
 	Retry retry.Policy
+	// Repo names the repository (its URL) in errors.
+	Repo string
 	// StartPrefetch starts a background prefetch of the segments after the
 	// one just fetched (the command runs `pitr wal-prefetch` detached, so
 	// restore_command returns at once). Nil disables prefetching.
@@ -82,6 +84,14 @@ func Fetch(ctx context.Context, name, dest string, opts FetchOptions) error {
 		}, func(err error, wait time.Duration) {
 			log.Warn().Err(err).Str("segment", name).Dur("retry_in", wait).Msg("wal fetch failed; retrying")
 		})
+		if errors.Is(err, ErrNotFound) {
+			// Only a repository can say a file is not archived: a wrong
+			// URL must stop recovery, not end it early (the server would
+			// promote). One request, on this path only.
+			if cerr := CheckRepository(ctx, opts.Store, opts.Repo); cerr != nil {
+				return fmt.Errorf("wal-fetch %s: %w", name, cerr)
+			}
+		}
 		if err != nil {
 			return err
 		}

@@ -95,7 +95,7 @@ func Push(ctx context.Context, path string, opts PushOptions) (PushResult, error
 	// A server that archives has finished recovery: segments prefetched for
 	// it are of no further use.
 	_ = os.RemoveAll(filepath.Join(opts.SpoolDir, "prefetch"))
-	if err := p.ensureMarker(ctx); err != nil {
+	if err := p.ensureMarker(ctx, path, name); err != nil {
 		return PushResult{}, err
 	}
 	if res, ok := p.fromAck(ctx, path, name, fi); ok {
@@ -152,16 +152,60 @@ func (p *pusher) prepareSpool() error {
 }
 
 // ensureMarker writes the repository marker the first time this spool sees
-// the repository, and refuses repositories of an unknown format.
-func (p *pusher) ensureMarker(ctx context.Context) error {
+// the repository, refuses repositories of an unknown format, and checks that
+// the repository belongs to the cluster whose file this is (binding an
+// unbound one to it). The answer is cached in the spool: later calls cost
+// no request until the cache is markerRecheck old.
+func (p *pusher) ensureMarker(ctx context.Context, path string, name Name) error {
 	cache := filepath.Join(p.opts.SpoolDir, "repo-checked")
-	if b, err := os.ReadFile(cache); err == nil && string(b) == p.opts.RepoID {
-		return nil
+	sysid := p.systemID(path, name)
+	if fi, err := os.Stat(cache); err == nil && time.Since(fi.ModTime()) < markerRecheck {
+		b, _ := os.ReadFile(cache)
+		repo, bound, _ := strings.Cut(string(b), "\n")
+		// A .history or .backup file carries no identifier; the spool
+		// belongs to this data directory, so its cache speaks for it.
+		if repo == p.opts.RepoID && (bound == sysid || sysid == "" && bound != "") {
+			return nil
+		}
 	}
 	if err := EnsureMarker(ctx, p.opts.Store, p.opts.Version); err != nil {
 		return err
 	}
-	return writeFileAtomic(cache, []byte(p.opts.RepoID))
+	if sysid != "" {
+		if err := EnsureCluster(ctx, p.opts.Store, Cluster{SystemID: sysid, By: "wal-push", Version: p.opts.Version}); err != nil {
+			return fmt.Errorf("wal-push %s: %w", name, err)
+		}
+	}
+	return writeFileAtomic(cache, []byte(p.opts.RepoID+"\n"+sysid))
+}
+
+// markerRecheck bounds how long a verified binding is trusted without asking
+// the repository again (it may have been given to a successor cluster).
+const markerRecheck = 10 * time.Minute
+
+// systemID returns the system identifier of the cluster that wrote the
+// file: from a segment's own header, else (.history, .backup) from a
+// segment beside it in pg_wal. "" when none can be read.
+func (p *pusher) systemID(path string, name Name) string {
+	if name.Kind != KindSegment && name.Kind != KindPartial {
+		dir := filepath.Dir(path)
+		entries, _ := os.ReadDir(dir)
+		path = ""
+		for i := len(entries) - 1; i >= 0 && path == ""; i-- {
+			if n, err := ParseName(entries[i].Name()); err == nil && n.Kind == KindSegment && entries[i].Type().IsRegular() {
+				path = filepath.Join(dir, entries[i].Name())
+			}
+		}
+		if path == "" {
+			return ""
+		}
+	}
+	h, err := ReadSegmentHeader(path)
+	if err != nil {
+		p.log.Warn().Err(err).Str("file", name.String()).Msg("no cluster identifier in WAL file; repository binding not checked")
+		return ""
+	}
+	return h.SystemID
 }
 
 // EnsureMarker creates the repository marker if absent, else checks its format.

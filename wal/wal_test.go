@@ -38,6 +38,9 @@ func newFixture(t *testing.T, st storage.Storage) *fixture {
 	}
 	if st == nil {
 		st = storagetest.NewMemory()
+		if err := EnsureMarker(t.Context(), st, "test"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	dir := filepath.Join(t.TempDir(), "pg_wal")
 	if err := os.MkdirAll(filepath.Join(dir, "archive_status"), 0o700); err != nil {

@@ -26,7 +26,7 @@ must be 'pitr wal-push %p'). Connection: pg_dsn, or PGHOST/PGPORT/PGUSER/PGPASSW
 }
 
 func runBackup(ctx context.Context, e *env, fast bool) error {
-	st, codec, err := e.Repo(ctx, false)
+	st, codec, err := e.WritableRepo(ctx)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ or dump (an interrupted one is never listed), then exits 0.`,
 
 func runDaemon(ctx context.Context, e *env) error {
 	longRunningGC()
-	st, codec, err := e.Repo(ctx, false)
+	st, codec, err := e.WritableRepo(ctx)
 	if err != nil {
 		return err
 	}

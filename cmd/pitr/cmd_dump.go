@@ -31,7 +31,7 @@ func runDump(ctx context.Context, e *env, db string) error {
 	if db == "" {
 		return fmt.Errorf("%w: dump needs --db NAME", errUsage)
 	}
-	st, codec, err := e.Repo(ctx, false)
+	st, codec, err := e.WritableRepo(ctx)
 	if err != nil {
 		return err
 	}

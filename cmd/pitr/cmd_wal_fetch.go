@@ -45,11 +45,17 @@ func runWALFetch(ctx context.Context, e *env, name, dest string) error {
 }
 
 func (e *env) fetchOptions(ctx context.Context, prefetchDir string) (wal.FetchOptions, error) {
-	st, codec, err := e.Repo(ctx, true)
+	// Not e.Repo: wal.Fetch checks the marker only when a file is missing,
+	// which saves a request on every call of a restore.
+	st, err := e.open(ctx, false)
 	if err != nil {
 		return wal.FetchOptions{}, err
 	}
-	return wal.FetchOptions{Store: st, Codec: codec, PrefetchDir: prefetchDir, Prefetch: e.cfg.FetchPrefetch, Retry: e.retryPolicy()}, nil
+	codec, err := e.Codec(true)
+	if err != nil {
+		return wal.FetchOptions{}, err
+	}
+	return wal.FetchOptions{Store: st, Codec: codec, PrefetchDir: prefetchDir, Prefetch: e.cfg.FetchPrefetch, Retry: e.retryPolicy(), Repo: e.cfg.Repo}, nil
 }
 
 // startPrefetch runs `pitr wal-prefetch` detached, in its own session, so

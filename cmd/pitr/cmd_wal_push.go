@@ -25,7 +25,7 @@ func runWALPush(ctx context.Context, e *env, path string) error {
 	if _, err := wal.ParseName(baseName(path)); err != nil {
 		return fmt.Errorf("%w: wal-push: %v", errUsage, err)
 	}
-	st, codec, err := e.Repo(ctx, false)
+	st, codec, err := e.WritableRepo(ctx)
 	if err != nil {
 		return err
 	}

@@ -66,7 +66,7 @@ func runDropSlot(ctx context.Context, e *env) error {
 // newReceiver builds the WAL receiver from the configuration (the daemon
 // runs the same one).
 func newReceiver(ctx context.Context, e *env) (*stream.Receiver, error) {
-	st, codec, err := e.Repo(ctx, false)
+	st, codec, err := e.WritableRepo(ctx)
 	if err != nil {
 		return nil, err
 	}

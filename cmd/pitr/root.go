@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/aws/smithy-go"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -19,6 +22,7 @@ import (
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/local"
 	"github.com/pitr-dev/pitr/storage/s3"
+	"github.com/pitr-dev/pitr/wal"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -89,6 +93,7 @@ func newRootCommand() *cobra.Command {
 		newDumpsCommand(e),
 		newRestoreDumpCommand(e),
 		newDaemonCommand(e),
+		newClusterUpgradeCommand(e),
 		newDemoCommand(e),
 	)
 	return root
@@ -130,8 +135,29 @@ func isTerminal(w io.Writer) bool {
 	return ok && isatty.IsTerminal(f.Fd())
 }
 
-// Store validates the settings and opens the repository once.
+// Store opens the existing repository, for commands that read it (and
+// cluster-upgrade, which needs one): it creates nothing, and a place
+// without a repository marker is "no repository at URL", never an empty
+// repository.
 func (e *env) Store(ctx context.Context) (storage.Storage, error) {
+	st, err := e.open(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	err = wal.CheckRepository(ctx, st, e.cfg.Repo)
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchBucket" {
+		return nil, wal.NoRepository(e.cfg.Repo, "the bucket does not exist")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// open validates the settings and opens the storage once; create makes a
+// missing local directory (writers create the repository in it).
+func (e *env) open(ctx context.Context, create bool) (storage.Storage, error) {
 	if e.store != nil {
 		return e.store, nil
 	}
@@ -144,7 +170,7 @@ func (e *env) Store(ctx context.Context) (storage.Storage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: repo: %v", errUsage, err)
 		}
-		st, err := local.Open(dir)
+		st, err := openLocal(e.cfg.Repo, dir, create)
 		if err != nil {
 			return nil, err
 		}
@@ -170,6 +196,23 @@ func (e *env) Store(ctx context.Context) (storage.Storage, error) {
 		e.store = st
 	}
 	return e.store, nil
+}
+
+// openLocal opens a file:// repository; only writers create its directory.
+func openLocal(url, dir string, create bool) (*local.Store, error) {
+	switch {
+	case dir == "/" && create:
+		return nil, fmt.Errorf("%w: repo %s is the filesystem root; name a directory of its own", errUsage, url)
+	case dir == "/":
+		return nil, wal.NoRepository(url, "the filesystem root is never one")
+	case create:
+		return local.Create(dir)
+	}
+	st, err := local.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, wal.NoRepository(url, dir+" does not exist")
+	}
+	return st, err
 }
 
 // Codec builds the envelope codec. needKey says whether the command will
@@ -207,14 +250,28 @@ func (e *env) Codec(needKey bool) (*envelope.Codec, error) {
 	return c, nil
 }
 
-// Repo opens the repository and the codec for its objects; needKey loads
-// the age identity too (to read, not to write).
+// Repo opens the existing repository (as Store) and the codec for its
+// objects; needKey loads the age identity too.
 func (e *env) Repo(ctx context.Context, needKey bool) (storage.Storage, *envelope.Codec, error) {
 	st, err := e.Store(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	codec, err := e.Codec(needKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, codec, nil
+}
+
+// WritableRepo opens the repository for a command that writes to it,
+// creating a local directory that is missing; the job writes the marker.
+func (e *env) WritableRepo(ctx context.Context) (storage.Storage, *envelope.Codec, error) {
+	st, err := e.open(ctx, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	codec, err := e.Codec(false)
 	if err != nil {
 		return nil, nil, err
 	}

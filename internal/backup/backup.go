@@ -60,16 +60,6 @@ func Run(ctx context.Context, opts Options) (*catalog.Backup, error) {
 		opts.WALTimeout = 5 * time.Minute
 	}
 	log := zerolog.Ctx(ctx)
-	if err := wal.EnsureMarker(ctx, opts.Store, opts.PitrVersion); err != nil {
-		return nil, err
-	}
-	if opts.StaleAfter > 0 {
-		if n, err := CleanIncomplete(ctx, opts.Store, opts.Now().Add(-opts.StaleAfter)); err != nil {
-			log.Warn().Err(err).Msg("could not remove leftovers of interrupted backups")
-		} else if n > 0 {
-			log.Info().Int("objects", n).Msg("removed leftovers of interrupted backups")
-		}
-	}
 	conn, err := pg.Connect(ctx, opts.DSN, true)
 	if err != nil {
 		return nil, err
@@ -82,6 +72,23 @@ func Run(ctx context.Context, opts Options) (*catalog.Backup, error) {
 	srv, err := pg.ServerInfo(ctx, conn)
 	if err != nil {
 		return nil, err
+	}
+	// Before anything is stored: the WAL this backup needs is only
+	// archived into a repository that belongs to its cluster, so another
+	// cluster's backup would be listed without any of its WAL.
+	if err := wal.EnsureMarker(ctx, opts.Store, opts.PitrVersion); err != nil {
+		return nil, err
+	}
+	cluster := wal.Cluster{SystemID: sys.SystemID, PGVersion: srv.Version, By: "backup", Version: opts.PitrVersion}
+	if err := wal.EnsureCluster(ctx, opts.Store, cluster); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	if opts.StaleAfter > 0 {
+		if n, err := CleanIncomplete(ctx, opts.Store, opts.Now().Add(-opts.StaleAfter)); err != nil {
+			log.Warn().Err(err).Msg("could not remove leftovers of interrupted backups")
+		} else if n > 0 {
+			log.Info().Int("objects", n).Msg("removed leftovers of interrupted backups")
+		}
 	}
 	host, _ := os.Hostname()
 	start := opts.Now().UTC()

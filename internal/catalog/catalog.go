@@ -2,6 +2,7 @@
 // code that builds or parses keys. Layout, format 1 (docs/FORMAT.md):
 //
 //	pitr.json                                          repository marker, written once
+//	clusters/<seq>-<system identifier>.json            the cluster the repository belongs to
 //	wal/<TTTTTTTTXXXXXXXX>/<walname>.<sha256>.<ext>    segments, .partial and .backup files
 //	wal/timelines/<TTTTTTTT>.history.<sha256>.<ext>    timeline history files
 //	backups/<id>/<part>.<ext>                          base backup parts (tar streams, manifest)
@@ -21,6 +22,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -73,6 +76,135 @@ func CheckMarker(b []byte) error {
 	}
 	return nil
 }
+
+// ErrNoRepository is wrapped when the store holds no repository marker:
+// nothing was ever written there, or the URL names the wrong place. Readers
+// report it; they never take it for an empty repository.
+var ErrNoRepository = errors.New("no repository")
+
+// The repository belongs to one PostgreSQL cluster, named by its system
+// identifier (pg_controldata's "Database system identifier"). Each binding
+// is an object of its own, written once, so the marker stays as it was
+// created and the history of bindings stays readable:
+//
+//	clusters/00000001-7301234567890123456.json   the first cluster
+//	clusters/00000002-7409876543210987654.json   its successor (pitr cluster-upgrade)
+//
+// The binding with the highest sequence number is the current one. A
+// repository without bindings (made before they existed, or by a writer
+// that does not know the identifier) is bound by the first writer that
+// knows it.
+const ClustersPrefix = "clusters/"
+
+// Binding is the content of a clusters/ object.
+type Binding struct {
+	Seq       int       `json:"seq"`
+	SystemID  string    `json:"system_identifier"`    // decimal uint64
+	PGVersion int       `json:"pg_version,omitempty"` // server_version_num; 0 when the writer did not know it
+	Bound     time.Time `json:"bound"`
+	By        string    `json:"by"` // the command that wrote it: wal-push, backup, wal-receive, cluster-upgrade
+	Tool      string    `json:"tool"`
+}
+
+// BindingObject is a clusters/ object as a listing shows it.
+type BindingObject struct {
+	Key      string
+	Seq      int
+	SystemID string
+	ModTime  time.Time
+}
+
+// BindingKey returns the key of the binding with sequence number seq.
+func BindingKey(seq int, systemID string) (string, error) {
+	if seq < 1 || seq > 99999999 {
+		return "", fmt.Errorf("cluster binding: bad sequence number %d", seq)
+	}
+	if v, err := strconv.ParseUint(systemID, 10, 64); err != nil || strconv.FormatUint(v, 10) != systemID {
+		return "", fmt.Errorf("cluster binding: bad system identifier %q", systemID)
+	}
+	return fmt.Sprintf("%s%08d-%s.json", ClustersPrefix, seq, systemID), nil
+}
+
+// ParseBindingKey parses a key built by BindingKey.
+func ParseBindingKey(key string) (BindingObject, bool) {
+	rest, ok := strings.CutPrefix(key, ClustersPrefix)
+	if !ok {
+		return BindingObject{}, false
+	}
+	rest, ok = strings.CutSuffix(rest, ".json")
+	seqS, sysid, ok2 := strings.Cut(rest, "-")
+	if !ok || !ok2 || len(seqS) != 8 {
+		return BindingObject{}, false
+	}
+	seq, err := strconv.Atoi(seqS)
+	if err != nil {
+		return BindingObject{}, false
+	}
+	if k, err := BindingKey(seq, sysid); err != nil || k != key {
+		return BindingObject{}, false
+	}
+	return BindingObject{Key: key, Seq: seq, SystemID: sysid}, true
+}
+
+// CurrentBinding picks the current binding: the highest sequence number.
+// Two writers that bound an unbound repository at the same moment wrote the
+// same sequence number; the one the store received first wins (then the
+// lower key), and every writer that lists both comes to the same answer.
+func CurrentBinding(objs []BindingObject) (BindingObject, bool) {
+	if len(objs) == 0 {
+		return BindingObject{}, false
+	}
+	s := append([]BindingObject(nil), objs...)
+	sort.Slice(s, func(i, j int) bool {
+		if s[i].Seq != s[j].Seq {
+			return s[i].Seq > s[j].Seq
+		}
+		if !s[i].ModTime.Equal(s[j].ModTime) {
+			return s[i].ModTime.Before(s[j].ModTime)
+		}
+		return s[i].Key < s[j].Key
+	})
+	return s[0], true
+}
+
+// MarshalBinding returns a binding object's content.
+func MarshalBinding(b Binding) []byte {
+	b.Bound = b.Bound.UTC()
+	out, _ := json.MarshalIndent(b, "", "  ")
+	return append(out, '\n')
+}
+
+// UnmarshalBinding parses a binding object's content.
+func UnmarshalBinding(data []byte) (Binding, error) {
+	var b Binding
+	if err := json.Unmarshal(data, &b); err != nil {
+		return Binding{}, fmt.Errorf("cluster binding: %w", err)
+	}
+	return b, nil
+}
+
+// ErrOtherCluster is wrapped (through *ClusterMismatchError) when a writer
+// serves another cluster than the one the repository belongs to.
+var ErrOtherCluster = errors.New("repository belongs to another cluster")
+
+// ClusterMismatchError refuses a write for another cluster. It names both
+// clusters and the way out after pg_upgrade or a new initdb.
+type ClusterMismatchError struct {
+	Bound    string // the repository's current cluster
+	This     string // the cluster of the refused write
+	Replaced bool   // This was the repository's cluster once, before Bound
+}
+
+func (e *ClusterMismatchError) Error() string {
+	msg := fmt.Sprintf("this repository belongs to cluster %s; is another cluster configured with it? (this server is cluster %s", e.Bound, e.This)
+	if e.Replaced {
+		return msg + ", which pitr cluster-upgrade replaced with cluster " + e.Bound + ")"
+	}
+	return msg + "; if it replaces cluster " + e.Bound + " after pg_upgrade or a new initdb, run pitr cluster-upgrade against it)"
+}
+
+// Is makes errors.Is(err, ErrOtherCluster) hold.
+func (e *ClusterMismatchError) Is(target error) bool { return target == ErrOtherCluster }
 
 // WALObject is one archived WAL-directory file as the catalog sees it.
 type WALObject struct {

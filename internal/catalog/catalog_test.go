@@ -1,8 +1,10 @@
 package catalog
 
 import (
+	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 const sum = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -97,5 +99,49 @@ func TestStreamChunkKey(t *testing.T) {
 		if _, err := StreamChunkKey("000000010000000A000000FF", r[0], r[1], r[2], sum, true); err == nil {
 			t.Errorf("StreamChunkKey(%v) accepted", r)
 		}
+	}
+}
+
+func TestBindingKeys(t *testing.T) {
+	key, err := BindingKey(2, "7301234567890123456")
+	if err != nil || key != "clusters/00000002-7301234567890123456.json" {
+		t.Fatalf("BindingKey = %q, %v", key, err)
+	}
+	if o, ok := ParseBindingKey(key); !ok || o.Seq != 2 || o.SystemID != "7301234567890123456" {
+		t.Fatalf("ParseBindingKey(%s) = %+v, %v", key, o, ok)
+	}
+	for _, bad := range []string{"clusters/2-7301234567890123456.json", "clusters/00000002-73x1.json", "clusters/00000002-.json",
+		"clusters/00000000-1.json", "clusters/00000002-1.json.tmp", "pitr.json", "clusters/00000002-01.json"} {
+		if o, ok := ParseBindingKey(bad); ok {
+			t.Errorf("ParseBindingKey(%q) = %+v, want rejected", bad, o)
+		}
+	}
+	for _, bad := range []string{"", "-1", "x", "18446744073709551616"} {
+		if _, err := BindingKey(1, bad); err == nil {
+			t.Errorf("BindingKey(1, %q) accepted", bad)
+		}
+	}
+}
+
+func TestCurrentBinding(t *testing.T) {
+	t0 := mustTime("2026-12-01T10:00:00Z")
+	objs := []BindingObject{
+		{Key: "clusters/00000001-1.json", Seq: 1, SystemID: "1", ModTime: t0},
+		{Key: "clusters/00000002-3.json", Seq: 2, SystemID: "3", ModTime: t0.Add(2 * time.Second)},
+		{Key: "clusters/00000002-2.json", Seq: 2, SystemID: "2", ModTime: t0.Add(time.Second)}, // first at seq 2
+	}
+	if cur, ok := CurrentBinding(objs); !ok || cur.SystemID != "2" {
+		t.Fatalf("current = %+v, %v; want the earlier write at the highest seq", cur, ok)
+	}
+	objs[1].ModTime = objs[2].ModTime // same second (S3): the lower key wins
+	if cur, _ := CurrentBinding(objs); cur.SystemID != "2" {
+		t.Fatalf("tie: current = %+v", cur)
+	}
+	if _, ok := CurrentBinding(nil); ok {
+		t.Fatal("unbound repository has a current binding")
+	}
+	e := &ClusterMismatchError{Bound: "1", This: "2"}
+	if !errors.Is(e, ErrOtherCluster) || !strings.HasPrefix(e.Error(), "this repository belongs to cluster 1; is another cluster configured with it?") {
+		t.Fatalf("mismatch error %q", e)
 	}
 }

@@ -46,8 +46,17 @@ type Store struct {
 	owner *[2]int
 }
 
-// Open returns the store rooted at dir, creating dir if it is missing.
-func Open(dir string) (*Store, error) {
+// Open returns the store rooted at the existing directory dir. It creates
+// nothing, so readers (list, restore, wal-fetch) leave no directory behind,
+// above all none owned by root where the server's user must write later. A
+// missing dir gives an error wrapping fs.ErrNotExist.
+func Open(dir string) (*Store, error) { return open(dir, false) }
+
+// Create is Open that first creates dir and its parents if they are
+// missing, for writers.
+func Create(dir string) (*Store, error) { return open(dir, true) }
+
+func open(dir string, create bool) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("open local store: empty directory")
 	}
@@ -55,8 +64,13 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open local store %s: %w", dir, err)
 	}
-	if err := os.MkdirAll(abs, dirPerm); err != nil {
-		return nil, fmt.Errorf("open local store: %w", err)
+	if abs == string(filepath.Separator) {
+		return nil, errors.New("open local store: / is the filesystem root, not a directory of its own")
+	}
+	if create {
+		if err := os.MkdirAll(abs, dirPerm); err != nil {
+			return nil, fmt.Errorf("open local store: %w", err)
+		}
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Storage {
-		s, err := Open(filepath.Join(t.TempDir(), "repo"))
+		s, err := Create(filepath.Join(t.TempDir(), "repo"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,9 +39,27 @@ func listKeys(t *testing.T, s *Store, prefix string) []string {
 
 func TestOpen(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
-	s, err := Open(dir)
+	// Readers create nothing: a missing directory is an error of its own.
+	if _, err := Open(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Open of a missing directory: err = %v, want fs.ErrNotExist", err)
+	}
+	if _, err := os.Stat(filepath.Dir(dir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Open created %s", filepath.Dir(dir))
+	}
+	for _, root := range []string{"/", "/.", "/tmp/.."} {
+		if _, err := Open(root); err == nil {
+			t.Errorf("Open(%q) accepted the filesystem root", root)
+		}
+		if _, err := Create(root); err == nil {
+			t.Errorf("Create(%q) accepted the filesystem root", root)
+		}
+	}
+	s, err := Create(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s2, err := Open(dir); err != nil || s2.Dir() != dir {
+		t.Fatalf("Open of the created directory: %v", err)
 	}
 	if s.Dir() != dir {
 		t.Errorf("Dir() = %s, want %s", s.Dir(), dir)
@@ -51,7 +69,7 @@ func TestOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !fi.IsDir() {
-		t.Fatal("Open did not create a directory")
+		t.Fatal("Create did not create a directory")
 	}
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
@@ -68,7 +86,7 @@ func TestOpen(t *testing.T) {
 func TestPermissions(t *testing.T) {
 	old := syscall.Umask(0o022)
 	defer syscall.Umask(old)
-	s, err := Open(filepath.Join(t.TempDir(), "repo"))
+	s, err := Create(filepath.Join(t.TempDir(), "repo"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,8 @@ type Receiver struct {
 
 	mu     sync.Mutex
 	status Status
-	marked bool // the repository marker was checked (Run's goroutine only)
+	marked bool   // the repository marker was checked (Run's goroutine only)
+	bound  string // the system identifier the repository was verified to belong to (same)
 }
 
 // New returns a Receiver; Run starts it.
@@ -155,6 +156,9 @@ func (r *Receiver) session(ctx context.Context) (progressed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if err := r.checkCluster(ctx, sys.SystemID, srv.Version); err != nil {
+		return false, err
+	}
 	var sqlConn *pgconn.PgConn
 	if srv.Major() < 15 {
 		if sqlConn, err = pg.Connect(ctx, r.opts.DSN, false); err != nil {
@@ -199,6 +203,24 @@ func (r *Receiver) session(ctx context.Context) (progressed bool, err error) {
 		Str("server_lsn", sys.XLogPos.String()).Bool("synchronous", r.opts.Synchronous).Msg("wal streaming started")
 	err = s.run(ctx, start)
 	return s.progressed, err
+}
+
+// checkCluster refuses to stream another cluster's WAL into the repository
+// (binding an unbound one), once per server: a reconnect to the same
+// cluster costs no request.
+func (r *Receiver) checkCluster(ctx context.Context, systemID string, pgVersion int) error {
+	if r.bound == systemID {
+		return nil
+	}
+	c := wal.Cluster{SystemID: systemID, PGVersion: pgVersion, By: "wal-receive", Version: r.opts.Version}
+	if err := wal.EnsureCluster(ctx, r.opts.Store, c); err != nil {
+		if errors.Is(err, catalog.ErrOtherCluster) {
+			return errFatal{fmt.Errorf("wal-receive: %w", err)}
+		}
+		return err
+	}
+	r.bound = systemID
+	return nil
 }
 
 // DropSlot drops the receiver's replication slot, so the server stops

@@ -1,0 +1,168 @@
+package wal
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/storage"
+)
+
+// Cluster names the PostgreSQL cluster a write serves (see catalog.Binding).
+type Cluster struct {
+	SystemID  string // decimal, from a segment header or IDENTIFY_SYSTEM
+	PGVersion int    // server_version_num; 0 if unknown (wal-push)
+	By        string // the command writing: wal-push, backup, wal-receive, cluster-upgrade
+	Version   string // pitr's version
+}
+
+// CheckRepository returns nil when st holds a repository marker of a format
+// this pitr reads. A missing marker gives an error wrapping
+// catalog.ErrNoRepository that names where ("no repository at URL"):
+// readers never take a place without one for an empty repository.
+func CheckRepository(ctx context.Context, st storage.Storage, where string) error {
+	b, err := readMarker(ctx, st)
+	if errors.Is(err, storage.ErrNotExist) {
+		return NoRepository(where, "no "+catalog.MarkerKey+" there")
+	}
+	if err != nil {
+		return err
+	}
+	return catalog.CheckMarker(b)
+}
+
+// NoRepository returns the error readers give for a place without a
+// repository; why says what was found instead.
+func NoRepository(where, why string) error {
+	return fmt.Errorf("%w at %s (%s; wal-push, backup, wal-receive, dump and daemon create one)", catalog.ErrNoRepository, where, why)
+}
+
+func readMarker(ctx context.Context, st storage.Storage) ([]byte, error) {
+	rc, err := st.Get(ctx, catalog.MarkerKey)
+	if err != nil {
+		return nil, fmt.Errorf("read repository marker: %w", err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read repository marker: %w", err)
+	}
+	return b, nil
+}
+
+// Bindings lists the repository's cluster bindings, in key order.
+func Bindings(ctx context.Context, st storage.Storage) ([]catalog.BindingObject, error) {
+	var out []catalog.BindingObject
+	err := st.List(ctx, catalog.ClustersPrefix, func(oi storage.ObjectInfo) error {
+		if o, ok := catalog.ParseBindingKey(oi.Key); ok {
+			o.ModTime = oi.ModTime
+			out = append(out, o)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list cluster bindings: %w", err)
+	}
+	return out, nil
+}
+
+// ReadBinding reads one binding's content.
+func ReadBinding(ctx context.Context, st storage.Storage, o catalog.BindingObject) (catalog.Binding, error) {
+	rc, err := st.Get(ctx, o.Key)
+	if err != nil {
+		return catalog.Binding{}, fmt.Errorf("read cluster binding: %w", err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return catalog.Binding{}, fmt.Errorf("read cluster binding %s: %w", o.Key, err)
+	}
+	return catalog.UnmarshalBinding(b)
+}
+
+// EnsureCluster checks that the repository belongs to c's cluster. An
+// unbound repository (new, or made before bindings existed) is bound to it.
+// Another cluster's write gets an error wrapping catalog.ErrOtherCluster.
+// It costs one listing, plus a write and a second listing when it binds.
+func EnsureCluster(ctx context.Context, st storage.Storage, c Cluster) error {
+	objs, err := Bindings(ctx, st)
+	if err != nil {
+		return err
+	}
+	if _, ok := catalog.CurrentBinding(objs); !ok {
+		if err := putBinding(ctx, st, 1, c); err != nil {
+			return err
+		}
+		// Another cluster may have bound the repository at the same
+		// moment: every writer that lists both picks the same winner.
+		if objs, err = Bindings(ctx, st); err != nil {
+			return err
+		}
+	}
+	return matchBinding(objs, c.SystemID)
+}
+
+// RebindCluster records c as the repository's current cluster, the one
+// whose writes are accepted from now on (pitr cluster-upgrade). It returns
+// the binding it replaced, nil if the repository was unbound; when c is the
+// current cluster already, it writes nothing and returns that binding.
+func RebindCluster(ctx context.Context, st storage.Storage, c Cluster) (prev *catalog.Binding, err error) {
+	objs, err := Bindings(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	seq := 1
+	if cur, ok := catalog.CurrentBinding(objs); ok {
+		b, err := ReadBinding(ctx, st, cur)
+		if err != nil {
+			return nil, err
+		}
+		b.Seq, b.SystemID = cur.Seq, cur.SystemID // the key is what counts
+		if cur.SystemID == c.SystemID {
+			return &b, nil
+		}
+		prev, seq = &b, cur.Seq+1
+	}
+	if err := putBinding(ctx, st, seq, c); err != nil {
+		return nil, err
+	}
+	if objs, err = Bindings(ctx, st); err != nil {
+		return nil, err
+	}
+	return prev, matchBinding(objs, c.SystemID)
+}
+
+func putBinding(ctx context.Context, st storage.Storage, seq int, c Cluster) error {
+	key, err := catalog.BindingKey(seq, c.SystemID)
+	if err != nil {
+		return err
+	}
+	b := catalog.MarshalBinding(catalog.Binding{
+		Seq: seq, SystemID: c.SystemID, PGVersion: c.PGVersion, Bound: time.Now(), By: c.By, Tool: "pitr " + c.Version,
+	})
+	if err := st.Put(ctx, key, bytes.NewReader(b)); err != nil {
+		return fmt.Errorf("bind repository to cluster %s: %w", c.SystemID, err)
+	}
+	return nil
+}
+
+func matchBinding(objs []catalog.BindingObject, systemID string) error {
+	cur, ok := catalog.CurrentBinding(objs)
+	if !ok {
+		return errors.New("cluster binding vanished after it was written")
+	}
+	if cur.SystemID == systemID {
+		return nil
+	}
+	e := &catalog.ClusterMismatchError{Bound: cur.SystemID, This: systemID}
+	for _, o := range objs {
+		if o.SystemID == systemID && o.Seq < cur.Seq {
+			e.Replaced = true
+		}
+	}
+	return e
+}
