@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -14,8 +15,12 @@ import (
 
 const seg = 16 << 20
 
+// memEnv is an env on m, made a repository (pitr.json) first.
 func memEnv(m *storagetest.Memory) (*env, *bytes.Buffer) {
 	var out bytes.Buffer
+	if err := m.Put(context.Background(), catalog.MarkerKey, bytes.NewReader(catalog.MarshalMarker(time.Now(), "test"))); err != nil {
+		panic(err)
+	}
 	return &env{store: m, stdout: &out, stderr: &out}, &out
 }
 

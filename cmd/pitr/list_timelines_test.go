@@ -24,13 +24,12 @@ func TestListTimelines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var e env
+	e, _ := memEnv(m)
 	e.cfg.Encryption = "none"
-	e.store = m
 	run := func(asJSON bool) string {
 		var out bytes.Buffer
 		e.stdout, e.stderr = &out, &out
-		if err := runList(ctx, &e, asJSON); err != nil {
+		if err := runList(ctx, e, asJSON); err != nil {
 			t.Fatal(err)
 		}
 		return out.String()
