@@ -252,6 +252,43 @@ func (c *Config) Redacted() []string {
 	return out
 }
 
+// Changed returns the settings that differ from Default(), key -> value in
+// the form Load reads from PITR_* variables. Secrets (SecretString, DSN)
+// are left out: they are never passed on.
+func (c *Config) Changed() map[string]string {
+	def := Default()
+	v, dv := reflect.ValueOf(c).Elem(), reflect.ValueOf(&def).Elem()
+	out := map[string]string{}
+	for i := 0; i < v.NumField(); i++ {
+		s, ok := envValue(v.Field(i))
+		if d, _ := envValue(dv.Field(i)); ok && s != d {
+			out[v.Type().Field(i).Tag.Get("yaml")] = s
+		}
+	}
+	return out
+}
+
+// envValue is the inverse of setString; ok is false for secrets and for
+// an unset *bool.
+func envValue(f reflect.Value) (string, bool) {
+	switch x := f.Interface().(type) {
+	case string:
+		return x, true
+	case int:
+		return strconv.Itoa(x), true
+	case *bool:
+		if x == nil {
+			return "", false
+		}
+		return strconv.FormatBool(*x), true
+	case time.Duration:
+		return x.String(), true
+	case []string:
+		return strings.Join(x, ","), true
+	}
+	return "", false
+}
+
 // validSlotName applies PostgreSQL's rule for replication slot names.
 func validSlotName(s string) bool {
 	if s == "" || len(s) > 63 {

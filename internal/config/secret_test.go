@@ -113,3 +113,32 @@ func TestConfigHidesPGDSNPassword(t *testing.T) {
 		t.Fatalf("Set pg_dsn: %v, %q", err, c.PGDSN.Reveal())
 	}
 }
+
+// TestChanged: what restore_command passes on round-trips through Load,
+// and never holds a secret.
+func TestChanged(t *testing.T) {
+	c := Default()
+	c.Repo = "s3://b/p"
+	c.PGDSN = NewDSN("password=" + testPassword)
+	f := false
+	c.S3ForcePathStyle = &f
+	c.AgeRecipients = []string{"age1a", "age1b"}
+	c.RetryTimeout = 90 * 1e9
+	got := c.Changed()
+	want := map[string]string{"repo": "s3://b/p", "s3_force_path_style": "false", "age_recipients": "age1a,age1b", "retry_timeout": "1m30s"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Changed() = %v, want %v", got, want)
+	}
+	env := map[string]string{}
+	for k, v := range got {
+		env[EnvName(k)] = v
+	}
+	back, err := Load("", lookup(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back.PGDSN = c.PGDSN
+	if fmt.Sprintf("%#v", back.Changed()) != fmt.Sprintf("%#v", got) || *back.S3ForcePathStyle {
+		t.Fatalf("round trip: %v", back.Changed())
+	}
+}
