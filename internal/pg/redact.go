@@ -233,13 +233,15 @@ func ParseConfig(dsn string) (*pgconn.Config, error) {
 	if err == nil {
 		return cfg, nil
 	}
+	msg := err.Error()
 	var pce *pgconn.ParseConfigError
 	if errors.As(err, &pce) {
+		// Its message with an empty string in place of pgconn's masking.
 		c := *pce
-		c.ConnString = RedactDSN(dsn)
-		err = &c
+		c.ConnString = ""
+		msg = "cannot parse `" + RedactDSN(dsn) + "`: " + strings.TrimPrefix(c.Error(), "cannot parse ``: ")
 	}
-	return nil, &redactedError{msg: Scrub("parse postgres connection string: "+err.Error(), dsn), err: err}
+	return nil, &redactedError{msg: Scrub("parse postgres connection string: "+msg, dsn), err: err}
 }
 
 // ConnectConfig is pgconn.ConnectConfig with an error that holds no
