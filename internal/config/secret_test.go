@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -140,5 +141,26 @@ func TestChanged(t *testing.T) {
 	back.PGDSN = c.PGDSN
 	if fmt.Sprintf("%#v", back.Changed()) != fmt.Sprintf("%#v", got) || *back.S3ForcePathStyle {
 		t.Fatalf("round trip: %v", back.Changed())
+	}
+}
+
+// TestEveryTypePassesOn: restore_command passes settings on through
+// Changed, which skips what envValue cannot print; a new setting type must
+// be added there (and to setString), or be a secret.
+func TestEveryTypePassesOn(t *testing.T) {
+	c := Default()
+	v := reflect.ValueOf(&c).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		if f.Kind() == reflect.Pointer && f.IsNil() {
+			f.Set(reflect.New(f.Type().Elem()))
+		}
+		switch f.Interface().(type) {
+		case SecretString, DSN:
+			continue
+		}
+		if _, ok := envValue(f); !ok {
+			t.Errorf("setting %s: type %s is not passed on by Changed", v.Type().Field(i).Tag.Get("yaml"), f.Type())
+		}
 	}
 }
