@@ -11,8 +11,11 @@ import (
 // notForWALFetch are the settings wal-fetch (and the wal-prefetch it
 // starts) never reads: they stay out of restore_command. A setting not
 // named here is passed on when it differs from its default, so a new
-// storage setting reaches wal-fetch without a change here.
+// storage setting reaches wal-fetch without a change here. spool_dir is
+// the archiving server's: a restored server prefetches into its own
+// pg_wal/pitr, which its user can write and no other restore shares.
 var notForWALFetch = map[string]bool{
+	"spool_dir":        true,
 	"s3_storage_class": true, "s3_part_size_mib": true,
 	"age_recipients": true, "age_recipients_file": true, "zstd_level": true, "push_concurrency": true,
 	"backup_wal_timeout": true, "backup_stale_after": true,
@@ -38,14 +41,11 @@ var notForWALFetch = map[string]bool{
 // (the identity file), for the preflight.
 func restoreCommand(self string, cfg config.Config) (cmd string, reads []string, err error) {
 	changed := cfg.Changed()
-	for _, key := range []string{"age_identity_file", "spool_dir"} {
-		if p := changed[key]; p != "" {
-			if changed[key], err = filepath.Abs(p); err != nil {
-				return "", nil, fmt.Errorf("%s: %w", key, err)
-			}
-		}
-	}
 	if p := changed["age_identity_file"]; p != "" {
+		if p, err = filepath.Abs(p); err != nil {
+			return "", nil, fmt.Errorf("age_identity_file: %w", err)
+		}
+		changed["age_identity_file"] = p
 		reads = append(reads, p)
 	}
 	parts := []string{"PITR_CONFIG=/dev/null"}

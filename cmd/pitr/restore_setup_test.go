@@ -45,6 +45,7 @@ func TestRestoreCommand(t *testing.T) {
 	cfg.FetchPrefetch = 2
 	cfg.PGDSN = config.NewDSN("host=db password=Sup3rS3cret")
 	cfg.BackupSchedule = "@hourly"
+	cfg.SpoolDir = "/var/spool/pitr" // the archiving server's
 	cmd, reads, err := restoreCommand("/opt/my pitr/pitr", cfg)
 	if err != nil {
 		t.Fatal(err)
