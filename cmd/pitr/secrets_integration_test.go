@@ -167,6 +167,18 @@ func TestSecretsStaySecret(t *testing.T) {
 	assertNoSecret(t, "wal-receive", rc.output())
 	r.mustRun(urlEnv, "wal-receive", "--drop-slot")
 
+	// wal-receive with a wrong password logs its reconnect attempts, or
+	// exits: either way without the password.
+	wrong := r.startReceiver(c, append([]string{"PITR_PG_DSN=" + strings.Replace(kvDSN(c), "Pw", "Wrong", 1)}, debug...)...)
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(wrong.output(), "password authentication failed"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("wal-receive with a wrong password: no error after 1m:\n%s", wrong.output())
+		}
+	}
+	wrong.stop(syscall.SIGTERM)
+	assertNoSecret(t, "wal-receive with a wrong password", wrong.output())
+	t.Logf("wal-receive, wrong password: %s", lastLine(wrong.output()))
+
 	// A restore run with the password in its settings writes none of it.
 	switchAndWait(t, c, time.Minute)
 	dir := restoredDir(t)
