@@ -31,7 +31,7 @@ func runBackup(ctx context.Context, e *env, fast bool) error {
 		return err
 	}
 	b, err := backup.Run(ctx, backup.Options{
-		Store: st, Codec: codec, DSN: e.cfg.PGDSN, Fast: fast,
+		Store: st, Codec: codec, DSN: e.cfg.PGDSN.Reveal(), Fast: fast,
 		WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
 	})
 	if err != nil {

@@ -40,7 +40,7 @@ func runClusterUpgrade(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	conn, err := pg.Connect(ctx, e.cfg.PGDSN, true)
+	conn, err := pg.Connect(ctx, e.cfg.PGDSN.Reveal(), true)
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func runClusterUpgrade(ctx context.Context, e *env) error {
 		fmt.Fprintf(e.stdout, "the repository belongs to cluster %s (PostgreSQL %s) already; nothing to do\n", sys.SystemID, pgVersion(srv.Version))
 		return nil
 	}
-	first := oldestWAL(ctx, e.cfg.PGDSN, sys, srv)
+	first := oldestWAL(ctx, e.cfg.PGDSN.Reveal(), sys, srv)
 	// An unbound repository (made before bindings) may hold this very
 	// cluster's WAL: binding it is what its next write would do anyway.
 	if bound {

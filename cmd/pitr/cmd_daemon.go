@@ -63,13 +63,13 @@ func runDaemon(ctx context.Context, e *env) error {
 	}
 	opts.Backup = func(ctx context.Context) error {
 		_, err := backup.Run(ctx, backup.Options{
-			Store: st, Codec: codec, DSN: e.cfg.PGDSN, Fast: true,
+			Store: st, Codec: codec, DSN: e.cfg.PGDSN.Reveal(), Fast: true,
 			WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
 		})
 		return err
 	}
 	opts.Dump = func(ctx context.Context, db string) error {
-		_, err := dump.Run(ctx, dump.Options{Store: st, Codec: codec, DSN: e.cfg.PGDSN, Database: db, PitrVersion: version})
+		_, err := dump.Run(ctx, dump.Options{Store: st, Codec: codec, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
 		return err
 	}
 	opts.Previous = func(ctx context.Context) (daemon.Previous, error) {

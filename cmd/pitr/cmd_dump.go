@@ -35,7 +35,7 @@ func runDump(ctx context.Context, e *env, db string) error {
 	if err != nil {
 		return err
 	}
-	d, err := dump.Run(ctx, dump.Options{Store: st, Codec: codec, DSN: e.cfg.PGDSN, Database: db, PitrVersion: version})
+	d, err := dump.Run(ctx, dump.Options{Store: st, Codec: codec, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
 
 	"github.com/pitr-dev/pitr/internal/restore"
 )
@@ -103,19 +102,19 @@ func runRestore(ctx context.Context, e *env, f restoreFlags) error {
 	if err != nil {
 		return err
 	}
-	// The restored server runs restore_command with its own environment, so
-	// the settings in effect now go into a file inside the data directory
-	// (paths only: no credentials or keys are written).
-	cfg, err := yaml.Marshal(e.cfg)
+	// restore_command carries the settings wal-fetch needs, no secrets;
+	// nothing of ours goes into the data directory.
+	restoreCmd, reads, err := restoreCommand(self, e.cfg)
 	if err != nil {
 		return err
 	}
-	const cfgName = "pitr-restore.yaml"
+	if err := restore.Preflight(ctx, restore.PreflightOptions{DataDir: f.pgdata, Read: reads, Exec: []string{self}, Start: f.start, Port: f.port}); err != nil {
+		return err
+	}
 	res, err := restore.Run(ctx, restore.Options{
 		Store: st, Codec: codec, Target: target, BackupID: f.backupID, DataDir: f.pgdata, Force: f.force,
-		TablespaceMap: tsMap, Files: map[string][]byte{cfgName: cfg},
+		TablespaceMap: tsMap, RestoreCommand: restoreCmd,
 		Timeline: timeline, ArchiveOff: archiveOff, Out: e.stdout,
-		RestoreCommand: fmt.Sprintf("%s --config %s wal-fetch %%f %%p", shellQuote(self), cfgName),
 	})
 	if err != nil {
 		return err

@@ -46,7 +46,7 @@ func runRestoreDump(ctx context.Context, e *env, f restoreDumpFlags) error {
 		return err
 	}
 	d, err := dump.Restore(ctx, dump.RestoreOptions{
-		Store: st, Codec: codec, DSN: e.cfg.PGDSN, Database: f.db, ID: f.id,
+		Store: st, Codec: codec, DSN: e.cfg.PGDSN.Reveal(), Database: f.db, ID: f.id,
 		TargetDB: f.target, Create: f.create, Clean: f.clean,
 	})
 	if err != nil {

@@ -56,7 +56,7 @@ func runWALReceive(ctx context.Context, e *env) error {
 }
 
 func runDropSlot(ctx context.Context, e *env) error {
-	if err := stream.DropSlot(ctx, e.cfg.PGDSN, e.cfg.StreamSlot); err != nil {
+	if err := stream.DropSlot(ctx, e.cfg.PGDSN.Reveal(), e.cfg.StreamSlot); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "replication slot %s dropped\n", e.cfg.StreamSlot)
@@ -71,7 +71,7 @@ func newReceiver(ctx context.Context, e *env) (*stream.Receiver, error) {
 		return nil, err
 	}
 	return stream.New(stream.Options{
-		DSN: e.cfg.PGDSN, Slot: e.cfg.StreamSlot, Store: st, Codec: codec,
+		DSN: e.cfg.PGDSN.Reveal(), Slot: e.cfg.StreamSlot, Store: st, Codec: codec,
 		ShipInterval: e.cfg.StreamShipInterval, Synchronous: e.cfg.StreamSynchronous != nil && *e.cfg.StreamSynchronous,
 		Version: version,
 	}), nil

@@ -192,6 +192,7 @@ func TestRestoreRefusals(t *testing.T) {
 	// Wrong key: fails, nothing written.
 	other := filepath.Join(testenv.Dir(t), "other.txt")
 	r.run("keygen", "--output", other)
+	scratch.ChownToPostgres(other) // else the preflight refuses it first
 	dest := restoredDir(t)
 	_, stderr, code := r.runEnv([]string{"PITR_AGE_IDENTITY_FILE=" + other}, "restore", "--to", "latest", "--pgdata", dest)
 	if code == 0 || !strings.Contains(stderr, "wrong or missing key") {

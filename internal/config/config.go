@@ -48,7 +48,7 @@ type Config struct {
 	SpoolDir        string        `yaml:"spool_dir" doc:"directory for look-ahead acknowledgements and prefetched WAL (default: pg_wal/pitr)"`
 	RetryTimeout    time.Duration `yaml:"retry_timeout" default:"1m" doc:"how long wal-fetch and other commands retry transient storage errors"`
 
-	PGDSN            string        `yaml:"pg_dsn" doc:"libpq connection string for backups and dumps, e.g. 'host=/run/postgresql user=postgres' (default: PGHOST, PGPORT, PGUSER, PGPASSWORD)"`
+	PGDSN            DSN           `yaml:"pg_dsn" doc:"libpq connection string for backups and dumps, e.g. 'host=/run/postgresql user=postgres' (default: PGHOST, PGPORT, PGUSER, PGPASSWORD); printed with its password redacted"`
 	BackupWALTimeout time.Duration `yaml:"backup_wal_timeout" default:"5m" doc:"how long pitr backup waits for archive_command or wal-receive to store the WAL the backup needs"`
 	BackupStaleAfter time.Duration `yaml:"backup_stale_after" default:"24h" doc:"pitr backup removes leftovers of interrupted backups older than this; 0 keeps them"`
 
@@ -145,6 +145,10 @@ func setString(f reflect.Value, s string) error {
 	switch f.Interface().(type) {
 	case string:
 		f.SetString(strings.TrimSpace(s))
+	case SecretString:
+		f.Set(reflect.ValueOf(NewSecretString(strings.TrimSpace(s))))
+	case DSN:
+		f.Set(reflect.ValueOf(NewDSN(strings.TrimSpace(s))))
 	case int:
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
@@ -223,7 +227,9 @@ func (c *Config) Validate() error {
 }
 
 // Redacted returns the settings as "key=value" lines for `pitr config`,
-// sorted, without secrets (pitr's settings hold file names, never keys).
+// sorted, without secrets: a SecretString prints "redacted", pg_dsn its
+// connection string with the password redacted; the other settings hold
+// file names, never keys.
 func (c *Config) Redacted() []string {
 	v := reflect.ValueOf(c).Elem()
 	var out []string
@@ -244,6 +250,43 @@ func (c *Config) Redacted() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Changed returns the settings that differ from Default(), key -> value in
+// the form Load reads from PITR_* variables. Secrets (SecretString, DSN)
+// are left out: they are never passed on.
+func (c *Config) Changed() map[string]string {
+	def := Default()
+	v, dv := reflect.ValueOf(c).Elem(), reflect.ValueOf(&def).Elem()
+	out := map[string]string{}
+	for i := 0; i < v.NumField(); i++ {
+		s, ok := envValue(v.Field(i))
+		if d, _ := envValue(dv.Field(i)); ok && s != d {
+			out[v.Type().Field(i).Tag.Get("yaml")] = s
+		}
+	}
+	return out
+}
+
+// envValue is the inverse of setString; ok is false for secrets and for
+// an unset *bool.
+func envValue(f reflect.Value) (string, bool) {
+	switch x := f.Interface().(type) {
+	case string:
+		return x, true
+	case int:
+		return strconv.Itoa(x), true
+	case *bool:
+		if x == nil {
+			return "", false
+		}
+		return strconv.FormatBool(*x), true
+	case time.Duration:
+		return x.String(), true
+	case []string:
+		return strings.Join(x, ","), true
+	}
+	return "", false
 }
 
 // validSlotName applies PostgreSQL's rule for replication slot names.

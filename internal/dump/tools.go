@@ -76,7 +76,8 @@ func connString(dsn, db string) (conn, password string, err error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err != nil {
-			return "", "", fmt.Errorf("parse pg_dsn: %w", err)
+			// net/url's error holds the whole URL, password included.
+			return "", "", fmt.Errorf("parse pg_dsn %s: %s", pg.RedactDSN(dsn), pg.Scrub(err.Error(), dsn))
 		}
 		u.Path, u.RawPath = "/"+db, ""
 		q := u.Query()
@@ -96,7 +97,7 @@ func connString(dsn, db string) (conn, password string, err error) {
 	}
 	pairs, err := splitKeywordValues(dsn)
 	if err != nil {
-		return "", "", fmt.Errorf("parse pg_dsn: %w", err)
+		return "", "", fmt.Errorf("parse pg_dsn %s: %w", pg.RedactDSN(dsn), err)
 	}
 	var out []string
 	for _, kv := range pairs {
@@ -187,18 +188,18 @@ func serverInfo(ctx context.Context, dsn, db string) (pg.Server, error) {
 }
 
 func connect(ctx context.Context, dsn, db string) (*pgconn.PgConn, error) {
-	cfg, err := pgconn.ParseConfig(dsn)
+	cfg, err := pg.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("parse postgres connection string: %w", err)
+		return nil, err
 	}
 	cfg.Database = db
 	delete(cfg.RuntimeParams, "replication")
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "pitr"
 	}
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	conn, err := pg.ConnectConfig(ctx, cfg, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("connect to database %s: %w", db, err)
+		return nil, fmt.Errorf("database %s: %w", db, err)
 	}
 	return conn, nil
 }

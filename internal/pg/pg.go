@@ -27,9 +27,9 @@ func Connect(ctx context.Context, dsn string, replication bool) (*pgconn.PgConn,
 // ConnectAs is Connect with an application_name (what
 // synchronous_standby_names matches) that overrides the dsn's.
 func ConnectAs(ctx context.Context, dsn string, replication bool, appName string) (*pgconn.PgConn, error) {
-	cfg, err := pgconn.ParseConfig(dsn)
+	cfg, err := ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("parse postgres connection string: %w", err)
+		return nil, err
 	}
 	if replication {
 		if cfg.RuntimeParams["replication"] != "database" {
@@ -44,11 +44,7 @@ func ConnectAs(ctx context.Context, dsn string, replication bool, appName string
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "pitr"
 	}
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect to postgres: %w", err)
-	}
-	return conn, nil
+	return ConnectConfig(ctx, cfg, dsn)
 }
 
 // System is what IDENTIFY_SYSTEM reports.

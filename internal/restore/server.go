@@ -225,26 +225,57 @@ func (s *server) command(ctx context.Context, env []string, tool string, args ..
 	return cmd
 }
 
-// environ is ours, with HOME, USER and LOGNAME of the owner we switch to,
-// and opts.Env.
+// environ is ours, then opts.Env, with HOME, USER and LOGNAME of the
+// owner we switch to.
 func (s *server) environ() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if s.cred != nil && (name == "HOME" || name == "USER" || name == "LOGNAME") {
-			continue
-		}
-		env = append(env, kv)
-	}
+	var identity []string
 	if s.cred != nil {
 		if s.home != "" {
-			env = append(env, "HOME="+s.home)
+			identity = append(identity, "HOME="+s.home)
 		}
 		if u, err := user.LookupId(strconv.FormatUint(uint64(s.cred.Uid), 10)); err == nil {
-			env = append(env, "USER="+u.Username, "LOGNAME="+u.Username)
+			identity = append(identity, "USER="+u.Username, "LOGNAME="+u.Username)
 		}
 	}
-	return append(env, s.opts.Env...)
+	return serverEnviron(os.Environ(), s.opts.Env, identity, s.cred != nil)
+}
+
+// serverEnviron merges environments: base, then extra, then identity, a
+// later value of a name replacing an earlier one, so that each name is set
+// once, where it first appeared. When switching users, HOME, USER and
+// LOGNAME come from identity only: root's must not reach the server (extra
+// is often our whole environment again). PGPASSWORD and PITR_PG_DSN never
+// do: the server needs neither, and its environment is readable by every
+// process of its user.
+func serverEnviron(base, extra, identity []string, switching bool) []string {
+	var names []string
+	vals := map[string]string{}
+	set := func(kv string) {
+		name, _, _ := strings.Cut(kv, "=")
+		if _, ok := vals[name]; !ok {
+			names = append(names, name)
+		}
+		vals[name] = kv
+	}
+	for _, kv := range append(append([]string{}, base...), extra...) {
+		switch name, _, _ := strings.Cut(kv, "="); name {
+		case "PGPASSWORD", "PITR_PG_DSN":
+			continue
+		case "HOME", "USER", "LOGNAME":
+			if switching {
+				continue
+			}
+		}
+		set(kv)
+	}
+	for _, kv := range identity {
+		set(kv)
+	}
+	env := make([]string, 0, len(names))
+	for _, n := range names {
+		env = append(env, vals[n])
+	}
+	return env
 }
 
 // start runs pg_ctl start. Its -w returns once the server accepts
