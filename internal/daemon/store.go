@@ -75,7 +75,10 @@ func (m *StoreMonitor) Status() StoreStatus {
 		Failures: m.failures, LastErrorKind: m.lastKind, ErrorKinds: kinds}
 }
 
-func (m *StoreMonitor) observe(ctx context.Context, err error) {
+// observe records how a request that began at start ended. An outage
+// counts from the start of its first failed request: a client's own
+// retries can take seconds to give up.
+func (m *StoreMonitor) observe(ctx context.Context, start time.Time, err error) {
 	if err != nil && ctx.Err() != nil {
 		return // the caller gave up; says nothing about the store
 	}
@@ -88,7 +91,7 @@ func (m *StoreMonitor) observe(ctx context.Context, err error) {
 		return
 	}
 	if m.failures == 0 {
-		m.failingSince = now
+		m.failingSince = start
 	}
 	m.failures++
 	m.lastKind = ErrorKind(err)
@@ -97,19 +100,20 @@ func (m *StoreMonitor) observe(ctx context.Context, err error) {
 
 // Put implements storage.Storage.
 func (m *StoreMonitor) Put(ctx context.Context, key string, r io.Reader) error {
-	cr := &callerReader{r: r}
+	start, cr := m.now(), &callerReader{r: r}
 	err := m.inner.Put(ctx, key, cr)
 	if err != nil && cr.err != nil {
 		return err // the data's source failed, not necessarily the store
 	}
-	m.observe(ctx, err)
+	m.observe(ctx, start, err)
 	return err
 }
 
 // Get implements storage.Storage; errors reading the body count too.
 func (m *StoreMonitor) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	start := m.now()
 	rc, err := m.inner.Get(ctx, key)
-	m.observe(ctx, err)
+	m.observe(ctx, start, err)
 	if err != nil {
 		return nil, err
 	}
@@ -118,28 +122,31 @@ func (m *StoreMonitor) Get(ctx context.Context, key string) (io.ReadCloser, erro
 
 // Stat implements storage.Storage.
 func (m *StoreMonitor) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	start := m.now()
 	fi, err := m.inner.Stat(ctx, key)
-	m.observe(ctx, err)
+	m.observe(ctx, start, err)
 	return fi, err
 }
 
 // List implements storage.Storage; an error from fn is the caller's.
 func (m *StoreMonitor) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	start := m.now()
 	var fnErr error
 	err := m.inner.List(ctx, prefix, func(fi storage.ObjectInfo) error {
 		fnErr = fn(fi)
 		return fnErr
 	})
 	if err == nil || fnErr == nil {
-		m.observe(ctx, err)
+		m.observe(ctx, start, err)
 	}
 	return err
 }
 
 // Delete implements storage.Storage.
 func (m *StoreMonitor) Delete(ctx context.Context, key string) error {
+	start := m.now()
 	err := m.inner.Delete(ctx, key)
-	m.observe(ctx, err)
+	m.observe(ctx, start, err)
 	return err
 }
 
@@ -154,11 +161,12 @@ func (m *StoreMonitor) probe(ctx context.Context, every, timeout time.Duration) 
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	start := m.now()
 	_, err := m.inner.Stat(pctx, catalog.MarkerKey)
 	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 		err = errProbeTimeout // our own deadline: the store did not answer
 	}
-	m.observe(ctx, err)
+	m.observe(ctx, start, err)
 }
 
 var errProbeTimeout = fmt.Errorf("store probe: %w", context.DeadlineExceeded)
@@ -185,9 +193,10 @@ type monitoredBody struct {
 }
 
 func (b *monitoredBody) Read(p []byte) (int, error) {
+	start := b.m.now()
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF {
-		b.m.observe(b.ctx, err)
+		b.m.observe(b.ctx, start, err)
 	}
 	return n, err
 }

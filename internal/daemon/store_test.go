@@ -212,3 +212,27 @@ func TestStoredAgeAfterQuiet(t *testing.T) {
 		}
 	}
 }
+
+// slowDown is a store whose every call takes 5s of the test clock and
+// fails, like a client retrying a refused connection.
+type slowDown struct {
+	storage.Storage
+	now *time.Time
+}
+
+func (s slowDown) Stat(context.Context, string) (storage.ObjectInfo, error) {
+	*s.now = s.now.Add(5 * time.Second)
+	return storage.ObjectInfo{}, storagetest.ErrDown
+}
+
+// TestStoreOutageCountsFromRequestStart: an outage is as old as its first
+// failed request, not as the moment the client gave up on it.
+func TestStoreOutageCountsFromRequestStart(t *testing.T) {
+	now := t0
+	mon := NewStoreMonitor(slowDown{now: &now}, func() time.Time { return now })
+	mon.probe(t.Context(), time.Second, 10*time.Second)
+	st := mon.Status()
+	if !st.FailingSince.Equal(t0) || !st.LastRequest.Equal(t0.Add(5*time.Second)) || st.LastErrorKind != "connection refused" {
+		t.Errorf("status %+v, want failing since %s", st, t0)
+	}
+}
