@@ -22,6 +22,11 @@ func TestLoggerDurations(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			var buf bytes.Buffer
 			log := newLogger(&buf, "info", format)
+			log.Info().Err(nil).Msg("nothing failed")
+			if strings.Contains(buf.String(), "error") {
+				t.Errorf("Err(nil) logged: %s", buf.String())
+			}
+			buf.Reset()
 			log.Info().Dur("took", 529887310*time.Nanosecond).Dur("retry_in", 2*time.Second).
 				Err(errors.New("start postgres: boom\nlast lines:\n\tDETAIL: x")).Msg("done")
 			out := buf.String()

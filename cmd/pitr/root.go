@@ -163,7 +163,12 @@ func newLogger(w io.Writer, level, format string) zerolog.Logger {
 	// Durations print with their unit ("529.887ms", "2s"), not as a bare
 	// float of milliseconds; errors print on one line.
 	zerolog.DurationFieldFormat = zerolog.DurationFormatString
-	zerolog.ErrorMarshalFunc = func(err error) any { return oneLine(err.Error()) }
+	zerolog.ErrorMarshalFunc = func(err error) any {
+		if err == nil {
+			return nil // zerolog asks for Err(nil) too, and then leaves the field out
+		}
+		return oneLine(err.Error())
+	}
 	if format == "console" || (format == "auto" && isTerminal(w)) {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
 	}
