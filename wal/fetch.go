@@ -82,7 +82,7 @@ func Fetch(ctx context.Context, name, dest string, opts FetchOptions) error {
 			size, err = fetchOnce(ctx, opts.Store, opts.Codec, name, dest)
 			return classify(err)
 		}, func(err error, wait time.Duration) {
-			log.Warn().Err(err).Str("segment", name).Dur("retry_in", wait).Msg("wal fetch failed; retrying")
+			log.Warn().Err(err).Str("segment", name).Dur("retry_in", wait.Round(time.Millisecond)).Msg("wal fetch failed; retrying")
 		})
 		if errors.Is(err, ErrNotFound) {
 			// Only a repository can say a file is not archived: a wrong
@@ -96,7 +96,7 @@ func Fetch(ctx context.Context, name, dest string, opts FetchOptions) error {
 			return err
 		}
 	}
-	log.Info().Str("segment", name).Str("from", src).Int64("bytes", size).Dur("took", time.Since(start)).Msg("wal fetched")
+	log.Info().Str("segment", name).Str("from", src).Int64("bytes", size).Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal fetched")
 	if n.Kind == KindSegment && opts.Prefetch > 0 && opts.StartPrefetch != nil && ValidSegmentSize(size) {
 		cleanPrefetched(pdir, n)
 		if err := opts.StartPrefetch(name, size); err != nil {

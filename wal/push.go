@@ -406,7 +406,7 @@ func (p *pusher) pushFile(ctx context.Context, path string, name Name) (PushResu
 	}
 	res.Stored = stored
 	p.log.Info().Str("segment", name.String()).Int64("bytes", res.Bytes).Int64("stored", stored).
-		Dur("took", time.Since(start)).Msg("wal pushed")
+		Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal pushed")
 	return res, nil
 }
 

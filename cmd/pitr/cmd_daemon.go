@@ -22,7 +22,9 @@ of dump_databases on dump_schedule, in one process. Schedules are cron lines in
 local time ("0 2 * * *", a leading seconds field, or @daily, @every 6h); an
 empty schedule disables the job. A run still going when its job is due again
 skips that turn; a failed run is retried after daemon_retry_backoff, doubling
-up to an hour. /metrics (Prometheus) and /healthz are served on metrics_addr.
+up to an hour. /metrics (Prometheus) and /healthz are served on metrics_addr;
+/healthz answers 503 when storage has failed, or streamed WAL waited to be
+stored, for longer than store_max_outage.
 SIGTERM stops streaming after storing what it has and cancels a running backup
 or dump (an interrupted one is never listed), then exits 0.`,
 		Args: usageArgs(cobra.NoArgs),
@@ -36,9 +38,12 @@ func runDaemon(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	mon := daemon.NewStoreMonitor(st, nil)
+	st, e.store = mon, mon // the receiver, backups and dumps all go through it
 	opts := daemon.Options{
 		DumpDatabases: e.cfg.DumpDatabases, RetryBackoff: e.cfg.DaemonRetryBackoff,
 		MetricsAddr: e.cfg.MetricsAddr, Version: version,
+		Store: mon, StoreMaxOutage: e.cfg.StoreMaxOutage,
 	}
 	if e.cfg.DaemonStream == nil || *e.cfg.DaemonStream {
 		r, err := newReceiver(ctx, e)

@@ -244,3 +244,127 @@ func tryGet(url string) (int, string, error) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), nil
 }
+
+// TestDaemonStoreOutage stops MinIO under a streaming daemon for a few
+// seconds while the server writes: the receiver stays connected to
+// PostgreSQL, but /metrics reports the store down and /healthz turns 503
+// naming the store and the stored WAL's age; both recover once MinIO is
+// back, and the WAL written meanwhile is stored.
+func TestDaemonStoreOutage(t *testing.T) {
+	r := newRig(t, "minio") // its MinIO is the test's own (testenv.MinIODedicated)
+	c := r.cluster(map[string]string{"archive_mode": "off"})
+	port, err := scratch.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(r.pitr, "daemon")
+	cmd.Env = append(append(append(os.Environ(), r.env...), backupEnv(c)...),
+		"PITR_BACKUP_SCHEDULE=", "PITR_DUMP_SCHEDULE=", "PITR_STORE_MAX_OUTAGE=2s",
+		fmt.Sprintf("PITR_METRICS_ADDR=127.0.0.1:%d", port))
+	var log lockedBuffer
+	cmd.Stderr = &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", log.String())
+		}
+	})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	var body string
+	waitUntil(t, 30*time.Second, func() (bool, string) {
+		_, body, _ = tryGet(base + "/metrics")
+		return metricValue(body, "pitr_stream_connected") == 1 && metricValue(body, "pitr_store_up") == 1 &&
+				metricValue(body, "pitr_stream_uploaded_bytes_total") > 0 && metricValue(body, "pitr_stream_lag_bytes") == 0,
+			grepLines(body, "pitr_store_", "pitr_stream_")
+	})
+	if code, h := httpGet(t, base+"/healthz"); code != 200 || h != "ok\n" {
+		t.Fatalf("healthz before the outage = %d %q", code, h)
+	}
+
+	r.minio.Stop(t)
+	stopped := true
+	t.Cleanup(func() {
+		if stopped {
+			r.minio.Start(t)
+		}
+	})
+	psql(t, c, "postgres", `CREATE TABLE during_outage AS SELECT generate_series(1, 1000) i`)
+	var h string
+	waitUntil(t, 30*time.Second, func() (bool, string) {
+		var code int
+		code, h, _ = tryGet(base + "/healthz")
+		return code == 503 && strings.Contains(h, "storage failing") && strings.Contains(h, "streamed wal waiting"),
+			fmt.Sprintf("healthz %d %q", code, h)
+	})
+	if strings.Count(h, "\n") != 1 || !regexp.MustCompile(`last: (connection refused|timeout)\)`).MatchString(h) ||
+		strings.Contains(h, r.minio.Endpoint) {
+		t.Errorf("healthz during the outage: %q, want one line naming the error's kind and no endpoint", h)
+	}
+	_, body, _ = tryGet(base + "/metrics")
+	if metricValue(body, "pitr_store_up") != 0 || metricValue(body, "pitr_store_consecutive_failures") < 1 ||
+		metricValue(body, "pitr_store_failing_seconds") < 2 || metricValue(body, "pitr_stream_stored_age_seconds") < 2 {
+		t.Errorf("metrics during the outage:\n%s", grepLines(body, "pitr_store_", "pitr_stream_"))
+	}
+
+	waitUntil(t, 10*time.Second, func() (bool, string) {
+		return strings.Contains(log.String(), "storage is failing"), "no log of the outage"
+	})
+	r.minio.Start(t)
+	stopped = false
+	psql(t, c, "postgres", `SELECT pg_switch_wal()`)
+	waitUntil(t, 60*time.Second, func() (bool, string) {
+		code, h, _ := tryGet(base + "/healthz")
+		_, body, _ = tryGet(base + "/metrics")
+		return code == 200 && h == "ok\n" && metricValue(body, "pitr_store_up") == 1 && metricValue(body, "pitr_stream_lag_bytes") == 0,
+			fmt.Sprintf("healthz %d %q\n%s", code, h, grepLines(body, "pitr_store_", "pitr_stream_"))
+	})
+	if metricValue(body, "pitr_stream_segments_total") < 1 {
+		t.Errorf("no segment stored after the outage:\n%s", grepLines(body, "pitr_stream_"))
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("daemon still running 15s after SIGTERM")
+	}
+	if !strings.Contains(log.String(), "storage answers again") {
+		t.Error("daemon did not log the outage's end")
+	}
+}
+
+// grepLines keeps the lines of s that start with one of prefixes.
+func grepLines(s string, prefixes ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// waitUntil polls cond every 200ms until it holds, failing the test after
+// timeout with the state cond last described.
+func waitUntil(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not there after %s: %s", timeout, state)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -7,9 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 // Exit codes. wal-fetch is special because PostgreSQL reads its status:
@@ -42,25 +46,58 @@ func main() {
 	if err != nil && ran != nil && ran.Name() == "wal-fetch" {
 		err = fetchExit(err)
 	}
-	os.Exit(exitCode(err))
+	os.Exit(printError(os.Stderr, ran, err))
 }
 
-// exitCode prints err as one line and picks the status.
-func exitCode(err error) int {
+// printError prints err to w as one line, a usage error with a pointer to
+// the help of the command that ran, and picks the exit status.
+func printError(w io.Writer, ran *cobra.Command, err error) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(os.Stderr, "pitr: %v\n", err)
+	msg := oneLine(err.Error())
+	if errors.Is(err, errUsage) {
+		path := "pitr"
+		if ran != nil {
+			path = ran.CommandPath()
+		}
+		msg += fmt.Sprintf(" (see '%s --help')", path)
+	}
+	fmt.Fprintf(w, "pitr: %s\n", msg)
+	return exitCode(err)
+}
+
+// exitCode picks the status for err.
+func exitCode(err error) int {
 	var ec exitCodeError
 	switch {
+	case err == nil:
+		return exitOK
 	case errors.As(err, &ec):
-		if errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "Run 'pitr --help' for usage.")
-		}
 		return ec.code
 	case errors.Is(err, errUsage):
-		fmt.Fprintln(os.Stderr, "Run 'pitr --help' for usage.")
 		return exitUsage
 	}
 	return exitError
+}
+
+// oneLine joins multi-line text (a server log tail, a tool's stderr) into
+// one line: line breaks, with the indentation after them, become " | ",
+// other tabs a space.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n\t") {
+		return s
+	}
+	var b strings.Builder
+	for line := range strings.Lines(strings.TrimRight(s, "\r\n")) {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(" | ")
+		}
+		b.WriteString(strings.ReplaceAll(line, "\t", " "))
+	}
+	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -25,8 +26,53 @@ import (
 	"github.com/pitr-dev/pitr/wal"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..."; if
+// not, init takes the module version from the build information, and
+// versionLine adds the VCS revision for --version.
 var version = "dev"
+
+var versionLine = version
+
+func init() { version, versionLine = versionFrom(version, readBuildInfo()) }
+
+func readBuildInfo() *debug.BuildInfo {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return nil
+	}
+	return info
+}
+
+// versionFrom returns the version (set, unless it is "dev" and the build
+// information names a module version) and the line --version prints: the
+// version with the VCS revision and whether the tree was modified.
+func versionFrom(set string, info *debug.BuildInfo) (v, line string) {
+	v = set
+	if info == nil {
+		return v, v
+	}
+	if mv := info.Main.Version; v == "dev" && mv != "" && mv != "(devel)" {
+		v = mv
+	}
+	var rev string
+	modified := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return v, v
+	}
+	line = fmt.Sprintf("%s (revision %.12s", v, rev)
+	if modified {
+		line += ", modified"
+	}
+	return v, line + ")"
+}
 
 // env is what every command gets: settings, logger, and lazily opened
 // storage.
@@ -48,7 +94,7 @@ func newRootCommand() *cobra.Command {
 		Short:         "Point-in-time recovery for PostgreSQL: WAL archiving, base backups and restore to object storage",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version,
+		Version:       versionLine,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
@@ -120,6 +166,15 @@ func (e *env) load(flag string, lookup func(string) (string, bool)) error {
 
 func newLogger(w io.Writer, level, format string) zerolog.Logger {
 	zerolog.TimeFieldFormat = time.RFC3339Nano
+	// Durations print with their unit ("529.887ms", "2s"), not as a bare
+	// float of milliseconds; errors print on one line.
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString
+	zerolog.ErrorMarshalFunc = func(err error) any {
+		if err == nil {
+			return nil // zerolog asks for Err(nil) too, and then leaves the field out
+		}
+		return oneLine(err.Error())
+	}
 	if format == "console" || (format == "auto" && isTerminal(w)) {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
 	}

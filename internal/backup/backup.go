@@ -142,7 +142,7 @@ func Run(ctx context.Context, opts Options) (*catalog.Backup, error) {
 		return nil, fmt.Errorf("write backup entry: %w", err)
 	}
 	log.Info().Str("backup", b.ID).Str("end_lsn", b.EndLSN).Int64("bytes", b.Bytes).Int64("stored", b.Stored).
-		Dur("took", b.EndTime.Sub(b.StartTime)).Msg("backup complete")
+		Dur("took", b.EndTime.Sub(b.StartTime).Round(time.Millisecond)).Msg("backup complete")
 	return b, nil
 }
 

@@ -62,6 +62,7 @@ type Config struct {
 	DumpSchedule       string        `yaml:"dump_schedule" default:"30 2 * * *" doc:"when pitr daemon dumps dump_databases, like backup_schedule; empty disables"`
 	DaemonRetryBackoff time.Duration `yaml:"daemon_retry_backoff" default:"1m" doc:"first wait before pitr daemon retries a failed backup or dump; doubles each time up to 1h (or this, if longer), and never past the next scheduled run"`
 	MetricsAddr        string        `yaml:"metrics_addr" default:"127.0.0.1:9187" doc:"where pitr daemon serves /metrics (Prometheus) and /healthz; empty disables"`
+	StoreMaxOutage     time.Duration `yaml:"store_max_outage" default:"1m" doc:"how long pitr daemon's storage requests may keep failing, or streamed WAL wait to be stored, before /healthz answers 503"`
 
 	LogLevel  string `yaml:"log_level" default:"info" doc:"debug, info, warn or error"`
 	LogFormat string `yaml:"log_format" default:"auto" doc:"auto (console on a terminal, else JSON), console or json"`
@@ -316,6 +317,9 @@ func (c *Config) validateDaemon() error {
 	}
 	if c.DaemonRetryBackoff < time.Second || c.DaemonRetryBackoff > 24*time.Hour {
 		return fmt.Errorf("daemon_retry_backoff %s: want 1s to 24h", c.DaemonRetryBackoff)
+	}
+	if c.StoreMaxOutage < time.Second || c.StoreMaxOutage > 24*time.Hour {
+		return fmt.Errorf("store_max_outage %s: want 1s to 24h", c.StoreMaxOutage)
 	}
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {

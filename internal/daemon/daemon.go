@@ -14,11 +14,20 @@
 // listed); Run waits up to Options.ShutdownGrace for that, then returns
 // nil, or an error if a job did not stop in time.
 //
-// /healthz answers 200 "ok" unless the receiver (when streaming is on) is
-// not connected, or backups are scheduled and the newest one ended longer
-// ago than twice the schedule's interval (measured between its next two
-// runs; 48h for a daily schedule); with no backup yet, the age counts from
-// the daemon's start. Otherwise it answers 503 with the reason in one line.
+// /healthz answers 200 "ok" unless: storage requests have kept failing
+// for longer than Options.StoreMaxOutage (the reason names the kind of
+// error, the last success and how long streamed WAL has waited); the
+// receiver (when streaming is on) is not connected; WAL the server flushed
+// has waited longer than StoreMaxOutage to be stored; or backups are
+// scheduled and the newest one ended longer ago than twice the schedule's
+// interval (measured between its next two runs; 48h for a daily schedule),
+// with no backup yet counted from the daemon's start. Otherwise it answers
+// 503 with the reason in one line.
+//
+// The store's state comes from a StoreMonitor around the Storage the
+// receiver and jobs use (pitr_store_* metrics). An idle store (no request
+// for StoreProbeInterval) is probed with a Stat of the repository marker,
+// so an outage shows between scheduled runs too.
 package daemon
 
 import (
@@ -78,6 +87,17 @@ type Options struct {
 	Previous func(ctx context.Context) (Previous, error)
 	Version  string
 	Now      func() time.Time
+
+	// Store, if set, wraps the Storage the receiver and jobs were given;
+	// its state is reported and it is probed when idle.
+	Store *StoreMonitor
+	// StoreMaxOutage is how long storage requests may keep failing, and
+	// flushed WAL wait to be stored, before /healthz answers 503; default
+	// 1m.
+	StoreMaxOutage time.Duration
+	// StoreProbeInterval is how long the store may stay idle before it is
+	// probed; default StoreMaxOutage/4, at most 15s.
+	StoreProbeInterval time.Duration
 }
 
 // Run runs until ctx ends or a part fails for good (the receiver meeting
@@ -95,12 +115,22 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 30 * time.Second
 	}
+	if opts.StoreMaxOutage <= 0 {
+		opts.StoreMaxOutage = time.Minute
+	}
+	if opts.StoreProbeInterval <= 0 {
+		opts.StoreProbeInterval = min(15*time.Second, max(100*time.Millisecond, opts.StoreMaxOutage/4))
+	}
 	log := zerolog.Ctx(ctx)
 	var status func() stream.Status
 	if opts.Receiver != nil {
 		status = opts.Receiver.Status
 	}
-	m := newMetrics(opts.Now, opts.Version, status)
+	var storeStatus func() StoreStatus
+	if opts.Store != nil {
+		storeStatus = opts.Store.Status
+	}
+	m := newMetrics(opts.Now, opts.Version, status, storeStatus)
 	if opts.Previous != nil {
 		prev, err := opts.Previous(ctx)
 		if err != nil {
@@ -132,7 +162,7 @@ func Run(ctx context.Context, opts Options) error {
 		if ln, err = net.Listen("tcp", opts.MetricsAddr); err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
-		h := health{status: status}
+		h := health{status: status, store: storeStatus, storeMaxOutage: opts.StoreMaxOutage}
 		if opts.BackupSchedule != nil && opts.Backup != nil {
 			h.backupMaxAge = opts.BackupMaxAge
 			if h.backupMaxAge <= 0 {
@@ -157,6 +187,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	for _, j := range jobs {
 		g.Go(func() error { return j.run(gctx) })
+	}
+	if opts.Store != nil {
+		g.Go(func() error { watchStore(gctx, opts); return nil })
 	}
 	if srv != nil {
 		g.Go(func() error {
@@ -237,5 +270,35 @@ func dumpJob(opts Options, m *metrics) func(context.Context, bool) error {
 			return fmt.Errorf("%d of %d dumps failed: %s", len(failed), total, strings.Join(msgs, "; "))
 		}
 		return nil
+	}
+}
+
+// watchStore probes the store when idle and logs when an outage passes
+// StoreMaxOutage and when it ends.
+func watchStore(ctx context.Context, opts Options) {
+	log := zerolog.Ctx(ctx)
+	// Long enough for the client's own retries to end with the error
+	// that made them (connection refused rather than our timeout).
+	timeout := min(10*time.Second, max(5*time.Second, opts.StoreMaxOutage/2))
+	t := time.NewTicker(opts.StoreProbeInterval)
+	defer t.Stop()
+	reported := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		opts.Store.probe(ctx, opts.StoreProbeInterval, timeout)
+		st := opts.Store.Status()
+		switch down := !st.Up() && opts.Now().Sub(st.FailingSince) > opts.StoreMaxOutage; {
+		case down && !reported:
+			log.Error().Str("kind", st.LastErrorKind).Int64("failures", st.Failures).
+				Dur("failing_for", opts.Now().Sub(st.FailingSince).Round(time.Second)).Msg("storage is failing")
+			reported = true
+		case !down && reported && st.Up():
+			log.Info().Msg("storage answers again")
+			reported = false
+		}
 	}
 }

@@ -32,7 +32,7 @@ type metrics struct {
 	started        time.Time
 }
 
-func newMetrics(now func() time.Time, version string, status func() stream.Status) *metrics {
+func newMetrics(now func() time.Time, version string, status func() stream.Status, store func() StoreStatus) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry(), now: now, started: now()}
 	m.lastBackup = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pitr_last_backup_success_timestamp_seconds",
 		Help: "Unix time the newest complete base backup ended (0: none known)."})
@@ -55,6 +55,9 @@ func newMetrics(now func() time.Time, version string, status func() stream.Statu
 		m.lastBackup, m.lastBackupDuration, m.runs, m.failures, m.skipped, m.running, m.lastDump, info)
 	if status != nil {
 		m.reg.MustRegister(&receiverCollector{status: status, now: now})
+	}
+	if store != nil {
+		m.reg.MustRegister(&storeCollector{status: store, now: now})
 	}
 	return m
 }
@@ -94,12 +97,41 @@ func (m *metrics) dumpDone(db string, end time.Time) {
 type health struct {
 	status       func() stream.Status // nil: streaming is off
 	backupMaxAge time.Duration        // 0: backups are not scheduled
+	store        func() StoreStatus   // nil: not monitored
+	// storeMaxOutage is how long store requests may keep failing, and
+	// streamed WAL wait to be stored, before the daemon is unhealthy; 0:
+	// not checked.
+	storeMaxOutage time.Duration
 }
 
 // check returns "" when healthy, else the reason.
 func (m *metrics) check(h health) string {
+	now := m.now()
+	var walAge time.Duration // of the oldest WAL the server flushed that is not stored yet
+	walPending := false
+	if h.status != nil {
+		walAge, walPending = storedAge(h.status(), now)
+	}
+	if h.store != nil && h.storeMaxOutage > 0 {
+		if st := h.store(); !st.Up() && now.Sub(st.FailingSince) > h.storeMaxOutage {
+			reason := fmt.Sprintf("storage failing for %s (%d requests in a row, last: %s)",
+				now.Sub(st.FailingSince).Round(time.Second), st.Failures, st.LastErrorKind)
+			if st.LastSuccess.IsZero() {
+				reason += "; no request succeeded since the daemon started"
+			} else {
+				reason += fmt.Sprintf("; last success %s ago", now.Sub(st.LastSuccess).Round(time.Second))
+			}
+			if walPending {
+				reason += fmt.Sprintf("; streamed wal waiting %s to be stored", walAge.Round(time.Second))
+			}
+			return reason
+		}
+	}
 	if h.status != nil && !h.status().Connected {
 		return "wal receiver is not connected"
+	}
+	if walPending && h.storeMaxOutage > 0 && walAge > h.storeMaxOutage {
+		return fmt.Sprintf("streamed wal waiting %s to be stored, more than %s", walAge.Round(time.Second), h.storeMaxOutage)
 	}
 	if h.backupMaxAge > 0 {
 		m.mu.Lock()
@@ -108,11 +140,29 @@ func (m *metrics) check(h health) string {
 			last, what = m.started, "no backup yet; daemon started"
 		}
 		m.mu.Unlock()
-		if age := m.now().Sub(last); age > h.backupMaxAge {
+		if age := now.Sub(last); age > h.backupMaxAge {
 			return fmt.Sprintf("%s %s ago, more than %s", what, age.Round(time.Second), h.backupMaxAge)
 		}
 	}
 	return ""
+}
+
+// storedAge is how long WAL the server flushed has waited to be stored:
+// since the stored position last advanced, or fell behind the server's if
+// that came later (a quiet server writes no WAL, nothing is old until it
+// writes again). ok is false when there is nothing waiting.
+func storedAge(s stream.Status, now time.Time) (age time.Duration, ok bool) {
+	if s.StoredLSN >= s.ServerLSN {
+		return 0, false
+	}
+	from := s.StoredAt
+	if s.BehindSince.After(from) {
+		from = s.BehindSince
+	}
+	if from.IsZero() {
+		return 0, false
+	}
+	return now.Sub(from), true
 }
 
 func (m *metrics) handler(h health) http.Handler {
@@ -167,12 +217,8 @@ func (c *receiverCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descConnected, connected)
 	gauge(descTimeline, float64(s.Timeline))
 	gauge(descStored, float64(s.StoredLSN))
-	switch {
-	case s.StoredAt.IsZero():
-	case s.StoredLSN >= s.ServerLSN:
-		gauge(descAge, 0) // caught up: a quiet server writes no WAL, nothing is old
-	default:
-		gauge(descAge, c.now().Sub(s.StoredAt).Seconds())
+	if age, ok := storedAge(s, c.now()); ok || !s.StoredAt.IsZero() {
+		gauge(descAge, age.Seconds())
 	}
 	lag := 0.0
 	if s.ServerLSN > s.StoredLSN {
@@ -183,4 +229,50 @@ func (c *receiverCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descWAL, s.WALBytes)
 	counter(descSegments, s.Segments)
 	counter(descErrors, s.Errors)
+}
+
+// storeCollector reads the store monitor's state at each scrape.
+type storeCollector struct {
+	status func() StoreStatus
+	now    func() time.Time
+}
+
+var (
+	descStoreUp       = prometheus.NewDesc("pitr_store_up", "1 unless the newest storage request failed (the store did not answer, or refused).", nil, nil)
+	descStoreSuccess  = prometheus.NewDesc("pitr_store_last_success_timestamp_seconds", "Unix time of the newest storage request that succeeded (0: none yet).", nil, nil)
+	descStoreFailures = prometheus.NewDesc("pitr_store_consecutive_failures", "Storage requests that failed since the last one that succeeded.", nil, nil)
+	descStoreFailing  = prometheus.NewDesc("pitr_store_failing_seconds", "Seconds since the first of the current run of failed storage requests; 0 while the store is up.", nil, nil)
+	descStoreErrors   = prometheus.NewDesc("pitr_store_errors_total", "Failed storage requests, by kind of error (no URLs or credentials).", []string{"kind"}, nil)
+	descStoreLastErr  = prometheus.NewDesc("pitr_store_last_error_info", "1, labelled with the kind of the newest storage error.", []string{"kind"}, nil)
+)
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descStoreUp, descStoreSuccess, descStoreFailures, descStoreFailing, descStoreErrors, descStoreLastErr} {
+		ch <- d
+	}
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.status()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	up, failing := 1.0, 0.0
+	if !s.Up() {
+		up, failing = 0, c.now().Sub(s.FailingSince).Seconds()
+	}
+	gauge(descStoreUp, up)
+	last := 0.0
+	if !s.LastSuccess.IsZero() {
+		last = float64(s.LastSuccess.UnixNano()) / 1e9
+	}
+	gauge(descStoreSuccess, last)
+	gauge(descStoreFailures, float64(s.Failures))
+	gauge(descStoreFailing, failing)
+	for kind, n := range s.ErrorKinds {
+		ch <- prometheus.MustNewConstMetric(descStoreErrors, prometheus.CounterValue, float64(n), kind)
+	}
+	if s.LastErrorKind != "" {
+		gauge(descStoreLastErr, 1, s.LastErrorKind)
+	}
 }

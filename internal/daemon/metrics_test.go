@@ -45,7 +45,7 @@ func TestHealthz(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			now := t0
-			m := newMetrics(func() time.Time { return now }, "test", tc.status)
+			m := newMetrics(func() time.Time { return now }, "test", tc.status, nil)
 			if !tc.lastBackup.IsZero() {
 				m.backupDone(tc.lastBackup, time.Minute)
 			}
@@ -62,7 +62,7 @@ func TestMetricsHandler(t *testing.T) {
 	now := t0
 	st := stream.Status{Connected: true, Timeline: 2, StoredLSN: pglogrepl.LSN(0x3000000), StoredAt: t0.Add(-5 * time.Second),
 		ServerLSN: pglogrepl.LSN(0x3000400), UploadedBytes: 1234, WALBytes: 5678, Segments: 3, Errors: 1}
-	m := newMetrics(func() time.Time { return now }, "test", func() stream.Status { return st })
+	m := newMetrics(func() time.Time { return now }, "test", func() stream.Status { return st }, nil)
 	h := m.hooks("backup")
 	h.started()
 	h.done(errors.New("x"))
@@ -105,7 +105,7 @@ func TestMetricsHandler(t *testing.T) {
 	}
 
 	// Streaming off: no stream metrics at all.
-	off := newMetrics(time.Now, "test", nil)
+	off := newMetrics(time.Now, "test", nil, nil)
 	if _, body := get(t, off.handler(health{}), "/metrics"); strings.Contains(body, "pitr_stream_") {
 		t.Error("stream metrics without a receiver")
 	}
@@ -221,7 +221,7 @@ func TestRun(t *testing.T) {
 func TestDumpJobRetriesFailedOnly(t *testing.T) {
 	var calls []string
 	fail := map[string]bool{"b": true, "c": true}
-	m := newMetrics(time.Now, "test", nil)
+	m := newMetrics(time.Now, "test", nil, nil)
 	fn := dumpJob(Options{DumpDatabases: []string{"a", "b", "c"}, Now: time.Now, Dump: func(_ context.Context, db string) error {
 		calls = append(calls, db)
 		if fail[db] {

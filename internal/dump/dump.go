@@ -101,7 +101,7 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 		return nil, fmt.Errorf("write dump entry: %w", err)
 	}
 	log.Info().Str("database", d.Database).Str("dump", d.ID).Int64("bytes", d.Bytes).Int64("stored", d.Stored).
-		Dur("took", d.EndTime.Sub(d.StartTime)).Msg("dump complete")
+		Dur("took", d.EndTime.Sub(d.StartTime).Round(time.Millisecond)).Msg("dump complete")
 	return d, nil
 }
 

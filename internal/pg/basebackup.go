@@ -428,7 +428,7 @@ func (b *BaseBackup) recv(ctx context.Context) (pgproto3.BackendMessage, error) 
 			for {
 				msg, err := b.conn.ReceiveMessage(ctx)
 				if err != nil {
-					return nil, b.fail(errors.Join(pgErr, err))
+					return nil, b.fail(fmt.Errorf("%w; then %w", pgErr, err)) // one line, unlike errors.Join
 				}
 				if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
 					b.err = pgErr

@@ -500,11 +500,11 @@ func (s *server) exited() error {
 			summary += ": " + strings.ReplaceAll(s.ctlOut, "\n", " ")
 		}
 	}
-	tail := strings.Join(tailOf.lines, "\n")
+	tail := strings.ReplaceAll(strings.Join(tailOf.lines, " | "), "\t", " ") // errors are one line
 	if tail == "" {
 		return fmt.Errorf("start postgres: %s (log %s is empty)", summary, tailOf.path)
 	}
-	return fmt.Errorf("start postgres: %s\nlast lines of %s:\n%s", summary, tailOf.path, tail)
+	return fmt.Errorf("start postgres: %s; last lines of %s: %s", summary, tailOf.path, tail)
 }
 
 // tailLines is how much of the server log errors show.

@@ -184,7 +184,7 @@ func (c *Cluster) environ() []string {
 func (c *Cluster) RunAsOwner(ctx context.Context, name string, args ...string) ([]byte, error) {
 	out, err := c.Command(ctx, name, args...).CombinedOutput()
 	if err != nil {
-		return out, fmt.Errorf("%s: %w\n%s", name, err, LastLines(string(out), 20))
+		return out, fmt.Errorf("%s: %w: %s", name, err, strings.ReplaceAll(LastLines(string(out), 20), "\n", " | "))
 	}
 	return out, nil
 }

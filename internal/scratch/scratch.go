@@ -326,7 +326,7 @@ func (l logSince) tail() string {
 	if err != nil || len(b) == 0 {
 		return ""
 	}
-	return "\nserver log:\n" + LastLines(string(b), 20)
+	return "; server log: " + strings.ReplaceAll(strings.ReplaceAll(LastLines(string(b), 20), "\t", " "), "\n", " | ")
 }
 
 func readFrom(path string, offset int64) ([]byte, error) {

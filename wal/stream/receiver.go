@@ -47,6 +47,21 @@ type Status struct {
 	WALBytes      int64         // WAL bytes received
 	Segments      int64         // complete segments stored
 	Errors        int64         // failed connections or stores, each followed by a reconnect
+	// BehindSince is when StoredLSN last fell behind ServerLSN (zero while
+	// caught up): with StoredAt, how long flushed WAL has waited to be
+	// stored, without counting the quiet time before a server's first new
+	// write.
+	BehindSince time.Time
+}
+
+// trackBehind keeps BehindSince after StoredLSN or ServerLSN changed.
+func (st *Status) trackBehind(now time.Time) {
+	switch {
+	case st.StoredLSN >= st.ServerLSN:
+		st.BehindSince = time.Time{}
+	case st.BehindSince.IsZero():
+		st.BehindSince = now
+	}
 }
 
 // Receiver streams WAL from a server into the repository.
@@ -198,6 +213,7 @@ func (r *Receiver) session(ctx context.Context) (progressed bool, err error) {
 			st.StoredLSN = s.stored
 		}
 		st.ServerLSN = sys.XLogPos
+		st.trackBehind(time.Now())
 	})
 	log.Info().Str("slot", r.opts.Slot).Str("start", start.String()).Uint32("timeline", tli).
 		Str("server_lsn", sys.XLogPos.String()).Bool("synchronous", r.opts.Synchronous).Msg("wal streaming started")

@@ -240,7 +240,7 @@ func (s *session) handleCopyData(ctx context.Context, data []byte) error {
 func (s *session) noteServer(lsn pglogrepl.LSN) {
 	if lsn > s.server {
 		s.server = lsn
-		s.r.update(func(st *Status) { st.ServerLSN = lsn })
+		s.r.update(func(st *Status) { st.ServerLSN = lsn; st.trackBehind(time.Now()) })
 	}
 }
 
@@ -325,5 +325,6 @@ func (s *session) markStored(lsn pglogrepl.LSN) {
 		if lsn > st.StoredLSN {
 			st.StoredLSN, st.StoredAt = lsn, now
 		}
+		st.trackBehind(now)
 	})
 }

@@ -94,7 +94,7 @@ func (s *session) do(ctx context.Context, j job) error {
 		}
 		s.uploaded(int64(len(sealed.Body)))
 		s.log.Debug().Str("segment", j.seg.name).Int64("from", j.from).Int64("to", j.to).
-			Int("stored", len(sealed.Body)).Dur("took", time.Since(start)).Msg("wal chunk streamed")
+			Int("stored", len(sealed.Body)).Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal chunk streamed")
 	case jobHistory:
 		res, err := s.storeWAL(ctx, func(ctx context.Context) (wal.StoreResult, error) {
 			return wal.StoreBytes(ctx, opts.Store, opts.Codec, j.name, j.data)
@@ -141,7 +141,7 @@ func (s *session) storeWhole(ctx context.Context, seg *segment) error {
 	seg.chunks.Wait() // the last chunk may still be on its way
 	removed := s.removeChunks(ctx, seg.name)
 	s.log.Info().Str("segment", seg.name).Int64("stored", res.Stored).Bool("existed", res.Existed).
-		Int("chunks_removed", removed).Dur("took", time.Since(start)).Msg("wal segment streamed")
+		Int("chunks_removed", removed).Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal segment streamed")
 	return nil
 }
 
@@ -164,7 +164,7 @@ func (s *session) retryPolicy() retry.Policy {
 }
 
 func (s *session) onRetry(err error, wait time.Duration) {
-	s.log.Warn().Err(err).Dur("retry_in", wait).Msg("storing streamed wal failed; retrying")
+	s.log.Warn().Err(err).Dur("retry_in", wait.Round(time.Millisecond)).Msg("storing streamed wal failed; retrying")
 }
 
 // removeChunks deletes a stored segment's chunks, several at a time (with
