@@ -306,7 +306,7 @@ func TestRestorePreflight(t *testing.T) {
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
 	dest = restoredDir(t)
-	_, stderr, code = r.run("restore", "--to", "latest", "--pgdata", dest, "--start", "--port", strconv.Itoa(port))
+	_, stderr, code = r.run("restore", "--to", "latest", "--pgdata", dest, "--start", "--archive-mode", "off", "--port", strconv.Itoa(port))
 	if code != 1 || !strings.Contains(stderr, fmt.Sprintf("--port %d is in use", port)) {
 		t.Fatalf("busy port: exit %d, %q", code, stderr)
 	}

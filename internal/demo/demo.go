@@ -253,7 +253,7 @@ func (t *tour) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := t.pitrCmd(ctx, nil, "restore", "--to", t.moment.Format(time.RFC3339Nano), "--pgdata", dir, "--start", "--port", fmt.Sprint(port)); err != nil {
+	if _, err := t.pitrCmd(ctx, nil, "restore", "--to", t.moment.Format(time.RFC3339Nano), "--pgdata", dir, "--start", "--archive-mode", "off", "--port", fmt.Sprint(port)); err != nil {
 		return err
 	}
 	t.restored = scratch.Open(scratch.Options{Dir: filepath.Join(t.dir, "restored-run"), Port: port}, dir)
