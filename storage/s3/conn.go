@@ -29,19 +29,30 @@ func newStallConn(c net.Conn, timeout time.Duration) *stallConn {
 	return &stallConn{Conn: c, timeout: timeout, start: time.Now()}
 }
 
-func (c *stallConn) moved() { c.last.Store(int64(time.Since(c.start))) }
+func (c *stallConn) now() time.Duration { return time.Since(c.start) }
 
-func (c *stallConn) deadline() time.Time {
-	return c.start.Add(time.Duration(c.last.Load()) + c.timeout)
+func (c *stallConn) moved() { c.last.Store(int64(c.now())) }
+
+// quietSince is when the connection last did anything for a call that
+// began at begin: a Read or Write counts its wait from its own start too,
+// so a body that its reader left alone for a while (busy writing to disk)
+// does not count as stalled.
+func (c *stallConn) quietSince(begin time.Duration) time.Duration {
+	return max(begin, time.Duration(c.last.Load()))
 }
 
-func (c *stallConn) stalled() bool {
-	return time.Since(c.start)-time.Duration(c.last.Load()) >= c.timeout
+func (c *stallConn) deadline(begin time.Duration) time.Time {
+	return c.start.Add(c.quietSince(begin) + c.timeout)
+}
+
+func (c *stallConn) stalled(begin time.Duration) bool {
+	return c.now()-c.quietSince(begin) >= c.timeout
 }
 
 func (c *stallConn) Read(p []byte) (int, error) {
+	begin := c.now()
 	for {
-		if err := c.Conn.SetReadDeadline(c.deadline()); err != nil {
+		if err := c.Conn.SetReadDeadline(c.deadline(begin)); err != nil {
 			return 0, err
 		}
 		n, err := c.Conn.Read(p)
@@ -54,7 +65,7 @@ func (c *stallConn) Read(p []byte) (int, error) {
 		if n > 0 {
 			return n, nil // the next Read sets a new deadline
 		}
-		if c.stalled() {
+		if c.stalled(begin) {
 			return 0, &StallError{After: c.timeout}
 		}
 		// Bytes went out meanwhile: wait again from then.
@@ -62,9 +73,10 @@ func (c *stallConn) Read(p []byte) (int, error) {
 }
 
 func (c *stallConn) Write(p []byte) (int, error) {
+	begin := c.now()
 	done := 0
 	for {
-		if err := c.Conn.SetWriteDeadline(c.deadline()); err != nil {
+		if err := c.Conn.SetWriteDeadline(c.deadline(begin)); err != nil {
 			return done, err
 		}
 		n, err := c.Conn.Write(p[done:])
@@ -75,7 +87,7 @@ func (c *stallConn) Write(p []byte) (int, error) {
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			return done, err
 		}
-		if c.stalled() {
+		if c.stalled(begin) {
 			return done, &StallError{After: c.timeout}
 		}
 	}

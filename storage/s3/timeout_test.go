@@ -176,6 +176,20 @@ func TestStallConnBothWays(t *testing.T) {
 			t.Fatalf("Write to a peer that does not read = %v, want StallError", err)
 		}
 	})
+	// A body its reader left alone for longer than timeout (writing to a
+	// slow disk, say) is not stalled: only waiting in Read counts.
+	t.Run("late reader", func(t *testing.T) {
+		a, b := net.Pipe()
+		defer b.Close()
+		c := newStallConn(a, timeout)
+		defer c.Close()
+		go b.Write([]byte("late"))
+		time.Sleep(2 * timeout)
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "late" {
+			t.Fatalf("Read after a pause = %q, %v", buf, err)
+		}
+	})
 	// As in net/http: a Read waits for the response while a long request
 	// body is written. Neither may fail while the write moves.
 	t.Run("pending read during a slow write", func(t *testing.T) {
