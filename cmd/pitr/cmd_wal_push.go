@@ -16,7 +16,9 @@ func newWALPushCommand(e *env) *cobra.Command {
 		Short: "Archive one WAL file (archive_command = 'pitr wal-push %p')",
 		Long: `Archive one WAL file. Exits 0 only once the file is durably stored and the
 store confirmed its checksum. Looks ahead at other .ready files and uploads
-them in parallel (push_concurrency), so later calls return at once.`,
+them in parallel (push_concurrency), so later calls return at once. Gives up
+after retry_timeout in all, so that a stalled store cannot hold up the
+archiver; removes what killed calls left in the spool first.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error { return runWALPush(c.Context(), e, args[0]) },
 	}
