@@ -25,11 +25,11 @@ archiver; removes what killed calls left in the spool first.`,
 }
 
 func runWALPush(ctx context.Context, e *env, path string) error {
+	ctx, cancel := e.walDeadline(ctx, "wal-push")
+	defer cancel()
 	if _, err := wal.ParseName(baseName(path)); err != nil {
 		return fmt.Errorf("%w: wal-push: %v", errUsage, err)
 	}
-	ctx, cancel := e.walDeadline(ctx, "wal-push")
-	defer cancel()
 	st, codec, err := e.Repo(ctx, false)
 	if err != nil {
 		return err
