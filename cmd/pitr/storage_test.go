@@ -46,8 +46,8 @@ func silentStore(t *testing.T) string {
 	return "http://" + l.Addr().String()
 }
 
-// testEnv loads settings from vars only, as the command does from PITR_*.
-func testEnv(t *testing.T, vars map[string]string) *env {
+// silentStoreEnv loads settings from vars only, as the command does from PITR_*.
+func silentStoreEnv(t *testing.T, vars map[string]string) *env {
 	t.Helper()
 	// The SDK's credential chain: static keys, no profile or instance role.
 	dir := t.TempDir()
@@ -93,7 +93,7 @@ func TestWALCommandsSilentStore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 
-	err := runWALPush(ctx, testEnv(t, vars), seg)
+	err := runWALPush(ctx, silentStoreEnv(t, vars), seg)
 	if ctx.Err() != nil {
 		t.Fatalf("wal-push ran into the test's own bound: %v", err)
 	}
@@ -101,7 +101,7 @@ func TestWALCommandsSilentStore(t *testing.T) {
 		t.Errorf("wal-push = %v, want a timeout naming retry_timeout", err)
 	}
 
-	err = runWALFetch(ctx, testEnv(t, vars), "000000010000000000000003", filepath.Join(t.TempDir(), "RECOVERYXLOG"))
+	err = runWALFetch(ctx, silentStoreEnv(t, vars), "000000010000000000000003", filepath.Join(t.TempDir(), "RECOVERYXLOG"))
 	if ctx.Err() != nil {
 		t.Fatalf("wal-fetch ran into the test's own bound: %v", err)
 	}
