@@ -18,6 +18,27 @@ import (
 // never that the store could not be reached.
 var ErrNotExist = errors.New("object does not exist")
 
+// ErrPermanent is wrapped by errors that retrying cannot fix: the store
+// refused the credentials or the request (403, a wrong secret or unknown
+// access key, access denied, a missing bucket). Check it with errors.Is;
+// callers that retry stop at once on it. Implementations mark such errors
+// with Permanent, where they map the store's answers.
+var ErrPermanent = errors.New("permanent storage error")
+
+// Permanent marks err as wrapping ErrPermanent, keeping its message.
+func Permanent(err error) error {
+	if err == nil || errors.Is(err, ErrPermanent) {
+		return err
+	}
+	return permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string        { return e.err.Error() }
+func (e permanentError) Unwrap() error        { return e.err }
+func (e permanentError) Is(target error) bool { return target == ErrPermanent }
+
 // ObjectInfo describes one stored object.
 type ObjectInfo struct {
 	Key     string    // relative, "/"-separated
@@ -46,6 +67,49 @@ type Storage interface {
 	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
 	// Delete removes the object; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
+}
+
+// Upload is an incomplete multipart upload: invisible to Get and List, and
+// billed until it is completed or aborted. A process killed during a Put
+// leaves one behind.
+type Upload struct {
+	Key       string    // relative, like every key
+	ID        string    // the store's upload id
+	Initiated time.Time // UTC
+}
+
+// Uploads is implemented by stores whose Put can leave an incomplete
+// multipart upload behind when the process dies (s3.Store), so that a later
+// call can remove what a killed one left. The local store has no such
+// leftovers and does not implement it.
+type Uploads interface {
+	// ListUploads calls fn once per incomplete upload whose key starts with
+	// prefix, on the caller's goroutine. Some S3-compatible stores (MinIO)
+	// list only the uploads of one whole key: callers that must work there
+	// pass a whole key.
+	ListUploads(ctx context.Context, prefix string, fn func(Upload) error) error
+	// AbortUpload removes an incomplete upload and its parts; an upload
+	// that is gone already (aborted, or completed) is not an error.
+	AbortUpload(ctx context.Context, key, id string) error
+}
+
+type uploadStartedKey struct{}
+
+// WithUploadStarted returns a context whose Puts call fn as soon as the
+// store has started a multipart upload, before any part is sent, so the
+// caller can record it and a later process can abort it with
+// Uploads.AbortUpload should this one die before Put returns. fn runs on
+// Put's goroutine and must be quick.
+func WithUploadStarted(ctx context.Context, fn func(Upload)) context.Context {
+	return context.WithValue(ctx, uploadStartedKey{}, fn)
+}
+
+// UploadStarted calls the function WithUploadStarted put in ctx, if any.
+// Implementations call it after creating a multipart upload.
+func UploadStarted(ctx context.Context, u Upload) {
+	if fn, ok := ctx.Value(uploadStartedKey{}).(func(Upload)); ok && fn != nil {
+		fn(u)
+	}
 }
 
 // ValidKey reports whether key is acceptable to every backend: non-empty,

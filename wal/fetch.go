@@ -112,7 +112,7 @@ func classify(err error) error {
 		return nil
 	}
 	if errors.Is(err, ErrNotFound) || errors.Is(err, crypto.ErrWrongKey) || errors.Is(err, envelope.ErrChecksum) ||
-		errors.Is(err, ErrConflict) || errors.Is(err, errCorrupt) {
+		errors.Is(err, ErrConflict) || errors.Is(err, errCorrupt) || errors.Is(err, storage.ErrPermanent) {
 		return retry.Permanent(err)
 	}
 	return err

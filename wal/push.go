@@ -92,6 +92,7 @@ func Push(ctx context.Context, path string, opts PushOptions) (PushResult, error
 	if err := p.prepareSpool(); err != nil {
 		return PushResult{}, err
 	}
+	p.cleanSpool(ctx)
 	// A server that archives has finished recovery: segments prefetched for
 	// it are of no further use.
 	_ = os.RemoveAll(filepath.Join(opts.SpoolDir, "prefetch"))
@@ -353,13 +354,17 @@ func (p *pusher) pushFile(ctx context.Context, path string, name Name) (PushResu
 		return res, fmt.Errorf("wal-push: %w", err)
 	}
 	defer src.Close()
-	tmp, err := os.CreateTemp(p.tmpDir(), name.String()+".*")
+	tmp, err := p.createSpoolTemp(name)
 	if err != nil {
 		return res, fmt.Errorf("wal-push: spool: %w", err)
 	}
+	putFailed := false
 	defer func() {
 		tmp.Close()
 		os.Remove(tmp.Name())
+		if !putFailed { // else the next call aborts the upload recorded, if any
+			os.Remove(tmp.Name() + uploadRecordSuffix)
+		}
 	}()
 	s, err := p.opts.Codec.Seal(tmp)
 	if err != nil {
@@ -401,7 +406,9 @@ func (p *pusher) pushFile(ctx context.Context, path string, name Name) (PushResu
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return res, err
 	}
-	if err := p.opts.Store.Put(ctx, key, tmp); err != nil {
+	putCtx := storage.WithUploadStarted(ctx, func(u storage.Upload) { p.recordUpload(tmp.Name(), u) })
+	if err := p.opts.Store.Put(putCtx, key, tmp); err != nil {
+		putFailed = true
 		return res, fmt.Errorf("wal-push: %w", err)
 	}
 	res.Stored = stored

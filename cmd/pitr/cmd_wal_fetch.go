@@ -36,12 +36,14 @@ func runWALFetch(ctx context.Context, e *env, name, dest string) error {
 	if e.cfg.SpoolDir != "" {
 		pdir = filepath.Join(e.cfg.SpoolDir, "prefetch")
 	}
+	ctx, cancel := e.walDeadline(ctx, "wal-fetch")
+	defer cancel()
 	opts, err := e.fetchOptions(ctx, pdir)
 	if err != nil {
 		return err
 	}
 	opts.StartPrefetch = func(after string, segSize int64) error { return e.startPrefetch(after, segSize, opts.PrefetchDir) }
-	return wal.Fetch(ctx, name, dest, opts)
+	return deadlineErr(ctx, wal.Fetch(ctx, name, dest, opts))
 }
 
 func (e *env) fetchOptions(ctx context.Context, prefetchDir string) (wal.FetchOptions, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -15,13 +16,17 @@ func newWALPushCommand(e *env) *cobra.Command {
 		Short: "Archive one WAL file (archive_command = 'pitr wal-push %p')",
 		Long: `Archive one WAL file. Exits 0 only once the file is durably stored and the
 store confirmed its checksum. Looks ahead at other .ready files and uploads
-them in parallel (push_concurrency), so later calls return at once.`,
+them in parallel (push_concurrency), so later calls return at once. Gives up
+after retry_timeout in all, so that a stalled store cannot hold up the
+archiver; removes what killed calls left in the spool first.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error { return runWALPush(c.Context(), e, args[0]) },
 	}
 }
 
 func runWALPush(ctx context.Context, e *env, path string) error {
+	ctx, cancel := e.walDeadline(ctx, "wal-push")
+	defer cancel()
 	if _, err := wal.ParseName(baseName(path)); err != nil {
 		return fmt.Errorf("%w: wal-push: %v", errUsage, err)
 	}
@@ -33,5 +38,29 @@ func runWALPush(ctx context.Context, e *env, path string) error {
 		Store: st, Codec: codec, SpoolDir: e.cfg.SpoolDir, Concurrency: e.cfg.PushConcurrency,
 		RepoID: e.cfg.Repo, Version: version,
 	})
+	return deadlineErr(ctx, err)
+}
+
+// walDeadline bounds one wal-push or wal-fetch by retry_timeout, retries
+// included: PostgreSQL runs archive_command and restore_command one at a
+// time, so a call stuck on a stalled store would stop archiving (while
+// pg_wal fills) or recovery. storage_timeout already fails each stalled
+// request; this bounds the retries and a transfer that merely crawls.
+func (e *env) walDeadline(ctx context.Context, cmd string) (context.Context, context.CancelFunc) {
+	if e.cfg.RetryTimeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, e.cfg.RetryTimeout,
+		fmt.Errorf("%s gave up after retry_timeout (%s)", cmd, e.cfg.RetryTimeout))
+}
+
+// deadlineErr names the bound that ended the call, if walDeadline's did.
+func deadlineErr(ctx context.Context, err error) error {
+	if err == nil || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return err
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.DeadlineExceeded) {
+		return fmt.Errorf("%v: %w", cause, err)
+	}
 	return err
 }

@@ -243,7 +243,7 @@ func (e *env) open(ctx context.Context, create bool) (storage.Storage, error) {
 			Bucket: bucket, Prefix: prefix, Endpoint: e.cfg.S3Endpoint, Region: e.cfg.S3Region,
 			ForcePathStyle: pathStyle, SSE: e.cfg.S3SSE, SSEKMSKeyID: e.cfg.S3SSEKMSKeyID,
 			StorageClass: e.cfg.S3StorageClass, PartSize: int64(e.cfg.S3PartSizeMiB) << 20,
-			Concurrency: e.cfg.S3Concurrency,
+			Concurrency: e.cfg.S3Concurrency, Timeout: e.cfg.StorageTimeout,
 		})
 		if err != nil {
 			return nil, err

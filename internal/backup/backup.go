@@ -316,8 +316,9 @@ func Incomplete(ctx context.Context, st storage.Storage) (map[string]time.Time, 
 }
 
 // CleanIncomplete deletes the objects of incomplete backups whose id (start
-// time) and newest object are both before cutoff. It returns how many
-// objects it deleted.
+// time) and newest object are both before cutoff, and aborts the multipart
+// uploads a killed backup left (see abortStaleUploads). It returns how many
+// objects it deleted and uploads it aborted.
 func CleanIncomplete(ctx context.Context, st storage.Storage, cutoff time.Time) (int, error) {
 	inc, err := Incomplete(ctx, st)
 	if err != nil {
@@ -343,5 +344,6 @@ func CleanIncomplete(ctx context.Context, st storage.Storage, cutoff time.Time) 
 			n++
 		}
 	}
-	return n, nil
+	aborted, err := abortStaleUploads(ctx, st, cutoff)
+	return n + aborted, err
 }

@@ -46,7 +46,8 @@ type Config struct {
 	PushConcurrency int           `yaml:"push_concurrency" default:"4" doc:"files one wal-push uploads at once (the one asked for plus look-ahead at other .ready files); 1 disables look-ahead"`
 	FetchPrefetch   int           `yaml:"fetch_prefetch" default:"8" doc:"segments wal-fetch prefetches in the background; 0 disables"`
 	SpoolDir        string        `yaml:"spool_dir" doc:"directory for look-ahead acknowledgements and prefetched WAL (default: pg_wal/pitr)"`
-	RetryTimeout    time.Duration `yaml:"retry_timeout" default:"1m" doc:"how long wal-fetch and other commands retry transient storage errors"`
+	RetryTimeout    time.Duration `yaml:"retry_timeout" default:"1m" doc:"the most one wal-push or wal-fetch takes in all, retries of transient storage errors included: then it fails (PostgreSQL retries archive_command later; wal-fetch exits 126 and recovery stops), so a stalled store cannot hold up archiving or recovery; 0: no total, wal-fetch tries once. Raise it for WAL segments over 64 MiB on slow links"`
+	StorageTimeout  time.Duration `yaml:"storage_timeout" default:"30s" doc:"the longest any storage request waits with nothing moving: to connect, for the TLS handshake, for the response to start, and with an upload or download that stalls; the attempt then fails and is retried. Not a cap on transfers that keep moving (a base backup part may take an hour)"`
 
 	PGDSN            DSN           `yaml:"pg_dsn" doc:"libpq connection string for backups and dumps, e.g. 'host=/run/postgresql user=postgres' (default: PGHOST, PGPORT, PGUSER, PGPASSWORD); printed with its password redacted"`
 	BackupWALTimeout time.Duration `yaml:"backup_wal_timeout" default:"5m" doc:"how long pitr backup waits for archive_command or wal-receive to store the WAL the backup needs"`
@@ -206,6 +207,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("s3_sse %q: want AES256 or aws:kms", c.S3SSE)
 	case c.RetryTimeout < 0:
 		return fmt.Errorf("retry_timeout %s: must not be negative", c.RetryTimeout)
+	case c.StorageTimeout <= 0:
+		return fmt.Errorf("storage_timeout %s: want a positive duration such as 30s", c.StorageTimeout)
 	case c.StreamShipInterval < 10*time.Millisecond || c.StreamShipInterval > time.Hour:
 		return fmt.Errorf("stream_ship_interval %s: want 10ms to 1h", c.StreamShipInterval)
 	case !validSlotName(c.StreamSlot):

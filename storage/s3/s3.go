@@ -9,8 +9,20 @@
 // Atomicity: S3 shows an object only once PutObject or
 // CompleteMultipartUpload succeeds. Put aborts a multipart upload on any
 // error or cancellation. If pitr dies mid-upload, the incomplete upload
-// stays invisible to Get and List but is billed until it is aborted: give
-// the bucket a lifecycle rule with AbortIncompleteMultipartUpload.
+// stays invisible to Get and List but is billed until it is aborted: Put
+// reports each upload it starts (storage.WithUploadStarted) so that a
+// later process can abort it (storage.Uploads), and a bucket lifecycle rule
+// with AbortIncompleteMultipartUpload removes whatever is left.
+//
+// Timeouts: no request waits on a silent store for longer than
+// Options.Timeout, whether connecting, in the TLS handshake, for the
+// response's headers, or with a body that stopped moving in either
+// direction (see stallConn). A transfer that keeps moving is never cut
+// short: a base backup part may take an hour. Bounding a whole command is
+// the caller's job, with its context.
+//
+// Errors: answers that retrying cannot fix (403, a wrong secret, a missing
+// bucket) wrap storage.ErrPermanent; see permanent.
 package s3
 
 import (
@@ -21,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -54,14 +67,8 @@ const (
 const (
 	defaultConcurrency = 4
 	defaultMaxAttempts = 5
-	// responseHeaderTimeout fails a request whose response has not started
-	// this long after the request was sent, so a server that accepts
-	// connections but never answers cannot hang a call with no deadline.
-	// It does not limit slow uploads or downloads in progress.
-	responseHeaderTimeout = 2 * time.Minute
-	// abortTimeout bounds AbortMultipartUpload after a failed Put, whose
-	// own context may be done.
-	abortTimeout = 30 * time.Second
+	// DefaultTimeout is Options.Timeout's default.
+	DefaultTimeout = 30 * time.Second
 )
 
 // Options configures New.
@@ -95,9 +102,16 @@ type Options struct {
 	// A Put holds at most Concurrency+1 buffers of PartSize.
 	Concurrency int
 	// MaxAttempts bounds the SDK's attempts per request (default 5).
-	// Connection errors, 5xx responses and throttling are retried with
-	// exponential backoff.
+	// Connection errors, timeouts, 5xx responses and throttling are retried
+	// with exponential backoff; 403 and other permanent answers are not.
 	MaxAttempts int
+	// Timeout bounds every wait on the network (default 30s): connecting,
+	// the TLS handshake, the response's headers, and any stretch with no
+	// byte sent or received while a request or response body moves. A
+	// stalled attempt fails with a timeout error and is retried like a
+	// dropped connection. It does not cap a transfer that keeps moving, and
+	// it does not apply to HTTPClient.
+	Timeout time.Duration
 	// HTTPClient replaces the SDK's HTTP client for S3 requests (tests). It
 	// is used as is: AWS_CA_BUNDLE, which the SDK's client honors, does not
 	// apply to it.
@@ -119,6 +133,7 @@ type Store struct {
 	class       types.StorageClass
 	partSize    int
 	concurrency int
+	timeout     time.Duration
 	bufs        sync.Pool // of *[]byte, partSize long
 }
 
@@ -157,8 +172,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		loadOpts = append(loadOpts, config.WithCredentialsProvider(opts.Credentials))
 	}
 	// A BuildableClient, so the loader can still add AWS_CA_BUNDLE to it.
-	loadOpts = append(loadOpts, config.WithHTTPClient(awshttp.NewBuildableClient().
-		WithTransportOptions(func(tr *http.Transport) { tr.ResponseHeaderTimeout = responseHeaderTimeout })))
+	loadOpts = append(loadOpts, config.WithHTTPClient(httpClient(s.timeout)))
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3: load aws config: %w", err)
@@ -233,6 +247,10 @@ func newStore(opts Options) (*Store, error) {
 	if opts.Concurrency > 0 {
 		s.concurrency = opts.Concurrency
 	}
+	s.timeout = DefaultTimeout
+	if opts.Timeout > 0 {
+		s.timeout = opts.Timeout
+	}
 	s.bufs.New = func() any {
 		b := make([]byte, s.partSize)
 		return &b
@@ -272,7 +290,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 		return fmt.Errorf("put: invalid key %q", key)
 	}
 	if err := s.put(ctx, key, r); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return fmt.Errorf("put %s: %w", key, permanent(err))
 	}
 	return nil
 }
@@ -425,6 +443,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, first
 		return fmt.Errorf("create multipart upload: %w", err)
 	}
 	uploadID := created.UploadId
+	storage.UploadStarted(ctx, storage.Upload{Key: key, ID: aws.ToString(uploadID), Initiated: time.Now().UTC()})
 	defer func() {
 		if err == nil {
 			return
@@ -514,9 +533,9 @@ func (s *Store) uploadPart(ctx context.Context, key string, uploadID *string, nu
 }
 
 // abort removes a failed multipart upload and its parts, even when ctx is
-// done.
+// done; it takes at most s.timeout more.
 func (s *Store) abort(ctx context.Context, key string, uploadID *string) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()
 	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket:   &s.bucket,
@@ -541,7 +560,7 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		err = storage.ErrNotExist
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", key, err)
+		return nil, fmt.Errorf("get %s: %w", key, permanent(err))
 	}
 	return out.Body, nil
 }
@@ -556,7 +575,7 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error
 		err = s.confirmAbsent(ctx, key)
 	}
 	if err != nil {
-		return storage.ObjectInfo{}, fmt.Errorf("stat %s: %w", key, err)
+		return storage.ObjectInfo{}, fmt.Errorf("stat %s: %w", key, permanent(err))
 	}
 	return storage.ObjectInfo{
 		Key:     key,
@@ -613,7 +632,7 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(storage.ObjectI
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return fmt.Errorf("list %s: %w", prefix, err)
+			return fmt.Errorf("list %s: %w", prefix, permanent(err))
 		}
 		for _, o := range page.Contents {
 			key, ok := strings.CutPrefix(aws.ToString(o.Key), s.prefix)
@@ -644,7 +663,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: s.full(key)})
 	var nsk *types.NoSuchKey // some S3-compatible stores say so
 	if err != nil && !errors.As(err, &nsk) {
-		return fmt.Errorf("delete %s: %w", key, err)
+		return fmt.Errorf("delete %s: %w", key, permanent(err))
 	}
 	return nil
 }
@@ -656,4 +675,112 @@ func possiblePrefix(prefix string) bool {
 	}
 	i := strings.LastIndexByte(prefix, '/')
 	return i < 0 || storage.ValidKey(prefix[:i])
+}
+
+var _ storage.Uploads = (*Store)(nil)
+
+// ListUploads pages through ListMultipartUploads.
+func (s *Store) ListUploads(ctx context.Context, prefix string, fn func(storage.Upload) error) error {
+	if !possiblePrefix(prefix) {
+		return nil
+	}
+	in := &s3.ListMultipartUploadsInput{Bucket: &s.bucket}
+	if full := s.prefix + prefix; full != "" {
+		in.Prefix = aws.String(full)
+	}
+	for {
+		out, err := s.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return fmt.Errorf("list uploads %s: %w", prefix, permanent(err))
+		}
+		for _, u := range out.Uploads {
+			key, ok := strings.CutPrefix(aws.ToString(u.Key), s.prefix)
+			if !ok || !storage.ValidKey(key) {
+				continue
+			}
+			if err := fn(storage.Upload{Key: key, ID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated).UTC()}); err != nil {
+				return err
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) || (aws.ToString(out.NextKeyMarker) == "" && aws.ToString(out.NextUploadIdMarker) == "") {
+			return nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
+
+// AbortUpload aborts one multipart upload.
+func (s *Store) AbortUpload(ctx context.Context, key, id string) error {
+	if !storage.ValidKey(key) {
+		return fmt.Errorf("abort upload: invalid key %q", key)
+	}
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket:   &s.bucket,
+		Key:      s.full(key),
+		UploadId: aws.String(id),
+	})
+	var nsu *types.NoSuchUpload
+	if err != nil && !errors.As(err, &nsu) {
+		return fmt.Errorf("abort upload %s of %s: %w", id, key, permanent(err))
+	}
+	return nil
+}
+
+// permanentCodes are S3 error codes that no retry can fix: wrong
+// credentials, no permission, no such bucket, a wrong region.
+var permanentCodes = map[string]bool{
+	"AccessDenied":                 true,
+	"AccountProblem":               true,
+	"AllAccessDisabled":            true,
+	"AuthorizationHeaderMalformed": true,
+	"InvalidAccessKeyId":           true,
+	"InvalidBucketName":            true,
+	"NoSuchBucket":                 true,
+	"PermanentRedirect":            true,
+	"SignatureDoesNotMatch":        true,
+}
+
+// permanent marks the store's answers that retrying cannot fix with
+// storage.ErrPermanent: the codes above, and any 401 or 403 (a HEAD
+// response carries no code). The SDK's retryer has already retried what it
+// could, e.g. a skewed clock; timeouts, connection errors and 5xx stay
+// transient.
+func permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) && permanentCodes[ae.ErrorCode()] {
+		return storage.Permanent(err)
+	}
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) {
+		switch re.HTTPStatusCode() {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusMovedPermanently:
+			return storage.Permanent(err)
+		}
+	}
+	return err
+}
+
+// httpClient is the SDK's client with every wait bounded by timeout.
+func httpClient(timeout time.Duration) *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().
+		WithReadTimeout(0). // the SDK's own counts reads only; stallConn counts both directions
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = timeout }).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSHandshakeTimeout = timeout
+			tr.ResponseHeaderTimeout = timeout
+			// stallConn closes a pooled connection after timeout idle;
+			// the pool drops it first, so a request never picks a dying one.
+			tr.IdleConnTimeout = timeout / 2
+			dial := tr.DialContext
+			tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := dial(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return newStallConn(c, timeout), nil
+			}
+		})
 }

@@ -204,3 +204,51 @@ func TestMinIODown(t *testing.T) {
 		t.Errorf("Stat of the Put made while down = %v, want ErrNotExist", err)
 	}
 }
+
+// TestMinIOUploads lists and aborts incomplete multipart uploads, as
+// cleanups after a killed process do. MinIO lists the uploads of one
+// object name only (a prefix of several keys lists nothing), unlike AWS.
+func TestMinIOUploads(t *testing.T) {
+	srv := testenv.MinIO(t)
+	bucket := srv.NewBucket(t)
+	opts := minioOptions(srv, bucket)
+	opts.Prefix = "db1"
+	s := newMinIOStore(t, opts)
+	ctx := t.Context()
+	for _, key := range []string{"db1/backups/1/a", "db1/backups/1/a", "db1/backups/1/b", "db2/backups/1/a"} {
+		if _, err := srv.Client().CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: aws.String(key)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(prefix string) []storage.Upload {
+		t.Helper()
+		var got []storage.Upload
+		if err := s.ListUploads(ctx, prefix, func(u storage.Upload) error {
+			got = append(got, u)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	ups := list("backups/1/a")
+	if len(ups) != 2 || ups[0].Key != "backups/1/a" || ups[0].ID == ups[1].ID || time.Since(ups[0].Initiated) > time.Hour {
+		t.Fatalf("uploads of backups/1/a = %+v, want 2", ups)
+	}
+	if err := s.AbortUpload(ctx, ups[0].Key, ups[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AbortUpload(ctx, ups[0].Key, ups[0].ID); err != nil {
+		t.Errorf("aborting an upload that is gone = %v, want nil", err)
+	}
+	if got := list("backups/1/a"); len(got) != 1 || got[0].ID != ups[1].ID {
+		t.Errorf("after one abort: %+v, want the other upload only", got)
+	}
+	if got := list("backups/1/b"); len(got) != 1 {
+		t.Errorf("uploads of another key = %+v, want 1", got)
+	}
+	out, err := srv.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &bucket, Prefix: aws.String("db2/backups/1/a")})
+	if err != nil || len(out.Uploads) != 1 {
+		t.Errorf("another prefix's uploads: %v, %v", out, err)
+	}
+}
