@@ -123,7 +123,12 @@ func waitArchived(t *testing.T, c *scratch.Cluster, name string, timeout time.Du
 	deadline := time.Now().Add(timeout)
 	for {
 		last, _ := c.QueryString(t.Context(), `SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver`)
-		if last >= name && !strings.Contains(last, ".") {
+		if last >= name && !strings.Contains(last, ".") || len(last) >= len(name) && last[:len(name)] > name {
+			return
+		}
+		// The archiver may have archived name and then a .backup file of
+		// the same segment (last "<name>.00000028.backup"): its .done says so.
+		if done, _ := c.QueryInt(t.Context(), `SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name = $1`, name+".done"); done > 0 {
 			return
 		}
 		if time.Now().After(deadline) {
