@@ -95,7 +95,7 @@ func connString(dsn, db string) (conn, password string, err error) {
 		u.RawQuery = q.Encode()
 		return u.String(), password, nil
 	}
-	pairs, err := splitKeywordValues(dsn)
+	pairs, err := pg.KeywordValues(dsn)
 	if err != nil {
 		return "", "", fmt.Errorf("parse pg_dsn %s: %w", pg.RedactDSN(dsn), err)
 	}
@@ -121,55 +121,6 @@ func toolEnv(password string) []string {
 		env = append(env, "PGPASSWORD="+password)
 	}
 	return env
-}
-
-// splitKeywordValues parses a libpq keyword/value connection string.
-func splitKeywordValues(s string) ([][2]string, error) {
-	var out [][2]string
-	i := 0
-	skip := func() {
-		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
-			i++
-		}
-	}
-	for {
-		skip()
-		if i >= len(s) {
-			return out, nil
-		}
-		eq := strings.IndexByte(s[i:], '=')
-		if eq < 0 {
-			return nil, fmt.Errorf("missing \"=\" after %q", s[i:])
-		}
-		key := strings.TrimSpace(s[i : i+eq])
-		if key == "" || strings.ContainsAny(key, " \t") {
-			return nil, fmt.Errorf("bad keyword %q", key)
-		}
-		i += eq + 1
-		skip()
-		var val strings.Builder
-		if i < len(s) && s[i] == '\'' {
-			i++
-			for ; i < len(s) && s[i] != '\''; i++ {
-				if s[i] == '\\' && i+1 < len(s) {
-					i++
-				}
-				val.WriteByte(s[i])
-			}
-			if i >= len(s) {
-				return nil, fmt.Errorf("unterminated quoted value for %s", key)
-			}
-			i++
-		} else {
-			for ; i < len(s) && s[i] != ' ' && s[i] != '\t' && s[i] != '\n'; i++ {
-				if s[i] == '\\' && i+1 < len(s) {
-					i++
-				}
-				val.WriteByte(s[i])
-			}
-		}
-		out = append(out, [2]string{key, val.String()})
-	}
 }
 
 // quoteConnValue quotes a libpq keyword/value value.

@@ -100,6 +100,20 @@ type kvSpan struct {
 	start, end int
 }
 
+// KeywordValues parses a libpq keyword/value connection string into
+// keyword, value pairs (values unquoted and unescaped), in order.
+func KeywordValues(s string) ([][2]string, error) {
+	spans, err := scanKeywordValues(s)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][2]string, len(spans))
+	for i, kv := range spans {
+		out[i] = [2]string{kv.key, kv.value}
+	}
+	return out, nil
+}
+
 // scanKeywordValues parses a libpq keyword/value connection string the way
 // libpq's conninfo_parse does: whitespace around "=" allowed; a value is
 // single-quoted (with \' and \\ escapes) or runs to the next whitespace
@@ -123,6 +137,9 @@ func scanKeywordValues(s string) ([]kvSpan, error) {
 			i++
 		}
 		key := s[k:i]
+		if key == "" {
+			return nil, errors.New("a value without a keyword")
+		}
 		skip()
 		if i >= len(s) || s[i] != '=' {
 			return nil, errors.New(`missing "=" after ` + key)

@@ -151,16 +151,19 @@ func isDataDir(dir string) bool {
 // pid is a live server. A stale file (server crashed, pid gone or reused by
 // another program) is not.
 func livePostmaster(dir string) (int, bool) {
+	pid, ok := postmasterPID(dir)
+	return pid, ok && postgresRunning(pid)
+}
+
+// postmasterPID reads the pid on the first line of dir's postmaster.pid.
+func postmasterPID(dir string) (int, bool) {
 	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
 	if err != nil {
 		return 0, false
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil || pid <= 0 {
-		return 0, false
-	}
-	return pid, postgresRunning(pid)
+	return pid, err == nil && pid > 0
 }
 
 // postgresRunning reports whether pid is a running postgres; a variable

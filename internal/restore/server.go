@@ -316,16 +316,8 @@ func shellQuote(v string) string {
 
 // postmaster returns the pid in postmaster.pid when that process lives.
 func (s *server) postmaster() (int, bool) {
-	b, err := os.ReadFile(filepath.Join(s.dataDir, "postmaster.pid"))
-	if err != nil {
-		return 0, false
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil || pid <= 0 {
-		return 0, false
-	}
-	return pid, processAlive(pid)
+	pid, ok := postmasterPID(s.dataDir)
+	return pid, ok && processAlive(pid)
 }
 
 func (s *server) running() bool {
