@@ -93,6 +93,23 @@ type Uploads interface {
 	AbortUpload(ctx context.Context, key, id string) error
 }
 
+// UploadsOf returns st's Uploads, looking through wrappers (such as the
+// daemon's store monitor) that reveal the store they wrap with
+// Unwrap() Storage.
+func UploadsOf(st Storage) (Uploads, bool) {
+	for st != nil {
+		if up, ok := st.(Uploads); ok {
+			return up, true
+		}
+		w, ok := st.(interface{ Unwrap() Storage })
+		if !ok {
+			break
+		}
+		st = w.Unwrap()
+	}
+	return nil, false
+}
+
 type uploadStartedKey struct{}
 
 // WithUploadStarted returns a context whose Puts call fn as soon as the

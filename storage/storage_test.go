@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -35,5 +36,25 @@ func TestValidKey(t *testing.T) {
 		if got := storage.ValidKey(tt.key); got != tt.want {
 			t.Errorf("ValidKey(%q) = %v, want %v", tt.key, got, tt.want)
 		}
+	}
+}
+
+type fakeUploads struct{ storage.Storage }
+
+func (fakeUploads) ListUploads(context.Context, string, func(storage.Upload) error) error { return nil }
+func (fakeUploads) AbortUpload(context.Context, string, string) error                     { return nil }
+
+type wrapper struct{ storage.Storage }
+
+func (w wrapper) Unwrap() storage.Storage { return w.Storage }
+
+// A wrapper (the daemon's store monitor) must not hide the store's uploads
+// from the code that aborts what a killed process left.
+func TestUploadsOf(t *testing.T) {
+	if _, ok := storage.UploadsOf(wrapper{wrapper{fakeUploads{}}}); !ok {
+		t.Error("uploads of a twice-wrapped store not found")
+	}
+	if _, ok := storage.UploadsOf(wrapper{nil}); ok {
+		t.Error("a store without uploads reported some")
 	}
 }

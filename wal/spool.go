@@ -191,7 +191,7 @@ func (p *pusher) abortRecorded(ctx context.Context, path string) {
 		os.Remove(path) // torn by the kill: nothing to go on
 		return
 	}
-	if up, ok := p.opts.Store.(storage.Uploads); ok {
+	if up, ok := storage.UploadsOf(p.opts.Store); ok {
 		if err := up.AbortUpload(ctx, rec.Key, rec.UploadID); err != nil {
 			p.log.Warn().Err(err).Str("key", rec.Key).Msg("could not abort the multipart upload of a killed wal-push; the next call tries again")
 			return

@@ -18,7 +18,7 @@ import (
 // MinIO removes incomplete uploads itself after 24h (its
 // api stale_uploads_expiry), and elsewhere a bucket lifecycle rule should.
 func abortStaleUploads(ctx context.Context, st storage.Storage, cutoff time.Time) (int, error) {
-	up, ok := st.(storage.Uploads)
+	up, ok := storage.UploadsOf(st)
 	if !ok {
 		return 0, nil
 	}
