@@ -20,42 +20,18 @@
 //	splice --file F --section S  put the section into F between this script's markers
 package main
 
-import (
-	"fmt"
-	"os"
-)
+import "github.com/pitr-dev/pitr/bench/internal/harness"
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: backup freeport|mkbucket|stored|run|recover|idle|profile|report|splice ...")
-		os.Exit(2)
-	}
-	var err error
-	args := os.Args[2:]
-	switch os.Args[1] {
-	case "freeport":
-		err = cmdFreePort()
-	case "mkbucket":
-		err = cmdMkBucket(args)
-	case "stored":
-		err = cmdStored(args)
-	case "run":
-		err = cmdRun(args)
-	case "recover":
-		err = cmdRecover(args)
-	case "idle":
-		err = cmdIdle(args)
-	case "profile":
-		err = cmdProfile(args)
-	case "report":
-		err = cmdReport(args)
-	case "splice":
-		err = cmdSplice(args)
-	default:
-		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "backup %s: %v\n", os.Args[1], err)
-		os.Exit(1)
-	}
+	harness.Main("backup",
+		harness.Command{Name: "freeport", Run: harness.FreePort},
+		harness.Command{Name: "mkbucket", Run: harness.MkBucket},
+		harness.Command{Name: "stored", Run: cmdStored},
+		harness.Command{Name: "run", Run: cmdRun},
+		harness.Command{Name: "recover", Run: cmdRecover},
+		harness.Command{Name: "idle", Run: cmdIdle},
+		harness.Command{Name: "profile", Run: cmdProfile},
+		harness.Command{Name: "report", Run: cmdReport},
+		harness.Command{Name: "splice", Run: harness.Splice("backup.sh")},
+	)
 }

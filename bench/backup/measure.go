@@ -11,10 +11,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/pitr-dev/pitr/bench/internal/harness"
 )
 
 // Result is one JSON line of results.jsonl.
@@ -55,125 +55,24 @@ type Result struct {
 	BusyFrac float64 `json:"busy_frac,omitempty"` // kind busy: the machine was this busy before a measurement
 }
 
-func becomeSubreaper() error {
-	const prSetChildSubreaper = 36
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
-		return fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", errno)
-	}
-	return nil
-}
-
-// reapAll waits until every remaining descendant has exited, at most wait.
-func reapAll(wait time.Duration) error {
-	deadline := time.Now().Add(wait)
-	for {
-		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-		if errors.Is(err, syscall.ECHILD) {
-			return nil
-		}
-		if err != nil && !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-		if pid > 0 {
-			continue
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("background processes still running after %v", wait)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-
-// procCPU returns a process's user+system CPU seconds from /proc.
-func procCPU(pid int) (float64, error) {
-	if pid == 0 {
-		return 0, nil
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 (state) on
-	ut, _ := strconv.ParseFloat(f[11], 64)                   // field 14
-	st, _ := strconv.ParseFloat(f[12], 64)                   // field 15
-	return (ut + st) / 100, nil                              // USER_HZ is 100 on Linux
-}
-
-// machineBusy returns the busy CPU seconds of all CPUs since boot.
-func machineBusy() (float64, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, fmt.Errorf("unexpected /proc/stat: %q", line)
-	}
-	var busy float64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} {
-		v, err := strconv.ParseFloat(f[i], 64)
-		if err != nil {
-			return 0, err
-		}
-		busy += v
-	}
-	return busy / 100, nil
-}
-
-// cpuMeter measures MinIO's and the machine's CPU over an interval.
-type cpuMeter struct {
-	minioPID      int
-	minio0, busy0 float64
-}
-
-func startCPU(minioPID int) (*cpuMeter, error) {
-	m := &cpuMeter{minioPID: minioPID}
-	var err error
-	if m.minio0, err = procCPU(minioPID); err != nil {
-		return nil, err
-	}
-	if m.busy0, err = machineBusy(); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-func (m *cpuMeter) stop(r *Result) error {
-	mi, err := procCPU(m.minioPID)
-	if err != nil {
-		return err
-	}
-	b, err := machineBusy()
-	if err != nil {
-		return err
-	}
-	r.MinIOCPUS, r.MachineCPUS = mi-m.minio0, b-m.busy0
-	return nil
-}
-
+// appendResult prints r's summary and appends it to the results file at path.
 func appendResult(path string, r Result) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
 	fmt.Printf("%-8s %-22s round %d: %s\n", r.Phase, r.Tool, r.Round, summary(r))
-	if path == "" {
-		return nil
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	return harness.AppendJSON(path, r)
+}
+
+// measureCPU starts measuring MinIO's and the machine's CPU; the function
+// it returns records them in r.
+func measureCPU(minioPID int) (func(r *Result) error, error) {
+	m, err := harness.StartCPU(minioPID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
+	return func(r *Result) error {
+		var err error
+		r.MinIOCPUS, r.MachineCPUS, err = m.Stop()
 		return err
-	}
-	return f.Close()
+	}, nil
 }
 
 func summary(r Result) string {
@@ -232,7 +131,7 @@ func cmdRun(args []string) error {
 	if len(argv) == 0 {
 		return errors.New("no command")
 	}
-	if err := becomeSubreaper(); err != nil {
+	if err := harness.BecomeSubreaper(); err != nil {
 		return err
 	}
 	var out io.Writer = os.Stderr
@@ -248,27 +147,27 @@ func cmdRun(args []string) error {
 	res.Cmd = strings.Join(argv, " ")
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
-	meter, err := startCPU(c.minioPID)
+	stopCPU, err := measureCPU(c.minioPID)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
 	runErr := cmd.Run()
 	res.WallS = time.Since(start).Seconds()
-	if err := meter.stop(&res); err != nil {
+	if err := stopCPU(&res); err != nil {
 		return err
 	}
 	if runErr != nil {
 		return fmt.Errorf("%s: %w (output in %s)", res.Cmd, runErr, *logPath)
 	}
-	if err := reapAll(time.Minute); err != nil {
+	if err := harness.ReapAll(time.Minute); err != nil {
 		return err
 	}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+	u, err := harness.Children()
+	if err != nil {
 		return err
 	}
-	res.UserS, res.SysS, res.MaxRSSKiB = tv(ru.Utime), tv(ru.Stime), ru.Maxrss
+	res.UserS, res.SysS, res.MaxRSSKiB = u.UserS, u.SysS, u.MaxRSSKiB
 	if *pitrLog {
 		if err := pitrBackupPhases(*logPath, start, &res); err != nil {
 			return err
@@ -363,7 +262,7 @@ func cmdRecover(args []string) error {
 	if *pgdata == "" || *port == 0 || *logPath == "" {
 		return errors.New("need --pgdata, --port and --log")
 	}
-	if err := becomeSubreaper(); err != nil {
+	if err := harness.BecomeSubreaper(); err != nil {
 		return err
 	}
 	os.Remove(*logPath)
@@ -378,7 +277,7 @@ func cmdRecover(args []string) error {
 		return exec.Command(argv[0], argv[1:]...)
 	}
 	res := c.result("recover")
-	meter, err := startCPU(c.minioPID)
+	stopCPU, err := measureCPU(c.minioPID)
 	if err != nil {
 		return err
 	}
@@ -414,18 +313,18 @@ func cmdRecover(args []string) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	res.WallS = time.Since(start).Seconds()
-	if err := meter.stop(&res); err != nil {
+	if err := stopCPU(&res); err != nil {
 		return err
 	}
 	stop()
-	if err := reapAll(2 * time.Minute); err != nil {
+	if err := harness.ReapAll(2 * time.Minute); err != nil {
 		return err
 	}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+	u, err := harness.Children()
+	if err != nil {
 		return err
 	}
-	res.UserS, res.SysS = tv(ru.Utime), tv(ru.Stime)
+	res.UserS, res.SysS = u.UserS, u.SysS
 	if err := lr.fill(&res); err != nil {
 		return fmt.Errorf("%w (log %s)", err, *logPath)
 	}
@@ -533,12 +432,12 @@ func cmdIdle(args []string) error {
 	deadline := time.Now().Add(*maxWait)
 	start := time.Now()
 	for {
-		b0, err := machineBusy()
+		b0, err := harness.MachineBusy()
 		if err != nil {
 			return err
 		}
 		time.Sleep(window)
-		b1, err := machineBusy()
+		b1, err := harness.MachineBusy()
 		if err != nil {
 			return err
 		}

@@ -1,20 +1,14 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"sort"
 	"strings"
-)
 
-const (
-	beginMarker = "<!-- BEGIN bench/backup.sh: generated, edit the script instead -->"
-	endMarker   = "<!-- END bench/backup.sh -->"
+	"github.com/pitr-dev/pitr/bench/internal/harness"
 )
 
 // Goals from the issue.
@@ -38,39 +32,6 @@ var phases = []phase{
 	{"pitr", "PITR replay to a restore point", []string{"cp", "pitr", "pgbackrest-async", "pgbackrest-sync"}},
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func readResults(path string) ([]Result, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []Result
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-			continue
-		}
-		var r Result
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, sc.Err()
-}
-
 // series is one tool's results in one phase, by round.
 type series struct {
 	title string
@@ -90,7 +51,7 @@ func (s *series) vals(f func(Result) float64) []float64 {
 	return out
 }
 
-func (s *series) med(f func(Result) float64) float64 { return median(s.vals(f)) }
+func (s *series) med(f func(Result) float64) float64 { return harness.Median(s.vals(f)) }
 
 func (s *series) maxRSS() float64 {
 	var m int64
@@ -109,7 +70,7 @@ func ratio(tool, floor *series, f func(Result) float64) (float64, []float64) {
 		}
 	}
 	sort.Float64s(rs)
-	return median(rs), rs
+	return harness.Median(rs), rs
 }
 
 func list(xs []float64, format string) string {
@@ -137,7 +98,7 @@ func cmdReport(args []string) error {
 	if fs.NArg() != 1 {
 		return errors.New("usage: report [flags] RESULTS.jsonl")
 	}
-	results, err := readResults(fs.Arg(0))
+	results, err := harness.ReadResults[Result](fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -298,44 +259,4 @@ func verdict(what, goal string, got, want float64) string {
 		return fmt.Sprintf("%s %s: met (%.2fx)", what, goal, got)
 	}
 	return fmt.Sprintf("%s %s: **not met** (%.2fx, %.0f%% over the goal)", what, goal, got, 100*(got/want-1))
-}
-
-// cmdSplice puts the section into the file between this script's markers,
-// or appends it at the end; the rest of the file is kept as it is.
-func cmdSplice(args []string) error {
-	fs := flag.NewFlagSet("splice", flag.ExitOnError)
-	file := fs.String("file", "", "Markdown file to update")
-	section := fs.String("section", "", "file holding the new section")
-	fs.Parse(args)
-	sec, err := os.ReadFile(*section)
-	if err != nil {
-		return err
-	}
-	old, err := os.ReadFile(*file)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	block := beginMarker + "\n" + strings.TrimRight(string(sec), "\n") + "\n" + endMarker
-	var out bytes.Buffer
-	b, e := bytes.Index(old, []byte(beginMarker)), bytes.Index(old, []byte(endMarker))
-	switch {
-	case b >= 0 && e > b:
-		out.Write(old[:b])
-		out.WriteString(block)
-		out.Write(old[e+len(endMarker):])
-	default:
-		out.Write(old)
-		if len(old) > 0 && !bytes.HasSuffix(old, []byte("\n\n")) {
-			if !bytes.HasSuffix(old, []byte("\n")) {
-				out.WriteString("\n")
-			}
-			out.WriteString("\n")
-		}
-		out.WriteString(block + "\n")
-	}
-	tmp := *file + ".tmp"
-	if err := os.WriteFile(tmp, out.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, *file)
 }

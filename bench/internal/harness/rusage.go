@@ -1,0 +1,138 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// BecomeSubreaper makes orphaned descendants (daemonized background
+// processes) our children, so that waiting for them adds their CPU time and
+// memory to RUSAGE_CHILDREN.
+func BecomeSubreaper() error {
+	const prSetChildSubreaper = 36
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
+		return fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", errno)
+	}
+	return nil
+}
+
+// ReapAll waits until every remaining descendant has exited, at most wait.
+func ReapAll(wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if errors.Is(err, syscall.ECHILD) {
+			return nil
+		}
+		if err != nil && !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+		if pid > 0 {
+			continue
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("background processes still running after %v", wait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Usage is the CPU time and peak memory of processes, from getrusage or wait4.
+type Usage struct {
+	UserS, SysS float64
+	MaxRSSKiB   int64 // ru_maxrss: the largest single process
+}
+
+// UsageOf converts a struct rusage.
+func UsageOf(ru *syscall.Rusage) Usage {
+	return Usage{UserS: seconds(ru.Utime), SysS: seconds(ru.Stime), MaxRSSKiB: ru.Maxrss}
+}
+
+// Children returns the usage of every child waited for so far (with
+// BecomeSubreaper and ReapAll: every descendant).
+func Children() (Usage, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return Usage{}, err
+	}
+	return UsageOf(&ru), nil
+}
+
+func seconds(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// ProcCPU returns a process's user+system CPU seconds from /proc; pid 0
+// (none given) has used none.
+func ProcCPU(pid int) (float64, error) {
+	if pid == 0 {
+		return 0, nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 (state) on
+	ut, _ := strconv.ParseFloat(f[11], 64)                   // field 14
+	st, _ := strconv.ParseFloat(f[12], 64)                   // field 15
+	return (ut + st) / 100, nil                              // USER_HZ is 100 on Linux
+}
+
+// MachineBusy returns the busy CPU seconds of all CPUs since boot.
+func MachineBusy() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("unexpected /proc/stat: %q", line)
+	}
+	var busy float64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			return 0, err
+		}
+		busy += v
+	}
+	return busy / 100, nil
+}
+
+// CPUMeter measures MinIO's and the machine's CPU over an interval.
+type CPUMeter struct {
+	minioPID      int
+	minio0, busy0 float64
+}
+
+// StartCPU starts measuring; minioPID 0 means no MinIO to measure.
+func StartCPU(minioPID int) (*CPUMeter, error) {
+	m := &CPUMeter{minioPID: minioPID}
+	var err error
+	if m.minio0, err = ProcCPU(minioPID); err != nil {
+		return nil, err
+	}
+	if m.busy0, err = MachineBusy(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Stop returns MinIO's CPU seconds and the machine's busy CPU seconds since StartCPU.
+func (m *CPUMeter) Stop() (minioS, machineS float64, err error) {
+	mi, err := ProcCPU(m.minioPID)
+	if err != nil {
+		return 0, 0, err
+	}
+	b, err := MachineBusy()
+	if err != nil {
+		return 0, 0, err
+	}
+	return mi - m.minio0, b - m.busy0, nil
+}
