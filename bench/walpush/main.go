@@ -20,42 +20,18 @@
 //	codecs SEGDIR FROM COUNT   CPU per segment of zstd variants, SHA-256, MD5, age
 package main
 
-import (
-	"fmt"
-	"os"
-)
+import "github.com/pitr-dev/pitr/bench/internal/harness"
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: walpush freeport|mkbucket|clean|run|latency|startup|report|splice|codecs ...")
-		os.Exit(2)
-	}
-	var err error
-	args := os.Args[2:]
-	switch os.Args[1] {
-	case "freeport":
-		err = cmdFreePort()
-	case "mkbucket":
-		err = cmdMkBucket(args)
-	case "clean":
-		err = cmdClean(args)
-	case "run":
-		err = cmdRun(args)
-	case "latency":
-		err = cmdLatency(args)
-	case "startup":
-		err = cmdStartup(args)
-	case "report":
-		err = cmdReport(args)
-	case "splice":
-		err = cmdSplice(args)
-	case "codecs":
-		err = cmdCodecs(args)
-	default:
-		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "walpush %s: %v\n", os.Args[1], err)
-		os.Exit(1)
-	}
+	harness.Main("walpush",
+		harness.Command{Name: "freeport", Run: harness.FreePort},
+		harness.Command{Name: "mkbucket", Run: harness.MkBucket},
+		harness.Command{Name: "clean", Run: cmdClean},
+		harness.Command{Name: "run", Run: cmdRun},
+		harness.Command{Name: "latency", Run: cmdLatency},
+		harness.Command{Name: "startup", Run: cmdStartup},
+		harness.Command{Name: "report", Run: cmdReport},
+		harness.Command{Name: "splice", Run: harness.Splice("walpush.sh")},
+		harness.Command{Name: "codecs", Run: cmdCodecs},
+	)
 }

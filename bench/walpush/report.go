@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,11 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
-)
 
-const (
-	beginMarker = "<!-- BEGIN bench/walpush.sh: generated, edit the script instead -->"
-	endMarker   = "<!-- END bench/walpush.sh -->"
+	"github.com/pitr-dev/pitr/bench/internal/harness"
 )
 
 // Goals from the issue.
@@ -26,18 +20,6 @@ const (
 	goalLatencyMS = 50
 	goalRSSMiB    = 64
 )
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
 
 func percentile(xs []float64, p float64) float64 {
 	s := append([]float64(nil), xs...)
@@ -55,25 +37,6 @@ func minMax(xs []float64) (float64, float64) {
 		lo, hi = min(lo, x), max(hi, x)
 	}
 	return lo, hi
-}
-
-func readResults(path string) ([]Result, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []Result
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var r Result
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, sc.Err()
 }
 
 func cpuModel() string {
@@ -120,7 +83,7 @@ func cmdReport(args []string) error {
 	if fs.NArg() != 1 {
 		return errors.New("usage: report [flags] RESULTS.jsonl")
 	}
-	results, err := readResults(fs.Arg(0))
+	results, err := harness.ReadResults[Result](fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -183,7 +146,7 @@ func cmdReport(args []string) error {
 		s.objects = r.Objects
 		s.rss = max(s.rss, r.MaxRSSKiB)
 		s.retries += r.Retries
-		s.p50 = append(s.p50, median(r.CallsMS))
+		s.p50 = append(s.p50, harness.Median(r.CallsMS))
 		s.p95 = append(s.p95, percentile(r.CallsMS, 0.95))
 		_, hi := minMax(r.CallsMS)
 		s.maxMS = append(s.maxMS, hi)
@@ -205,13 +168,13 @@ func cmdReport(args []string) error {
 			if s == nil {
 				continue
 			}
-			wall := median(s.walls)
+			wall := harness.Median(s.walls)
 			lo, hi := minMax(s.walls)
 			nf := float64(s.n)
 			olo, ohi := minMax(s.others)
 			fmt.Fprintf(w, "| %s | %.2f (%.2f–%.2f) | %.1f | %.1f | %.3f | %.1f | %.2fx | %.3f | %.3f | %.0f / %.0f / %.0f | %.0f–%.0f%% |\n",
-				s.title, wall, lo, hi, 1000*wall/nf, nf/wall, median(s.cpus)/nf, float64(s.rss)/1024,
-				median(s.ratios), median(s.minio)/nf, median(s.stored), median(s.p50), median(s.p95), median(s.maxMS), 100*olo, 100*ohi)
+				s.title, wall, lo, hi, 1000*wall/nf, nf/wall, harness.Median(s.cpus)/nf, float64(s.rss)/1024,
+				harness.Median(s.ratios), harness.Median(s.minio)/nf, harness.Median(s.stored), harness.Median(s.p50), harness.Median(s.p95), harness.Median(s.maxMS), 100*olo, 100*ohi)
 			if s.retries > 0 {
 				fmt.Fprintf(w, "| (%s: %d failed calls retried) |||||||||\n", s.label, s.retries)
 			}
@@ -250,7 +213,7 @@ func cmdReport(args []string) error {
 		}
 	}
 	if r := lat["latency/pitr-c1"]; r != nil {
-		med := median(r.CallsMS)
+		med := harness.Median(r.CallsMS)
 		fmt.Fprintf(w, "- One segment end to end under %d ms: %s, median %.1f ms without look-ahead (%+.0f%%).\n",
 			goalLatencyMS, metIf(med < goalLatencyMS), med, 100*(med/goalLatencyMS-1))
 	}
@@ -284,7 +247,7 @@ func compareRounds(a, b *modeStats) string {
 		}
 	}
 	return fmt.Sprintf("%s; faster in %d of %d rounds, taking %.2fx pgBackRest's time (median of per-round ratios).",
-		metIf(wins == len(ratios)), wins, len(ratios), median(ratios))
+		metIf(wins == len(ratios)), wins, len(ratios), harness.Median(ratios))
 }
 
 func metIf(ok bool) string {
@@ -373,43 +336,6 @@ func minioBin() string {
 	return home + "/go/bin/minio"
 }
 
-// cmdSplice replaces the generated block of a Markdown file (between the
-// markers) with a new section, appending it when the markers are absent.
-func cmdSplice(args []string) error {
-	fs := flag.NewFlagSet("splice", flag.ExitOnError)
-	file := fs.String("file", "", "Markdown file to update")
-	section := fs.String("section", "", "file holding the new section")
-	fs.Parse(args)
-	sec, err := os.ReadFile(*section)
-	if err != nil {
-		return err
-	}
-	old, err := os.ReadFile(*file)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	block := beginMarker + "\n" + strings.TrimRight(string(sec), "\n") + "\n" + endMarker
-	var out bytes.Buffer
-	b, e := bytes.Index(old, []byte(beginMarker)), bytes.Index(old, []byte(endMarker))
-	switch {
-	case b >= 0 && e > b:
-		out.Write(old[:b])
-		out.WriteString(block)
-		out.Write(old[e+len(endMarker):])
-	default:
-		out.Write(old)
-		if len(old) > 0 && !bytes.HasSuffix(old, []byte("\n\n")) {
-			out.WriteString("\n")
-		}
-		out.WriteString(block + "\n")
-	}
-	tmp := *file + ".tmp"
-	if err := os.WriteFile(tmp, out.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, *file)
-}
-
 func writeLatency(w io.Writer, lat map[string]*Result, latOrder []string) {
 	fmt.Fprintln(w, "### Single-segment latency and start-up")
 	fmt.Fprintln(w)
@@ -424,10 +350,10 @@ func writeLatency(w io.Writer, lat map[string]*Result, latOrder []string) {
 		if r.Kind == "startup" {
 			title = "start-up: `" + shortCmd(r.Cmd) + "`"
 		}
-		fmt.Fprintf(w, "| %s | %.1f | %.1f–%.1f | %d |\n", title, median(r.CallsMS), percentile(r.CallsMS, 0.1), percentile(r.CallsMS, 0.9), len(r.CallsMS))
+		fmt.Fprintf(w, "| %s | %.1f | %.1f–%.1f | %d |\n", title, harness.Median(r.CallsMS), percentile(r.CallsMS, 0.1), percentile(r.CallsMS, 0.9), len(r.CallsMS))
 		if len(r.NextMS) > 0 {
 			fmt.Fprintf(w, "| … the next call (its segment was pushed by look-ahead) | %.1f | %.1f–%.1f | %d |\n",
-				median(r.NextMS), percentile(r.NextMS, 0.1), percentile(r.NextMS, 0.9), len(r.NextMS))
+				harness.Median(r.NextMS), percentile(r.NextMS, 0.1), percentile(r.NextMS, 0.9), len(r.NextMS))
 		}
 	}
 	fmt.Fprintln(w)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,8 +14,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/pitr-dev/pitr/bench/internal/harness"
 )
 
 // Result is one JSON line of results.jsonl.
@@ -157,94 +157,10 @@ func archive(cmd, pgdata, name string, log io.Writer) (time.Duration, int, error
 	}
 }
 
-// becomeSubreaper makes orphaned descendants (daemonized background
-// processes) our children, so that waiting for them adds their CPU time and
-// memory to RUSAGE_CHILDREN.
-func becomeSubreaper() error {
-	const prSetChildSubreaper = 36
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
-		return fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", errno)
-	}
-	return nil
-}
-
-// reapAll waits until every remaining descendant has exited, at most wait.
-func reapAll(wait time.Duration) error {
-	deadline := time.Now().Add(wait)
-	for {
-		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-		if errors.Is(err, syscall.ECHILD) {
-			return nil
-		}
-		if err != nil && !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-		if pid > 0 {
-			continue
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("background processes still running after %v", wait)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-
-// procCPU returns a process's user+system CPU seconds from /proc.
-func procCPU(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 (state) on
-	ut, _ := strconv.ParseFloat(f[11], 64)                   // field 14
-	st, _ := strconv.ParseFloat(f[12], 64)                   // field 15
-	return (ut + st) / 100, nil                              // USER_HZ is 100 on Linux
-}
-
-// machineBusy returns the busy CPU seconds of all CPUs since boot.
-func machineBusy() (float64, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, fmt.Errorf("unexpected /proc/stat: %q", line)
-	}
-	var busy float64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} {
-		v, err := strconv.ParseFloat(f[i], 64)
-		if err != nil {
-			return 0, err
-		}
-		busy += v
-	}
-	return busy / 100, nil
-}
-
+// appendResult prints r's summary and appends it to the results file at path.
 func appendResult(path string, r Result) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
 	fmt.Printf("%-20s %-8s round %d: %s\n", r.Label, r.Set, r.Round, summary(r))
-	if path == "" {
-		return nil
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return harness.AppendJSON(path, r)
 }
 
 func summary(r Result) string {
@@ -254,9 +170,9 @@ func summary(r Result) string {
 			r.WallS, 1000*r.WallS/float64(r.N), r.UserS+r.SysS, float64(r.MaxRSSKiB)/1024, r.MinIOCPUS,
 			100*float64(r.Stored)/float64(r.InputBytes), 100*othersShare(r))
 	default:
-		s := fmt.Sprintf("median %.1f ms of %d", median(r.CallsMS), len(r.CallsMS))
+		s := fmt.Sprintf("median %.1f ms of %d", harness.Median(r.CallsMS), len(r.CallsMS))
 		if len(r.NextMS) > 0 {
-			s += fmt.Sprintf("; next call median %.1f ms", median(r.NextMS))
+			s += fmt.Sprintf("; next call median %.1f ms", harness.Median(r.NextMS))
 		}
 		return s
 	}
@@ -300,7 +216,7 @@ func cmdRun(args []string) error {
 	if strings.TrimSpace(*tmpl) == "" {
 		return errors.New("no --command")
 	}
-	if err := becomeSubreaper(); err != nil {
+	if err := harness.BecomeSubreaper(); err != nil {
 		return err
 	}
 	names, err := segments(c.segdir, *n)
@@ -325,13 +241,7 @@ func cmdRun(args []string) error {
 		}
 		res.InputBytes += fi.Size()
 	}
-	var minio0 float64
-	if *miniopid != 0 {
-		if minio0, err = procCPU(*miniopid); err != nil {
-			return err
-		}
-	}
-	busy0, err := machineBusy()
+	meter, err := harness.StartCPU(*miniopid)
 	if err != nil {
 		return err
 	}
@@ -345,28 +255,21 @@ func cmdRun(args []string) error {
 		res.CallsMS = append(res.CallsMS, float64(d.Microseconds())/1000)
 	}
 	res.WallS = time.Since(start).Seconds()
-	if err := reapAll(*bgWait); err != nil {
+	if err := harness.ReapAll(*bgWait); err != nil {
 		return err
 	}
 	res.DrainS = time.Since(start).Seconds()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
-		return err
-	}
-	res.UserS, res.SysS, res.MaxRSSKiB = tv(ru.Utime), tv(ru.Stime), ru.Maxrss
-	if *miniopid != 0 {
-		m, err := procCPU(*miniopid)
-		if err != nil {
-			return err
-		}
-		res.MinIOCPUS = m - minio0
-	}
-	busy1, err := machineBusy()
+	u, err := harness.Children()
 	if err != nil {
 		return err
 	}
+	res.UserS, res.SysS, res.MaxRSSKiB = u.UserS, u.SysS, u.MaxRSSKiB
+	var busy float64
+	if res.MinIOCPUS, busy, err = meter.Stop(); err != nil {
+		return err
+	}
 	res.NumCPU = runtime.NumCPU()
-	res.OthersCPUS = max(0, busy1-busy0-res.UserS-res.SysS-res.MinIOCPUS)
+	res.OthersCPUS = max(0, busy-res.UserS-res.SysS-res.MinIOCPUS)
 	if err := measureStored(*stored, &res); err != nil {
 		return err
 	}
@@ -380,7 +283,7 @@ func measureStored(where string, res *Result) error {
 	case strings.HasPrefix(where, "s3://"):
 		bucket, prefix, _ := strings.Cut(strings.TrimPrefix(where, "s3://"), "/")
 		var err error
-		res.Stored, res.Objects, err = storedS3(bucket, prefix)
+		res.Stored, res.Objects, err = harness.StoredS3(bucket, prefix)
 		return err
 	default:
 		return filepath.WalkDir(where, func(_ string, d fs.DirEntry, err error) error {
@@ -420,7 +323,7 @@ func cmdLatency(args []string) error {
 	if *warmup == "" {
 		*warmup = *tmpl
 	}
-	if err := becomeSubreaper(); err != nil {
+	if err := harness.BecomeSubreaper(); err != nil {
 		return err
 	}
 	per := *ahead + 2
@@ -458,7 +361,7 @@ func cmdLatency(args []string) error {
 			}
 			res.NextMS = append(res.NextMS, float64(d.Microseconds())/1000)
 		}
-		if err := reapAll(time.Minute); err != nil {
+		if err := harness.ReapAll(time.Minute); err != nil {
 			return err
 		}
 	}
