@@ -17,82 +17,23 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/pitr-dev/pitr/bench/internal/harness"
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: stream freeport|mkbucket|run|report|splice ...")
-		os.Exit(2)
-	}
-	var err error
-	args := os.Args[2:]
-	switch os.Args[1] {
-	case "freeport":
-		var l net.Listener
-		if l, err = net.Listen("tcp", "127.0.0.1:0"); err == nil {
-			fmt.Println(l.Addr().(*net.TCPAddr).Port)
-			l.Close()
-		}
-	case "mkbucket":
-		err = cmdMkBucket(args)
-	case "run":
-		err = cmdRun(args)
-	case "report":
-		err = cmdReport(args)
-	case "splice":
-		err = cmdSplice(args)
-	default:
-		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stream %s: %v\n", os.Args[1], err)
-		os.Exit(1)
-	}
-}
-
-// s3Client talks to BENCH_S3_ENDPOINT with the AWS_* credentials and
-// AWS_CA_BUNDLE from the environment.
-func s3Client(ctx context.Context) (*s3.Client, error) {
-	endpoint := os.Getenv("BENCH_S3_ENDPOINT")
-	if endpoint == "" {
-		return nil, errors.New("BENCH_S3_ENDPOINT is not set")
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"))
-	if err != nil {
-		return nil, err
-	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		o.BaseEndpoint = aws.String(endpoint)
-		o.UsePathStyle = true
-	}), nil
-}
-
-func cmdMkBucket(args []string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := s3Client(ctx)
-	if err != nil {
-		return err
-	}
-	for _, b := range args {
-		_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)})
-		var owned *types.BucketAlreadyOwnedByYou
-		if err != nil && !errors.As(err, &owned) {
-			return fmt.Errorf("create bucket %s: %w", b, err)
-		}
-	}
-	return nil
+	harness.Main("stream",
+		harness.Command{Name: "freeport", Run: harness.FreePort},
+		harness.Command{Name: "mkbucket", Run: harness.MkBucket},
+		harness.Command{Name: "run", Run: cmdRun},
+		harness.Command{Name: "report", Run: cmdReport},
+		harness.Command{Name: "splice", Run: harness.Splice("stream.sh")},
+	)
 }
 
 // walObjects sums the whole-segment objects under s3://bucket/prefix/wal/
@@ -100,26 +41,19 @@ func cmdMkBucket(args []string) error {
 func walObjects(where string, res *Recv) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := s3Client(ctx)
+	c, err := harness.S3Client(ctx)
 	if err != nil {
 		return err
 	}
 	bucket, prefix, _ := strings.Cut(strings.TrimPrefix(where, "s3://"), "/")
 	prefix = strings.TrimSuffix(prefix, "/") + "/wal/"
-	pages := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return err
+	return harness.ListPrefix(ctx, c, bucket, prefix, func(o types.Object) error {
+		if strings.Contains(aws.ToString(o.Key), ".stream/") {
+			res.LeftoverChunks++
+		} else {
+			res.WholeBytes += aws.ToInt64(o.Size)
+			res.WholeObjects++
 		}
-		for _, o := range page.Contents {
-			if strings.Contains(aws.ToString(o.Key), ".stream/") {
-				res.LeftoverChunks++
-			} else {
-				res.WholeBytes += aws.ToInt64(o.Size)
-				res.WholeObjects++
-			}
-		}
-	}
-	return nil
+		return nil
+	})
 }

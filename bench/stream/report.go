@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,11 +9,8 @@ import (
 	"os"
 	"sort"
 	"strings"
-)
 
-const (
-	beginMarker = "<!-- BEGIN bench/stream.sh: generated, edit the script instead -->"
-	endMarker   = "<!-- END bench/stream.sh -->"
+	"github.com/pitr-dev/pitr/bench/internal/harness"
 )
 
 func percentile(xs []float64, q float64) float64 {
@@ -51,22 +45,8 @@ func cmdReport(args []string) error {
 	if fs.NArg() != 1 {
 		return errors.New("usage: report [--header F] RESULTS.jsonl")
 	}
-	f, err := os.Open(fs.Arg(0))
+	phases, err := harness.ReadResults[Phase](fs.Arg(0))
 	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var phases []Phase
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<20), 64<<20)
-	for sc.Scan() {
-		var p Phase
-		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
-			return err
-		}
-		phases = append(phases, p)
-	}
-	if err := sc.Err(); err != nil {
 		return err
 	}
 	w := os.Stdout
@@ -164,35 +144,4 @@ func writeReport(w io.Writer, phases []Phase) {
 			fmt.Fprintf(w, "  - %s: `%s`\n", r.Label, r.Cmd)
 		}
 	}
-}
-
-func cmdSplice(args []string) error {
-	fs := flag.NewFlagSet("splice", flag.ExitOnError)
-	file := fs.String("file", "", "Markdown file to update")
-	section := fs.String("section", "", "file holding the new section")
-	fs.Parse(args)
-	sec, err := os.ReadFile(*section)
-	if err != nil {
-		return err
-	}
-	old, err := os.ReadFile(*file)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	block := beginMarker + "\n" + strings.TrimRight(string(sec), "\n") + "\n" + endMarker
-	var out bytes.Buffer
-	b, e := bytes.Index(old, []byte(beginMarker)), bytes.Index(old, []byte(endMarker))
-	if b >= 0 && e > b {
-		out.Write(old[:b])
-		out.WriteString(block)
-		out.Write(old[e+len(endMarker):])
-	} else {
-		out.Write(bytes.TrimRight(old, "\n"))
-		out.WriteString("\n\n" + block + "\n")
-	}
-	tmp := *file + ".tmp"
-	if err := os.WriteFile(tmp, out.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, *file)
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pitr-dev/pitr/bench/internal/harness"
 )
 
 // Phase is one JSON line of results: one load, receivers side by side.
@@ -171,8 +173,9 @@ func cmdRun(args []string) error {
 		r.cmd.Wait()
 		r.WallS = time.Since(start).Seconds()
 		if ru, ok := r.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			r.CPUS = tv(ru.Utime) + tv(ru.Stime)
-			r.MaxRSSKiB = ru.Maxrss
+			u := harness.UsageOf(ru)
+			r.CPUS = u.UserS + u.SysS
+			r.MaxRSSKiB = u.MaxRSSKiB
 		}
 		r.Unresolved = len(r.queue)
 		if err := readPitrLog(r); err != nil {
@@ -200,22 +203,12 @@ func cmdRun(args []string) error {
 			return e
 		}
 	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return err
-	}
 	for _, r := range p.Recv {
 		fmt.Fprintf(os.Stderr, "%s %s: durable p50 %.3f s p99 %.3f s max %.3f s (%d probes, %d unresolved), cpu %.1f%%, rss %.1f MiB\n",
 			p.Phase, r.Label, percentile(r.DurableS, .5), percentile(r.DurableS, .99), percentile(r.DurableS, 1),
 			len(r.DurableS), r.Unresolved, r.CPUPct, float64(r.MaxRSSKiB)/1024)
 	}
-	f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = f.Write(append(b, '\n'))
-	return err
+	return harness.AppendJSON(*out, p)
 }
 
 // probeLoop commits a one-row INSERT every interval on its own connection,
@@ -368,35 +361,21 @@ func readPitrLog(r *running) error {
 	return sc.Err()
 }
 
-// cpus returns the receivers' and MinIO's CPU seconds and the machine's busy seconds.
+// cpus returns the receivers' and MinIO's CPU seconds and the machine's
+// busy seconds; what cannot be read counts as 0.
 func cpus(rs []*running, minio int) ([]float64, float64, float64) {
 	var out []float64
 	for _, r := range rs {
 		out = append(out, procCPU(r.cmd.Process.Pid))
 	}
-	var busy float64
-	if b, err := os.ReadFile("/proc/stat"); err == nil {
-		line, _, _ := strings.Cut(string(b), "\n")
-		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal
-		for _, i := range []int{1, 2, 3, 6, 7, 8} {
-			v, _ := strconv.ParseFloat(f[i], 64)
-			busy += v / 100
-		}
-	}
+	busy, _ := harness.MachineBusy()
 	return out, procCPU(minio), busy
 }
 
-// procCPU returns a process's user+system CPU seconds from /proc.
+// procCPU is harness.ProcCPU, 0 for a process that is gone.
 func procCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if pid == 0 || err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ
+	s, _ := harness.ProcCPU(pid)
+	return s
 }
 
 func numCPU() int {
@@ -419,5 +398,3 @@ func ignoreCancel(ctx context.Context, err error) error {
 	}
 	return err
 }
-
-func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
