@@ -23,6 +23,9 @@
 # PITR_BENCH_WRITE_DOCS=0, into docs/BENCHMARKS.md between this script's
 # markers (appended at the end the first time).
 #
+# pgBackRest is optional: when it is not installed, its rows are skipped (said
+# once in the log) and archive_command runs only cp and pitr.
+#
 # Run as root (PostgreSQL runs as `postgres`):
 #   bash bench/backup.sh     about 8 minutes on 2 cores with the defaults (5-6 of measuring)
 # Environment (defaults in brackets):
@@ -43,70 +46,23 @@ ROUNDS=${PITR_BENCH_ROUNDS:-3}
 SCALE=${PITR_BENCH_SCALE:-100}
 SEGMENTS=${PITR_BENCH_SEGMENTS:-75}
 PHASES=${PITR_BENCH_PHASES:-backup restore pitr}
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-MINIO=${PITR_MINIO_BIN:-$(command -v minio || echo "$HOME/go/bin/minio")}
 
-log() { printf '%s backup.sh: %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "$*"; exit 1; }
+BENCH=backup.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
-as_postgres() { runuser -u postgres -- "$@"; }
-
-PIDS_TO_STOP=()
 cleanup() {
-	local pid
 	if [ -n "${SRC:-}" ] && [ -f "$SRC/postmaster.pid" ]; then
 		as_postgres "$PGBIN/pg_ctl" -D "$SRC" -m immediate stop >/dev/null 2>&1 || true
 	fi
-	for pid in "${PIDS_TO_STOP[@]}"; do kill "$pid" 2>/dev/null || true; done
+	stop_pids
 }
 trap cleanup EXIT
 
 build() {
-	mkdir -p "$WORK/bin"
-	(cd "$ROOT" && go build -o "$WORK/bin/backup" ./bench/backup)
-	H=$WORK/bin/backup
-	PITR_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-	if [ -n "$(cd "$ROOT" && git status --porcelain -- cmd wal storage internal go.mod 2>/dev/null)" ]; then
-		PITR_REV="$PITR_REV+uncommitted"
-	fi
-	if [ -n "${PITR_BIN:-}" ]; then
-		PITR=$PITR_BIN
-		PITR_REV="$PITR_REV ($PITR_BIN)"
-	else
-		log "building pitr"
-		(cd "$ROOT" && go build -o "$WORK/bin/pitr" ./cmd/pitr)
-		PITR=$WORK/bin/pitr
-	fi
+	build_harness backup
+	build_pitr
 	chmod 755 "$WORK" "$WORK/bin"
-}
-
-start_minio() {
-	local m=$WORK/minio console
-	mkdir -p "$m/data" "$m/certs"
-	# pgBackRest 2.45 checks the certificate's DNS name, not IP SANs.
-	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \
-		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-		-keyout "$m/certs/private.key" -out "$m/certs/public.crt" 2>/dev/null
-	chmod 755 "$m" "$m/certs"
-	chmod 644 "$m/certs/public.crt"
-	MINIO_PORT=$("$H" freeport)
-	console=$("$H" freeport)
-	export AWS_ACCESS_KEY_ID=benchadmin AWS_REGION=us-east-1 AWS_CA_BUNDLE=$m/certs/public.crt
-	export AWS_SECRET_ACCESS_KEY
-	AWS_SECRET_ACCESS_KEY=$(openssl rand -hex 20)
-	export BENCH_S3_ENDPOINT=https://localhost:$MINIO_PORT
-	MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MINIO_BROWSER=off \
-		MINIO_UPDATE=off "$MINIO" server --quiet --address "127.0.0.1:$MINIO_PORT" \
-		--console-address "127.0.0.1:$console" --certs-dir "$m/certs" "$m/data" >"$m/minio.log" 2>&1 &
-	MINIO_PID=$!
-	PIDS_TO_STOP+=("$MINIO_PID")
-	for _ in $(seq 100); do
-		curl -sf --cacert "$AWS_CA_BUNDLE" "$BENCH_S3_ENDPOINT/minio/health/live" && break
-		sleep 0.1
-	done
-	curl -sf --cacert "$AWS_CA_BUNDLE" "$BENCH_S3_ENDPOINT/minio/health/live" || die "MinIO did not start: $(tail "$m/minio.log")"
-	"$H" mkbucket pitr pgbackrest
-	log "MinIO (pid $MINIO_PID) on $BENCH_S3_ENDPOINT"
 }
 
 setup_pitr() {
@@ -126,16 +82,7 @@ setup_pgbackrest() {
 	mkdir -p "$WORK/pgbackrest/log" "$WORK/pgbackrest/lock" "$PGBR_SPOOL"
 	cat >"$PGBR_CONF" <<-EOF
 		[global]
-		repo1-type=s3
-		repo1-path=/repo
-		repo1-s3-bucket=pgbackrest
-		repo1-s3-endpoint=localhost
-		repo1-storage-port=$MINIO_PORT
-		repo1-s3-region=us-east-1
-		repo1-s3-uri-style=path
-		repo1-s3-key=$AWS_ACCESS_KEY_ID
-		repo1-s3-key-secret=$AWS_SECRET_ACCESS_KEY
-		repo1-storage-ca-file=$AWS_CA_BUNDLE
+		$(pgbackrest_repo_conf)
 		repo1-bundle=y
 		repo1-retention-full=9999
 		compress-type=zst
@@ -198,7 +145,11 @@ setup_cluster() {
 	DB_FILES=$(find "$SRC" -path "$SRC/pg_wal" -prune -o -type f -print | wc -l)
 	log "cluster: $((DB_BYTES / 1000000)) MB, $DB_FILES files"
 
-	setup_pgbackrest
+	local pgbr_push=true
+	if have_pgbackrest; then
+		setup_pgbackrest
+		pgbr_push='pgbackrest --config="'"$PGBR_CONF"'" --stanza=bench archive-push "$p"'
+	fi
 	WRAPPER=$WORK/bin/archive-cp-pitr-pgbackrest.sh
 	cat >"$WRAPPER" <<-EOF
 		#!/bin/sh
@@ -211,7 +162,7 @@ setup_cluster() {
 			else cp "\$p" "$ARCH/.\$f.tmp" && mv "$ARCH/.\$f.tmp" "$ARCH/\$f"; fi
 		) & a=\$!
 		"$PITR" wal-push "\$p" & b=\$!
-		pgbackrest --config="$PGBR_CONF" --stanza=bench archive-push "\$p" & c=\$!
+		$pgbr_push & c=\$!
 		rc=0
 		wait \$a || rc=1
 		wait \$b || rc=1
@@ -219,7 +170,7 @@ setup_cluster() {
 		exit \$rc
 	EOF
 	chmod 755 "$WRAPPER"
-	"${PGBR[@]}" stanza-create
+	if have_pgbackrest; then "${PGBR[@]}" stanza-create; fi
 	psql_src -c "ALTER SYSTEM SET archive_command = '$WRAPPER %p'" -c "SELECT pg_reload_conf()" >/dev/null
 	sleep 1
 	wait_archived "$(switch_wal)"
@@ -257,7 +208,7 @@ measure() { # phase tool round title [run flags...] -- command...
 phase_backup() {
 	local round tool
 	for round in $(seq "$ROUNDS"); do
-		for tool in $(rotate "$round" pg_basebackup pitr pgbackrest); do
+		for tool in $(rotate "$round" $(available pg_basebackup pitr pgbackrest)); do
 			case $tool in
 			pg_basebackup)
 				rm -rf "$WORK/basebackup"
@@ -278,7 +229,9 @@ phase_backup() {
 		done
 	done
 	"$H" stored --tool pitr --per "$ROUNDS" --out "$RESULTS" pitr bench/backups/
-	"$H" stored --tool pgbackrest --per "$ROUNDS" --out "$RESULTS" pgbackrest repo/backup/bench/
+	if have_pgbackrest; then
+		"$H" stored --tool pgbackrest --per "$ROUNDS" --out "$RESULTS" pgbackrest repo/backup/bench/
+	fi
 }
 
 # make_wal writes about $SEGMENTS segments of pgbench WAL after the backups,
@@ -300,7 +253,7 @@ make_wal() {
 phase_restore() {
 	local round tool dir
 	for round in $(seq "$ROUNDS"); do
-		for tool in $(rotate "$round" tar tar+sync pitr pgbackrest); do
+		for tool in $(rotate "$round" $(available tar tar+sync pitr pgbackrest)); do
 			dir=$WORK/restore/$tool
 			rm -rf "$dir"
 			case $tool in
@@ -365,7 +318,7 @@ phase_pitr() {
 	local round tool dir port
 	port=$("$H" freeport)
 	for round in $(seq "$ROUNDS"); do
-		for tool in $(rotate "$round" cp pitr pgbackrest-async pgbackrest-sync); do
+		for tool in $(rotate "$round" $(available cp pitr pgbackrest-async pgbackrest-sync)); do
 			dir=$WORK/restore/pitr-$tool
 			prepare_pitr "$tool" "$dir"
 			local title
@@ -388,7 +341,7 @@ machine_facts() {
 	local f=$WORK/machine.md
 	{
 		echo "- Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, Linux $(uname -r); everything on one disk, page cache warm (no cache drops)."
-		echo "- PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), pgBackRest $(pgbackrest version | awk '{print $2}'), MinIO $("$MINIO" --version | head -1 | awk '{print $3}') over TLS on 127.0.0.1, $(go version | awk '{print $3}')."
+		echo "- PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), pgBackRest $(pgbackrest version 2>/dev/null | awk '{print $2}' || echo "not installed"), MinIO $("$MINIO" --version | head -1 | awk '{print $3}') over TLS on 127.0.0.1, $(go version | awk '{print $3}')."
 		echo "- Cluster: \`pgbench -i -s $SCALE\`, ${DB_MB:-?} MB in ${DB_FILES:-?} files (without pg_wal); default shared_buffers and max_wal_size; synchronous_commit off (for pgbench only)."
 		echo "- archive_command: a wrapper running cp, \`pitr wal-push\` and \`pgbackrest archive-push\` in parallel (one cluster for all tools). Restored servers run with archive_mode off."
 		echo "- PITR: ${WAL_MB:-?} MB of pgbench WAL (\`pgbench -c 4 -j 2\`) after the last round's backups, then \`pg_create_restore_point('bench')\`; each tool restores its last backup untimed and recovers to \`recovery_target_name = 'bench'\`, \`recovery_target_action = promote\`."
@@ -403,7 +356,7 @@ main() {
 	rm -rf "$WORK"
 	mkdir -p "$WORK"
 	build
-	start_minio
+	start_minio pitr pgbackrest
 	setup_pitr
 	RESULTS=$WORK/results.jsonl
 	: >"$RESULTS"

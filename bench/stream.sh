@@ -39,24 +39,16 @@ SCALE=${PITR_BENCH_SCALE:-20}
 RATE=${PITR_BENCH_RATE:-300}
 SECONDS_PER_PHASE=${PITR_BENCH_SECONDS:-60}
 PHASES=${PITR_BENCH_PHASES:-1s 200ms sync}
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-MINIO=${PITR_MINIO_BIN:-$(command -v minio || echo "$HOME/go/bin/minio")}
 
-log() { printf '%s stream.sh: %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "$*"; exit 1; }
+BENCH=stream.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
-as_postgres() { runuser -u postgres -- "$@"; }
-
-PIDS_TO_STOP=()
 cleanup() {
-	local pid
 	if [ -n "${SRC:-}" ] && [ -f "$SRC/postmaster.pid" ]; then
 		as_postgres "$PGBIN/pg_ctl" -D "$SRC" -m immediate stop >/dev/null 2>&1 || true
 	fi
-	for pid in "${PIDS_TO_STOP[@]}"; do
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_pids
 	# Keep logs and results; drop the bulk.
 	cp "$WORK/pg/postgres.log" "$WORK/logs/" 2>/dev/null || true
 	rm -rf "$WORK/pg" "$WORK/minio/data" "$WORK/receivewal"
@@ -64,48 +56,9 @@ cleanup() {
 trap cleanup EXIT
 
 build() {
-	mkdir -p "$WORK/bin" "$WORK/logs"
-	(cd "$ROOT" && go build -o "$WORK/bin/stream" ./bench/stream)
-	H=$WORK/bin/stream
-	PITR_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-	if [ -n "$(cd "$ROOT" && git status --porcelain -- cmd wal storage internal go.mod 2>/dev/null)" ]; then
-		PITR_REV="$PITR_REV+uncommitted"
-	fi
-	if [ -n "${PITR_BIN:-}" ]; then
-		PITR=$PITR_BIN
-		PITR_REV="$PITR_REV ($PITR_BIN)"
-	else
-		log "building pitr"
-		(cd "$ROOT" && go build -o "$WORK/bin/pitr" ./cmd/pitr)
-		PITR=$WORK/bin/pitr
-	fi
-}
-
-start_minio() {
-	local m=$WORK/minio console
-	rm -rf "$m"
-	mkdir -p "$m/data" "$m/certs"
-	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \
-		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-		-keyout "$m/certs/private.key" -out "$m/certs/public.crt" 2>/dev/null
-	MINIO_PORT=$("$H" freeport)
-	console=$("$H" freeport)
-	export AWS_ACCESS_KEY_ID=benchadmin AWS_REGION=us-east-1 AWS_CA_BUNDLE=$m/certs/public.crt
-	export AWS_SECRET_ACCESS_KEY
-	AWS_SECRET_ACCESS_KEY=$(openssl rand -hex 20)
-	export BENCH_S3_ENDPOINT=https://localhost:$MINIO_PORT
-	MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MINIO_BROWSER=off \
-		MINIO_UPDATE=off "$MINIO" server --quiet --address "127.0.0.1:$MINIO_PORT" \
-		--console-address "127.0.0.1:$console" --certs-dir "$m/certs" "$m/data" >"$m/minio.log" 2>&1 &
-	MINIO_PID=$!
-	PIDS_TO_STOP+=("$MINIO_PID")
-	for _ in $(seq 100); do
-		curl -sf --cacert "$AWS_CA_BUNDLE" "$BENCH_S3_ENDPOINT/minio/health/live" && break
-		sleep 0.1
-	done
-	curl -sf --cacert "$AWS_CA_BUNDLE" "$BENCH_S3_ENDPOINT/minio/health/live" || die "MinIO did not start: $(tail "$m/minio.log")"
-	"$H" mkbucket pitr
-	log "MinIO (pid $MINIO_PID) on $BENCH_S3_ENDPOINT"
+	mkdir -p "$WORK/logs"
+	build_harness stream
+	build_pitr
 }
 
 setup_pitr() {
@@ -200,7 +153,7 @@ main() {
 	[ "$(id -u)" = 0 ] || die "run as root (PostgreSQL runs as postgres, the rest as root)"
 	local started=$SECONDS phase
 	build
-	start_minio
+	start_minio pitr
 	setup_pitr
 	setup_cluster
 	RESULTS=$WORK/results.jsonl

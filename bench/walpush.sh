@@ -11,6 +11,9 @@
 # Writes the Markdown section to $WORK/report.md and, unless
 # PITR_BENCH_WRITE_DOCS=0, into docs/BENCHMARKS.md between the markers.
 #
+# pgBackRest is optional: when it is not installed, its modes and probes are
+# skipped (said once in the log).
+#
 # Run as root (PostgreSQL runs as `postgres`):
 #   bench/walpush.sh            everything (about 16 minutes on 2 cores, plus 5 to make the segments once)
 #   bench/walpush.sh segments   only generate the segment cache
@@ -45,28 +48,18 @@ N_RANDOM=${PITR_BENCH_N_RANDOM:-128}
 SETS=${PITR_BENCH_SETS:-pgbench random}
 MODES=${PITR_BENCH_MODES:-cp pitr-c1 pitr-c4 pitr-c8 pgbackrest-sync pgbackrest-async}
 LATENCY_N=${PITR_BENCH_LATENCY_N:-20}
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-MINIO=${PITR_MINIO_BIN:-$(command -v minio || echo "$HOME/go/bin/minio")}
 # The latency probe uses 9 segments per timed call.
 GEN_SEGMENTS=$((N > 9 * LATENCY_N ? N : 9 * LATENCY_N))
 GEN_SEGMENTS=$((N_RANDOM > GEN_SEGMENTS ? N_RANDOM : GEN_SEGMENTS))
 
-log() { printf '%s walpush: %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "$*"; exit 1; }
-
-as_postgres() {
-	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+BENCH=walpush
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 count_segments() { find "$1" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' 2>/dev/null | wc -l; }
 
-PIDS_TO_STOP=()
 cleanup() {
-	local pid
-	for pid in "${PIDS_TO_STOP[@]}"; do
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_pids
 	# MinIO keeps deleted objects in .minio.sys until it purges them: gigabytes.
 	rm -rf "$WORK/minio/data" "$WORK/cp-archive" "$WORK/pgbackrest-spool"
 	if [ -n "${GEN_TMP:-}" ] && [ -d "$GEN_TMP/data" ]; then
@@ -75,28 +68,6 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
-
-build_harness() {
-	mkdir -p "$WORK/bin"
-	(cd "$ROOT" && go build -o "$WORK/bin/walpush" ./bench/walpush)
-	H=$WORK/bin/walpush
-}
-
-# build_pitr builds pitr from this tree, or uses $PITR_BIN as given.
-build_pitr() {
-	PITR_REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-	if [ -n "$(cd "$ROOT" && git status --porcelain -- cmd wal storage internal go.mod 2>/dev/null)" ]; then
-		PITR_REV="$PITR_REV+uncommitted"
-	fi
-	if [ -n "${PITR_BIN:-}" ]; then
-		PITR=$PITR_BIN
-		PITR_REV="$PITR_REV ($PITR_BIN)"
-		return
-	fi
-	log "building pitr"
-	(cd "$ROOT" && go build -o "$WORK/bin/pitr" ./cmd/pitr)
-	PITR=$WORK/bin/pitr
-}
 
 # generate_segments fills $SEGDIR/pgbench and $SEGDIR/random (and
 # $SEGDIR/pgdata) unless they hold enough segments already.
@@ -177,37 +148,6 @@ switch_and_wait() {
 	die "segment $seg was not archived into $dir"
 }
 
-start_minio() {
-	local m=$WORK/minio
-	rm -rf "$m"
-	mkdir -p "$m/data" "$m/certs"
-	# pgBackRest 2.45 checks the certificate's DNS name, not IP SANs.
-	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \
-		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-		-keyout "$m/certs/private.key" -out "$m/certs/public.crt" 2>/dev/null
-	MINIO_PORT=$("$H" freeport)
-	local console
-	console=$("$H" freeport)
-	export AWS_ACCESS_KEY_ID=benchadmin
-	export AWS_SECRET_ACCESS_KEY
-	AWS_SECRET_ACCESS_KEY=$(openssl rand -hex 20)
-	export AWS_REGION=us-east-1
-	export AWS_CA_BUNDLE=$m/certs/public.crt
-	export BENCH_S3_ENDPOINT=https://localhost:$MINIO_PORT
-	MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MINIO_BROWSER=off \
-		MINIO_UPDATE=off "$MINIO" server --quiet --address "127.0.0.1:$MINIO_PORT" \
-		--console-address "127.0.0.1:$console" --certs-dir "$m/certs" "$m/data" >"$m/minio.log" 2>&1 &
-	MINIO_PID=$!
-	PIDS_TO_STOP+=("$MINIO_PID")
-	for _ in $(seq 100); do
-		curl -sf --cacert "$AWS_CA_BUNDLE" "$BENCH_S3_ENDPOINT/minio/health/live" && break
-		sleep 0.1
-	done
-	curl -sf --cacert "$AWS_CA_BUNDLE" "$BENCH_S3_ENDPOINT/minio/health/live" || die "MinIO did not start: $(tail "$m/minio.log")"
-	"$H" mkbucket pitr pgbackrest
-	log "MinIO (pid $MINIO_PID) on $BENCH_S3_ENDPOINT"
-}
-
 setup_pitr() {
 	export PITR_S3_ENDPOINT=$BENCH_S3_ENDPOINT
 	export PITR_LOG_LEVEL=warn
@@ -223,16 +163,7 @@ setup_pgbackrest() {
 	mkdir -p "$WORK/pgbackrest-log" "$WORK/pgbackrest-lock"
 	cat >"$PGBR_CONF" <<-EOF
 		[global]
-		repo1-type=s3
-		repo1-path=/repo
-		repo1-s3-bucket=pgbackrest
-		repo1-s3-endpoint=localhost
-		repo1-storage-port=$MINIO_PORT
-		repo1-s3-region=us-east-1
-		repo1-s3-uri-style=path
-		repo1-s3-key=$AWS_ACCESS_KEY_ID
-		repo1-s3-key-secret=$AWS_SECRET_ACCESS_KEY
-		repo1-storage-ca-file=$AWS_CA_BUNDLE
+		$(pgbackrest_repo_conf)
 		compress-type=zst
 		compress-level=1
 		log-path=$WORK/pgbackrest-log
@@ -319,6 +250,7 @@ latency_probes() {
 	"$H" latency "${common[@]}" --label pitr-c4 --title "pitr wal-push, look-ahead (concurrency 4, 7 more .ready)" --next \
 		--warmup "$warm" --command "PITR_REPO=s3://pitr/lat-r$round-%i PITR_PUSH_CONCURRENCY=4 $base"
 	"$H" clean pitr "lat-r$round-"
+	have_pgbackrest || return 0
 	reset_mode pgbackrest-sync
 	"$H" latency "${common[@]}" --label pgbackrest-sync --title "pgBackRest archive-push, sync" \
 		--command "$(mode_command pgbackrest-sync)"
@@ -328,16 +260,16 @@ latency_probes() {
 main() {
 	[ "$(id -u)" = 0 ] || die "run as root (PostgreSQL runs as postgres, the rest as root)"
 	mkdir -p "$WORK"
-	build_harness
+	build_harness walpush
 	build_pitr
 	generate_segments
-	start_minio
+	start_minio pitr pgbackrest
 	setup_pitr
-	setup_pgbackrest
+	if have_pgbackrest; then setup_pgbackrest; fi
 	RESULTS=$WORK/results.jsonl
 	: >"$RESULTS"
 	local started=$SECONDS round set i
-	local modes=($MODES)
+	local modes=($(available $MODES))
 	for round in $(seq "$ROUNDS"); do
 		for set in $SETS; do
 			# Rotate the order each round so no mode always runs first.
@@ -347,8 +279,9 @@ main() {
 		done
 		[ "${PITR_BENCH_LATENCY:-1}" = 1 ] || continue
 		latency_probes "$round"
-		"$H" startup --round "$round" -n 50 --out "$RESULTS" "true=/bin/true" "pitr=$PITR --version" \
-			"pgbackrest=pgbackrest version"
+		local probes=("true=/bin/true" "pitr=$PITR --version")
+		if have_pgbackrest; then probes+=("pgbackrest=pgbackrest version"); fi
+		"$H" startup --round "$round" -n 50 --out "$RESULTS" "${probes[@]}"
 	done
 	local elapsed=$((SECONDS - started))
 	"$H" report --rounds "$ROUNDS" --n "$N" --elapsed "$elapsed" --rev "$PITR_REV" \
@@ -365,7 +298,7 @@ all) main ;;
 segments) # only generate (or check) the segment cache
 	[ "$(id -u)" = 0 ] || die "run as root"
 	mkdir -p "$WORK"
-	build_harness
+	build_harness walpush
 	generate_segments
 	;;
 *) die "usage: $0 [all|segments]" ;;
