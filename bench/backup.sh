@@ -285,7 +285,7 @@ phase_restore() {
 # prepare_pitr restores the backup for tool $1 into $2, recovery to 'bench'.
 prepare_pitr() {
 	local tool=$1 dir=$2
-	rm -rf "$dir" "$PGBR_SPOOL/archive"
+	rm -rf "$dir" "${PGBR_SPOOL:-$WORK/pgbackrest/spool}/archive"
 	case $tool in
 	cp)
 		install -d -o postgres -m 700 "$dir"
