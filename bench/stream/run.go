@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"regexp"
@@ -339,8 +340,8 @@ func readPitrLog(r *running) error {
 			Level, Message     string
 			WALBytes           int64 `json:"wal_bytes"`
 			Uploaded, Segments int64
-			Stored             any     // bytes, or an LSN on the stop line
-			Took               float64 // ms
+			Stored             any // bytes, or an LSN on the stop line
+			Took               any // ms, or a duration string ("23ms") as pitr logs it now
 		}
 		if json.Unmarshal(sc.Bytes(), &l) != nil {
 			continue
@@ -351,14 +352,29 @@ func readPitrLog(r *running) error {
 		case l.Message == "wal chunk streamed":
 			n, _ := l.Stored.(float64)
 			r.ChunkStored = append(r.ChunkStored, n)
-			r.ChunkTookMS = append(r.ChunkTookMS, l.Took)
+			r.ChunkTookMS = append(r.ChunkTookMS, tookMS(l.Took))
 		case l.Message == "wal segment streamed":
-			r.SegTookMS = append(r.SegTookMS, l.Took)
+			r.SegTookMS = append(r.SegTookMS, tookMS(l.Took))
 		case l.Level == "warn" || l.Level == "error":
 			r.Warnings = append(r.Warnings, sc.Text())
 		}
 	}
 	return sc.Err()
+}
+
+// tookMS reads a log line's "took": zerolog writes a duration as a number
+// of milliseconds by default, and pitr's logger as a string.
+func tookMS(v any) float64 {
+	switch t := v.(type) {
+	case float64:
+		return t
+	case string:
+		d, err := time.ParseDuration(t)
+		if err == nil {
+			return float64(d.Microseconds()) / 1000
+		}
+	}
+	return math.NaN()
 }
 
 // cpus returns the receivers' and MinIO's CPU seconds and the machine's
