@@ -31,7 +31,7 @@ func TestConfigRedacted(t *testing.T) {
 	}
 	t.Setenv("PITR_ZSTD_LEVEL", "9")
 	code, stdout, stderr = runCLI(t, "config")
-	if code != exitUsage || !strings.Contains(lastLine(stderr), "zstd_level") || stdout == "" {
+	if code != exitUsage || !strings.Contains(stderrLine(stderr), "zstd_level") || stdout == "" {
 		t.Errorf("invalid setting: exit %d, stdout %q, stderr %q; want the settings, then a usage error naming zstd_level", code, stdout, stderr)
 	}
 
@@ -165,10 +165,10 @@ func TestDumpsEmpty(t *testing.T) {
 	}
 }
 
-// TestRestoreRefusals: bad arguments are usage errors before anything is
+// TestRestoreArgRefusals: bad arguments are usage errors before anything is
 // opened or written; a repository without the identity file is refused
 // before the data directory is touched.
-func TestRestoreRefusals(t *testing.T) {
+func TestRestoreArgRefusals(t *testing.T) {
 	pgdata := filepath.Join(t.TempDir(), "pgdata")
 	ok := restoreFlags{to: "latest", pgdata: pgdata, timeline: "latest", archiveMode: "off"}
 	with := func(change func(*restoreFlags)) restoreFlags { f := ok; change(&f); return f }
@@ -232,11 +232,11 @@ func TestClusterUpgradeNoServer(t *testing.T) {
 	// A server that is not there: reaching it would fail differently.
 	t.Setenv("PITR_PG_DSN", "host=/nonexistent port=1")
 	code, _, stderr := runCLI(t, "cluster-upgrade", "now")
-	if code != exitUsage || !strings.HasSuffix(lastLine(stderr), "(see 'pitr cluster-upgrade --help')") {
+	if code != exitUsage || !strings.HasSuffix(stderrLine(stderr), "(see 'pitr cluster-upgrade --help')") {
 		t.Errorf("cluster-upgrade now: exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = runCLI(t, "cluster-upgrade")
-	if code != exitError || !strings.HasPrefix(lastLine(stderr), "pitr: no repository at file://") {
+	if code != exitError || !strings.HasPrefix(stderrLine(stderr), "pitr: no repository at file://") {
 		t.Errorf("cluster-upgrade without a repository: exit %d, stderr %q", code, stderr)
 	}
 }

@@ -112,8 +112,8 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
-// lastLine is the last line of s: the error run prints after any logs.
-func lastLine(s string) string {
+// stderrLine is the last line of s: the error run prints after any logs.
+func stderrLine(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return lines[len(lines)-1]
 }
@@ -131,7 +131,7 @@ func TestRunEndToEnd(t *testing.T) {
 	// Before the first push there is no repository: wal-fetch must stop
 	// recovery, not end it.
 	code, _, stderr := runCLI(t, "wal-fetch", name, dest)
-	if code != exitFatal || !strings.HasPrefix(lastLine(stderr), "pitr: no repository at "+repo) {
+	if code != exitFatal || !strings.HasPrefix(stderrLine(stderr), "pitr: no repository at "+repo) {
 		t.Fatalf("wal-fetch before any push: exit %d, stderr %q", code, stderr)
 	}
 	if code, _, stderr := runCLI(t, "wal-push", path); code != exitOK {
@@ -173,7 +173,7 @@ func TestRunEndToEnd(t *testing.T) {
 			if code != tt.code {
 				t.Errorf("exit %d, want %d; stderr %q", code, tt.code, stderr)
 			}
-			line := lastLine(stderr)
+			line := stderrLine(stderr)
 			if !strings.HasPrefix(line, tt.line) || !strings.HasSuffix(line, tt.end) {
 				t.Errorf("stderr ends %q, want a line starting %q and ending %q", line, tt.line, tt.end)
 			}
