@@ -41,12 +41,22 @@ func (e exitCodeError) Unwrap() error { return e.err }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	ran, err := newRootCommand().ExecuteContextC(ctx)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
+	os.Exit(code)
+}
+
+// run executes the command line args with the given streams, prints an
+// error as one line on stderr and returns the exit status; main only adds
+// signals and os.Exit, so tests drive the whole command in-process.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCommandEnv(&env{stdout: stdout, stderr: stderr, stdin: stdin})
+	root.SetArgs(args)
+	ran, err := root.ExecuteContextC(ctx)
 	if err != nil && ran != nil && ran.Name() == "wal-fetch" {
 		err = fetchExit(err)
 	}
-	os.Exit(printError(os.Stderr, ran, err))
+	return printError(stderr, ran, err)
 }
 
 // printError prints err to w as one line, a usage error with a pointer to

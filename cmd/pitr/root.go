@@ -87,7 +87,11 @@ type env struct {
 }
 
 func newRootCommand() *cobra.Command {
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin}
+	return newRootCommandEnv(&env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin})
+}
+
+// newRootCommandEnv builds the commands on e (run passes its streams).
+func newRootCommandEnv(e *env) *cobra.Command {
 	var configFile, repo, logLevel, logFormat string
 	root := &cobra.Command{
 		Use:           "pitr",

@@ -29,7 +29,13 @@ func ParseRecipients(s string) ([]age.Recipient, error) {
 		for _, f := range strings.FieldsFunc(line, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
 			r, err := age.ParseX25519Recipient(f)
 			if err != nil {
-				return nil, fmt.Errorf("age recipient %q: %w", short(f), err)
+				// Not age's error: it repeats the whole value, and a secret
+				// key pasted here by mistake must not reach a log.
+				why := "not an age public key (age1...)"
+				if strings.HasPrefix(strings.ToUpper(f), "AGE-SECRET-KEY-") {
+					why = "an identity (secret key), not a public recipient; give pitr its recipient (pitr keygen prints it) and keep the identity off this host"
+				}
+				return nil, fmt.Errorf("age recipient %q: %s", short(f), why)
 			}
 			out = append(out, r)
 		}
