@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -21,7 +20,7 @@ import (
 	"github.com/pitr-dev/pitr/internal/envelope"
 	"github.com/pitr-dev/pitr/internal/retry"
 	"github.com/pitr-dev/pitr/storage"
-	"github.com/pitr-dev/pitr/storage/local"
+	"github.com/pitr-dev/pitr/storage/location"
 	"github.com/pitr-dev/pitr/storage/s3"
 	"github.com/pitr-dev/pitr/wal"
 )
@@ -223,55 +222,28 @@ func (e *env) open(ctx context.Context, create bool) (storage.Storage, error) {
 	if err := e.cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	switch {
-	case strings.HasPrefix(e.cfg.Repo, "file://"):
-		dir, err := local.ParseURL(e.cfg.Repo)
-		if err != nil {
-			return nil, fmt.Errorf("%w: repo: %v", errUsage, err)
-		}
-		st, err := openLocal(e.cfg.Repo, dir, create)
-		if err != nil {
-			return nil, err
-		}
-		e.store = st
-	default:
-		bucket, prefix, err := s3.ParseURL(e.cfg.Repo)
-		if err != nil {
-			return nil, fmt.Errorf("%w: repo: %v", errUsage, err)
-		}
-		pathStyle := e.cfg.S3Endpoint != ""
-		if e.cfg.S3ForcePathStyle != nil {
-			pathStyle = *e.cfg.S3ForcePathStyle
-		}
-		st, err := s3.New(ctx, s3.Options{
-			Bucket: bucket, Prefix: prefix, Endpoint: e.cfg.S3Endpoint, Region: e.cfg.S3Region,
-			ForcePathStyle: pathStyle, SSE: e.cfg.S3SSE, SSEKMSKeyID: e.cfg.S3SSEKMSKeyID,
-			StorageClass: e.cfg.S3StorageClass, PartSize: int64(e.cfg.S3PartSizeMiB) << 20,
-			Concurrency: e.cfg.S3Concurrency, Timeout: e.cfg.StorageTimeout,
-		})
-		if err != nil {
-			return nil, err
-		}
-		e.store = st
+	pathStyle := e.cfg.S3Endpoint != ""
+	if e.cfg.S3ForcePathStyle != nil {
+		pathStyle = *e.cfg.S3ForcePathStyle
 	}
+	st, err := location.Open(ctx, e.cfg.Repo, location.Options{Create: create, S3: s3.Options{
+		Endpoint: e.cfg.S3Endpoint, Region: e.cfg.S3Region,
+		ForcePathStyle: pathStyle, SSE: e.cfg.S3SSE, SSEKMSKeyID: e.cfg.S3SSEKMSKeyID,
+		StorageClass: e.cfg.S3StorageClass, PartSize: int64(e.cfg.S3PartSizeMiB) << 20,
+		Concurrency: e.cfg.S3Concurrency, Timeout: e.cfg.StorageTimeout,
+	}})
+	var usage *location.UsageError
+	var none *location.NoRepositoryError
+	switch {
+	case errors.As(err, &usage):
+		return nil, fmt.Errorf("%w: %s", errUsage, usage.Msg)
+	case errors.As(err, &none):
+		return nil, wal.NoRepository(none.URL, none.Why)
+	case err != nil:
+		return nil, err
+	}
+	e.store = st
 	return e.store, nil
-}
-
-// openLocal opens a file:// repository; only writers create its directory.
-func openLocal(url, dir string, create bool) (*local.Store, error) {
-	switch {
-	case dir == "/" && create:
-		return nil, fmt.Errorf("%w: repo %s is the filesystem root; name a directory of its own", errUsage, url)
-	case dir == "/":
-		return nil, wal.NoRepository(url, "the filesystem root is never one")
-	case create:
-		return local.Create(dir)
-	}
-	st, err := local.Open(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, wal.NoRepository(url, dir+" does not exist")
-	}
-	return st, err
 }
 
 // Codec builds the envelope codec. needKey says whether the command will

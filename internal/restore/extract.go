@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pitr-dev/pitr/internal/pgserver"
 )
 
 // Owner is who restored files belong to.
@@ -493,7 +495,7 @@ func RewriteTablespaceMap(dataDir string, mapping map[uint32]string) error {
 		}
 		links[i].path = filepath.Clean(to)
 	}
-	if err := writeFileAtomic(p, formatTablespaceMap(links), info.Mode().Perm(), info); err != nil {
+	if err := pgserver.WriteFile(p, formatTablespaceMap(links), info.Mode().Perm(), info); err != nil {
 		return fmt.Errorf("rewrite tablespace_map: %w", err)
 	}
 	return nil

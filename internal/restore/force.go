@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/pgserver"
 )
 
 // What a restore may replace. Without --force every target (--pgdata and
@@ -151,24 +152,13 @@ func isDataDir(dir string) bool {
 // pid is a live server. A stale file (server crashed, pid gone or reused by
 // another program) is not.
 func livePostmaster(dir string) (int, bool) {
-	pid, ok := postmasterPID(dir)
-	return pid, ok && postgresRunning(pid)
-}
-
-// postmasterPID reads the pid on the first line of dir's postmaster.pid.
-func postmasterPID(dir string) (int, bool) {
-	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
-	if err != nil {
-		return 0, false
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	return pid, err == nil && pid > 0
+	f, err := pgserver.ReadPIDFile(dir)
+	return f.PID, err == nil && postgresRunning(f.PID)
 }
 
 // postgresRunning reports whether pid is a running postgres; a variable
 // for tests.
-var postgresRunning = func(pid int) bool { return processAlive(pid) && isPostgres(pid) }
+var postgresRunning = func(pid int) bool { return pgserver.ProcessAlive(pid) && pgserver.IsPostgres(pid) }
 
 // liveDir is a directory a running server uses.
 type liveDir struct {

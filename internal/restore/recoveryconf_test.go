@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pitr-dev/pitr/internal/pgserver"
 )
 
 // update rewrites the golden files of this package's tests.
@@ -82,7 +84,7 @@ func TestWriteRecoveryConfig(t *testing.T) {
 	checkGolden(t, "recovery/auto.conf.twice.golden", got)
 	active := map[string]int{}
 	for line := range strings.Lines(string(got)) {
-		if name := confLineName(line); name != "" {
+		if name := pgserver.LineName(line); name != "" {
 			active[name]++
 		}
 	}
@@ -157,27 +159,5 @@ func TestWriteRecoveryConfigRefuses(t *testing.T) {
 	}
 	if err := WriteRecoveryConfig(dir, nil, time.Now()); err == nil {
 		t.Error("postgresql.auto.conf as a symbolic link accepted")
-	}
-}
-
-func TestConfLineName(t *testing.T) {
-	for _, tc := range []struct{ line, want string }{
-		{"work_mem = '4MB'\n", "work_mem"},
-		{"  Work_Mem='4MB'", "work_mem"},
-		{"work_mem 4MB", "work_mem"},
-		{"\twork_mem\t=\t4MB # c", "work_mem"},
-		{"pitr.x = 1", "pitr.x"},
-		{"# work_mem = 4MB", ""},
-		{"", ""},
-		{"\n", ""},
-		{"work_mem", ""},
-		{"work_mem # nothing", ""},
-		{"include 'x.conf'", ""},
-		{"include_dir 'conf.d'", ""},
-		{"= 4MB", ""},
-	} {
-		if got := confLineName(tc.line); got != tc.want {
-			t.Errorf("confLineName(%q) = %q, want %q", tc.line, got, tc.want)
-		}
 	}
 }

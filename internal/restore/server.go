@@ -2,7 +2,6 @@ package restore
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,17 +9,17 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/rs/zerolog"
+
+	"github.com/pitr-dev/pitr/internal/pgserver"
 )
 
 // StartOptions configures Start.
@@ -122,8 +121,7 @@ type server struct {
 	opts      StartOptions
 	dataDir   string
 	binDir    string
-	cred      *syscall.Credential // nil: run as ourselves
-	home      string
+	owner     pgserver.Owner
 	log       *serverLog
 	collector *serverLog // logging_collector's file, once current_logfiles names it
 	ctlOut    string     // pg_ctl start's output
@@ -134,35 +132,19 @@ func newServer(opts StartOptions) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := os.Stat(dir)
-	if err != nil {
+	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
 	s := &server{opts: opts, dataDir: dir}
-	if os.Geteuid() == 0 {
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return nil, errors.New("start postgres: cannot tell the data directory's owner")
-		}
-		if st.Uid == 0 {
-			return nil, errors.New("data directory is owned by root; chown it to the postgres user")
-		}
-		s.cred = &syscall.Credential{Uid: st.Uid, Gid: st.Gid}
-		if u, err := user.LookupId(strconv.FormatUint(uint64(st.Uid), 10)); err == nil {
-			s.home = u.HomeDir
-			if ids, err := u.GroupIds(); err == nil {
-				for _, id := range ids {
-					if g, err := strconv.ParseUint(id, 10, 32); err == nil {
-						s.cred.Groups = append(s.cred.Groups, uint32(g))
-					}
-				}
-			}
-		}
+	if s.owner, err = pgserver.OwnerOf(dir); errors.Is(err, pgserver.ErrRootOwned) {
+		return nil, err
+	} else if err != nil {
+		return nil, fmt.Errorf("start postgres: %w", err)
 	}
 	if s.binDir, err = findBinDir(opts.BinDir, dir); err != nil {
 		return nil, err
 	}
-	if pid, ok := s.postmaster(); ok && isPostgres(pid) {
+	if pid, ok := s.postmaster(); ok && pgserver.IsPostgres(pid) {
 		return nil, fmt.Errorf("start postgres: a server (pid %d) is already running on %s", pid, dir)
 	}
 	logPath := opts.LogFile
@@ -171,10 +153,8 @@ func newServer(opts StartOptions) (*server, error) {
 		if err := os.Mkdir(logDir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("start postgres: %w", err)
 		}
-		if s.cred != nil {
-			if err := os.Lchown(logDir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
-				return nil, fmt.Errorf("start postgres: %w", err)
-			}
+		if err := s.owner.Chown(logDir); err != nil {
+			return nil, fmt.Errorf("start postgres: %w", err)
 		}
 		logPath = filepath.Join(logDir, "pitr-restore-"+time.Now().UTC().Format("20060102T150405Z")+".log")
 	}
@@ -214,68 +194,10 @@ func findBinDir(dir, dataDir string) (string, error) {
 	return filepath.Abs(dir)
 }
 
-// command prepares a tool from binDir to run as the data directory's owner.
+// command prepares a tool from binDir to run as the data directory's
+// owner, with our environment and env.
 func (s *server) command(ctx context.Context, env []string, tool string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, filepath.Join(s.binDir, tool), args...)
-	cmd.Dir = s.dataDir
-	cmd.Env = env
-	if s.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
-	}
-	return cmd
-}
-
-// environ is ours, then opts.Env, with HOME, USER and LOGNAME of the
-// owner we switch to.
-func (s *server) environ() []string {
-	var identity []string
-	if s.cred != nil {
-		if s.home != "" {
-			identity = append(identity, "HOME="+s.home)
-		}
-		if u, err := user.LookupId(strconv.FormatUint(uint64(s.cred.Uid), 10)); err == nil {
-			identity = append(identity, "USER="+u.Username, "LOGNAME="+u.Username)
-		}
-	}
-	return serverEnviron(os.Environ(), s.opts.Env, identity, s.cred != nil)
-}
-
-// serverEnviron merges environments: base, then extra, then identity, a
-// later value of a name replacing an earlier one, so that each name is set
-// once, where it first appeared. When switching users, HOME, USER and
-// LOGNAME come from identity only: root's must not reach the server (extra
-// is often our whole environment again). PGPASSWORD and PITR_PG_DSN never
-// do: the server needs neither, and its environment is readable by every
-// process of its user.
-func serverEnviron(base, extra, identity []string, switching bool) []string {
-	var names []string
-	vals := map[string]string{}
-	set := func(kv string) {
-		name, _, _ := strings.Cut(kv, "=")
-		if _, ok := vals[name]; !ok {
-			names = append(names, name)
-		}
-		vals[name] = kv
-	}
-	for _, kv := range append(append([]string{}, base...), extra...) {
-		switch name, _, _ := strings.Cut(kv, "="); name {
-		case "PGPASSWORD", "PITR_PG_DSN":
-			continue
-		case "HOME", "USER", "LOGNAME":
-			if switching {
-				continue
-			}
-		}
-		set(kv)
-	}
-	for _, kv := range identity {
-		set(kv)
-	}
-	env := make([]string, 0, len(names))
-	for _, n := range names {
-		env = append(env, vals[n])
-	}
-	return env
+	return s.owner.Command(ctx, s.dataDir, env, filepath.Join(s.binDir, tool), args...)
 }
 
 // start runs pg_ctl start. Its -w returns once the server accepts
@@ -297,7 +219,7 @@ func (s *server) start(ctx context.Context) error {
 	if len(o) > 0 {
 		args = append(args, "-o", strings.Join(o, " "))
 	}
-	out, err := s.command(ctx, s.environ(), "pg_ctl", args...).CombinedOutput()
+	out, err := s.command(ctx, s.opts.Env, "pg_ctl", args...).CombinedOutput()
 	s.ctlOut = strings.TrimSpace(string(out))
 	if ctx.Err() != nil {
 		s.stop()
@@ -316,37 +238,13 @@ func shellQuote(v string) string {
 
 // postmaster returns the pid in postmaster.pid when that process lives.
 func (s *server) postmaster() (int, bool) {
-	pid, ok := postmasterPID(s.dataDir)
-	return pid, ok && processAlive(pid)
+	f, err := pgserver.ReadPIDFile(s.dataDir)
+	return f.PID, err == nil && pgserver.ProcessAlive(f.PID)
 }
 
 func (s *server) running() bool {
 	_, ok := s.postmaster()
 	return ok
-}
-
-// processAlive reports whether pid exists and is not a zombie: pg_ctl's
-// postmaster is orphaned, and where PID 1 does not reap orphans a dead one
-// stays a zombie.
-func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err == nil {
-		// "pid (comm) state ...": comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(b, ')')
-		return i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
-	}
-	if _, err := os.Stat("/proc/self/stat"); err == nil {
-		return false // /proc works: pid is gone
-	}
-	err = syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
-// isPostgres tells a live postmaster from a process that reused the pid of
-// a stale postmaster.pid; without /proc it cannot tell and says yes.
-func isPostgres(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-	return err != nil || strings.TrimSpace(string(b)) == "postgres"
 }
 
 // stop shuts a server we started down, fast, else immediately; it runs
@@ -357,7 +255,7 @@ func (s *server) stop() {
 	}
 	for _, mode := range []string{"fast", "immediate"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
-		err := s.command(ctx, s.environ(), "pg_ctl", "stop", "-D", s.dataDir, "-m", mode, "-w", "-t", "60").Run()
+		err := s.command(ctx, s.opts.Env, "pg_ctl", "stop", "-D", s.dataDir, "-m", mode, "-w", "-t", "60").Run()
 		cancel()
 		if err == nil || !s.running() {
 			return
@@ -369,7 +267,9 @@ func (s *server) stop() {
 // states are not translated.
 func (s *server) controlData(ctx context.Context) (map[string]string, error) {
 	env := []string{"LC_ALL=C", "PATH=" + os.Getenv("PATH")}
-	out, err := s.command(ctx, env, "pg_controldata", "-D", s.dataDir).Output()
+	cmd := s.command(ctx, nil, "pg_controldata", "-D", s.dataDir)
+	cmd.Env = env
+	out, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("pg_controldata: %w", err)
 	}

@@ -90,15 +90,6 @@ func TestLastSwitch(t *testing.T) {
 	}
 }
 
-func TestProcessAlive(t *testing.T) {
-	if !processAlive(os.Getpid()) {
-		t.Error("we are not alive")
-	}
-	if processAlive(1 << 30) {
-		t.Error("pid 2^30 is alive")
-	}
-}
-
 func TestShellQuote(t *testing.T) {
 	if got := shellQuote(`/tmp/it's dir`); got != `'/tmp/it'\''s dir'` {
 		t.Errorf("shellQuote = %s", got)

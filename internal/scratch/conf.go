@@ -3,57 +3,47 @@ package scratch
 import (
 	"fmt"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/pitr-dev/pitr/internal/pgserver"
 )
-
-type setting struct{ name, value string }
-
-// settingName is what a GUC name looks like, including custom "ext.name".
-var settingName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
 
 // sortedSettings validates m and returns it in name order, so the written
 // configuration is deterministic.
-func sortedSettings(m map[string]string) ([]setting, error) {
-	var out []setting
+func sortedSettings(m map[string]string) ([]pgserver.Setting, error) {
+	var out []pgserver.Setting
 	for name, value := range m {
-		if !settingName.MatchString(name) {
-			return nil, fmt.Errorf("setting %q: not a parameter name", name)
-		}
-		if strings.ContainsAny(value, "\n\r\x00") {
-			return nil, fmt.Errorf("setting %s: value contains a line break or NUL", name)
-		}
-		out = append(out, setting{name, value})
+		out = append(out, pgserver.Setting{Name: name, Value: value})
 	}
-	slices.SortFunc(out, func(a, b setting) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(out, func(a, b pgserver.Setting) int { return strings.Compare(a.Name, b.Name) })
+	if err := pgserver.CheckSettings(out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
-// quoteConf quotes a postgresql.conf value: the parser undoes backslash
-// escapes and doubled single quotes inside '...', see
-// https://www.postgresql.org/docs/current/config-setting.html
-func quoteConf(v string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(v) + "'"
+// withSettings returns base with user appended, a user setting replacing
+// base's of the same name.
+func withSettings(base, user []pgserver.Setting) []pgserver.Setting {
+	var out []pgserver.Setting
+	for _, b := range base {
+		if !slices.ContainsFunc(user, func(u pgserver.Setting) bool { return strings.EqualFold(u.Name, b.Name) }) {
+			out = append(out, b)
+		}
+	}
+	return append(out, user...)
 }
 
-// appendConf appends settings to postgresql.conf; later lines win over
-// initdb's.
-func appendConf(path string, settings []setting) error {
-	var b strings.Builder
-	b.WriteString("\n# added by pitr scratch\n")
-	for _, s := range settings {
-		fmt.Fprintf(&b, "%s = %s\n", s.name, quoteConf(s.value))
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+// writeConf adds settings to postgresql.conf, commenting out initdb's
+// lines for the same parameters.
+func writeConf(dataDir string, settings []pgserver.Setting) error {
+	err := pgserver.EditFile(dataDir, pgserver.Conf, pgserver.Edit{
+		Settings:       settings,
+		DisabledPrefix: "# disabled by pitr scratch: ",
+		Header:         "# added by pitr scratch",
+	})
 	if err != nil {
-		return fmt.Errorf("write postgresql.conf: %w", err)
-	}
-	if _, err := f.WriteString(b.String()); err != nil {
-		f.Close()
-		return fmt.Errorf("write postgresql.conf: %w", err)
-	}
-	if err := f.Close(); err != nil {
 		return fmt.Errorf("write postgresql.conf: %w", err)
 	}
 	return nil

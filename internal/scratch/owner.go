@@ -6,44 +6,24 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/pitr-dev/pitr/internal/pgserver"
 )
 
-// serverUser is the user servers and tools run as when we are root.
-type serverUser struct {
-	uid, gid uint32
-	groups   []uint32
-	home     string
-	ok       bool
-}
-
-var lookupServerUser = sync.OnceValue(func() serverUser {
-	if os.Geteuid() != 0 {
-		return serverUser{}
-	}
-	u, err := user.Lookup("postgres")
+// serverUser is who servers and tools run as: the postgres system user
+// when we are root and it exists, else ourselves (the zero Owner).
+var serverUser = sync.OnceValue(func() pgserver.Owner {
+	o, err := pgserver.LookupUser("postgres")
 	if err != nil {
-		return serverUser{}
+		return pgserver.Owner{}
 	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err1 != nil || err2 != nil {
-		return serverUser{}
-	}
-	su := serverUser{uid: uint32(uid), gid: uint32(gid), home: u.HomeDir, ok: true}
-	if ids, err := u.GroupIds(); err == nil {
-		for _, id := range ids {
-			if g, err := strconv.ParseUint(id, 10, 32); err == nil {
-				su.groups = append(su.groups, uint32(g))
-			}
-		}
-	}
-	return su
+	return o
 })
 
 // PostgresUser returns the uid and gid of the `postgres` system user, with
@@ -51,8 +31,8 @@ var lookupServerUser = sync.OnceValue(func() serverUser {
 // tools then run as that user. Otherwise ok is false and everything runs as
 // the current user.
 func PostgresUser() (uid, gid int, ok bool) {
-	su := lookupServerUser()
-	return int(su.uid), int(su.gid), su.ok
+	u, g, _, ok := serverUser().IDs()
+	return int(u), int(g), ok
 }
 
 // ChownToPostgres gives path, recursively, to the postgres user when
@@ -79,8 +59,8 @@ func ChownToPostgres(path string) error {
 // dir that the server's user may not enter: t.TempDir() and os.MkdirTemp
 // make 0700 directories owned by root, which the postgres user cannot enter.
 func checkReachable(dir string) error {
-	su := lookupServerUser()
-	if !su.ok {
+	su := serverUser()
+	if !su.Switching() {
 		return nil
 	}
 	dir, err := filepath.Abs(dir)
@@ -101,28 +81,20 @@ func checkReachable(dir string) error {
 	}
 }
 
-func canEnter(fi fs.FileInfo, su serverUser) bool {
+func canEnter(fi fs.FileInfo, su pgserver.Owner) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return true
 	}
+	uid, gid, groups, _ := su.IDs()
 	mode := fi.Mode().Perm()
-	if st.Uid == su.uid {
+	if st.Uid == uid {
 		return mode&0o100 != 0
 	}
-	if st.Gid == su.gid || containsUint32(su.groups, st.Gid) {
+	if st.Gid == gid || slices.Contains(groups, st.Gid) {
 		return mode&0o010 != 0
 	}
 	return mode&0o001 != 0
-}
-
-func containsUint32(s []uint32, v uint32) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // Command prepares a PostgreSQL tool from BinDir (or name itself if it
@@ -143,40 +115,26 @@ func (c *Cluster) toolPath(name string) string {
 	return filepath.Join(c.BinDir, name)
 }
 
-// asOwner sets cmd up to run as the server's user in Dir with our environment.
+// asOwner sets cmd up to run as the server's user in Dir with our
+// environment without PG* variables, which would point the tools at
+// another server, plus this cluster's and Options.Env; HOME, USER and
+// LOGNAME are the server user's (see pgserver.Owner.Environ).
 func (c *Cluster) asOwner(cmd *exec.Cmd) {
-	cmd.Dir = c.Dir
-	cmd.Env = c.environ()
-	cmd.SysProcAttr = &syscall.SysProcAttr{}
-	if su := lookupServerUser(); su.ok {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: su.uid, Gid: su.gid, Groups: su.groups}
-	}
-}
-
-// environ is ours without PG* variables, which would point the tools at
-// another server, plus this cluster's and Options.Env.
-func (c *Cluster) environ() []string {
-	var env []string
+	su := serverUser()
+	su.Setup(cmd, c.Dir, nil)
+	var base []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "PG") {
-			continue
+		if !strings.HasPrefix(kv, "PG") {
+			base = append(base, kv)
 		}
-		if su := lookupServerUser(); su.ok && strings.HasPrefix(kv, "HOME=") {
-			continue
-		}
-		env = append(env, kv)
 	}
-	if su := lookupServerUser(); su.ok && su.home != "" {
-		env = append(env, "HOME="+su.home)
-	}
-	env = append(env,
+	cmd.Env = su.Environ(base, append([]string{
 		"PGHOST=127.0.0.1",
-		"PGPORT="+strconv.Itoa(c.Port),
+		"PGPORT=" + strconv.Itoa(c.Port),
 		"PGUSER=postgres",
 		"PGDATABASE=postgres",
-		"PGDATA="+c.DataDir,
-	)
-	return append(env, c.opts.Env...)
+		"PGDATA=" + c.DataDir,
+	}, c.opts.Env...))
 }
 
 // RunAsOwner runs a tool as Command does and returns its combined output;

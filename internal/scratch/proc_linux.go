@@ -44,16 +44,3 @@ func readStat(path string) (ppid int, state byte, ok bool) {
 	ppid, err = strconv.Atoi(string(f[1]))
 	return ppid, f[0][0], err == nil
 }
-
-// alive reports whether pid exists and is not a zombie: where PID 1 does
-// not reap orphans, killed processes stay zombies.
-func alive(pid int) bool {
-	_, state, ok := readStat("/proc/" + strconv.Itoa(pid) + "/stat")
-	return ok && state != 'Z' && state != 'X'
-}
-
-// isPostgres reports whether pid runs the postgres executable.
-func isPostgres(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-	return err == nil && string(bytes.TrimSpace(b)) == "postgres"
-}

@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pitr-dev/pitr/internal/pgserver"
 )
 
 // ErrNoBinaries is wrapped by Init and Start when no PostgreSQL installation
@@ -124,14 +126,14 @@ func Init(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	settings := []setting{
-		{"listen_addresses", "127.0.0.1"},
-		{"unix_socket_directories", c.SocketDir},
-		{"wal_level", "replica"},
-		{"max_wal_senders", "10"},
-		{"max_replication_slots", "10"},
+	settings := []pgserver.Setting{
+		{Name: "listen_addresses", Value: "127.0.0.1"},
+		{Name: "unix_socket_directories", Value: c.SocketDir},
+		{Name: "wal_level", Value: "replica"},
+		{Name: "max_wal_senders", Value: "10"},
+		{Name: "max_replication_slots", Value: "10"},
 	}
-	if err := appendConf(filepath.Join(c.DataDir, "postgresql.conf"), append(settings, user...)); err != nil {
+	if err := writeConf(c.DataDir, withSettings(settings, user)); err != nil {
 		return nil, err
 	}
 	if err := writeHBA(filepath.Join(c.DataDir, "pg_hba.conf")); err != nil {
@@ -157,7 +159,7 @@ func Open(opts Options, dataDir string) *Cluster {
 		c.openErr = err
 	}
 	for _, s := range user {
-		c.extraArgs = append(c.extraArgs, "-c", s.name+"="+s.value)
+		c.extraArgs = append(c.extraArgs, "-c", s.Name+"="+s.Value)
 	}
 	return c
 }
@@ -397,7 +399,7 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if st, pid, err := c.pidFile(); err == nil && pid == c.proc.Pid && (st == "ready" || st == "standby") {
+		if f, err := pgserver.ReadPIDFile(c.DataDir); err == nil && f.PID == c.proc.Pid && (f.Status == "ready" || f.Status == "standby") {
 			return nil
 		}
 		select {
@@ -409,23 +411,6 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// pidFile returns the status line and pid of postmaster.pid, see
-// https://www.postgresql.org/docs/current/storage-file-layout.html
-func (c *Cluster) pidFile() (status string, pid int, err error) {
-	b, err := os.ReadFile(filepath.Join(c.DataDir, "postmaster.pid"))
-	if err != nil {
-		return "", 0, err
-	}
-	lines := strings.Split(string(b), "\n")
-	if pid, err = strconv.Atoi(strings.TrimSpace(lines[0])); err != nil {
-		return "", 0, fmt.Errorf("postmaster.pid: %w", err)
-	}
-	if len(lines) > 7 {
-		status = strings.TrimSpace(lines[7])
-	}
-	return status, pid, nil
 }
 
 // Stop shuts the server down in fast mode (rolls back open transactions,
@@ -499,7 +484,7 @@ func (c *Cluster) Kill() error {
 		kids = append(kids, pid)
 	}
 	for _, k := range kids {
-		for alive(k) {
+		for pgserver.ProcessAlive(k) {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("kill postgres: process %d still running", k)
 			}
@@ -511,12 +496,13 @@ func (c *Cluster) Kill() error {
 
 // postmasterPid returns the pid of the running postmaster, ours or one
 // started otherwise on DataDir, or 0. A postmaster.pid left by a crash names
-// a dead process, or one that reused its pid: isPostgres tells them apart.
+// a dead process, or one that reused its pid: pgserver.LivePostmaster tells
+// them apart.
 func (c *Cluster) postmasterPid() int {
 	if c.proc != nil && c.Running() {
 		return c.proc.Pid
 	}
-	if _, pid, err := c.pidFile(); err == nil && alive(pid) && isPostgres(pid) {
+	if pid, ok := pgserver.LivePostmaster(c.DataDir); ok {
 		return pid
 	}
 	return 0

@@ -1,6 +1,7 @@
-package restore
+package pgserver
 
 import (
+	"os"
 	"os/user"
 	"slices"
 	"strconv"
@@ -20,10 +21,10 @@ func lookupEnv(env []string, name string) []string {
 	return out
 }
 
-// TestServerEnvironOwnerIdentity: restore --start passed root's HOME, USER
-// and LOGNAME to the server, since StartOptions.Env (our whole environment
+// TestEnvironOwnerIdentity: restore --start passed root's HOME, USER and
+// LOGNAME to the server, since StartOptions.Env (our whole environment
 // again) came after the owner's and the last duplicate wins.
-func TestServerEnvironOwnerIdentity(t *testing.T) {
+func TestEnvironOwnerIdentity(t *testing.T) {
 	pg, err := user.Lookup("postgres")
 	if err != nil {
 		t.Skip("no postgres user")
@@ -34,12 +35,8 @@ func TestServerEnvironOwnerIdentity(t *testing.T) {
 	t.Setenv("LOGNAME", "root")
 	t.Setenv("PITR_REPO", "file:///r")
 	t.Setenv("PGPASSWORD", "Sup3rS3cret")
-	s := &server{
-		opts: StartOptions{Env: []string{"HOME=/root", "USER=root", "LOGNAME=root", "PITR_REPO=file:///r", "PITR_PG_DSN=password=x", "EXTRA=1"}},
-		cred: &syscall.Credential{Uid: uint32(uid)},
-		home: "/home/pg-test",
-	}
-	env := s.environ()
+	o := Owner{cred: &syscall.Credential{Uid: uint32(uid)}, home: "/home/pg-test", name: pg.Username}
+	env := o.Environ(os.Environ(), []string{"HOME=/root", "USER=root", "LOGNAME=root", "PITR_REPO=file:///r", "PITR_PG_DSN=password=x", "EXTRA=1"})
 	for name, want := range map[string]string{"HOME": "/home/pg-test", "USER": pg.Username, "LOGNAME": pg.Username, "PITR_REPO": "file:///r", "EXTRA": "1"} {
 		if got := lookupEnv(env, name); !slices.Equal(got, []string{want}) {
 			t.Errorf("%s = %q, want just %q", name, got, want)
@@ -52,7 +49,7 @@ func TestServerEnvironOwnerIdentity(t *testing.T) {
 	}
 }
 
-func TestServerEnviron(t *testing.T) {
+func TestMergeEnviron(t *testing.T) {
 	for _, tc := range []struct {
 		name                  string
 		base, extra, identity []string
@@ -66,8 +63,28 @@ func TestServerEnviron(t *testing.T) {
 			[]string{"PATH=/bin", "HOME=/var/lib/postgresql", "USER=postgres", "LOGNAME=postgres"}},
 		{"secrets dropped", []string{"PGPASSWORD=x", "PGHOST=h"}, []string{"PITR_PG_DSN=password=y"}, nil, false, []string{"PGHOST=h"}},
 	} {
-		if got := serverEnviron(tc.base, tc.extra, tc.identity, tc.switching); !slices.Equal(got, tc.want) {
+		if got := mergeEnviron(tc.base, tc.extra, tc.identity, tc.switching); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestProcessAlive(t *testing.T) {
+	if !ProcessAlive(os.Getpid()) {
+		t.Error("we are not alive")
+	}
+	if ProcessAlive(1 << 30) {
+		t.Error("pid 2^30 is alive")
+	}
+}
+
+func TestZeroOwner(t *testing.T) {
+	var o Owner
+	if o.Switching() || o.Home() != "" {
+		t.Errorf("zero Owner switches")
+	}
+	env := o.Environ([]string{"HOME=/me", "USER=me"}, []string{"X=1"})
+	if !slices.Equal(env, []string{"HOME=/me", "USER=me", "X=1"}) {
+		t.Errorf("Environ = %q", env)
 	}
 }
