@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The full test run for a fresh machine (Debian 12, Go installed, root):
-# installs what is missing (PostgreSQL 15 server, MinIO), checks formatting
-# and vet, then runs every test with the integration tag, failing rather
-# than skipping when a server binary is missing.
+# installs what is missing (PostgreSQL 15 server, MinIO, golangci-lint),
+# checks formatting, vet and golangci-lint (depguard keeps the import layers;
+# see .golangci.yml), then runs every test with the integration tag, failing
+# rather than skipping when a server binary is missing.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -45,6 +46,19 @@ say "go vet ./..."
 go vet ./...
 say "go vet -tags integration ./..."
 go vet -tags integration ./...
+
+golangci_version=2.15.0
+golangci="$gobin/golangci-lint"
+if [[ -x "$golangci" && "$("$golangci" version --short 2>/dev/null)" == "$golangci_version" ]]; then
+	say "golangci-lint $golangci_version: $golangci"
+else
+	say "installing golangci-lint v$golangci_version to $gobin (go install, takes ~2 minutes)"
+	go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v$golangci_version"
+fi
+# .golangci.yml sets run.build-tags: [integration], a superset of the
+# default build (no file is //go:build !integration).
+say "golangci-lint run ./... (depguard layers, tags: integration)"
+"$golangci" run ./...
 
 say "go test -tags integration ./... (PITR_TEST_REQUIRE=1)"
 PITR_TEST_REQUIRE=1 go test -tags integration -count=1 -timeout 20m ./...

@@ -191,7 +191,7 @@ func storePart(ctx context.Context, opts Options, id, name string, r io.Reader) 
 	}
 	if err != nil {
 		pw.CloseWithError(err)
-		<-done
+		<-done //nolint:errcheck // the uploader fails on the closed pipe; err says why
 		return catalog.Part{}, fmt.Errorf("backup part %s: %w", name, err)
 	}
 	pw.Close()

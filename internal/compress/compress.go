@@ -67,7 +67,7 @@ func (p *pooledWriter) Close() error {
 	p.closed = true
 	err := p.Encoder.Close()
 	if err == nil {
-		p.Encoder.Reset(nil)
+		p.Reset(nil)
 		encoders[p.level].Put(p.Encoder)
 	}
 	p.Encoder = nil

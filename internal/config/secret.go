@@ -34,7 +34,7 @@ func (s SecretString) String() string {
 func (s SecretString) GoString() string { return fmt.Sprintf("%q", s.String()) }
 
 // Format covers every fmt verb, %x and %q included.
-func (s SecretString) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
+func (s SecretString) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, s.String()) }
 
 func (s SecretString) MarshalJSON() ([]byte, error)  { return json.Marshal(s.String()) }
 func (s SecretString) MarshalYAML() (any, error)     { return s.String(), nil }
@@ -63,7 +63,7 @@ func (d DSN) Reveal() string { return d.s }
 
 func (d DSN) String() string                { return pg.RedactDSN(d.s) }
 func (d DSN) GoString() string              { return fmt.Sprintf("%q", d.String()) }
-func (d DSN) Format(f fmt.State, _ rune)    { io.WriteString(f, d.String()) }
+func (d DSN) Format(f fmt.State, _ rune)    { _, _ = io.WriteString(f, d.String()) }
 func (d DSN) MarshalJSON() ([]byte, error)  { return json.Marshal(d.String()) }
 func (d DSN) MarshalYAML() (any, error)     { return d.String(), nil }
 func (d DSN) MarshalText() ([]byte, error)  { return []byte(d.String()), nil }

@@ -78,7 +78,7 @@ func (j *job) run(ctx context.Context) error {
 			}
 			log.Info().Dur("grace", j.grace).Msg("stopping: waiting for the running job to stop")
 			select {
-			case <-results:
+			case <-results: //nolint:errcheck // stopped; an error now is the shutdown itself
 				return nil
 			case <-time.After(j.grace):
 				return fmt.Errorf("%s still running %s after shutdown began; abandoned", j.name, j.grace)

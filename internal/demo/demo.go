@@ -43,7 +43,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	defer func() {
 		for _, c := range []*scratch.Cluster{t.restored, t.cluster} {
 			if c != nil {
-				c.Stop(context.Background())
+				_ = c.Stop(context.Background()) // best effort: the demo is over
 			}
 		}
 		if opts.Keep || err != nil {

@@ -145,7 +145,7 @@ func store(ctx context.Context, opts Options, cmd *exec.Cmd, d *catalog.Dump) er
 	}
 	if err != nil {
 		pw.CloseWithError(err)
-		<-done
+		<-done //nolint:errcheck // the uploader fails on the closed pipe; err says why
 		return err
 	}
 	pw.Close()

@@ -313,7 +313,7 @@ func swapIn(staging, dataDir string, exists bool) error {
 	}
 	if err := os.Rename(staging, dataDir); err != nil {
 		if old != "" {
-			os.Rename(old, dataDir)
+			_ = os.Rename(old, dataDir) // best effort: the error below says what failed
 		}
 		return fmt.Errorf("move restored directory into place: %w", err)
 	}

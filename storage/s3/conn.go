@@ -52,7 +52,7 @@ func (c *stallConn) stalled(begin time.Duration) bool {
 func (c *stallConn) Read(p []byte) (int, error) {
 	begin := c.now()
 	for {
-		if err := c.Conn.SetReadDeadline(c.deadline(begin)); err != nil {
+		if err := c.SetReadDeadline(c.deadline(begin)); err != nil {
 			return 0, err
 		}
 		n, err := c.Conn.Read(p)
@@ -76,7 +76,7 @@ func (c *stallConn) Write(p []byte) (int, error) {
 	begin := c.now()
 	done := 0
 	for {
-		if err := c.Conn.SetWriteDeadline(c.deadline(begin)); err != nil {
+		if err := c.SetWriteDeadline(c.deadline(begin)); err != nil {
 			return done, err
 		}
 		n, err := c.Conn.Write(p[done:])

@@ -126,7 +126,7 @@ func (s *session) shutdown(ctx context.Context) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	s.sendStatus(true)
+	_ = s.sendStatus(true) // best effort: stopping; the slot keeps what was not acknowledged
 	st := s.r.Status()
 	s.log.Info().Str("stored", s.stored.String()).Int64("wal_bytes", st.WALBytes).Int64("uploaded", st.UploadedBytes).
 		Int64("segments", st.Segments).Msg("wal streaming stopped")
