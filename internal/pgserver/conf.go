@@ -147,11 +147,11 @@ type token struct {
 func lexLine(s string) ([]token, error) {
 	var toks []token
 	for i := 0; i < len(s); {
-		switch c := s[i]; {
-		case c == ' ' || c == '\t' || c == '\r':
+		switch s[i] {
+		case ' ', '\t', '\r':
 			i++
 			continue
-		case c == '#':
+		case '#':
 			return toks, nil
 		}
 		best, kind := 0, tokKind(0)
