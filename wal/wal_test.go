@@ -361,3 +361,23 @@ func TestPushRaceSameContent(t *testing.T) {
 		t.Errorf("push racing the same content = %+v, want Existed under %s", res, first.Key)
 	}
 }
+
+// TestStoreSealedRace: wal-receive storing a file whose create-only put
+// finds the same content (another receiver, or its own retried write)
+// succeeds without storing anything.
+func TestStoreSealedRace(t *testing.T) {
+	f := newFixture(t, nil)
+	data := []byte("1\t0/3000000\tno recovery target specified\n")
+	first, err := StoreBytes(t.Context(), f.store, f.codec, "00000002.history", data)
+	if err != nil || first.Existed {
+		t.Fatalf("first store: %+v, %v", first, err)
+	}
+	sealed, err := Seal(f.codec, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := StoreSealed(t.Context(), unlisted{f.store}, true, "00000002.history", sealed)
+	if err != nil || !res.Existed || res.Key != first.Key || res.Stored != 0 {
+		t.Errorf("store racing the same content = %+v, %v; want Existed under %s", res, err, first.Key)
+	}
+}
