@@ -216,12 +216,12 @@ func EnsureMarker(ctx context.Context, st storage.Storage, version string) error
 	rc, err := st.Get(ctx, catalog.MarkerKey)
 	if errors.Is(err, storage.ErrNotExist) {
 		b := catalog.MarshalMarker(time.Now(), version)
-		err := st.Create(ctx, catalog.MarkerKey, strings.NewReader(string(b)))
-		if err == nil {
+		cerr := st.Create(ctx, catalog.MarkerKey, strings.NewReader(string(b)))
+		if cerr == nil {
 			return nil
 		}
-		if !errors.Is(err, storage.ErrExist) {
-			return fmt.Errorf("create repository marker: %w", err)
+		if !errors.Is(cerr, storage.ErrExist) {
+			return fmt.Errorf("create repository marker: %w", cerr)
 		}
 		rc, err = st.Get(ctx, catalog.MarkerKey) // another writer's
 	}

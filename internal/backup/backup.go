@@ -53,7 +53,7 @@ type Options struct {
 var ErrWALTimeout = errors.New("WAL needed by the backup was not archived in time")
 
 // Run takes a base backup and returns its entry once it is complete.
-func Run(ctx context.Context, opts Options) (*catalog.Backup, error) {
+func Run(ctx context.Context, opts Options) (_ *catalog.Backup, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -103,6 +103,12 @@ func Run(ctx context.Context, opts Options) (*catalog.Backup, error) {
 		PitrVersion: opts.PitrVersion, Host: host, Encrypted: opts.Codec.Encrypt,
 	}
 	b.Label = "pitr " + b.ID
+	defer func() {
+		if err != nil && len(b.Parts) == 0 { // nothing stored under the id but its reservation
+			key, _ := catalog.BackupReservationKey(b.ID)
+			catalog.ReleaseID(ctx, opts.Store, key)
+		}
+	}()
 	bb, err := pg.StartBaseBackup(ctx, conn, pg.BaseBackupOptions{Label: b.Label, Fast: opts.Fast, Manifest: true})
 	if err != nil {
 		return nil, err

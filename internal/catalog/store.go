@@ -51,6 +51,16 @@ func ReserveID(ctx context.Context, st storage.Storage, t time.Time, keyOf func(
 	return "", fmt.Errorf("reserve id: all %d ids of %s are taken", MaxIDSeq+1, BackupID(t))
 }
 
+// ReleaseID removes the reservation object key of a job that failed
+// before storing anything else under its id, so it leaves nothing behind.
+// It runs even when ctx is done, for at most 10 seconds; a failure only
+// leaves the reservation, an incomplete backup or dump like any other.
+func ReleaseID(ctx context.Context, st storage.Storage, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = st.Delete(ctx, key)
+}
+
 // CreateEntry writes an entry (backup.json, dump.json) create-only: an
 // entry is never replaced. Finding the same bytes under key is success
 // (this write, retried after its answer was lost); other bytes are an

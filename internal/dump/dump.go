@@ -99,6 +99,9 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		_ = opts.Store.Delete(dctx, d.Key)
 		cancel()
+		if key, err := catalog.DumpReservationKey(d.Database, d.ID); err == nil {
+			catalog.ReleaseID(ctx, opts.Store, key)
+		}
 		return nil, fmt.Errorf("dump %s: %w", d.Database, err)
 	}
 	d.EndTime = opts.Now().UTC()
