@@ -9,6 +9,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -17,6 +18,11 @@ import (
 // with errors.Is: it means the store answered and confirmed the absence,
 // never that the store could not be reached.
 var ErrNotExist = errors.New("object does not exist")
+
+// ErrExist is wrapped by Create when an object with the key exists already
+// (or, on S3, another create of the key is in flight). Check it with
+// errors.Is. Create leaves the existing object untouched.
+var ErrExist = errors.New("object already exists")
 
 // ErrPermanent is wrapped by errors that retrying cannot fix: the store
 // refused the credentials or the request (403, a wrong secret or unknown
@@ -57,8 +63,27 @@ type Storage interface {
 	// failed Put never leaves a partial object under key. Put is atomic:
 	// readers see the old object or the new one, never a mix.
 	Put(ctx context.Context, key string, r io.Reader) error
+	// Create is Put that stores the object only if no object has key, and
+	// otherwise fails with an error wrapping ErrExist, leaving the existing
+	// object as it was. Two Creates of one key racing: at most one
+	// succeeds. Repository objects that must never be overwritten (WAL,
+	// catalog entries, the marker, cluster bindings, ID reservations) are
+	// written with it.
+	//
+	// ErrExist does not promise the other object is complete: on S3 a
+	// concurrent create still in flight (409 ConditionalRequestConflict)
+	// gives it too, and a request retried after its answer was lost finds
+	// its own object. Callers that go on to rely on the object confirm it
+	// (Stat, or Get and compare).
+	Create(ctx context.Context, key string, r io.Reader) error
 	// Get opens the object for reading. It wraps ErrNotExist if absent.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// GetRange opens length bytes of the object from offset (length -1:
+	// to its end). A range reaching past the end is cut short there; an
+	// offset at or past the end gives an empty reader. It wraps
+	// ErrNotExist if absent; a negative offset, or a length below -1, is
+	// an error.
+	GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
 	// Stat wraps ErrNotExist if absent.
 	Stat(ctx context.Context, key string) (ObjectInfo, error)
 	// List calls fn once per object whose key starts with prefix, in key
@@ -127,6 +152,15 @@ func UploadStarted(ctx context.Context, u Upload) {
 	if fn, ok := ctx.Value(uploadStartedKey{}).(func(Upload)); ok && fn != nil {
 		fn(u)
 	}
+}
+
+// CheckRange rejects what GetRange refuses for every store: a negative
+// offset, or a length below -1.
+func CheckRange(offset, length int64) error {
+	if offset < 0 || length < -1 {
+		return fmt.Errorf("invalid range: offset %d, length %d", offset, length)
+	}
+	return nil
 }
 
 // ValidKey reports whether key is acceptable to every backend: non-empty,

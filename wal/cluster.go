@@ -144,7 +144,10 @@ func putBinding(ctx context.Context, st storage.Storage, seq int, c Cluster) err
 	b := catalog.MarshalBinding(catalog.Binding{
 		Seq: seq, SystemID: c.SystemID, PGVersion: c.PGVersion, Bound: time.Now(), By: c.By, Tool: "pitr " + c.Version,
 	})
-	if err := st.Put(ctx, key, bytes.NewReader(b)); err != nil {
+	// Create-only: a binding is never rewritten. ErrExist means this
+	// cluster's binding of that number is there already (the caller's
+	// listing then decides, as for a binding another writer made).
+	if err := st.Create(ctx, key, bytes.NewReader(b)); err != nil && !errors.Is(err, storage.ErrExist) {
 		return fmt.Errorf("bind repository to cluster %s: %w", c.SystemID, err)
 	}
 	return nil

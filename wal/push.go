@@ -209,15 +209,21 @@ func (p *pusher) systemID(path string, name Name) string {
 	return h.SystemID
 }
 
-// EnsureMarker creates the repository marker if absent, else checks its format.
+// EnsureMarker creates the repository marker if absent, else checks its
+// format. The marker is written create-only: of two writers starting a
+// repository at once, one creates it and the other reads and checks it.
 func EnsureMarker(ctx context.Context, st storage.Storage, version string) error {
 	rc, err := st.Get(ctx, catalog.MarkerKey)
 	if errors.Is(err, storage.ErrNotExist) {
 		b := catalog.MarshalMarker(time.Now(), version)
-		if err := st.Put(ctx, catalog.MarkerKey, strings.NewReader(string(b))); err != nil {
-			return fmt.Errorf("create repository marker: %w", err)
+		cerr := st.Create(ctx, catalog.MarkerKey, strings.NewReader(string(b)))
+		if cerr == nil {
+			return nil
 		}
-		return nil
+		if !errors.Is(cerr, storage.ErrExist) {
+			return fmt.Errorf("create repository marker: %w", cerr)
+		}
+		rc, err = st.Get(ctx, catalog.MarkerKey) // another writer's
 	}
 	if err != nil {
 		return fmt.Errorf("read repository marker: %w", err)
@@ -407,9 +413,15 @@ func (p *pusher) pushFile(ctx context.Context, path string, name Name) (PushResu
 		return res, err
 	}
 	putCtx := storage.WithUploadStarted(ctx, func(u storage.Upload) { p.recordUpload(tmp.Name(), u) })
-	if err := p.opts.Store.Put(putCtx, key, tmp); err != nil {
+	existed, err := CreateObject(putCtx, p.opts.Store, key, tmp)
+	if err != nil {
 		putFailed = true
 		return res, fmt.Errorf("wal-push: %w", err)
+	}
+	if existed { // stored meanwhile by another push of the same content
+		res.Existed = true
+		p.log.Info().Str("segment", name.String()).Msg("wal already archived with same content")
+		return res, nil
 	}
 	res.Stored = stored
 	p.log.Info().Str("segment", name.String()).Int64("bytes", res.Bytes).Int64("stored", stored).

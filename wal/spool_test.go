@@ -45,12 +45,20 @@ func (u *uploadStore) start(key string) string {
 }
 
 func (u *uploadStore) Put(ctx context.Context, key string, r io.Reader) error {
+	return u.put(ctx, key, r, u.Storage.Put)
+}
+
+func (u *uploadStore) Create(ctx context.Context, key string, r io.Reader) error {
+	return u.put(ctx, key, r, u.Storage.Create)
+}
+
+func (u *uploadStore) put(ctx context.Context, key string, r io.Reader, put func(context.Context, string, io.Reader) error) error {
 	id := u.start(key)
 	storage.UploadStarted(ctx, storage.Upload{Key: key, ID: id})
 	if u.failPut != nil && strings.HasPrefix(key, "wal/") {
 		return u.failPut // the upload stays, as when the abort fails too
 	}
-	if err := u.Storage.Put(ctx, key, r); err != nil {
+	if err := put(ctx, key, r); err != nil {
 		return err
 	}
 	u.mu.Lock()

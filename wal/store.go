@@ -3,7 +3,9 @@ package wal
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/envelope"
@@ -73,8 +75,32 @@ func StoreSealed(ctx context.Context, st storage.Storage, encrypted bool, name s
 	if err != nil {
 		return StoreResult{}, err
 	}
-	if err := st.Put(ctx, key, bytes.NewReader(sealed.Body)); err != nil {
+	existed, err := CreateObject(ctx, st, key, bytes.NewReader(sealed.Body))
+	if err != nil {
 		return StoreResult{}, fmt.Errorf("store %s: %w", name, err)
 	}
+	if existed {
+		return StoreResult{Key: key, Existed: true}, nil
+	}
 	return StoreResult{Key: key, Stored: int64(len(sealed.Body))}, nil
+}
+
+// CreateObject stores r under key, a key that carries its content's
+// SHA-256 (WAL files and chunks), with a create-only put: nothing stored
+// is ever replaced. An existing object under the key holds the same
+// content, so it is success (existed true) once Stat confirms the object
+// is there: on S3 ErrExist can also mean another create of it is still in
+// flight, which may yet fail.
+func CreateObject(ctx context.Context, st storage.Storage, key string, r io.Reader) (existed bool, err error) {
+	err = st.Create(ctx, key, r)
+	if err == nil {
+		return false, nil
+	}
+	if !errors.Is(err, storage.ErrExist) {
+		return false, err
+	}
+	if _, serr := st.Stat(ctx, key); serr != nil {
+		return false, fmt.Errorf("%w, but it could not be confirmed: %w", err, serr)
+	}
+	return true, nil
 }

@@ -334,3 +334,50 @@ func assertEmptyDir(t *testing.T, dir string) {
 		t.Fatalf("%s not empty after failed fetch: %v", dir, entries)
 	}
 }
+
+// unlisted hides WAL from List, as when another push of the same file
+// stores it between this push's listing and its upload.
+type unlisted struct{ storage.Storage }
+
+func (u unlisted) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if strings.HasPrefix(prefix, "wal/") {
+		return nil
+	}
+	return u.Storage.List(ctx, prefix, fn)
+}
+
+// TestPushRaceSameContent: a push whose create-only upload finds the same
+// content stored under its key (ErrExist) succeeds, storing nothing.
+func TestPushRaceSameContent(t *testing.T) {
+	f := newFixture(t, nil)
+	f.segment("000000010000000000000001")
+	first := f.push("000000010000000000000001")
+	f.store = unlisted{f.store}
+	res, err := Push(t.Context(), filepath.Join(f.pgwal, "000000010000000000000001"), f.pushOpts(1))
+	if err != nil {
+		t.Fatalf("push racing the same content: %v", err)
+	}
+	if !res.Existed || res.Stored != 0 || res.Key != first.Key {
+		t.Errorf("push racing the same content = %+v, want Existed under %s", res, first.Key)
+	}
+}
+
+// TestStoreSealedRace: wal-receive storing a file whose create-only put
+// finds the same content (another receiver, or its own retried write)
+// succeeds without storing anything.
+func TestStoreSealedRace(t *testing.T) {
+	f := newFixture(t, nil)
+	data := []byte("1\t0/3000000\tno recovery target specified\n")
+	first, err := StoreBytes(t.Context(), f.store, f.codec, "00000002.history", data)
+	if err != nil || first.Existed {
+		t.Fatalf("first store: %+v, %v", first, err)
+	}
+	sealed, err := Seal(f.codec, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := StoreSealed(t.Context(), unlisted{f.store}, true, "00000002.history", sealed)
+	if err != nil || !res.Existed || res.Key != first.Key || res.Stored != 0 {
+		t.Errorf("store racing the same content = %+v, %v; want Existed under %s", res, err, first.Key)
+	}
+}

@@ -1,8 +1,10 @@
 // Package backup takes base backups over the replication protocol and
 // streams them into the repository, and lists the backups there.
 //
-// A backup is complete only when its entry, backups/<id>/backup.json, exists.
-// Run writes it last, after every part is stored and the WAL from the
+// Run first reserves the backup's id with a create-only
+// backups/<id>/reserved.json (catalog.ReserveID): a second backup started in
+// the same second takes <id>-1. A backup is complete only when its entry,
+// backups/<id>/backup.json, exists. Run writes it last (create-only), after every part is stored and the WAL from the
 // backup's start to its end is in the repository. What a crash leaves at
 // each step:
 //   - during a part's upload: no object for that part (Put is atomic; an
@@ -20,7 +22,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -52,7 +53,7 @@ type Options struct {
 var ErrWALTimeout = errors.New("WAL needed by the backup was not archived in time")
 
 // Run takes a base backup and returns its entry once it is complete.
-func Run(ctx context.Context, opts Options) (*catalog.Backup, error) {
+func Run(ctx context.Context, opts Options) (_ *catalog.Backup, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -92,15 +93,22 @@ func Run(ctx context.Context, opts Options) (*catalog.Backup, error) {
 	}
 	host, _ := os.Hostname()
 	start := opts.Now().UTC()
+	id, err := catalog.ReserveID(ctx, opts.Store, start, catalog.BackupReservationKey)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
 	b := &catalog.Backup{
-		ID: catalog.BackupID(start), Format: catalog.FormatVersion, StartTime: start,
+		ID: id, Format: catalog.FormatVersion, StartTime: start,
 		PGVersion: srv.Version, SystemID: sys.SystemID, WALSegmentSize: srv.WALSegmentSize,
 		PitrVersion: opts.PitrVersion, Host: host, Encrypted: opts.Codec.Encrypt,
 	}
 	b.Label = "pitr " + b.ID
-	if err := idFree(ctx, opts.Store, b.ID); err != nil {
-		return nil, err
-	}
+	defer func() {
+		if err != nil && len(b.Parts) == 0 { // nothing stored under the id but its reservation
+			key, _ := catalog.BackupReservationKey(b.ID)
+			catalog.ReleaseID(ctx, opts.Store, key)
+		}
+	}()
 	bb, err := pg.StartBaseBackup(ctx, conn, pg.BaseBackupOptions{Label: b.Label, Fast: opts.Fast, Manifest: true})
 	if err != nil {
 		return nil, err
@@ -138,29 +146,13 @@ func Run(ctx context.Context, opts Options) (*catalog.Backup, error) {
 		return nil, err
 	}
 	entry := catalog.MarshalBackup(b)
-	if err := opts.Store.Put(ctx, catalog.BackupEntryKey(b.ID), strings.NewReader(string(entry))); err != nil {
+	if err := catalog.CreateEntry(ctx, opts.Store, catalog.BackupEntryKey(b.ID), entry); err != nil {
 		return nil, fmt.Errorf("write backup entry: %w", err)
 	}
 	log.Info().Str("backup", b.ID).Str("end_lsn", b.EndLSN).Int64("bytes", b.Bytes).Int64("stored", b.Stored).
 		Dur("took", b.EndTime.Sub(b.StartTime).Round(time.Millisecond)).Msg("backup complete")
 	return b, nil
 }
-
-// idFree refuses to reuse an id that already has objects (two backups
-// started in the same second).
-func idFree(ctx context.Context, st storage.Storage, id string) error {
-	used := false
-	err := st.List(ctx, catalog.BackupPrefix(id), func(storage.ObjectInfo) error { used = true; return errStop })
-	if err != nil && !errors.Is(err, errStop) {
-		return fmt.Errorf("check backup id: %w", err)
-	}
-	if used {
-		return fmt.Errorf("backup id %s is already in use; try again in a second", id)
-	}
-	return nil
-}
-
-var errStop = errors.New("stop")
 
 // storePart streams one part through the envelope into storage.
 func storePart(ctx context.Context, opts Options, id, name string, r io.Reader) (catalog.Part, error) {
@@ -326,7 +318,7 @@ func CleanIncomplete(ctx context.Context, st storage.Storage, cutoff time.Time) 
 	}
 	n := 0
 	for id, newest := range inc {
-		started, _ := time.Parse("20060102T150405Z", id)
+		started, _ := catalog.BackupIDTime(id)
 		if !started.Before(cutoff) || !newest.Before(cutoff) {
 			continue
 		}

@@ -28,8 +28,8 @@ func abortStaleUploads(ctx context.Context, st storage.Storage, cutoff time.Time
 		if !ok {
 			return nil
 		}
-		started, err := time.Parse("20060102T150405Z", id)
-		if err == nil && started.Before(cutoff) && u.Initiated.Before(cutoff) {
+		started, ok := catalog.BackupIDTime(id)
+		if ok && started.Before(cutoff) && u.Initiated.Before(cutoff) {
 			stale = append(stale, u)
 		}
 		return nil

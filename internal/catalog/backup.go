@@ -3,6 +3,7 @@ package catalog
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -53,13 +54,58 @@ type Part struct {
 	Stored int64  `json:"stored"`
 }
 
-// BackupID returns the id of a backup started at t.
-func BackupID(t time.Time) string { return t.UTC().Format("20060102T150405Z") }
+// idLayout is the time part of backup and dump ids.
+const idLayout = "20060102T150405Z"
 
-// ValidBackupID reports whether id has BackupID's form.
+// MaxIDSeq is the highest sequence number BackupIDSeq takes: one digit, so
+// that ids still sort as their times do.
+const MaxIDSeq = 9
+
+// BackupID returns the id of a backup started at t, the first one of its
+// second.
+func BackupID(t time.Time) string { return BackupIDSeq(t, 0) }
+
+// BackupIDSeq returns the id of the seq-th backup started in t's second
+// after the first (seq 0): "20261201T103000Z", then "20261201T103000Z-1"
+// up to "-9". Key order is time order: "Z" < "Z-1" < "Z-9" < the next
+// second. Dumps use the same ids, per database.
+func BackupIDSeq(t time.Time, seq int) string {
+	id := t.UTC().Format(idLayout)
+	if seq > 0 {
+		id += "-" + strconv.Itoa(seq)
+	}
+	return id
+}
+
+// ValidBackupID reports whether id has BackupIDSeq's form.
 func ValidBackupID(id string) bool {
-	_, err := time.Parse("20060102T150405Z", id)
-	return err == nil && len(id) == 16
+	_, ok := BackupIDTime(id)
+	return ok
+}
+
+// BackupIDTime returns the second an id was taken in.
+func BackupIDTime(id string) (time.Time, bool) {
+	base, seq, hasSeq := strings.Cut(id, "-")
+	if hasSeq && (len(seq) != 1 || seq[0] < '1' || seq[0] > '0'+MaxIDSeq) {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(idLayout, base)
+	if err != nil || len(base) != len(idLayout) {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// ReservationName is the name of the object that reserves a backup's or a
+// dump's id, created (create-only) before anything else is stored under it.
+const ReservationName = "reserved.json"
+
+// BackupReservationKey returns the key that reserves a backup id.
+func BackupReservationKey(id string) (string, error) {
+	if !ValidBackupID(id) {
+		return "", fmt.Errorf("bad backup id %q", id)
+	}
+	return BackupPrefix(id) + ReservationName, nil
 }
 
 // BackupsPrefix is the listing prefix of all backups.
@@ -73,7 +119,7 @@ func BackupPartKey(id, part string, encrypted bool) (string, error) {
 	if !ValidBackupID(id) {
 		return "", fmt.Errorf("bad backup id %q", id)
 	}
-	if part == "" || strings.ContainsAny(part, "/\\") || part == BackupEntryName || strings.HasPrefix(part, ".") {
+	if part == "" || strings.ContainsAny(part, "/\\") || part == BackupEntryName || part == ReservationName || strings.HasPrefix(part, ".") {
 		return "", fmt.Errorf("bad backup part name %q", part)
 	}
 	return BackupPrefix(id) + part + "." + Ext(encrypted), nil

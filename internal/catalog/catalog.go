@@ -5,8 +5,10 @@
 //	clusters/<seq>-<system identifier>.json            the cluster the repository belongs to
 //	wal/<TTTTTTTTXXXXXXXX>/<walname>.<sha256>.<ext>    segments, .partial and .backup files
 //	wal/timelines/<TTTTTTTT>.history.<sha256>.<ext>    timeline history files
+//	backups/<id>/reserved.json                         reserves the id (create-only), written first
 //	backups/<id>/<part>.<ext>                          base backup parts (tar streams, manifest)
 //	backups/<id>/backup.json                           the backup's entry, plaintext, written last
+//	dumps/<db>/<id>/reserved.json                      reserves the id (create-only), written first
 //	dumps/<db>/<id>/dump.<ext>                         a pg_dump -Fc archive of one database
 //	dumps/<db>/<id>/dump.json                          the dump's entry, plaintext, written last
 //

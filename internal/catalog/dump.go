@@ -77,6 +77,14 @@ func ParseDumpEntryKey(key string) (db, id string, ok bool) {
 	return db, parts[1], true
 }
 
+// DumpReservationKey returns the key that reserves a dump id of db.
+func DumpReservationKey(db, id string) (string, error) {
+	if err := checkDump(db, id); err != nil {
+		return "", err
+	}
+	return DumpPrefix(db, id) + ReservationName, nil
+}
+
 func checkDump(db, id string) error {
 	if db == "" || len(db) > 63 {
 		return fmt.Errorf("bad database name %q", db)

@@ -21,7 +21,7 @@ import (
 // a while, so an outage shows on an idle daemon too.
 //
 // A request counts as a success when the store answered (ErrNotExist
-// included), as a failure when it did not, and not at all when the
+// and ErrExist included), as a failure when it did not, and not at all when the
 // caller gave up (its context ended) or the caller's own reader or List
 // callback failed.
 type StoreMonitor struct {
@@ -86,7 +86,7 @@ func (m *StoreMonitor) observe(ctx context.Context, start time.Time, err error) 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lastRequest = now
-	if err == nil || errors.Is(err, storage.ErrNotExist) {
+	if err == nil || errors.Is(err, storage.ErrNotExist) || errors.Is(err, storage.ErrExist) {
 		m.lastSuccess, m.failingSince, m.failures = now, time.Time{}, 0
 		return
 	}
@@ -107,6 +107,28 @@ func (m *StoreMonitor) Put(ctx context.Context, key string, r io.Reader) error {
 	}
 	m.observe(ctx, start, err)
 	return err
+}
+
+// Create implements storage.Storage; ErrExist is an answer.
+func (m *StoreMonitor) Create(ctx context.Context, key string, r io.Reader) error {
+	start, cr := m.now(), &callerReader{r: r}
+	err := m.inner.Create(ctx, key, cr)
+	if err != nil && cr.err != nil {
+		return err // the data's source failed, not necessarily the store
+	}
+	m.observe(ctx, start, err)
+	return err
+}
+
+// GetRange implements storage.Storage; errors reading the body count too.
+func (m *StoreMonitor) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	start := m.now()
+	rc, err := m.inner.GetRange(ctx, key, offset, length)
+	m.observe(ctx, start, err)
+	if err != nil {
+		return nil, err
+	}
+	return &monitoredBody{ReadCloser: rc, m: m, ctx: ctx}, nil
 }
 
 // Get implements storage.Storage; errors reading the body count too.

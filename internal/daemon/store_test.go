@@ -236,3 +236,26 @@ func TestStoreOutageCountsFromRequestStart(t *testing.T) {
 		t.Errorf("status %+v, want failing since %s", st, t0)
 	}
 }
+
+// TestStoreMonitorConformance: the monitor forwards every method, Create
+// and GetRange included, unchanged.
+func TestStoreMonitorConformance(t *testing.T) {
+	storagetest.Run(t, func(*testing.T) storage.Storage {
+		return NewStoreMonitor(storagetest.NewMemory(), nil)
+	})
+}
+
+// TestStoreMonitorCreateExists: a Create refused with ErrExist is the
+// store's answer, not an outage.
+func TestStoreMonitorCreateExists(t *testing.T) {
+	mon := NewStoreMonitor(storagetest.NewMemory(), nil)
+	for range 2 {
+		err := mon.Create(t.Context(), "k", strings.NewReader("x"))
+		if err != nil && !errors.Is(err, storage.ErrExist) {
+			t.Fatal(err)
+		}
+	}
+	if st := mon.Status(); !st.Up() || st.LastSuccess.IsZero() {
+		t.Errorf("status %+v after a refused Create, want up", st)
+	}
+}

@@ -2,8 +2,11 @@
 // restores them with pg_restore, streaming through the envelope: neither
 // side keeps a local copy of the archive.
 //
-// A dump is complete only when its entry, dumps/<db>/<id>/dump.json,
-// exists; Run writes it last. What a crash or a failure leaves:
+// Run first reserves the dump's id with a create-only
+// dumps/<db>/<id>/reserved.json (catalog.ReserveID): a second dump of the
+// database in the same second takes <id>-1. A dump is complete only when
+// its entry, dumps/<db>/<id>/dump.json, exists; Run writes it last
+// (create-only). What a crash or a failure leaves:
 //   - pg_dump failing or printing to stderr, or pitr dying mid-stream: the
 //     archive's upload is abandoned before it completes (Put is atomic), so
 //     no object at all, and no entry: nothing listed;
@@ -26,7 +29,6 @@ import (
 	"os"
 	"os/exec"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -70,8 +72,14 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 	}
 	host, _ := os.Hostname()
 	start := opts.Now().UTC()
+	id, err := catalog.ReserveID(ctx, opts.Store, start, func(id string) (string, error) {
+		return catalog.DumpReservationKey(opts.Database, id)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dump %s: %w", opts.Database, err)
+	}
 	d := &catalog.Dump{
-		ID: catalog.BackupID(start), Format: catalog.FormatVersion, Database: opts.Database,
+		ID: id, Format: catalog.FormatVersion, Database: opts.Database,
 		PGVersion: srv.Version, DumpVersion: toolVersion, PitrVersion: opts.PitrVersion, Host: host,
 		StartTime: start, Encrypted: opts.Codec.Encrypt,
 	}
@@ -80,9 +88,6 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 	}
 	entryKey, err := catalog.DumpEntryKey(d.Database, d.ID)
 	if err != nil {
-		return nil, err
-	}
-	if err := idFree(ctx, opts.Store, d.Database, d.ID); err != nil {
 		return nil, err
 	}
 	log.Info().Str("database", d.Database).Str("dump", d.ID).Str("pg_dump", tool).Msg("dump started")
@@ -94,10 +99,13 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		_ = opts.Store.Delete(dctx, d.Key)
 		cancel()
+		if key, err := catalog.DumpReservationKey(d.Database, d.ID); err == nil {
+			catalog.ReleaseID(ctx, opts.Store, key)
+		}
 		return nil, fmt.Errorf("dump %s: %w", d.Database, err)
 	}
 	d.EndTime = opts.Now().UTC()
-	if err := opts.Store.Put(ctx, entryKey, strings.NewReader(string(catalog.MarshalDump(d)))); err != nil {
+	if err := catalog.CreateEntry(ctx, opts.Store, entryKey, catalog.MarshalDump(d)); err != nil {
 		return nil, fmt.Errorf("write dump entry: %w", err)
 	}
 	log.Info().Str("database", d.Database).Str("dump", d.ID).Int64("bytes", d.Bytes).Int64("stored", d.Stored).
@@ -155,20 +163,6 @@ func store(ctx context.Context, opts Options, cmd *exec.Cmd, d *catalog.Dump) er
 	d.SHA256, d.Bytes, d.Stored = s.Sum(), s.Size(), cw.n
 	return nil
 }
-
-func idFree(ctx context.Context, st storage.Storage, db, id string) error {
-	used := false
-	err := st.List(ctx, catalog.DumpPrefix(db, id), func(storage.ObjectInfo) error { used = true; return errStop })
-	if err != nil && !errors.Is(err, errStop) {
-		return fmt.Errorf("check dump id: %w", err)
-	}
-	if used {
-		return fmt.Errorf("dump id %s of %s is already in use; try again in a second", id, db)
-	}
-	return nil
-}
-
-var errStop = errors.New("stop")
 
 type countingWriter struct {
 	w io.Writer

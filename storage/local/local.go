@@ -4,7 +4,14 @@
 // file (".tmp-*") next to the destination, fsyncs it, renames it over the
 // destination and fsyncs the directory, so a crash at any step leaves either
 // the old object or the new one under the key, plus at worst a stray
-// temporary file that List never reports. Because keys are paths, a key
+// temporary file that List never reports. Create does the same but links
+// the synced temporary file to the destination (link(2) fails with EEXIST
+// when the key exists, so two Creates of one key cannot both win), fsyncs
+// the directory and removes the temporary name; a crash before the removal
+// leaves a stray temporary file, never a partial object. On a filesystem
+// without hard links Create falls back to checking for the key, then
+// renaming: that check can race, which Create then says nothing about.
+// Because keys are paths, a key
 // cannot also be a directory of other keys (both "a" and "a/b"), and key
 // elements may not start with ".tmp-".
 package local
@@ -140,13 +147,25 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	if err := check(key); err != nil {
 		return fmt.Errorf("put: %w", err)
 	}
-	if err := s.put(ctx, key, r); err != nil {
+	if err := s.put(ctx, key, r, false); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return nil
 }
 
-func (s *Store) put(ctx context.Context, key string, r io.Reader) error {
+// Create is Put that links the temporary file into place, which fails
+// with storage.ErrExist when the key exists.
+func (s *Store) Create(ctx context.Context, key string, r io.Reader) error {
+	if err := check(key); err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	if err := s.put(ctx, key, r, true); err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	return nil
+}
+
+func (s *Store) put(ctx context.Context, key string, r io.Reader, create bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -181,11 +200,44 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	if create {
+		if err := createOnly(tmp, dst); err != nil {
+			return err
+		}
+		// The object is in place under both names; the temporary one
+		// goes (one left by a crash or a failed remove, List skips).
+		_ = os.Remove(tmp)
+	} else if err := os.Rename(tmp, dst); err != nil {
 		return err
 	}
 	renamed = true
 	return syncDir(dir)
+}
+
+// createOnly puts the complete file tmp under dst unless dst exists.
+func createOnly(tmp, dst string) error {
+	err := os.Link(tmp, dst)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrExist):
+		return storage.ErrExist
+	case !noHardLinks(err):
+		return err
+	}
+	// No hard links here (some FUSE and SMB mounts): check, then rename.
+	// Another writer may slip in between the two.
+	if _, err := os.Lstat(dst); err == nil {
+		return storage.ErrExist
+	} else if !isNotExist(err) {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+// noHardLinks reports a link(2) error that says the filesystem cannot link.
+func noHardLinks(err error) bool {
+	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS)
 }
 
 // createTemp creates a new temporary file in dir, creating dir and its
@@ -312,6 +364,31 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
 	return f, nil
+}
+
+// GetRange opens the object's file at offset, reading at most length bytes.
+func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if err := storage.CheckRange(offset, length); err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	rc, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	f := rc.(*os.File)
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	if length < 0 {
+		return f, nil
+	}
+	return limitedFile{Reader: io.LimitReader(f, length), Closer: f}, nil
+}
+
+type limitedFile struct {
+	io.Reader
+	io.Closer
 }
 
 // Stat reports the object's size and modification time.

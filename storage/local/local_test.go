@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -242,4 +243,21 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("ParseURL(%q) = %q, %v; want %q, ok %v", tt.url, got, err, tt.want, tt.ok)
 		}
 	}
+}
+
+// TestCreateRaceProcesses races processes creating one key: one wins,
+// the others see ErrExist.
+func TestCreateRaceProcesses(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	s, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, size := range []int{10, 1 << 20, 0} {
+		storagetest.RaceCreate(t, s, "TestCreateRaceChild", []string{"PITR_RACE_LOCAL_DIR=" + dir}, 6, fmt.Sprintf("race/%d", i), size)
+	}
+}
+
+func TestCreateRaceChild(t *testing.T) {
+	storagetest.RaceChild(t, func() (storage.Storage, error) { return Open(os.Getenv("PITR_RACE_LOCAL_DIR")) })
 }

@@ -155,6 +155,11 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.mu.Lock()
+		if _, ok := f.objects[key]; ok && r.Header.Get("If-None-Match") == "*" {
+			f.mu.Unlock()
+			writeError(w, r, http.StatusPreconditionFailed, "PreconditionFailed")
+			return
+		}
 		f.objects[key] = fakeObject{data: body, modTime: time.Now().UTC()}
 		f.mu.Unlock()
 		sum := md5.Sum(body)
@@ -168,10 +173,23 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, http.StatusNotFound, "NoSuchKey")
 			return
 		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(o.data)))
+		data := o.data
+		if rng := r.Header.Get("Range"); rng != "" && r.Method == http.MethodGet {
+			var ok bool
+			if data, ok = fakeRange(data, rng); !ok {
+				writeError(w, r, http.StatusRequestedRangeNotSatisfiable, "InvalidRange")
+				return
+			}
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %s/%d", strings.TrimPrefix(rng, "bytes="), len(o.data)))
+			w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+			w.WriteHeader(http.StatusPartialContent)
+			_, _ = w.Write(data)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 		w.Header().Set("Last-Modified", o.modTime.Format(http.TimeFormat))
 		if r.Method == http.MethodGet {
-			_, _ = w.Write(o.data)
+			_, _ = w.Write(data)
 		}
 	case r.Method == http.MethodDelete:
 		f.record(r, "DeleteObject")
@@ -263,6 +281,10 @@ func (f *fakeS3) complete(w http.ResponseWriter, r *http.Request, key, id string
 		}
 		data.Write(b)
 	}
+	if _, ok := f.objects[key]; ok && r.Header.Get("If-None-Match") == "*" {
+		writeError(w, r, http.StatusPreconditionFailed, "PreconditionFailed")
+		return
+	}
 	delete(f.uploads, id)
 	f.objects[key] = fakeObject{data: data.Bytes(), modTime: time.Now().UTC()}
 	writeXML(w, struct {
@@ -271,6 +293,25 @@ func (f *fakeS3) complete(w http.ResponseWriter, r *http.Request, key, id string
 		Key     string
 		ETag    string
 	}{Bucket: f.bucket, Key: key, ETag: `"multipart"`})
+}
+
+// fakeRange cuts "bytes=FIRST-[LAST]" out of data like S3: false (416) when
+// FIRST is at or past the end.
+func fakeRange(data []byte, rng string) ([]byte, bool) {
+	first, last, ok := strings.Cut(strings.TrimPrefix(rng, "bytes="), "-")
+	from, err := strconv.Atoi(first)
+	if !ok || err != nil || from >= len(data) {
+		return nil, false
+	}
+	to := len(data) - 1
+	if last != "" {
+		n, err := strconv.Atoi(last)
+		if err != nil || n < from {
+			return nil, false
+		}
+		to = min(n, to)
+	}
+	return data[from : to+1], true
 }
 
 func (f *fakeS3) list(w http.ResponseWriter, prefix, after string) {

@@ -14,6 +14,15 @@
 // later process can abort it (storage.Uploads), and a bucket lifecycle rule
 // with AbortIncompleteMultipartUpload removes whatever is left.
 //
+// Create-only: Create sends If-None-Match: * with PutObject, and with
+// CompleteMultipartUpload for an object of several parts, so the store
+// itself refuses to replace an object (412 PreconditionFailed, or 409
+// ConditionalRequestConflict while another conditional write of the key is
+// in flight); both give storage.ErrExist. AWS S3 and MinIO support it. A
+// store that ignores the header would silently overwrite: for those, set
+// Options.NoConditionalWrites, and Create checks with HeadObject first,
+// which two writers can race.
+//
 // Timeouts: no request waits on a silent store for longer than
 // Options.Timeout, whether connecting, in the TLS handshake, for the
 // response's headers, or with a body that stopped moving in either
@@ -38,6 +47,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -119,6 +129,10 @@ type Options struct {
 	// Credentials replaces the SDK's standard chain (environment, shared
 	// profiles, web identity, container and instance roles).
 	Credentials aws.CredentialsProvider
+	// NoConditionalWrites is for S3-compatible stores that do not honor
+	// If-None-Match on writes: Create then checks for the key with
+	// HeadObject before an ordinary Put, a check two writers can race.
+	NoConditionalWrites bool
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -134,6 +148,7 @@ type Store struct {
 	partSize    int
 	concurrency int
 	timeout     time.Duration
+	noCond      bool      // Options.NoConditionalWrites
 	bufs        sync.Pool // of *[]byte, partSize long
 }
 
@@ -219,6 +234,7 @@ func newStore(opts Options) (*Store, error) {
 		partSize:    DefaultPartSize,
 		concurrency: defaultConcurrency,
 		class:       types.StorageClass(opts.StorageClass),
+		noCond:      opts.NoConditionalWrites,
 	}
 	switch opts.SSE {
 	case "":
@@ -289,15 +305,57 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	if !storage.ValidKey(key) {
 		return fmt.Errorf("put: invalid key %q", key)
 	}
-	if err := s.put(ctx, key, r); err != nil {
+	if err := s.put(ctx, key, r, nil); err != nil {
 		return fmt.Errorf("put %s: %w", key, permanent(err))
 	}
 	return nil
 }
 
-func (s *Store) put(ctx context.Context, key string, r io.Reader) error {
+// Create is Put with If-None-Match: * on the request that makes the object
+// visible (see the package comment).
+func (s *Store) Create(ctx context.Context, key string, r io.Reader) error {
+	if !storage.ValidKey(key) {
+		return fmt.Errorf("create: invalid key %q", key)
+	}
+	cond := aws.String("*")
+	if s.noCond {
+		cond = nil
+		_, err := s.Stat(ctx, key)
+		if err == nil {
+			return fmt.Errorf("create %s: %w", key, storage.ErrExist)
+		}
+		if !errors.Is(err, storage.ErrNotExist) {
+			return fmt.Errorf("create: %w", err)
+		}
+	}
+	if err := s.put(ctx, key, r, cond); err != nil {
+		return fmt.Errorf("create %s: %w", key, permanent(exists(err)))
+	}
+	return nil
+}
+
+// exists maps the answers to a refused conditional write to
+// storage.ErrExist, keeping the store's error in the message.
+func exists(err error) error {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "PreconditionFailed", "ConditionalRequestConflict":
+			return fmt.Errorf("%w: %v", storage.ErrExist, err)
+		}
+	}
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed {
+		return fmt.Errorf("%w: %v", storage.ErrExist, err)
+	}
+	return err
+}
+
+// put stores r; ifNoneMatch ("*" or nil) goes with the request that makes
+// the object visible.
+func (s *Store) put(ctx context.Context, key string, r io.Reader, ifNoneMatch *string) error {
 	if f, ok := r.(*os.File); ok {
-		if done, err := s.putFile(ctx, key, f); done {
+		if done, err := s.putFile(ctx, key, f, ifNoneMatch); done {
 			return err
 		}
 	}
@@ -305,7 +363,7 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader) error {
 		// bytes.Reader and strings.Reader: the bytes are in memory
 		// already; a part buffer would only copy them.
 		start := m.Size() - int64(m.Len())
-		return s.putSection(ctx, key, io.NewSectionReader(m, start, int64(m.Len())))
+		return s.putSection(ctx, key, io.NewSectionReader(m, start, int64(m.Len())), ifNoneMatch)
 	}
 	first, err := s.readPart(ctx, r)
 	if err != nil {
@@ -313,7 +371,7 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader) error {
 	}
 	if !first.full {
 		defer s.release(first)
-		return s.putObject(ctx, key, first.bytes())
+		return s.putObject(ctx, key, first.bytes(), ifNoneMatch)
 	}
 	// A full first part: only the next read tells whether r ended there.
 	second, err := s.readPart(ctx, r)
@@ -324,9 +382,9 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader) error {
 	if second.n == 0 {
 		s.release(second)
 		defer s.release(first)
-		return s.putObject(ctx, key, first.bytes())
+		return s.putObject(ctx, key, first.bytes(), ifNoneMatch)
 	}
-	return s.putMultipart(ctx, key, r, first, second)
+	return s.putMultipart(ctx, key, r, first, second, ifNoneMatch)
 }
 
 // part is a pooled buffer holding n bytes of the object.
@@ -369,13 +427,14 @@ func contentMD5(b []byte) *string {
 	return aws.String(base64.StdEncoding.EncodeToString(sum[:]))
 }
 
-func (s *Store) putObject(ctx context.Context, key string, data []byte) error {
+func (s *Store) putObject(ctx context.Context, key string, data []byte, ifNoneMatch *string) error {
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:               &s.bucket,
 		Key:                  s.full(key),
 		Body:                 bytes.NewReader(data), // seekable: the SDK rewinds it to retry
 		ContentLength:        aws.Int64(int64(len(data))),
 		ContentMD5:           contentMD5(data),
+		IfNoneMatch:          ifNoneMatch,
 		ServerSideEncryption: s.sse,
 		SSEKMSKeyId:          s.kmsKeyID,
 		StorageClass:         s.class,
@@ -387,7 +446,7 @@ func (s *Store) putObject(ctx context.Context, key string, data []byte) error {
 // file, without a part buffer (wal-push hands over sealed spool files: with
 // eight uploads in flight, buffering would cost eight parts of memory). It
 // reports done=false, having read nothing, when the file is not such a file.
-func (s *Store) putFile(ctx context.Context, key string, f *os.File) (done bool, err error) {
+func (s *Store) putFile(ctx context.Context, key string, f *os.File, ifNoneMatch *string) (done bool, err error) {
 	start, err := f.Seek(0, io.SeekCurrent)
 	if err != nil {
 		return false, nil
@@ -396,7 +455,7 @@ func (s *Store) putFile(ctx context.Context, key string, f *os.File) (done bool,
 	if err != nil || !fi.Mode().IsRegular() || fi.Size()-start > int64(s.partSize) {
 		return false, nil
 	}
-	return true, s.putSection(ctx, key, io.NewSectionReader(f, start, fi.Size()-start))
+	return true, s.putSection(ctx, key, io.NewSectionReader(f, start, fi.Size()-start), ifNoneMatch)
 }
 
 // inMemory is what *bytes.Reader and *strings.Reader offer.
@@ -408,7 +467,7 @@ type inMemory interface {
 
 // putSection uploads a section with one PutObject, reading it twice (for
 // Content-MD5, then the body) instead of copying it into a part buffer.
-func (s *Store) putSection(ctx context.Context, key string, sec *io.SectionReader) error {
+func (s *Store) putSection(ctx context.Context, key string, sec *io.SectionReader, ifNoneMatch *string) error {
 	h := md5.New()
 	if _, err := io.Copy(h, io.NewSectionReader(sec, 0, sec.Size())); err != nil {
 		return err
@@ -419,6 +478,7 @@ func (s *Store) putSection(ctx context.Context, key string, sec *io.SectionReade
 		Body:                 sec, // seekable: the SDK rewinds it to retry
 		ContentLength:        aws.Int64(sec.Size()),
 		ContentMD5:           aws.String(base64.StdEncoding.EncodeToString(h.Sum(nil))),
+		IfNoneMatch:          ifNoneMatch,
 		ServerSideEncryption: s.sse,
 		SSEKMSKeyId:          s.kmsKeyID,
 		StorageClass:         s.class,
@@ -429,7 +489,7 @@ func (s *Store) putSection(ctx context.Context, key string, sec *io.SectionReade
 // putMultipart uploads first, second and the rest of r as parts, at most
 // s.concurrency at once. We do not use the SDK's feature/s3/manager uploader:
 // it sends no Content-MD5 per part, so the store could not verify them.
-func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, first, second part) (err error) {
+func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, first, second part, ifNoneMatch *string) (err error) {
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:               &s.bucket,
 		Key:                  s.full(key),
@@ -509,6 +569,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, first
 		Key:             s.full(key),
 		UploadId:        uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		IfNoneMatch:     ifNoneMatch,
 	})
 	if err != nil {
 		return fmt.Errorf("complete multipart upload: %w", err)
@@ -558,6 +619,41 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	var nsk *types.NoSuchKey // NoSuchBucket is an error, not an absence
 	if errors.As(err, &nsk) {
 		err = storage.ErrNotExist
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, permanent(err))
+	}
+	return out.Body, nil
+}
+
+// GetRange reads part of the object with a Range header; the body is bound
+// to ctx.
+func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if !storage.ValidKey(key) {
+		return nil, fmt.Errorf("get: invalid key %q", key)
+	}
+	if err := storage.CheckRange(offset, length); err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	if length == 0 { // no Range header asks for nothing
+		if _, err := s.Stat(ctx, key); err != nil {
+			return nil, fmt.Errorf("get: %w", err)
+		}
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	rng := fmt.Sprintf("bytes=%d-", offset)
+	if length > 0 {
+		rng += strconv.FormatInt(offset+length-1, 10)
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: s.full(key), Range: &rng})
+	var nsk *types.NoSuchKey
+	var re interface{ HTTPStatusCode() int }
+	switch {
+	case errors.As(err, &nsk):
+		err = storage.ErrNotExist
+	case errors.As(err, &re) && re.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable:
+		// The object is there (else 404), and offset is at or past its end.
+		return io.NopCloser(strings.NewReader("")), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, permanent(err))

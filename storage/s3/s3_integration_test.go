@@ -6,8 +6,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -251,4 +253,27 @@ func TestMinIOUploads(t *testing.T) {
 	if err != nil || len(out.Uploads) != 1 {
 		t.Errorf("another prefix's uploads: %v, %v", out, err)
 	}
+}
+
+// TestMinIOCreateRaceProcesses races processes creating one key on MinIO,
+// with one PutObject and as a multipart upload: one wins, the others see
+// ErrExist (412 PreconditionFailed, or 409 while the winner is in flight).
+func TestMinIOCreateRaceProcesses(t *testing.T) {
+	srv := testenv.MinIO(t)
+	bucket := srv.NewBucket(t)
+	st := newMinIOStore(t, minioOptions(srv, bucket))
+	env := append(srv.Env(), "PITR_RACE_S3_ENDPOINT="+srv.Endpoint, "PITR_RACE_S3_BUCKET="+bucket)
+	for i, size := range []int{100, MinPartSize + 1000} {
+		storagetest.RaceCreate(t, st, "TestMinIOCreateRaceChild", env, 4, fmt.Sprintf("race/%d", i), size)
+	}
+	assertNoUploads(t, srv, bucket)
+}
+
+func TestMinIOCreateRaceChild(t *testing.T) {
+	storagetest.RaceChild(t, func() (storage.Storage, error) {
+		return New(t.Context(), Options{
+			Bucket: os.Getenv("PITR_RACE_S3_BUCKET"), Endpoint: os.Getenv("PITR_RACE_S3_ENDPOINT"),
+			ForcePathStyle: true, PartSize: MinPartSize, MaxAttempts: 3,
+		})
+	})
 }

@@ -367,3 +367,53 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateConflicts: the answers to a refused conditional write wrap
+// ErrExist; others do not.
+func TestCreateConflicts(t *testing.T) {
+	tests := []struct {
+		status int
+		code   string
+		exist  bool
+	}{
+		{http.StatusPreconditionFailed, "PreconditionFailed", true},
+		{http.StatusConflict, "ConditionalRequestConflict", true},
+		{http.StatusConflict, "OperationAborted", false},
+		{http.StatusForbidden, "AccessDenied", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("If-None-Match") != "*" {
+					writeError(w, r, http.StatusBadRequest, "NoCondition")
+					return
+				}
+				writeError(w, r, tt.status, tt.code)
+			}))
+			t.Cleanup(srv.Close)
+			s, err := New(t.Context(), testOptions(srv.URL))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Create(t.Context(), "k", strings.NewReader("x"))
+			if err == nil || errors.Is(err, storage.ErrExist) != tt.exist {
+				t.Errorf("Create = %v, want ErrExist %v", err, tt.exist)
+			}
+		})
+	}
+}
+
+// TestNoConditionalWrites: a store that ignores If-None-Match (here: the
+// fake told nothing) is covered by a HeadObject check first.
+func TestNoConditionalWrites(t *testing.T) {
+	fake, s := startFake(t, func(o *Options) { o.NoConditionalWrites = true })
+	if err := s.Create(t.Context(), "k", strings.NewReader("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(t.Context(), "k", strings.NewReader("second")); !errors.Is(err, storage.ErrExist) {
+		t.Fatalf("second Create = %v, want ErrExist", err)
+	}
+	if ops := fake.ops(); !slices.Contains(ops, "HEAD HeadObject") {
+		t.Errorf("requests %q, want a HeadObject", ops)
+	}
+}

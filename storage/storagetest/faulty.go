@@ -18,7 +18,8 @@ type Op string
 // The Storage methods.
 const (
 	OpPut    Op = "put"
-	OpGet    Op = "get"
+	OpCreate Op = "create"
+	OpGet    Op = "get" // Get and GetRange
 	OpStat   Op = "stat"
 	OpList   Op = "list"
 	OpDelete Op = "delete"
@@ -118,6 +119,28 @@ func (f *Faulty) Put(ctx context.Context, key string, r io.Reader) error {
 	default:
 		return fmt.Errorf("put %s: %w", key, ft.err)
 	}
+}
+
+// Create passes the call through unless a fault is due; FailPutAfter
+// faults are Put's alone.
+func (f *Faulty) Create(ctx context.Context, key string, r io.Reader) error {
+	ft, ok := f.next(OpCreate)
+	switch {
+	case !ok:
+		return f.inner.Create(ctx, key, r)
+	case ft.after >= 0:
+		return f.inner.Create(ctx, key, &failAfter{r: r, left: ft.after, err: ft.err})
+	default:
+		return fmt.Errorf("create %s: %w", key, ft.err)
+	}
+}
+
+// GetRange passes the call through unless a fault is due (of OpGet).
+func (f *Faulty) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if ft, ok := f.next(OpGet); ok {
+		return nil, fmt.Errorf("get %s: %w", key, ft.err)
+	}
+	return f.inner.GetRange(ctx, key, offset, length)
 }
 
 // Get passes the call through unless a fault is due.

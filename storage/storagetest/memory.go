@@ -40,15 +40,30 @@ func NewMemory() *Memory {
 
 // Put reads all of r before storing it, so a failed read stores nothing.
 func (m *Memory) Put(ctx context.Context, key string, r io.Reader) error {
+	if err := m.put(ctx, key, r, false); err != nil {
+		return fmt.Errorf("put: %w", err)
+	}
+	return nil
+}
+
+// Create is Put that refuses an existing key with storage.ErrExist.
+func (m *Memory) Create(ctx context.Context, key string, r io.Reader) error {
+	if err := m.put(ctx, key, r, true); err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	return nil
+}
+
+func (m *Memory) put(ctx context.Context, key string, r io.Reader, create bool) error {
 	if !storage.ValidKey(key) {
-		return fmt.Errorf("put: invalid key %q", key)
+		return fmt.Errorf("invalid key %q", key)
 	}
 	data, err := io.ReadAll(ctxReader{ctx: ctx, r: r})
 	if err == nil {
 		err = ctx.Err()
 	}
 	if err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return fmt.Errorf("%s: %w", key, err)
 	}
 	now := time.Now
 	if m.Now != nil {
@@ -56,6 +71,9 @@ func (m *Memory) Put(ctx context.Context, key string, r io.Reader) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, ok := m.objects[key]; ok && create {
+		return fmt.Errorf("%s: %w", key, storage.ErrExist)
+	}
 	m.objects[key] = memObject{data: data, modTime: now().UTC()}
 	return nil
 }
@@ -67,6 +85,22 @@ func (m *Memory) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
 	return io.NopCloser(bytes.NewReader(o.data)), nil
+}
+
+// GetRange returns a reader over part of the object's bytes.
+func (m *Memory) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if err := storage.CheckRange(offset, length); err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	o, err := m.lookup(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	data := o.data[min(offset, int64(len(o.data))):]
+	if length >= 0 && length < int64(len(data)) {
+		data = data[:length]
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
 // Stat reports the object's size and time of Put.

@@ -40,6 +40,10 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"InvalidKeys", testInvalidKeys},
 		{"ConcurrentPuts", testConcurrentPuts},
 		{"PutFromFile", testPutFromFile},
+		{"Create", testCreate},
+		{"CreateFailingReader", testCreateFailingReader},
+		{"CreateConcurrent", testCreateConcurrent},
+		{"GetRange", testGetRange},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })
@@ -482,6 +486,15 @@ func testInvalidKeys(t *testing.T, s storage.Storage) {
 		if err := s.Delete(t.Context(), key); err == nil {
 			t.Errorf("Delete(%q) succeeded, want an invalid key error", key)
 		}
+		if err := s.Create(t.Context(), key, strings.NewReader("x")); err == nil || errors.Is(err, storage.ErrNotExist) || errors.Is(err, storage.ErrExist) {
+			t.Errorf("Create(%q) = %v, want an invalid key error", key, err)
+		}
+		if rc, err := s.GetRange(t.Context(), key, 0, 1); err == nil || errors.Is(err, storage.ErrNotExist) {
+			if err == nil {
+				rc.Close()
+			}
+			t.Errorf("GetRange(%q) = %v, want an invalid key error", key, err)
+		}
 	}
 	if keys := listKeys(t, s, ""); len(keys) != 0 {
 		t.Errorf("List after invalid Puts = %q", keys)
@@ -534,6 +547,208 @@ func testPutFromFile(t *testing.T, s storage.Storage) {
 		f.Close()
 		if got := mustGet(t, s, key); !bytes.Equal(got, data) {
 			t.Fatalf("%d bytes from a file: got %d bytes back, content equal %v", size, len(got), bytes.Equal(got, data))
+		}
+	}
+}
+
+// testCreate checks that Create stores a new object and refuses, with
+// ErrExist, a key that has one (written by Put or Create), leaving it as it
+// was. The 17 MiB object takes several parts on S3 (the conditional
+// CompleteMultipartUpload); the file takes s3's PutObject-from-file path.
+func testCreate(t *testing.T, s storage.Storage) {
+	tests := []struct {
+		name string
+		size int
+		wrap func(io.Reader) io.Reader
+	}{
+		{"empty", 0, nil},
+		{"small", 4096, nil},
+		{"small opaque", 4097, func(r io.Reader) io.Reader { return opaque{r} }},
+		{"17MiB opaque", 17*mib + 5, func(r io.Reader) io.Reader { return opaque{r} }},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := fmt.Sprintf("create/%d", i)
+			data := randomBytes(tt.size, uint64(i)+40)
+			reader := func(b []byte) io.Reader {
+				if tt.wrap != nil {
+					return tt.wrap(bytes.NewReader(b))
+				}
+				return bytes.NewReader(b)
+			}
+			if err := s.Create(t.Context(), key, reader(data)); err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			if got := mustGet(t, s, key); !bytes.Equal(got, data) {
+				t.Fatalf("Get returned %d bytes that differ from the %d created", len(got), len(data))
+			}
+			other := randomBytes(tt.size+10, uint64(i)+80)
+			err := s.Create(t.Context(), key, reader(other))
+			if !errors.Is(err, storage.ErrExist) {
+				t.Fatalf("second Create = %v, want ErrExist", err)
+			}
+			if got := mustGet(t, s, key); !bytes.Equal(got, data) {
+				t.Fatalf("after a refused Create, Get returned %d bytes, want the %d created first", len(got), len(data))
+			}
+			if oi, err := s.Stat(t.Context(), key); err != nil || oi.Size != int64(len(data)) {
+				t.Errorf("after a refused Create, Stat = %+v, %v; want size %d", oi, err, len(data))
+			}
+		})
+	}
+	t.Run("over Put", func(t *testing.T) {
+		mustPut(t, s, "create/put", []byte("put first"))
+		if err := s.Create(t.Context(), "create/put", strings.NewReader("created")); !errors.Is(err, storage.ErrExist) {
+			t.Fatalf("Create over a Put object = %v, want ErrExist", err)
+		}
+		if got := mustGet(t, s, "create/put"); string(got) != "put first" {
+			t.Errorf("Get = %q, want the Put object", got)
+		}
+	})
+	t.Run("from file", func(t *testing.T) {
+		f, err := os.CreateTemp(t.TempDir(), "create")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString("from a file"); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []error{nil, storage.ErrExist} {
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Create(t.Context(), "create/file", f); !errors.Is(err, want) {
+				t.Fatalf("Create from a file = %v, want %v", err, want)
+			}
+		}
+		if got := mustGet(t, s, "create/file"); string(got) != "from a file" {
+			t.Errorf("Get = %q", got)
+		}
+	})
+	if keys := listKeys(t, s, ""); len(keys) != len(tests)+2 {
+		t.Errorf("List = %q, want %d objects and nothing else", keys, len(tests)+2)
+	}
+}
+
+// testCreateFailingReader checks that a Create whose reader fails, or
+// whose context ends, leaves no object, so a later Create succeeds.
+func testCreateFailingReader(t *testing.T, s storage.Storage) {
+	errRead := errors.New("source failed")
+	data := randomBytes(17*mib, 5)
+	for i, n := range []int{0, 100, 12 * mib} {
+		key := fmt.Sprintf("createfail/%d", i)
+		if err := s.Create(t.Context(), key, &failingReader{data: data, n: n, err: errRead}); !errors.Is(err, errRead) {
+			t.Fatalf("Create failing after %d bytes = %v, want the reader's error", n, err)
+		}
+		assertAbsent(t, s, key)
+		ctx, cancel := context.WithCancel(t.Context())
+		err := s.Create(ctx, key, &cancellingReader{data: data, n: n, cancel: cancel})
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Create cancelled after %d bytes = %v, want context.Canceled", n, err)
+		}
+		assertAbsent(t, s, key)
+		if err := s.Create(t.Context(), key, bytes.NewReader(data[:1000])); err != nil {
+			t.Fatalf("Create after failed ones: %v", err)
+		}
+	}
+}
+
+// testCreateConcurrent races goroutines creating one key, several times:
+// exactly one wins each race, every other sees ErrExist, and the object is
+// the winner's. (cmd/pitr's tests race processes.)
+func testCreateConcurrent(t *testing.T, s storage.Storage) {
+	const racers = 8
+	for round := range 4 {
+		key := fmt.Sprintf("race/%d", round)
+		var mu sync.Mutex
+		winners, exist := []int{}, 0
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range racers {
+			wg.Go(func() {
+				<-start
+				err := s.Create(t.Context(), key, bytes.NewReader(randomBytes(64<<10+i, uint64(i))))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					winners = append(winners, i)
+				case errors.Is(err, storage.ErrExist):
+					exist++
+				default:
+					t.Errorf("racing Create: %v", err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if len(winners) != 1 || exist != racers-1 {
+			t.Fatalf("round %d: %d winners (%v), %d saw ErrExist; want 1 and %d", round, len(winners), winners, exist, racers-1)
+		}
+		if got := mustGet(t, s, key); !bytes.Equal(got, randomBytes(64<<10+winners[0], uint64(winners[0]))) {
+			t.Errorf("round %d: the object is not the winner's", round)
+		}
+	}
+	if keys := listKeys(t, s, ""); len(keys) != 4 {
+		t.Errorf("List = %q, want the 4 objects only", keys)
+	}
+}
+
+func testGetRange(t *testing.T, s storage.Storage) {
+	data := randomBytes(100_000, 9)
+	mustPut(t, s, "range/obj", data)
+	mustPut(t, s, "range/empty", nil)
+	tests := []struct {
+		key            string
+		offset, length int64
+		want           []byte
+	}{
+		{"range/obj", 0, 10, data[:10]},
+		{"range/obj", 0, -1, data},
+		{"range/obj", 0, int64(len(data)), data},
+		{"range/obj", 12345, 1000, data[12345:13345]},
+		{"range/obj", 12345, -1, data[12345:]},
+		{"range/obj", int64(len(data)) - 7, 7, data[len(data)-7:]},
+		{"range/obj", int64(len(data)) - 7, 100, data[len(data)-7:]},
+		{"range/obj", int64(len(data)) - 1, -1, data[len(data)-1:]},
+		{"range/obj", 500, 0, nil},
+		{"range/obj", int64(len(data)), 10, nil},
+		{"range/obj", int64(len(data)), -1, nil},
+		{"range/obj", int64(len(data)) + 1000, 5, nil},
+		{"range/empty", 0, -1, nil},
+		{"range/empty", 0, 10, nil},
+	}
+	for _, tt := range tests {
+		rc, err := s.GetRange(t.Context(), tt.key, tt.offset, tt.length)
+		if err != nil {
+			t.Errorf("GetRange(%s, %d, %d): %v", tt.key, tt.offset, tt.length, err)
+			continue
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Errorf("GetRange(%s, %d, %d): read: %v", tt.key, tt.offset, tt.length, err)
+			continue
+		}
+		if !bytes.Equal(got, tt.want) {
+			t.Errorf("GetRange(%s, %d, %d) returned %d bytes, want %d", tt.key, tt.offset, tt.length, len(got), len(tt.want))
+		}
+	}
+	for _, length := range []int64{-1, 0, 10} {
+		if rc, err := s.GetRange(t.Context(), "range/missing", 0, length); !errors.Is(err, storage.ErrNotExist) {
+			if err == nil {
+				rc.Close()
+			}
+			t.Errorf("GetRange of a missing key, length %d = %v, want ErrNotExist", length, err)
+		}
+	}
+	for _, r := range [][2]int64{{-1, 10}, {0, -2}} {
+		if rc, err := s.GetRange(t.Context(), "range/obj", r[0], r[1]); err == nil || errors.Is(err, storage.ErrNotExist) {
+			if err == nil {
+				rc.Close()
+			}
+			t.Errorf("GetRange(offset %d, length %d) = %v, want an invalid range error", r[0], r[1], err)
 		}
 	}
 }

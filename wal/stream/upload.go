@@ -87,7 +87,8 @@ func (s *session) do(ctx context.Context, j job) error {
 			return err
 		}
 		err = retry.Do(ctx, s.retryPolicy(), func(ctx context.Context) error {
-			return opts.Store.Put(ctx, key, bytes.NewReader(sealed.Body))
+			_, err := wal.CreateObject(ctx, opts.Store, key, bytes.NewReader(sealed.Body))
+			return err
 		}, s.onRetry)
 		if err != nil {
 			return fmt.Errorf("store %s bytes %d-%d: %w", j.seg.name, j.from, j.to, err)

@@ -1,0 +1,86 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/pitr-dev/pitr/storage"
+)
+
+// TODO(#9): ReserveID and CreateEntry belong to the repository layer
+// (internal/repo) once it exists; they live here so backup and dump share
+// one copy.
+
+// Reservation is the content of a reservation object: who took the id.
+type Reservation struct {
+	ID       string    `json:"id"`
+	Reserved time.Time `json:"reserved"`
+	Host     string    `json:"host"`
+}
+
+// ReserveID takes the first free id of the second t falls in: it creates
+// the reservation object keyOf(id) create-only for BackupIDSeq(t, 0), then
+// -1 and so on, so two jobs started in the same second get distinct ids
+// that still sort by time, whichever store they share. It fails when all
+// MaxIDSeq+1 ids of that second are taken. A reservation whose create
+// answer was lost, then retried, finds itself taken and moves on, leaving
+// an unused id: harmless, removed with the leftovers of incomplete backups.
+func ReserveID(ctx context.Context, st storage.Storage, t time.Time, keyOf func(id string) (string, error)) (string, error) {
+	host, _ := os.Hostname()
+	for seq := range MaxIDSeq + 1 {
+		id := BackupIDSeq(t, seq)
+		key, err := keyOf(id)
+		if err != nil {
+			return "", err
+		}
+		b, _ := json.Marshal(Reservation{ID: id, Reserved: t.UTC(), Host: host})
+		err = st.Create(ctx, key, bytes.NewReader(append(b, '\n')))
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, storage.ErrExist) {
+			return "", fmt.Errorf("reserve id %s: %w", id, err)
+		}
+	}
+	return "", fmt.Errorf("reserve id: all %d ids of %s are taken", MaxIDSeq+1, BackupID(t))
+}
+
+// ReleaseID removes the reservation object key of a job that failed
+// before storing anything else under its id, so it leaves nothing behind.
+// It runs even when ctx is done, for at most 10 seconds; a failure only
+// leaves the reservation, an incomplete backup or dump like any other.
+func ReleaseID(ctx context.Context, st storage.Storage, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = st.Delete(ctx, key)
+}
+
+// CreateEntry writes an entry (backup.json, dump.json) create-only: an
+// entry is never replaced. Finding the same bytes under key is success
+// (this write, retried after its answer was lost); other bytes are an
+// error wrapping storage.ErrExist.
+func CreateEntry(ctx context.Context, st storage.Storage, key string, b []byte) error {
+	err := st.Create(ctx, key, bytes.NewReader(b))
+	if err == nil || !errors.Is(err, storage.ErrExist) {
+		return err
+	}
+	rc, gerr := st.Get(ctx, key)
+	if gerr != nil {
+		return fmt.Errorf("%w; reading it back: %w", err, gerr)
+	}
+	defer rc.Close()
+	got, gerr := io.ReadAll(io.LimitReader(rc, int64(len(b))+1))
+	if gerr != nil {
+		return fmt.Errorf("%w; reading it back: %w", err, gerr)
+	}
+	if !bytes.Equal(got, b) {
+		return fmt.Errorf("%w with other content; refusing to overwrite", err)
+	}
+	return nil
+}
