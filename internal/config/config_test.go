@@ -3,9 +3,12 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 func lookup(m map[string]string) func(string) (string, bool) {
@@ -162,5 +165,50 @@ func TestLoadFileErrors(t *testing.T) {
 	c, err := Load(path, lookup(nil))
 	if err != nil || c.ZstdLevel != 1 || c.Repo != "file:///x" || len(c.AgeRecipients) != 1 || c.PGDSN.Reveal() != "host=/tmp" {
 		t.Fatalf("Load = %+v, %v", c, err)
+	}
+}
+
+// TestDecodeSections: sections and lists of sections, which the config
+// will grow, get the same one-line errors with dotted keys.
+func TestDecodeSections(t *testing.T) {
+	type fileSet struct {
+		Name     string   `yaml:"name"`
+		Paths    []string `yaml:"paths"`
+		Interval int      `yaml:"interval"`
+	}
+	type settings struct {
+		Repo    string `yaml:"repo"`
+		Offsite *struct {
+			Repo string `yaml:"repo"`
+		} `yaml:"offsite"`
+		Files []fileSet `yaml:"files"`
+	}
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"ok", "repo: a\noffsite:\n  repo: b\nfiles:\n  - name: uploads\n    paths: [/srv]\n", ""},
+		{"unknown in section", "offsite:\n  repo: b\n  bukcet: c\n", `line 3: unknown setting "offsite.bukcet" (see 'pitr config --doc')`},
+		{"unknown in list", "files:\n  - name: x\n  - nmae: y\n", `line 3: unknown setting "files[1].nmae" (see 'pitr config --doc')`},
+		{"bad value in list", "files:\n  - interval: soon\n", `line 2: files[0].interval: want a whole number, got "soon"`},
+		{"scalar for section", "offsite: b\n", `line 1: offsite: want a section of settings, got "b"`},
+		{"scalar for list", "files: x\n", `line 1: files: want a list, got "x"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var doc yaml.Node
+			if err := yaml.Unmarshal([]byte(tc.yaml), &doc); err != nil {
+				t.Fatal(err)
+			}
+			var s settings
+			err := decodeNode(doc.Content[0], reflect.ValueOf(&s).Elem(), "")
+			if tc.want == "" {
+				if err != nil || s.Repo != "a" || s.Offsite == nil || s.Offsite.Repo != "b" || len(s.Files) != 1 || s.Files[0].Paths[0] != "/srv" {
+					t.Fatalf("decode = %+v, %v", s, err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("decode = %v, want %s", err, tc.want)
+			}
+		})
 	}
 }
