@@ -41,8 +41,7 @@ func runDaemon(ctx context.Context, e *env) error {
 	mon := daemon.NewStoreMonitor(st, nil)
 	st, e.store = mon, mon // the receiver, backups and dumps all go through it
 	opts := daemon.Options{
-		DumpDatabases: e.cfg.DumpDatabases, RetryBackoff: e.cfg.DaemonRetryBackoff,
-		MetricsAddr: e.cfg.MetricsAddr, Version: version,
+		RetryBackoff: e.cfg.DaemonRetryBackoff, MetricsAddr: e.cfg.MetricsAddr, Version: version,
 		Store: mon, StoreMaxOutage: e.cfg.StoreMaxOutage,
 	}
 	if e.cfg.DaemonStream == nil || *e.cfg.DaemonStream {
@@ -50,7 +49,7 @@ func runDaemon(ctx context.Context, e *env) error {
 		if err != nil {
 			return err
 		}
-		opts.Receiver = r
+		opts.Jobs = append(opts.Jobs, daemon.ReceiverJob(r))
 	}
 	backupSchedule, err := config.ParseSchedule(e.cfg.BackupSchedule)
 	if err != nil {
@@ -61,21 +60,19 @@ func runDaemon(ctx context.Context, e *env) error {
 		return fmt.Errorf("%w: dump_schedule: %v", errUsage, err)
 	}
 	if backupSchedule != nil {
-		opts.BackupSchedule = backupSchedule
+		opts.Jobs = append(opts.Jobs, daemon.BackupJob(backupSchedule, func(ctx context.Context) error {
+			_, err := backup.Run(ctx, backup.Options{
+				Store: st, Codec: codec, DSN: e.cfg.PGDSN.Reveal(), Fast: true,
+				WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
+			})
+			return err
+		}))
 	}
-	if dumpSchedule != nil {
-		opts.DumpSchedule = dumpSchedule
-	}
-	opts.Backup = func(ctx context.Context) error {
-		_, err := backup.Run(ctx, backup.Options{
-			Store: st, Codec: codec, DSN: e.cfg.PGDSN.Reveal(), Fast: true,
-			WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
-		})
-		return err
-	}
-	opts.Dump = func(ctx context.Context, db string) error {
-		_, err := dump.Run(ctx, dump.Options{Store: st, Codec: codec, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
-		return err
+	if dumpSchedule != nil && len(e.cfg.DumpDatabases) > 0 {
+		opts.Jobs = append(opts.Jobs, daemon.DumpJob(dumpSchedule, e.cfg.DumpDatabases, func(ctx context.Context, db string) error {
+			_, err := dump.Run(ctx, dump.Options{Store: st, Codec: codec, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
+			return err
+		}))
 	}
 	opts.Previous = func(ctx context.Context) (daemon.Previous, error) {
 		var p daemon.Previous

@@ -6,6 +6,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -114,10 +115,8 @@ func Load(path string, lookup func(string) (string, bool)) (Config, error) {
 		if err != nil {
 			return c, fmt.Errorf("config: %w", err)
 		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-			return c, fmt.Errorf("config %s: %w", path, err)
+		if err := decodeFile(b, &c); err != nil {
+			return c, fmt.Errorf("config %s %w", path, err)
 		}
 	}
 	v := reflect.ValueOf(&c).Elem()
@@ -354,4 +353,146 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 		return nil, errors.New("never due")
 	}
 	return s, nil
+}
+
+// decodeFile reads the first YAML document of b into c. Its errors are one
+// line, "line N: ...", naming the setting and what it wants rather than
+// yaml.v3's Go types (and all of them, one per line).
+func decodeFile(b []byte, c *Config) error {
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file
+		}
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if !strings.HasPrefix(msg, "line ") {
+			msg = "line 1: " + msg
+		}
+		return errors.New(strings.ReplaceAll(msg, "\n", "; "))
+	}
+	if len(doc.Content) == 0 {
+		return nil
+	}
+	return decodeNode(doc.Content[0], reflect.ValueOf(c).Elem(), "")
+}
+
+// decodeNode sets v from n. Structs are walked here, key by key, so that
+// an unknown or repeated key names itself and its line, in sections too;
+// everything else is yaml.v3's, with its error replaced by what the
+// setting wants.
+func decodeNode(n *yaml.Node, v reflect.Value, key string) error {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Tag == "!!null" {
+		if v.Kind() == reflect.Pointer || v.Kind() == reflect.Slice || v.Kind() == reflect.Map {
+			v.Set(reflect.Zero(v.Type())) // as yaml.v3 does
+		}
+		return nil // other kinds keep their default
+	}
+	if v.Kind() == reflect.Struct && !v.Addr().Type().Implements(reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()) {
+		if n.Kind != yaml.MappingNode {
+			if key == "" {
+				return fmt.Errorf("line %d: want settings as \"key: value\" lines, got %s", n.Line, describeNode(n))
+			}
+			return fmt.Errorf("line %d: %s: want a section of settings, got %s", n.Line, key, describeNode(n))
+		}
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			name := k.Value
+			if key != "" {
+				name = key + "." + k.Value
+			}
+			if first, ok := seen[k.Value]; ok {
+				return fmt.Errorf("line %d: %s is set twice (first on line %d)", k.Line, name, first)
+			}
+			seen[k.Value] = k.Line
+			f, ok := fieldByKey(v, k.Value)
+			if !ok {
+				return fmt.Errorf("line %d: unknown setting %q (see 'pitr config --doc')", k.Line, name)
+			}
+			if err := decodeNode(val, f, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct {
+		if n.Kind != yaml.SequenceNode {
+			return fmt.Errorf("line %d: %s: want a list, got %s", n.Line, key, describeNode(n))
+		}
+		out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, el := range n.Content {
+			if err := decodeNode(el, out.Index(i), fmt.Sprintf("%s[%d]", key, i)); err != nil {
+				return err
+			}
+		}
+		v.Set(out)
+		return nil
+	}
+	if v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct {
+		p := reflect.New(v.Type().Elem())
+		if err := decodeNode(n, p.Elem(), key); err != nil {
+			return err
+		}
+		v.Set(p)
+		return nil
+	}
+	if err := n.Decode(v.Addr().Interface()); err != nil {
+		return fmt.Errorf("line %d: %s: want %s, got %s", n.Line, key, describeType(v.Type()), describeNode(n))
+	}
+	return nil
+}
+
+// fieldByKey finds the field of struct v whose yaml tag is key.
+func fieldByKey(v reflect.Value, key string) (reflect.Value, bool) {
+	for i := 0; i < v.NumField(); i++ {
+		tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+		if tag == key && tag != "" && tag != "-" {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
+}
+
+// describeType says what a setting of type t wants, in words.
+func describeType(t reflect.Type) string {
+	switch t {
+	case reflect.TypeOf(time.Duration(0)):
+		return "a duration like 30s or 5m"
+	case reflect.TypeOf([]string(nil)):
+		return "a list of strings"
+	case reflect.TypeOf(SecretString{}), reflect.TypeOf(DSN{}):
+		return "a string"
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return describeType(t.Elem())
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "a mapping"
+	}
+	return "a value of another kind"
+}
+
+// describeNode says what the file holds, for an error.
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	return strconv.Quote(n.Value)
 }

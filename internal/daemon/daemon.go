@@ -1,6 +1,8 @@
 // Package daemon runs pitr's long-lived parts in one process, under one
-// errgroup: the WAL receiver, base backups and logical dumps on cron
-// schedules, and an HTTP server for Prometheus metrics and a health check.
+// errgroup: a list of jobs (the WAL receiver, which runs throughout, and
+// base backups and logical dumps on cron schedules; a new kind of job is
+// one more entry), and an HTTP server for Prometheus metrics and a health
+// check.
 //
 // Scheduling: each job has its own loop. A run still going when the job is
 // due again skips that turn (logged, pitr_job_skipped_total). A failed run
@@ -59,16 +61,62 @@ type Previous struct {
 	Dumps          map[string]time.Time // database -> end of its newest dump
 }
 
+// Job is one entry in the daemon's list of jobs. A job with a Schedule
+// runs on it (no overlap with itself, retries with backoff); one without,
+// such as the WAL receiver, is started once and runs as long as the
+// daemon, and its failing stops the daemon. Scheduled jobs are counted by
+// name in the pitr_job_* metrics; ReceiverJob, BackupJob and DumpJob also
+// feed their own metrics and /healthz.
+type Job struct {
+	Name     string   // the "job" label and log field; unique
+	Schedule Schedule // nil: long-running
+	// Run does one run; retry says it repeats a failed run rather than
+	// being a scheduled one. A long-running job's Run returns when ctx
+	// ends, or with an error when it fails for good.
+	Run func(ctx context.Context, retry bool) error
+
+	receiver Receiver // ReceiverJob: pitr_stream_* and /healthz follow it
+	backup   bool     // BackupJob: /healthz checks the newest backup's age
+	// bind, if set, gives Run the daemon's metrics and clock (BackupJob,
+	// DumpJob record what they stored).
+	bind func(m *metrics, now func() time.Time) func(ctx context.Context, retry bool) error
+}
+
+// ReceiverJob streams WAL with r for as long as the daemon runs.
+func ReceiverJob(r Receiver) Job {
+	return Job{Name: "wal receiver", Run: func(ctx context.Context, _ bool) error { return r.Run(ctx) }, receiver: r}
+}
+
+// BackupJob takes base backups on s; a success sets
+// pitr_last_backup_success_timestamp_seconds and its duration.
+func BackupJob(s Schedule, backup func(ctx context.Context) error) Job {
+	return Job{Name: "backup", Schedule: s, backup: true,
+		bind: func(m *metrics, now func() time.Time) func(context.Context, bool) error {
+			return func(ctx context.Context, _ bool) error {
+				start := now()
+				if err := backup(ctx); err != nil {
+					return err
+				}
+				end := now()
+				m.backupDone(end, end.Sub(start))
+				return nil
+			}
+		}}
+}
+
+// DumpJob dumps each of databases in turn on s; a retry redoes only those
+// that failed. Each success sets
+// pitr_last_dump_success_timestamp_seconds{db}.
+func DumpJob(s Schedule, databases []string, dump func(ctx context.Context, db string) error) Job {
+	return Job{Name: "dump", Schedule: s,
+		bind: func(m *metrics, now func() time.Time) func(context.Context, bool) error {
+			return dumpRun(databases, dump, now, m)
+		}}
+}
+
 // Options configures Run.
 type Options struct {
-	Receiver Receiver // nil: streaming off
-
-	BackupSchedule Schedule // nil: no backups
-	Backup         func(ctx context.Context) error
-
-	DumpSchedule  Schedule // nil or no DumpDatabases: no dumps
-	DumpDatabases []string
-	Dump          func(ctx context.Context, db string) error
+	Jobs []Job
 
 	RetryBackoff  time.Duration // first retry delay; default 1m
 	MaxBackoff    time.Duration // default 1h, or RetryBackoff if longer
@@ -122,9 +170,36 @@ func Run(ctx context.Context, opts Options) error {
 		opts.StoreProbeInterval = min(15*time.Second, max(100*time.Millisecond, opts.StoreMaxOutage/4))
 	}
 	log := zerolog.Ctx(ctx)
+	var receiver Receiver
+	var scheduled, longRunning []*job
+	var backupSchedule Schedule
+	names := map[string]bool{}
+	for _, j := range opts.Jobs {
+		switch {
+		case j.Name == "" || j.Run == nil && j.bind == nil:
+			return errors.New("daemon: a job needs a name and a run function")
+		case names[j.Name]:
+			return fmt.Errorf("daemon: two jobs named %q", j.Name)
+		case j.receiver != nil && receiver != nil:
+			return errors.New("daemon: more than one wal receiver")
+		}
+		names[j.Name] = true
+		if j.receiver != nil {
+			receiver = j.receiver
+		}
+		if j.backup && j.Schedule != nil {
+			backupSchedule = j.Schedule
+		}
+		jj := &job{name: j.Name, schedule: j.Schedule, fn: j.Run, bind: j.bind}
+		if j.Schedule == nil {
+			longRunning = append(longRunning, jj)
+		} else {
+			scheduled = append(scheduled, jj)
+		}
+	}
 	var status func() stream.Status
-	if opts.Receiver != nil {
-		status = opts.Receiver.Status
+	if receiver != nil {
+		status = receiver.Status
 	}
 	var storeStatus func() StoreStatus
 	if opts.Store != nil {
@@ -143,15 +218,12 @@ func Run(ctx context.Context, opts Options) error {
 			m.dumpDone(db, end)
 		}
 	}
-
-	var jobs []*job
-	if opts.BackupSchedule != nil && opts.Backup != nil {
-		jobs = append(jobs, &job{name: "backup", schedule: opts.BackupSchedule, fn: backupJob(opts, m)})
+	for _, j := range append(scheduled, longRunning...) {
+		if j.bind != nil {
+			j.fn = j.bind(m, opts.Now)
+		}
 	}
-	if opts.DumpSchedule != nil && opts.Dump != nil && len(opts.DumpDatabases) > 0 {
-		jobs = append(jobs, &job{name: "dump", schedule: opts.DumpSchedule, fn: dumpJob(opts, m)})
-	}
-	for _, j := range jobs {
+	for _, j := range scheduled {
 		j.backoff, j.maxBackoff, j.grace, j.hooks = opts.RetryBackoff, opts.MaxBackoff, opts.ShutdownGrace, m.hooks(j.name)
 	}
 
@@ -163,10 +235,10 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("metrics: %w", err)
 		}
 		h := health{status: status, store: storeStatus, storeMaxOutage: opts.StoreMaxOutage}
-		if opts.BackupSchedule != nil && opts.Backup != nil {
+		if backupSchedule != nil {
 			h.backupMaxAge = opts.BackupMaxAge
 			if h.backupMaxAge <= 0 {
-				h.backupMaxAge = 2 * interval(opts.BackupSchedule, opts.Now())
+				h.backupMaxAge = 2 * interval(backupSchedule, opts.Now())
 			}
 		}
 		srv = &http.Server{Handler: m.handler(h), ReadHeaderTimeout: 10 * time.Second}
@@ -177,15 +249,15 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	if opts.Receiver != nil {
+	for _, j := range longRunning {
 		g.Go(func() error {
-			if err := opts.Receiver.Run(gctx); err != nil {
-				return fmt.Errorf("wal receiver: %w", err)
+			if err := j.fn(gctx, false); err != nil {
+				return fmt.Errorf("%s: %w", j.name, err)
 			}
 			return nil
 		})
 	}
-	for _, j := range jobs {
+	for _, j := range scheduled {
 		g.Go(func() error { return j.run(gctx) })
 	}
 	if opts.Store != nil {
@@ -205,7 +277,7 @@ func Run(ctx context.Context, opts Options) error {
 			return srv.Shutdown(sctx)
 		})
 	}
-	log.Info().Bool("stream", opts.Receiver != nil).Strs("jobs", jobNames(jobs)).Msg("daemon started")
+	log.Info().Bool("stream", receiver != nil).Strs("jobs", jobNames(scheduled)).Msg("daemon started")
 	err := g.Wait()
 	if err == nil {
 		log.Info().Msg("daemon stopped")
@@ -231,25 +303,13 @@ func interval(s Schedule, now time.Time) time.Duration {
 	return b.Sub(a)
 }
 
-func backupJob(opts Options, m *metrics) func(context.Context, bool) error {
-	return func(ctx context.Context, _ bool) error {
-		start := opts.Now()
-		if err := opts.Backup(ctx); err != nil {
-			return err
-		}
-		end := opts.Now()
-		m.backupDone(end, end.Sub(start))
-		return nil
-	}
-}
-
-// dumpJob dumps every database in turn; a retry redoes only those that
+// dumpRun dumps every database in turn; a retry redoes only those that
 // failed.
-func dumpJob(opts Options, m *metrics) func(context.Context, bool) error {
+func dumpRun(databases []string, dump func(context.Context, string) error, now func() time.Time, m *metrics) func(context.Context, bool) error {
 	var pending []string
 	return func(ctx context.Context, retry bool) error {
 		if !retry || len(pending) == 0 {
-			pending = append([]string(nil), opts.DumpDatabases...)
+			pending = append([]string(nil), databases...)
 		}
 		var failed, msgs []string
 		total := len(pending)
@@ -258,12 +318,12 @@ func dumpJob(opts Options, m *metrics) func(context.Context, bool) error {
 				pending = append(failed, pending[i:]...)
 				return ctx.Err()
 			}
-			if err := opts.Dump(ctx, db); err != nil {
+			if err := dump(ctx, db); err != nil {
 				failed = append(failed, db)
 				msgs = append(msgs, err.Error())
 				continue
 			}
-			m.dumpDone(db, opts.Now())
+			m.dumpDone(db, now())
 		}
 		pending = failed
 		if len(failed) > 0 {

@@ -133,32 +133,37 @@ func (f *fakeReceiver) Status() stream.Status {
 // schedules, the HTTP server on a free port, then a clean stop.
 func TestRun(t *testing.T) {
 	var mu sync.Mutex
-	backups, dumps := 0, map[string]int{}
+	backups, others, dumps := 0, 0, map[string]int{}
 	dumpFailures := 0
 	addr := make(chan string, 1)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Options{
-			Receiver:       &fakeReceiver{connected: make(chan struct{})},
-			BackupSchedule: every(30 * time.Millisecond),
-			Backup: func(context.Context) error {
-				mu.Lock()
-				backups++
-				mu.Unlock()
-				return nil
-			},
-			DumpSchedule:  every(40 * time.Millisecond),
-			DumpDatabases: []string{"a", "b"},
-			Dump: func(_ context.Context, db string) error {
-				mu.Lock()
-				defer mu.Unlock()
-				dumps[db]++
-				if db == "b" && dumpFailures == 0 {
-					dumpFailures++
-					return errors.New("b is busy")
-				}
-				return nil
+			Jobs: []Job{
+				ReceiverJob(&fakeReceiver{connected: make(chan struct{})}),
+				BackupJob(every(30*time.Millisecond), func(context.Context) error {
+					mu.Lock()
+					backups++
+					mu.Unlock()
+					return nil
+				}),
+				DumpJob(every(40*time.Millisecond), []string{"a", "b"}, func(_ context.Context, db string) error {
+					mu.Lock()
+					defer mu.Unlock()
+					dumps[db]++
+					if db == "b" && dumpFailures == 0 {
+						dumpFailures++
+						return errors.New("b is busy")
+					}
+					return nil
+				}),
+				{Name: "other", Schedule: every(25 * time.Millisecond), Run: func(context.Context, bool) error {
+					mu.Lock()
+					others++
+					mu.Unlock()
+					return nil
+				}},
 			},
 			RetryBackoff: 20 * time.Millisecond,
 			MetricsAddr:  "127.0.0.1:0",
@@ -177,9 +182,9 @@ func TestRun(t *testing.T) {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			mu.Lock()
-			n, nb := backups, dumps["b"]
+			n, nb, no := backups, dumps["b"], others
 			mu.Unlock()
-			if resp.StatusCode == 200 && string(body) == "ok\n" && n >= 2 && nb >= 2 {
+			if resp.StatusCode == 200 && string(body) == "ok\n" && n >= 2 && nb >= 2 && no >= 2 {
 				break
 			}
 		}
@@ -194,7 +199,8 @@ func TestRun(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"pitr_last_backup_success_timestamp_seconds ", "pitr_stream_connected 1", `pitr_last_dump_success_timestamp_seconds{db="a"}`} {
+	for _, want := range []string{"pitr_last_backup_success_timestamp_seconds ", "pitr_stream_connected 1", `pitr_last_dump_success_timestamp_seconds{db="a"}`,
+		`pitr_job_runs_total{job="backup"}`, `pitr_job_runs_total{job="dump"}`, `pitr_job_runs_total{job="other"}`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
@@ -222,13 +228,13 @@ func TestDumpJobRetriesFailedOnly(t *testing.T) {
 	var calls []string
 	fail := map[string]bool{"b": true, "c": true}
 	m := newMetrics(time.Now, "test", nil, nil)
-	fn := dumpJob(Options{DumpDatabases: []string{"a", "b", "c"}, Now: time.Now, Dump: func(_ context.Context, db string) error {
+	fn := DumpJob(every(time.Hour), []string{"a", "b", "c"}, func(_ context.Context, db string) error {
 		calls = append(calls, db)
 		if fail[db] {
 			return errors.New(db + " failed")
 		}
 		return nil
-	}}, m)
+	}).bind(m, time.Now)
 	err := fn(t.Context(), false)
 	if err == nil || err.Error() != "2 of 3 dumps failed: b failed; c failed" {
 		t.Fatalf("first run: %v", err)
@@ -246,5 +252,31 @@ func TestDumpJobRetriesFailedOnly(t *testing.T) {
 	}
 	if got, want := strings.Join(calls, ","), "a,b,c,b,c,c,a,b,c"; got != want {
 		t.Errorf("dumped %s, want %s", got, want)
+	}
+}
+
+// TestRunJobList: a job without a schedule runs once for the daemon's
+// life and its failure stops the daemon, named; a bad list is refused.
+func TestRunJobList(t *testing.T) {
+	err := Run(t.Context(), Options{Jobs: []Job{
+		{Name: "copy", Schedule: every(time.Hour), Run: func(context.Context, bool) error { return nil }},
+		{Name: "watcher", Run: func(context.Context, bool) error { return errors.New("gave up") }},
+	}})
+	if err == nil || err.Error() != "watcher: gave up" {
+		t.Errorf("Run with a failing long-running job = %v, want %q", err, "watcher: gave up")
+	}
+	noop := func(context.Context, bool) error { return nil }
+	for _, tc := range []struct {
+		name string
+		jobs []Job
+		want string
+	}{
+		{"no name", []Job{{Run: noop}}, "daemon: a job needs a name and a run function"},
+		{"no run", []Job{{Name: "x"}}, "daemon: a job needs a name and a run function"},
+		{"same name", []Job{{Name: "x", Run: noop}, {Name: "x", Run: noop}}, `daemon: two jobs named "x"`},
+	} {
+		if err := Run(t.Context(), Options{Jobs: tc.jobs}); err == nil || err.Error() != tc.want {
+			t.Errorf("%s: Run = %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -23,6 +23,7 @@ type job struct {
 	// fn does the work; retry says the run repeats a failed one rather
 	// than being a scheduled one.
 	fn         func(ctx context.Context, retry bool) error
+	bind       func(m *metrics, now func() time.Time) func(ctx context.Context, retry bool) error
 	backoff    time.Duration // first retry delay
 	maxBackoff time.Duration
 	grace      time.Duration // how long a running fn may take to stop after ctx ends
