@@ -66,7 +66,7 @@ func printError(w io.Writer, ran *cobra.Command, err error) int {
 		return exitOK
 	}
 	msg := oneLine(err.Error())
-	if errors.Is(err, errUsage) && !strings.Contains(msg, " (see '") { // a config error names its own help
+	if errors.Is(err, errUsage) && !strings.HasSuffix(msg, "config --doc')") { // a config file error names its own help
 		path := "pitr"
 		if ran != nil {
 			path = ran.CommandPath()
