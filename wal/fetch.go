@@ -17,8 +17,8 @@ import (
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/crypto"
 	"github.com/pitr-dev/pitr/internal/envelope"
-	"github.com/pitr-dev/pitr/internal/retry"
 	"github.com/pitr-dev/pitr/storage"
+	"github.com/pitr-dev/pitr/storage/retry"
 )
 
 // ErrNotFound is wrapped when the repository answered and holds no copy of

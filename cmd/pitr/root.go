@@ -18,9 +18,9 @@ import (
 	"github.com/pitr-dev/pitr/internal/config"
 	"github.com/pitr-dev/pitr/internal/crypto"
 	"github.com/pitr-dev/pitr/internal/envelope"
-	"github.com/pitr-dev/pitr/internal/retry"
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/location"
+	"github.com/pitr-dev/pitr/storage/retry"
 	"github.com/pitr-dev/pitr/storage/s3"
 	"github.com/pitr-dev/pitr/wal"
 )

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
-	"github.com/pitr-dev/pitr/internal/retry"
+	"github.com/pitr-dev/pitr/storage/retry"
 	"github.com/pitr-dev/pitr/wal"
 )
 
