@@ -77,6 +77,11 @@ func Fetch(ctx context.Context, name, dest string, opts FetchOptions) error {
 		}
 	}
 	if size == 0 {
+		// The whole fetch is retried, not each storage call (as
+		// retry.Store would): a body that breaks mid-download must be
+		// downloaded again from the start and verified, and an object
+		// deleted between listing and reading (its chunks, once the
+		// segment is stored whole) needs a new listing.
 		err = retry.Do(ctx, opts.Retry, func(ctx context.Context) error {
 			var err error
 			size, err = fetchOnce(ctx, opts.Store, opts.Codec, name, dest)
