@@ -231,6 +231,7 @@ func (e *env) open(ctx context.Context, create bool) (storage.Storage, error) {
 		ForcePathStyle: pathStyle, SSE: e.cfg.S3SSE, SSEKMSKeyID: e.cfg.S3SSEKMSKeyID,
 		StorageClass: e.cfg.S3StorageClass, PartSize: int64(e.cfg.S3PartSizeMiB) << 20,
 		Concurrency: e.cfg.S3Concurrency, Timeout: e.cfg.StorageTimeout,
+		NoConditionalWrites: e.cfg.S3NoConditionalWrites != nil && *e.cfg.S3NoConditionalWrites,
 	}})
 	var usage *location.UsageError
 	var none *location.NoRepositoryError
