@@ -73,6 +73,22 @@ func (f *flaky) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return f.Storage.Get(ctx, key)
 }
 
+func (f *flaky) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if storage.CheckRange(offset, length) == nil {
+		if err := f.fail(key); err != nil {
+			return nil, err
+		}
+	}
+	return f.Storage.GetRange(ctx, key, offset, length)
+}
+
+func (f *flaky) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if f.n.Add(1)%2 == 1 {
+		return fmt.Errorf("list %s: %w", prefix, storagetest.ErrDown)
+	}
+	return f.Storage.List(ctx, prefix, fn)
+}
+
 func (f *flaky) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
 	if err := f.fail(key); err != nil {
 		return storage.ObjectInfo{}, err
