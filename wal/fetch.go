@@ -92,8 +92,9 @@ func Fetch(ctx context.Context, name, dest string, opts FetchOptions) error {
 		if errors.Is(err, ErrNotFound) {
 			// Only a repository can say a file is not archived: a wrong
 			// URL must stop recovery, not end it early (the server would
-			// promote). One request, on this path only.
-			if cerr := CheckRepository(ctx, opts.Store, opts.Repo); cerr != nil {
+			// promote). One request, on this path only, retried: a
+			// transient error here would stop recovery for nothing.
+			if cerr := CheckRepository(ctx, retry.New(opts.Store, opts.Retry), opts.Repo); cerr != nil {
 				return fmt.Errorf("wal-fetch %s: %w", name, cerr)
 			}
 		}
