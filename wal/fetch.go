@@ -17,8 +17,8 @@ import (
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/crypto"
 	"github.com/pitr-dev/pitr/internal/envelope"
-	"github.com/pitr-dev/pitr/internal/retry"
 	"github.com/pitr-dev/pitr/storage"
+	"github.com/pitr-dev/pitr/storage/retry"
 )
 
 // ErrNotFound is wrapped when the repository answered and holds no copy of
@@ -77,6 +77,11 @@ func Fetch(ctx context.Context, name, dest string, opts FetchOptions) error {
 		}
 	}
 	if size == 0 {
+		// The whole fetch is retried, not each storage call (as
+		// retry.Store would): a body that breaks mid-download must be
+		// downloaded again from the start and verified, and an object
+		// deleted between listing and reading (its chunks, once the
+		// segment is stored whole) needs a new listing.
 		err = retry.Do(ctx, opts.Retry, func(ctx context.Context) error {
 			var err error
 			size, err = fetchOnce(ctx, opts.Store, opts.Codec, name, dest)
@@ -87,8 +92,9 @@ func Fetch(ctx context.Context, name, dest string, opts FetchOptions) error {
 		if errors.Is(err, ErrNotFound) {
 			// Only a repository can say a file is not archived: a wrong
 			// URL must stop recovery, not end it early (the server would
-			// promote). One request, on this path only.
-			if cerr := CheckRepository(ctx, opts.Store, opts.Repo); cerr != nil {
+			// promote). One request, on this path only, retried: a
+			// transient error here would stop recovery for nothing.
+			if cerr := CheckRepository(ctx, retry.New(opts.Store, opts.Retry), opts.Repo); cerr != nil {
 				return fmt.Errorf("wal-fetch %s: %w", name, cerr)
 			}
 		}

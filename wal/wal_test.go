@@ -17,6 +17,7 @@ import (
 	"github.com/pitr-dev/pitr/internal/crypto"
 	"github.com/pitr-dev/pitr/internal/envelope"
 	"github.com/pitr-dev/pitr/storage"
+	"github.com/pitr-dev/pitr/storage/retry"
 	"github.com/pitr-dev/pitr/storage/storagetest"
 )
 
@@ -379,5 +380,24 @@ func TestStoreSealedRace(t *testing.T) {
 	res, err := StoreSealed(t.Context(), unlisted{f.store}, true, "00000002.history", sealed)
 	if err != nil || !res.Existed || res.Key != first.Key || res.Stored != 0 {
 		t.Errorf("store racing the same content = %+v, %v; want Existed under %s", res, err, first.Key)
+	}
+}
+
+// TestFetchMissingCheckRetried: a transient error while confirming the
+// repository for a missing file is retried, so the answer is still "not in
+// the archive" (exit 1), not a failure that stops recovery.
+func TestFetchMissingCheckRetried(t *testing.T) {
+	mem := storagetest.NewMemory()
+	if err := EnsureMarker(t.Context(), mem, "test"); err != nil {
+		t.Fatal(err)
+	}
+	faulty := storagetest.NewFaulty(mem)
+	f := newFixture(t, faulty)
+	opts := f.fetchOpts()
+	opts.Retry = retry.Policy{Timeout: time.Minute, Initial: time.Millisecond, Max: 2 * time.Millisecond}
+	faulty.Fail(storagetest.OpGet, 1, errors.New("connection reset"))
+	err := Fetch(t.Context(), "000000010000000000000009", filepath.Join(t.TempDir(), "RECOVERYXLOG"), opts)
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("fetch = %v, want ErrNotFound", err)
 	}
 }

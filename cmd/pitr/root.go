@@ -18,9 +18,9 @@ import (
 	"github.com/pitr-dev/pitr/internal/config"
 	"github.com/pitr-dev/pitr/internal/crypto"
 	"github.com/pitr-dev/pitr/internal/envelope"
-	"github.com/pitr-dev/pitr/internal/retry"
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/location"
+	"github.com/pitr-dev/pitr/storage/retry"
 	"github.com/pitr-dev/pitr/storage/s3"
 	"github.com/pitr-dev/pitr/wal"
 )
@@ -231,6 +231,7 @@ func (e *env) open(ctx context.Context, create bool) (storage.Storage, error) {
 		ForcePathStyle: pathStyle, SSE: e.cfg.S3SSE, SSEKMSKeyID: e.cfg.S3SSEKMSKeyID,
 		StorageClass: e.cfg.S3StorageClass, PartSize: int64(e.cfg.S3PartSizeMiB) << 20,
 		Concurrency: e.cfg.S3Concurrency, Timeout: e.cfg.StorageTimeout,
+		NoConditionalWrites: e.cfg.S3NoConditionalWrites != nil && *e.cfg.S3NoConditionalWrites,
 	}})
 	var usage *location.UsageError
 	var none *location.NoRepositoryError

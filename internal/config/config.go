@@ -38,6 +38,8 @@ type Config struct {
 	S3PartSizeMiB    int    `yaml:"s3_part_size_mib" default:"16" doc:"multipart upload part size in MiB (5..5120); memory per upload is about (s3_concurrency+1) parts"`
 	S3Concurrency    int    `yaml:"s3_concurrency" default:"4" doc:"parts of one large upload sent in parallel"`
 
+	S3NoConditionalWrites *bool `yaml:"s3_no_conditional_writes" default:"false" doc:"for S3-compatible stores that ignore If-None-Match on writes (which would silently overwrite): objects that must never be replaced are then written after a HEAD check for the key, which two writers can race"`
+
 	Encryption        string   `yaml:"encryption" default:"age" doc:"age, or none to store objects unencrypted (logs a warning on every run)"`
 	AgeRecipients     []string `yaml:"age_recipients" doc:"age public keys (age1...) to encrypt to, comma-separated"`
 	AgeRecipientsFile string   `yaml:"age_recipients_file" doc:"file with age public keys, one per line"`

@@ -15,6 +15,7 @@ import (
 	"github.com/pitr-dev/pitr/internal/envelope"
 	"github.com/pitr-dev/pitr/internal/pg"
 	"github.com/pitr-dev/pitr/storage"
+	"github.com/pitr-dev/pitr/storage/retry"
 	"github.com/pitr-dev/pitr/wal"
 )
 
@@ -67,6 +68,10 @@ func (st *Status) trackBehind(now time.Time) {
 // Receiver streams WAL from a server into the repository.
 type Receiver struct {
 	opts Options
+	// upload is opts.Store retrying transient errors for up to MaxBackoff
+	// a call, for the upload lanes; a store still failing then ends the
+	// session, and Run reconnects.
+	upload storage.Storage
 
 	mu     sync.Mutex
 	status Status
@@ -85,7 +90,8 @@ func New(opts Options) *Receiver {
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 30 * time.Second
 	}
-	return &Receiver{opts: opts}
+	policy := retry.Policy{Timeout: opts.MaxBackoff, Initial: 200 * time.Millisecond, Max: 5 * time.Second}
+	return &Receiver{opts: opts, upload: retry.New(opts.Store, policy)}
 }
 
 // Status returns the current progress.

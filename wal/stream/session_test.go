@@ -174,3 +174,30 @@ func TestForeignRepository(t *testing.T) {
 		})
 	}
 }
+
+// TestUploadRetries: transient storage errors while storing chunks and the
+// whole segment are retried (through retry.Store) without failing the
+// session.
+func TestUploadRetries(t *testing.T) {
+	codec := &envelope.Codec{}
+	mem := storagetest.NewMemory()
+	st := storagetest.NewFaulty(mem)
+	st.Fail(storagetest.OpCreate, 3, storagetest.ErrDown)
+	data := make([]byte, segSize+segSize/2)
+	rand.Read(data)
+	start := pglogrepl.LSN(16 * segSize)
+	s, stop := newTestSession(t, st, codec, start)
+	feed(t, s, data)
+	s.shipPending()
+	drain(t, s)
+	stop()
+	if got, want := pglogrepl.LSN(s.storedA.Load()), start+segSize+segSize/2; got != want {
+		t.Fatalf("stored up to %s, want %s", got, want)
+	}
+	if whole, _ := objects(t, mem); whole["000000010000000000000010"] != 1 {
+		t.Fatalf("whole segments %v, want the first stored", whole)
+	}
+	if st.Calls(storagetest.OpCreate) < 4 {
+		t.Fatalf("%d creates: the faults were not hit", st.Calls(storagetest.OpCreate))
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
-	"github.com/pitr-dev/pitr/internal/retry"
 	"github.com/pitr-dev/pitr/wal"
 )
 
@@ -86,20 +85,14 @@ func (s *session) do(ctx context.Context, j job) error {
 		if err != nil {
 			return err
 		}
-		err = retry.Do(ctx, s.retryPolicy(), func(ctx context.Context) error {
-			_, err := wal.CreateObject(ctx, opts.Store, key, bytes.NewReader(sealed.Body))
-			return err
-		}, s.onRetry)
-		if err != nil {
+		if _, err := wal.CreateObject(ctx, s.r.upload, key, bytes.NewReader(sealed.Body)); err != nil {
 			return fmt.Errorf("store %s bytes %d-%d: %w", j.seg.name, j.from, j.to, err)
 		}
 		s.uploaded(int64(len(sealed.Body)))
 		s.log.Debug().Str("segment", j.seg.name).Int64("from", j.from).Int64("to", j.to).
 			Int("stored", len(sealed.Body)).Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal chunk streamed")
 	case jobHistory:
-		res, err := s.storeWAL(ctx, func(ctx context.Context) (wal.StoreResult, error) {
-			return wal.StoreBytes(ctx, opts.Store, opts.Codec, j.name, j.data)
-		})
+		res, err := wal.StoreBytes(ctx, s.r.upload, opts.Codec, j.name, j.data)
 		if err != nil {
 			return err
 		}
@@ -131,9 +124,7 @@ func (s *session) wholeStorer(ctx context.Context) {
 
 func (s *session) storeWhole(ctx context.Context, seg *segment) error {
 	start := time.Now()
-	res, err := s.storeWAL(ctx, func(ctx context.Context) (wal.StoreResult, error) {
-		return wal.StoreSealed(ctx, s.r.opts.Store, s.r.opts.Codec.Encrypt, seg.name, seg.sealed)
-	})
+	res, err := wal.StoreSealed(ctx, s.r.upload, s.r.opts.Codec.Encrypt, seg.name, seg.sealed)
 	if err != nil {
 		return err
 	}
@@ -144,28 +135,6 @@ func (s *session) storeWhole(ctx context.Context, seg *segment) error {
 	s.log.Info().Str("segment", seg.name).Int64("stored", res.Stored).Bool("existed", res.Existed).
 		Int("chunks_removed", removed).Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal segment streamed")
 	return nil
-}
-
-// storeWAL retries store after transient errors; a conflict is final.
-func (s *session) storeWAL(ctx context.Context, store func(context.Context) (wal.StoreResult, error)) (wal.StoreResult, error) {
-	var res wal.StoreResult
-	err := retry.Do(ctx, s.retryPolicy(), func(ctx context.Context) error {
-		var err error
-		res, err = store(ctx)
-		if errors.Is(err, wal.ErrConflict) {
-			return retry.Permanent(err)
-		}
-		return err
-	}, s.onRetry)
-	return res, err
-}
-
-func (s *session) retryPolicy() retry.Policy {
-	return retry.Policy{Timeout: s.r.opts.MaxBackoff, Initial: 200 * time.Millisecond, Max: 5 * time.Second}
-}
-
-func (s *session) onRetry(err error, wait time.Duration) {
-	s.log.Warn().Err(err).Dur("retry_in", wait.Round(time.Millisecond)).Msg("storing streamed wal failed; retrying")
 }
 
 // removeChunks deletes a stored segment's chunks, several at a time (with

@@ -1,6 +1,7 @@
 // Package retry runs an operation again after transient failures, with
 // exponential backoff and jitter, until it succeeds, fails permanently, or
-// the policy's time runs out.
+// the policy's time runs out: Do for any operation, and Store, which wraps
+// a storage.Storage and retries each of its calls.
 package retry
 
 import (
