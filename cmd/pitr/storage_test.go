@@ -9,42 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-)
 
-// silentStore accepts connections and never answers: a hung store process,
-// or a firewall that swallows packets once connected.
-func silentStore(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + l.Addr().String()
-}
+	"github.com/pitr-dev/pitr/internal/testenv"
+)
 
 // silentStoreEnv loads settings from vars only, as the command does from PITR_*.
 func silentStoreEnv(t *testing.T, vars map[string]string) *env {
@@ -75,7 +44,7 @@ func isTimeout(err error) bool {
 func TestWALCommandsSilentStore(t *testing.T) {
 	vars := map[string]string{
 		"PITR_REPO":            "s3://bucket/db1",
-		"PITR_S3_ENDPOINT":     silentStore(t),
+		"PITR_S3_ENDPOINT":     testenv.SilentEndpoint(t),
 		"PITR_ENCRYPTION":      "none",
 		"PITR_STORAGE_TIMEOUT": "300ms",
 		"PITR_RETRY_TIMEOUT":   "2s",

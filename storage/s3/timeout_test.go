@@ -10,45 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/pitr-dev/pitr/internal/testenv"
 	"github.com/pitr-dev/pitr/storage"
 )
-
-// silentEndpoint accepts connections and never answers, like a store
-// whose process hangs or a firewall that swallows packets after the
-// handshake.
-func silentEndpoint(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c) // held open, never read or written
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + l.Addr().String()
-}
 
 func isTimeout(err error) bool {
 	var ne net.Error
@@ -59,7 +26,7 @@ func isTimeout(err error) bool {
 // never answers fails with a timeout error after Timeout per attempt,
 // instead of hanging.
 func TestSilentServer(t *testing.T) {
-	opts := testOptions(silentEndpoint(t))
+	opts := testOptions(testenv.SilentEndpoint(t))
 	opts.Timeout = 200 * time.Millisecond
 	opts.MaxAttempts = 1 // the SDK's backoff would only slow the test
 	s, err := New(t.Context(), opts)
