@@ -76,7 +76,16 @@ func TestTwoClustersOneRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLog(t, b, refusal, time.Minute)
-	if failed, _ := b.QueryString(t.Context(), `SELECT failed_count::text || ' ' || coalesce(last_archived_wal, '-') FROM pg_stat_archiver`); !strings.HasSuffix(failed, " -") || failed == "0 -" {
+	// The archiver reports its failure to the statistics a moment after the
+	// command's stderr reached the log: poll for it.
+	var failed string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		failed, _ = b.QueryString(t.Context(), `SELECT failed_count::text || ' ' || coalesce(last_archived_wal, '-') FROM pg_stat_archiver`)
+		if failed != "0 -" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !strings.HasSuffix(failed, " -") || failed == "0 -" {
 		t.Fatalf("second cluster's archiver: %s, want failures and nothing archived", failed)
 	}
 
