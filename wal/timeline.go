@@ -440,6 +440,18 @@ func (p Path) at(segNo uint64, segSize int64, cur Timeline) []Timeline {
 	return out
 }
 
+// OwnChain follows archived segments from start on start's timeline only.
+// A base backup's WAL, from its start to its end, is all on the backup's
+// timeline: another timeline's segments of the same numbers (a rehearsal
+// restored from this cluster) never make the backup consistent.
+func (ix *Index) OwnChain(start string, segSize int64) Chain {
+	n, err := ParseName(start)
+	if err != nil || n.Kind != KindSegment {
+		return Chain{First: start, Missing: start}
+	}
+	return ix.ChainOn(start, segSize, Path{{Timeline: n.Timeline}})
+}
+
 // ChainOn is Chain following a timeline path, as recovery with
 // recovery_target_timeline = path.Target() does: at each segment it takes
 // the newest timeline of the path that holds it, and never switches to a

@@ -214,7 +214,7 @@ func waitForWAL(ctx context.Context, opts Options, b *catalog.Backup) error {
 		if err != nil {
 			return err
 		}
-		c := ix.Chain(b.StartWAL, b.WALSegmentSize)
+		c := ix.OwnChain(b.StartWAL, b.WALSegmentSize)
 		if c.CoversWhole(b.EndWAL, b.WALSegmentSize) {
 			return nil
 		}

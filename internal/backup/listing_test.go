@@ -195,3 +195,25 @@ func TestWindowJSON(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
+
+// A backup's own WAL is on its own timeline: another timeline's segments
+// of the same numbers (a rehearsal restored from production and running
+// ahead of it) never make it consistent, or backup would report success
+// for WAL that is not stored.
+func TestCheckOwnTimelineOnly(t *testing.T) {
+	r := newRepo(t)
+	r.segment(1, 1, 'a')
+	r.segment(1, 2, 'a')
+	for i := uint64(2); i <= 6; i++ {
+		r.segment(2, i, 'c') // the rehearsal's timeline, branched in segment 2
+	}
+	b := &catalog.Backup{ID: "20261122T010000Z", WALSegmentSize: seg, Timeline: 1,
+		StartWAL: wal.SegmentFileName(1, 1, seg), EndWAL: wal.SegmentFileName(1, 4, seg)}
+	us := Check([]*catalog.Backup{b}, r.index())
+	if us[0].Usable {
+		t.Fatalf("backup on timeline 1 counted consistent with timeline 2's segments: %+v", us[0].Chain)
+	}
+	if want := wal.SegmentFileName(1, 3, seg); us[0].Chain.Missing != want {
+		t.Fatalf("missing %q, want %q", us[0].Chain.Missing, want)
+	}
+}

@@ -34,8 +34,13 @@ func Check(backups []*catalog.Backup, ix *wal.Index) []Usability {
 	conflicts := ix.Conflicts()
 	out := make([]Usability, len(backups))
 	for i, b := range backups {
+		// Consistency needs the backup's own timeline; the window may then
+		// follow later timelines, as recovery to 'latest' does.
 		c := ix.Chain(b.StartWAL, b.WALSegmentSize)
-		u := Usability{Backup: b, Chain: c, Usable: c.CoversWhole(b.EndWAL, b.WALSegmentSize)}
+		u := Usability{Backup: b, Chain: c, Usable: true}
+		if own := ix.OwnChain(b.StartWAL, b.WALSegmentSize); !own.CoversWhole(b.EndWAL, b.WALSegmentSize) {
+			u.Chain, u.Usable = own, false
+		}
 		u.Conflict = ConflictOn(conflicts, b, c)
 		if u.Conflict != "" {
 			u.Usable = false

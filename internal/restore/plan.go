@@ -98,7 +98,7 @@ func choose(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines, target 
 		return nil, fmt.Errorf("target %s is before the end of the first backup (%s)", target, backup.Describe(backup.Windows(backup.Check(backups, ix))))
 	}
 	usable := func(b *catalog.Backup) (wal.Chain, bool) {
-		c := ix.ChainOn(b.StartWAL, b.WALSegmentSize, wal.Path{{Timeline: wal.Timeline(b.Timeline)}})
+		c := ix.OwnChain(b.StartWAL, b.WALSegmentSize)
 		return c, c.CoversWhole(b.EndWAL, b.WALSegmentSize)
 	}
 	newestUsable := func() *catalog.Backup {
