@@ -43,10 +43,8 @@ type Options struct {
 	// RestoreCommand is the restore_command written for recovery, e.g.
 	// "'/usr/local/bin/pitr' --config '/etc/pitr/pitr.yaml' wal-fetch %f %p".
 	RestoreCommand string
-	// Files are written into the data directory (name -> content, 0600).
-	Files    map[string][]byte
-	Parallel int // parts downloaded at once; default 2
-	Now      func() time.Time
+	Parallel       int // parts downloaded at once; default 2
+	Now            func() time.Time
 	// Timeline chooses the timeline recovery follows; it is always written
 	// as a number into recovery_target_timeline.
 	Timeline TimelineChoice
@@ -185,15 +183,6 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	settings = append(settings, Setting{Name: "recovery_target_timeline", Value: strconv.FormatUint(uint64(plan.Timeline), 10)})
 	if opts.ArchiveOff {
 		settings = append(settings, Setting{Name: "archive_mode", Value: "off"})
-	}
-	for name, content := range opts.Files {
-		p := filepath.Join(staging, name)
-		if err := os.WriteFile(p, content, 0o600); err != nil {
-			return nil, err
-		}
-		if err := owner.chown(p); err != nil {
-			return nil, err
-		}
 	}
 	if err := WriteRecoveryConfig(staging, settings, opts.Now()); err != nil {
 		return nil, err
