@@ -2,13 +2,10 @@ package wal
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"os"
+	"errors"
 	"sort"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
-	"github.com/pitr-dev/pitr/internal/envelope"
 	"github.com/pitr-dev/pitr/storage"
 )
 
@@ -84,44 +81,12 @@ func Coverage(chunks []catalog.StreamChunk) (use []catalog.StreamChunk, end int6
 	return use, end
 }
 
-// fetchStreamed assembles segment name from its chunks into dest, padded
-// with zeros to the segment size. It returns ErrNotFound when the chunks do
-// not start at byte 0.
-func fetchStreamed(ctx context.Context, st storage.Storage, codec *envelope.Codec, name string, chunks []catalog.StreamChunk, dest string) (int64, error) {
-	use, end := Coverage(chunks)
-	if end == 0 {
-		return 0, fmt.Errorf("%s: %w (streamed chunks do not start at the segment's beginning)", name, ErrNotFound)
-	}
-	segSize := use[0].SegSize
-	return writeAtomic(dest, name, func(f *os.File) (int64, error) {
-		var pos int64
-		for _, c := range use {
-			if err := copyChunk(ctx, st, codec, c, pos, f); err != nil {
-				return 0, err
-			}
-			pos = c.End
-		}
-		return segSize, f.Truncate(segSize)
-	})
+// ListWAL returns the stored objects for one WAL file name.
+func ListWAL(ctx context.Context, st storage.Storage, name string) ([]catalog.WALObject, error) {
+	l, err := list(ctx, st, name)
+	return l.full, err
 }
 
-// copyChunk writes chunk c's bytes from segment offset pos on to w, after
-// verifying the whole chunk.
-func copyChunk(ctx context.Context, st storage.Storage, codec *envelope.Codec, c catalog.StreamChunk, pos int64, w io.Writer) error {
-	pr, classify, err := openStored(ctx, st, codec, c.Key, c.Name, c.Encrypted, c.SHA256)
-	if err != nil {
-		return err
-	}
-	defer pr.Close()
-	// Read the whole chunk (it is small): the SHA-256 check runs at EOF,
-	// and nothing unverified may reach the destination's final bytes.
-	b, err := io.ReadAll(pr)
-	if err != nil {
-		return classify(err)
-	}
-	if int64(len(b)) != c.End-c.Start {
-		return fmt.Errorf("%s chunk %d-%d: %w: holds %d bytes", c.Name, c.Start, c.End, errCorrupt, len(b))
-	}
-	_, err = w.Write(b[pos-c.Start:])
-	return err
-}
+// ErrConflict is wrapped when the repository already holds different
+// content under a WAL file name. Nothing stored is ever overwritten.
+var ErrConflict = errors.New("already archived with different content")

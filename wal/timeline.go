@@ -245,7 +245,7 @@ func LoadTimelines(ctx context.Context, st storage.Storage, codec *envelope.Code
 
 // readHistory downloads and verifies one history file.
 func readHistory(ctx context.Context, st storage.Storage, codec *envelope.Codec, e Entry) ([]byte, error) {
-	pr, classify, err := openStored(ctx, st, codec, e.Key, e.Name, e.Encrypted, e.SHA256)
+	pr, classify, err := OpenStored(ctx, st, codec, e.Key, e.Name, e.Encrypted, e.SHA256)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", e.Name, err)
 	}

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
+	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/storagetest"
 )
 
@@ -96,7 +99,7 @@ func rehearsalArchive(t *testing.T) (*Index, *Timelines) {
 	codec := &envelope.Codec{}
 	put := func(at time.Duration, name string, data string) {
 		now = tlDay.Add(at)
-		if _, err := StoreBytes(ctx, m, codec, name, []byte(data)); err != nil {
+		if _, err := storeWAL(ctx, m, codec, name, []byte(data)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -141,7 +144,7 @@ func TestLoadTimelines(t *testing.T) {
 func TestLoadTimelinesWithoutKey(t *testing.T) {
 	ctx := context.Background()
 	m := storagetest.NewMemory()
-	if _, err := StoreBytes(ctx, m, &envelope.Codec{}, "00000002.history", []byte("1\t0/6000100\tno recovery target specified\n")); err != nil {
+	if _, err := storeWAL(ctx, m, &envelope.Codec{}, "00000002.history", []byte("1\t0/6000100\tno recovery target specified\n")); err != nil {
 		t.Fatal(err)
 	}
 	ix, err := LoadIndex(ctx, m)
@@ -263,4 +266,25 @@ func TestChainOnFollowsTheChosenTimeline(t *testing.T) {
 	if c := ix.ChainOn(start, tlSeg, p3); c.Last != "000000030000000000000009" || c.MoreAfter {
 		t.Errorf("timeline 3 past a gap of timeline 1 after its branch: %+v", c)
 	}
+}
+
+// storeWAL stores a WAL file the way wal-push does (sealed, under its
+// catalog key); the repository layer's StoreWAL sits above this package.
+func storeWAL(ctx context.Context, st storage.Storage, codec *envelope.Codec, name string, data []byte) (string, error) {
+	var buf bytes.Buffer
+	s, err := codec.Seal(&buf)
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.Write(data); err != nil {
+		return "", err
+	}
+	if err := s.Close(); err != nil {
+		return "", err
+	}
+	key, err := catalog.WALKey(name, s.Sum(), codec.Encrypt)
+	if err != nil {
+		return "", err
+	}
+	return key, st.Create(ctx, key, &buf)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pitr-dev/pitr/internal/backup"
 	"github.com/pitr-dev/pitr/internal/crypto"
 	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/internal/restore"
 	"github.com/pitr-dev/pitr/storage/s3"
 )
@@ -60,7 +61,7 @@ func cmdProfile(args []string) error {
 			return err
 		}
 		run = func() error {
-			b, err := backup.Run(ctx, backup.Options{Store: st, Codec: codec, DSN: os.Getenv("PITR_PG_DSN"), Fast: true,
+			b, err := backup.Run(ctx, backup.Options{Repo: repo.New(st, codec), DSN: os.Getenv("PITR_PG_DSN"), Fast: true,
 				WALTimeout: 5 * time.Minute, PitrVersion: "bench-profile"})
 			if err == nil {
 				fmt.Printf("backup %s: %d bytes, %d stored\n", b.ID, b.Bytes, b.Stored)
@@ -76,7 +77,7 @@ func cmdProfile(args []string) error {
 			return err
 		}
 		run = func() error {
-			r, err := restore.Run(ctx, restore.Options{Store: st, Codec: codec, Target: target, DataDir: *pgdata,
+			r, err := restore.Run(ctx, restore.Options{Repo: repo.New(st, codec), Target: target, DataDir: *pgdata,
 				RestoreCommand: "false"})
 			if err == nil {
 				fmt.Printf("restored %d files, %d bytes\n", r.Files, r.Bytes)

@@ -26,12 +26,12 @@ must be 'pitr wal-push %p'). Connection: pg_dsn, or PGHOST/PGPORT/PGUSER/PGPASSW
 }
 
 func runBackup(ctx context.Context, e *env, fast bool) error {
-	st, codec, err := e.WritableRepo(ctx)
+	r, err := e.WritableRepo(ctx)
 	if err != nil {
 		return err
 	}
 	b, err := backup.Run(ctx, backup.Options{
-		Store: st, Codec: codec, DSN: e.cfg.PGDSN.Reveal(), Fast: fast,
+		Repo: r, DSN: e.cfg.PGDSN.Reveal(), Fast: fast,
 		WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
 	})
 	if err != nil {

@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pitr-dev/pitr/internal/backup"
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/pg"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/wal"
 )
@@ -36,10 +36,11 @@ new repository.`,
 }
 
 func runClusterUpgrade(ctx context.Context, e *env) error {
-	st, err := e.Store(ctx)
+	r, err := e.OpenRepo(ctx)
 	if err != nil {
 		return err
 	}
+	st := r.Store()
 	conn, err := pg.Connect(ctx, e.cfg.PGDSN.Reveal(), true)
 	if err != nil {
 		return err
@@ -53,7 +54,7 @@ func runClusterUpgrade(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	objs, err := wal.Bindings(ctx, st)
+	objs, err := r.Bindings(ctx)
 	if err != nil {
 		return err
 	}
@@ -70,8 +71,8 @@ func runClusterUpgrade(ctx context.Context, e *env) error {
 			return fmt.Errorf("cluster-upgrade: cluster %s: %w", sys.SystemID, err)
 		}
 	}
-	c := wal.Cluster{SystemID: sys.SystemID, PGVersion: srv.Version, By: "cluster-upgrade", Version: version}
-	prev, err := wal.RebindCluster(ctx, st, c)
+	c := repo.Cluster{SystemID: sys.SystemID, PGVersion: srv.Version, By: "cluster-upgrade", Version: version}
+	prev, err := r.RebindCluster(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -81,7 +82,7 @@ func runClusterUpgrade(ctx context.Context, e *env) error {
 	}
 	old := prev.PGVersion
 	if old == 0 {
-		old = newestBackupVersion(ctx, st, prev.SystemID)
+		old = newestBackupVersion(ctx, r, prev.SystemID)
 	}
 	fmt.Fprintf(e.stdout, "old cluster: %s, PostgreSQL %s (bound %s by %s)\n", prev.SystemID, pgVersion(old), prev.Bound.Format("2006-01-02T15:04:05Z"), prev.By)
 	fmt.Fprintf(e.stdout, "new cluster: %s, PostgreSQL %s, WAL from %s\n", sys.SystemID, pgVersion(srv.Version), first)
@@ -137,11 +138,12 @@ func walNamesFree(ctx context.Context, st storage.Storage, first string, segSize
 
 // newestBackupVersion is the PostgreSQL version of the newest backup of the
 // cluster, 0 if none can be read.
-func newestBackupVersion(ctx context.Context, st storage.Storage, systemID string) int {
-	bs, err := backup.List(ctx, st)
+func newestBackupVersion(ctx context.Context, r *repo.Repo, systemID string) int {
+	l, err := r.ListBackups(ctx)
 	if err != nil {
 		return 0
 	}
+	bs := l.Backups
 	for i := len(bs) - 1; i >= 0; i-- {
 		if bs[i].SystemID == systemID {
 			return bs[i].PGVersion

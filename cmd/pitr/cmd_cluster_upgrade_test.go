@@ -5,15 +5,15 @@ import (
 	"testing"
 
 	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage/storagetest"
-	"github.com/pitr-dev/pitr/wal"
 )
 
 func TestWALNamesFree(t *testing.T) {
 	st := storagetest.NewMemory()
 	codec := &envelope.Codec{Level: 1}
 	for _, name := range []string{"000000010000000000000001", "000000010000000000000002", "000000010000000000000003.partial", "00000002.history", "000000020000000000000007"} {
-		if _, err := wal.StoreBytes(t.Context(), st, codec, name, []byte(name)); err != nil {
+		if _, err := repo.New(st, codec).StoreWAL(t.Context(), name, []byte(name)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -34,12 +34,13 @@ or dump (an interrupted one is never listed), then exits 0.`,
 
 func runDaemon(ctx context.Context, e *env) error {
 	longRunningGC()
-	st, codec, err := e.WritableRepo(ctx)
+	r, err := e.WritableRepo(ctx)
 	if err != nil {
 		return err
 	}
+	st := r.Store()
 	mon := daemon.NewStoreMonitor(st, nil)
-	st, e.store = mon, mon // the receiver, backups and dumps all go through it
+	r, e.store = r.WithStore(mon), mon // the receiver, backups and dumps all go through it
 	opts := daemon.Options{
 		RetryBackoff: e.cfg.DaemonRetryBackoff, MetricsAddr: e.cfg.MetricsAddr, Version: version,
 		Store: mon, StoreMaxOutage: e.cfg.StoreMaxOutage,
@@ -62,7 +63,7 @@ func runDaemon(ctx context.Context, e *env) error {
 	if backupSchedule != nil {
 		opts.Jobs = append(opts.Jobs, daemon.BackupJob(backupSchedule, func(ctx context.Context) error {
 			_, err := backup.Run(ctx, backup.Options{
-				Store: st, Codec: codec, DSN: e.cfg.PGDSN.Reveal(), Fast: true,
+				Repo: r, DSN: e.cfg.PGDSN.Reveal(), Fast: true,
 				WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
 			})
 			return err
@@ -70,13 +71,13 @@ func runDaemon(ctx context.Context, e *env) error {
 	}
 	if dumpSchedule != nil && len(e.cfg.DumpDatabases) > 0 {
 		opts.Jobs = append(opts.Jobs, daemon.DumpJob(dumpSchedule, e.cfg.DumpDatabases, func(ctx context.Context, db string) error {
-			_, err := dump.Run(ctx, dump.Options{Store: st, Codec: codec, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
+			_, err := dump.Run(ctx, dump.Options{Repo: r, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
 			return err
 		}))
 	}
 	opts.Previous = func(ctx context.Context) (daemon.Previous, error) {
 		var p daemon.Previous
-		l, err := backup.Load(ctx, st)
+		l, err := r.ListBackups(ctx)
 		if err != nil {
 			return p, err
 		}
@@ -85,7 +86,7 @@ func runDaemon(ctx context.Context, e *env) error {
 			b := backups[n-1]
 			p.BackupEnd, p.BackupDuration = b.EndTime, b.EndTime.Sub(b.StartTime)
 		}
-		dumps, err := dump.List(ctx, st, "")
+		dumps, _, err := r.ListDumps(ctx, "")
 		if err != nil {
 			return p, err
 		}

@@ -31,11 +31,11 @@ func runDump(ctx context.Context, e *env, db string) error {
 	if db == "" {
 		return fmt.Errorf("%w: dump needs --db NAME", errUsage)
 	}
-	st, codec, err := e.WritableRepo(ctx)
+	r, err := e.WritableRepo(ctx)
 	if err != nil {
 		return err
 	}
-	d, err := dump.Run(ctx, dump.Options{Store: st, Codec: codec, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
+	d, err := dump.Run(ctx, dump.Options{Repo: r, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
 	if err != nil {
 		return err
 	}

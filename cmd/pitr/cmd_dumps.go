@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
-	"github.com/pitr-dev/pitr/internal/dump"
+	"github.com/pitr-dev/pitr/internal/repo"
 )
 
 func newDumpsCommand(e *env) *cobra.Command {
@@ -28,11 +28,11 @@ func newDumpsCommand(e *env) *cobra.Command {
 }
 
 func runDumps(ctx context.Context, e *env, db string, asJSON bool) error {
-	st, err := e.Store(ctx)
+	r, err := e.OpenRepo(ctx)
 	if err != nil {
 		return err
 	}
-	dumps, damaged, err := dump.Load(ctx, st, db)
+	dumps, damaged, err := r.ListDumps(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -40,8 +40,8 @@ func runDumps(ctx context.Context, e *env, db string, asJSON bool) error {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
-			Dumps   []*catalog.Dump `json:"dumps"`
-			Damaged []dump.Damaged  `json:"damaged_dumps"`
+			Dumps   []*catalog.Dump    `json:"dumps"`
+			Damaged []repo.DamagedDump `json:"damaged_dumps"`
 		}{dumps, damaged})
 	}
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)

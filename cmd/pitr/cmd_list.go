@@ -11,9 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pitr-dev/pitr/internal/backup"
 	"github.com/pitr-dev/pitr/internal/catalog"
-	"github.com/pitr-dev/pitr/wal"
+	"github.com/pitr-dev/pitr/internal/repo"
 )
 
 func newListCommand(e *env) *cobra.Command {
@@ -29,13 +28,13 @@ func newListCommand(e *env) *cobra.Command {
 }
 
 type listOutput struct {
-	Backups      []listBackup     `json:"backups"`
-	Windows      []backup.Window  `json:"recoverable_windows"`
-	Timelines    []listTimeline   `json:"timelines"`
-	Incomplete   []string         `json:"incomplete_backups"`
-	Damaged      []backup.Damaged `json:"damaged_backups"`
-	WALConflicts []string         `json:"wal_conflicts"` // segments stored twice with different content
-	WALGaps      []string         `json:"wal_gaps"`      // missing segments with later WAL stored after them
+	Backups      []listBackup   `json:"backups"`
+	Windows      []repo.Window  `json:"recoverable_windows"`
+	Timelines    []listTimeline `json:"timelines"`
+	Incomplete   []string       `json:"incomplete_backups"`
+	Damaged      []repo.Damaged `json:"damaged_backups"`
+	WALConflicts []string       `json:"wal_conflicts"` // segments stored twice with different content
+	WALGaps      []string       `json:"wal_gaps"`      // missing segments with later WAL stored after them
 }
 
 type listBackup struct {
@@ -49,24 +48,24 @@ type listBackup struct {
 }
 
 func runList(ctx context.Context, e *env, asJSON bool) error {
-	st, err := e.Store(ctx)
+	r, err := e.OpenRepo(ctx)
 	if err != nil {
 		return err
 	}
-	l, err := backup.Load(ctx, st)
+	l, err := r.ListBackups(ctx)
 	if err != nil {
 		return err
 	}
-	ix, err := wal.LoadIndex(ctx, st)
+	ix, err := r.WALIndex(ctx)
 	if err != nil {
 		return err
 	}
 	us := l.Check(ix)
-	tls, tlNote, err := e.listTimelines(ctx, st, ix, l.Backups)
+	tls, tlNote, err := e.listTimelines(ctx, r, ix, l.Backups)
 	if err != nil {
 		return err
 	}
-	out := listOutput{Backups: []listBackup{}, Windows: backup.Windows(us), Timelines: tls,
+	out := listOutput{Backups: []listBackup{}, Windows: repo.Windows(us), Timelines: tls,
 		Incomplete: []string{}, Damaged: l.Damaged, WALConflicts: ix.Conflicts(), WALGaps: []string{}}
 	for _, u := range us {
 		lb := listBackup{Backup: u.Backup, Usable: u.Usable, WALLast: u.Chain.Last, WALConflict: u.Conflict, Parts: u.Parts}
@@ -118,7 +117,7 @@ func runList(ctx context.Context, e *env, asJSON bool) error {
 		fmt.Fprintf(e.stdout, "WAL gap: %s is missing; recovery cannot reach the WAL stored after it\n", name)
 	}
 	printTimelines(e.stdout, out.Timelines, tlNote)
-	fmt.Fprintln(e.stdout, backup.Describe(out.Windows))
+	fmt.Fprintln(e.stdout, repo.Describe(out.Windows))
 	return nil
 }
 

@@ -91,11 +91,11 @@ func runRestore(ctx context.Context, e *env, f restoreFlags) error {
 		}
 		tsMap[filepath.Clean(old)] = filepath.Clean(new)
 	}
-	st, codec, err := e.Repo(ctx, true)
+	r, err := e.Repo(ctx, true)
 	if err != nil {
 		return err
 	}
-	if codec.Encrypt && len(codec.Identities) == 0 {
+	if codec := r.Codec(); codec.Encrypt && len(codec.Identities) == 0 {
 		return fmt.Errorf("%w: restoring needs the age identity file: set age_identity_file or PITR_AGE_IDENTITY_FILE", errUsage)
 	}
 	self, err := os.Executable()
@@ -112,7 +112,7 @@ func runRestore(ctx context.Context, e *env, f restoreFlags) error {
 		return err
 	}
 	res, err := restore.Run(ctx, restore.Options{
-		Store: st, Codec: codec, Target: target, BackupID: f.backupID, DataDir: f.pgdata, Force: f.force,
+		Repo: r, Target: target, BackupID: f.backupID, DataDir: f.pgdata, Force: f.force,
 		TablespaceMap: tsMap, RestoreCommand: restoreCmd,
 		Timeline: timeline, ArchiveOff: archiveOff, Out: e.stdout,
 	})

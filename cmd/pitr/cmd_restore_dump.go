@@ -41,12 +41,12 @@ func runRestoreDump(ctx context.Context, e *env, f restoreDumpFlags) error {
 	if f.db == "" || f.target == "" {
 		return fmt.Errorf("%w: restore-dump needs --db NAME and --target-db DB", errUsage)
 	}
-	st, codec, err := e.Repo(ctx, true)
+	r, err := e.Repo(ctx, true)
 	if err != nil {
 		return err
 	}
 	d, err := dump.Restore(ctx, dump.RestoreOptions{
-		Store: st, Codec: codec, DSN: e.cfg.PGDSN.Reveal(), Database: f.db, ID: f.id,
+		Repo: r, DSN: e.cfg.PGDSN.Reveal(), Database: f.db, ID: f.id,
 		TargetDB: f.target, Create: f.create, Clean: f.clean,
 	})
 	if err != nil {

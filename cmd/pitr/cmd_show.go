@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pitr-dev/pitr/internal/backup"
 	"github.com/pitr-dev/pitr/internal/catalog"
 )
 
@@ -23,11 +22,11 @@ func runShow(ctx context.Context, e *env, id string) error {
 	if !catalog.ValidBackupID(id) {
 		return fmt.Errorf("%w: %q is not a backup id (see 'pitr list')", errUsage, id)
 	}
-	st, err := e.Store(ctx)
+	r, err := e.OpenRepo(ctx)
 	if err != nil {
 		return err
 	}
-	b, err := backup.Get(ctx, st, id)
+	b, err := r.Backup(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pitr-dev/pitr/wal"
+	"github.com/pitr-dev/pitr/wal/archive"
 )
 
 func newWALFetchCommand(e *env) *cobra.Command {
@@ -43,21 +44,21 @@ func runWALFetch(ctx context.Context, e *env, name, dest string) error {
 		return err
 	}
 	opts.StartPrefetch = func(after string, segSize int64) error { return e.startPrefetch(after, segSize, opts.PrefetchDir) }
-	return deadlineErr(ctx, wal.Fetch(ctx, name, dest, opts))
+	return deadlineErr(ctx, archive.Fetch(ctx, name, dest, opts))
 }
 
-func (e *env) fetchOptions(ctx context.Context, prefetchDir string) (wal.FetchOptions, error) {
-	// Not e.Repo: wal.Fetch checks the marker only when a file is missing,
+func (e *env) fetchOptions(ctx context.Context, prefetchDir string) (archive.FetchOptions, error) {
+	// Not e.Repo: archive.Fetch checks the marker only when a file is missing,
 	// which saves a request on every call of a restore.
 	st, err := e.open(ctx, false)
 	if err != nil {
-		return wal.FetchOptions{}, err
+		return archive.FetchOptions{}, err
 	}
 	codec, err := e.Codec(true)
 	if err != nil {
-		return wal.FetchOptions{}, err
+		return archive.FetchOptions{}, err
 	}
-	return wal.FetchOptions{Store: st, Codec: codec, PrefetchDir: prefetchDir, Prefetch: e.cfg.FetchPrefetch, Retry: e.retryPolicy(), Repo: e.cfg.Repo}, nil
+	return archive.FetchOptions{Store: st, Codec: codec, PrefetchDir: prefetchDir, Prefetch: e.cfg.FetchPrefetch, Retry: e.retryPolicy(), Repo: e.cfg.Repo}, nil
 }
 
 // startPrefetch runs `pitr wal-prefetch` detached, in its own session, so
@@ -82,7 +83,7 @@ func (e *env) startPrefetch(after string, segSize int64, dir string) error {
 
 // fetchExit maps wal-fetch's errors to the statuses PostgreSQL acts on.
 func fetchExit(err error) error {
-	if errors.Is(err, wal.ErrNotFound) {
+	if errors.Is(err, archive.ErrNotFound) {
 		return exitCodeError{exitNotFound, err}
 	}
 	return exitCodeError{exitFatal, err}
@@ -103,7 +104,7 @@ func newWALPrefetchCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return wal.Prefetch(c.Context(), args[0], size, e.cfg.FetchPrefetch, args[2], opts)
+			return archive.Prefetch(c.Context(), args[0], size, e.cfg.FetchPrefetch, args[2], opts)
 		},
 	}
 }

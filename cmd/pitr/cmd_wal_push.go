@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pitr-dev/pitr/wal"
+	"github.com/pitr-dev/pitr/wal/archive"
 )
 
 func newWALPushCommand(e *env) *cobra.Command {
@@ -30,12 +31,12 @@ func runWALPush(ctx context.Context, e *env, path string) error {
 	if _, err := wal.ParseName(baseName(path)); err != nil {
 		return fmt.Errorf("%w: wal-push: %v", errUsage, err)
 	}
-	st, codec, err := e.WritableRepo(ctx)
+	r, err := e.WritableRepo(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = wal.Push(ctx, path, wal.PushOptions{
-		Store: st, Codec: codec, SpoolDir: e.cfg.SpoolDir, Concurrency: e.cfg.PushConcurrency,
+	_, err = archive.Push(ctx, path, archive.PushOptions{
+		Store: r.Store(), Codec: r.Codec(), SpoolDir: e.cfg.SpoolDir, Concurrency: e.cfg.PushConcurrency,
 		RepoID: e.cfg.Repo, Version: version,
 	})
 	return deadlineErr(ctx, err)

@@ -66,12 +66,12 @@ func runDropSlot(ctx context.Context, e *env) error {
 // newReceiver builds the WAL receiver from the configuration (the daemon
 // runs the same one).
 func newReceiver(ctx context.Context, e *env) (*stream.Receiver, error) {
-	st, codec, err := e.WritableRepo(ctx)
+	r, err := e.WritableRepo(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return stream.New(stream.Options{
-		DSN: e.cfg.PGDSN.Reveal(), Slot: e.cfg.StreamSlot, Store: st, Codec: codec,
+		DSN: e.cfg.PGDSN.Reveal(), Slot: e.cfg.StreamSlot, Store: r.Store(), Codec: r.Codec(),
 		ShipInterval: e.cfg.StreamShipInterval, Synchronous: e.cfg.StreamSynchronous != nil && *e.cfg.StreamSynchronous,
 		Version: version,
 	}), nil

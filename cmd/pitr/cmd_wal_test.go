@@ -16,6 +16,7 @@ import (
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/storagetest"
 	"github.com/pitr-dev/pitr/wal"
+	"github.com/pitr-dev/pitr/wal/archive"
 )
 
 // walKey is an age identity written to an identity file, and its recipient.
@@ -218,15 +219,15 @@ func TestWALFetchExitStatus(t *testing.T) {
 		notIn1 bool
 	}{
 		{"missing segment", "000000010000000000000009", func(t *testing.T) setup { return setup{pushed(t, false), &keyA} },
-			exitNotFound, wal.ErrNotFound, "not in the archive", false},
+			exitNotFound, archive.ErrNotFound, "not in the archive", false},
 		{"missing history", "00000005.history", func(t *testing.T) setup { return setup{pushed(t, false), &keyA} },
-			exitNotFound, wal.ErrNotFound, "not in the archive", false},
+			exitNotFound, archive.ErrNotFound, "not in the archive", false},
 		{"missing in an empty repository", name, func(t *testing.T) setup {
 			m := storagetest.NewMemory()
 			memEnv(m) // the marker only
 			return setup{m, &keyA}
 		},
-			exitNotFound, wal.ErrNotFound, "", false},
+			exitNotFound, archive.ErrNotFound, "", false},
 		{"no repository", name, func(t *testing.T) setup { return setup{storagetest.NewMemory(), &keyA} },
 			exitFatal, catalog.ErrNoRepository, "no repository at mem://test", true},
 		{"wrong key", name, func(t *testing.T) setup { return setup{pushed(t, false), &keyB} },
@@ -271,7 +272,7 @@ func TestWALFetchExitStatus(t *testing.T) {
 			if tt.is != nil && !errors.Is(err, tt.is) {
 				t.Errorf("err = %v, want it to wrap %v", err, tt.is)
 			}
-			if tt.notIn1 && errors.Is(err, wal.ErrNotFound) {
+			if tt.notIn1 && errors.Is(err, archive.ErrNotFound) {
 				t.Errorf("err = %v reads as not archived", err)
 			}
 			if !strings.Contains(err.Error(), tt.say) || strings.Contains(err.Error(), "\n") {

@@ -12,8 +12,9 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/crypto"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage"
-	"github.com/pitr-dev/pitr/wal"
+	"github.com/pitr-dev/pitr/wal/archive"
 )
 
 // TestExitCode: 0 ok, 1 error, 2 usage, and an exitCodeError's own code
@@ -30,8 +31,8 @@ func TestExitCode(t *testing.T) {
 		{"usage", errUsage, exitUsage},
 		{"wrapped usage", fmt.Errorf("%w: --to: bad", errUsage), exitUsage},
 		{"usage twice wrapped", fmt.Errorf("restore: %w", fmt.Errorf("%w: x", errUsage)), exitUsage},
-		{"not found is an error elsewhere", fmt.Errorf("x: %w", wal.ErrNotFound), exitError},
-		{"no repository", wal.NoRepository("file:///r", "missing"), exitError},
+		{"not found is an error elsewhere", fmt.Errorf("x: %w", archive.ErrNotFound), exitError},
+		{"no repository", repo.NoRepository("file:///r", "missing"), exitError},
 		{"exit code", exitCodeError{exitFatal, errors.New("x")}, exitFatal},
 		{"exit code wins over usage", exitCodeError{exitFatal, fmt.Errorf("%w: x", errUsage)}, exitFatal},
 		{"wrapped exit code", fmt.Errorf("outer: %w", exitCodeError{7, errors.New("x")}), 7},
@@ -53,10 +54,10 @@ func TestFetchExit(t *testing.T) {
 		err  error
 		want int
 	}{
-		{"not in the archive", fmt.Errorf("000000010000000000000009: %w", wal.ErrNotFound), exitNotFound},
-		{"not in the archive, wrapped twice", fmt.Errorf("wal-fetch: %w", fmt.Errorf("x: %w", wal.ErrNotFound)), exitNotFound},
-		{"no repository", wal.NoRepository("s3://b/p", "no pitr.json there"), exitFatal},
-		{"no repository after a not-found", fmt.Errorf("wal-fetch x: %w", wal.NoRepository("s3://b/p", "gone")), exitFatal},
+		{"not in the archive", fmt.Errorf("000000010000000000000009: %w", archive.ErrNotFound), exitNotFound},
+		{"not in the archive, wrapped twice", fmt.Errorf("wal-fetch: %w", fmt.Errorf("x: %w", archive.ErrNotFound)), exitNotFound},
+		{"no repository", repo.NoRepository("s3://b/p", "no pitr.json there"), exitFatal},
+		{"no repository after a not-found", fmt.Errorf("wal-fetch x: %w", repo.NoRepository("s3://b/p", "gone")), exitFatal},
 		{"wrong key", fmt.Errorf("decrypt: %w", crypto.ErrWrongKey), exitFatal},
 		{"tampered", errors.New("x: stored object is corrupt or was tampered with: chacha20poly1305: message authentication failed"), exitFatal},
 		{"unreachable", fmt.Errorf("list wal/: %w", errors.New("dial tcp: connection refused")), exitFatal},

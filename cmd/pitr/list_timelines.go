@@ -9,7 +9,7 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/envelope"
-	"github.com/pitr-dev/pitr/storage"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/wal"
 )
 
@@ -36,7 +36,7 @@ type listTimeline struct {
 // it (they are encrypted like every WAL file): without an identity, or
 // when reading fails, the branch points are shown as unknown and note says
 // why.
-func (e *env) listTimelines(ctx context.Context, st storage.Storage, ix *wal.Index, backups []*catalog.Backup) (out []listTimeline, note string, err error) {
+func (e *env) listTimelines(ctx context.Context, r *repo.Repo, ix *wal.Index, backups []*catalog.Backup) (out []listTimeline, note string, err error) {
 	var segSize int64
 	if n := len(backups); n > 0 {
 		segSize = backups[n-1].WALSegmentSize
@@ -52,10 +52,10 @@ func (e *env) listTimelines(ctx context.Context, st storage.Storage, ix *wal.Ind
 	default:
 		note = "timeline branch points not shown: their history files are encrypted (set age_identity_file to read them)"
 	}
-	ts, err := wal.LoadTimelines(ctx, st, codec, ix, segSize)
+	ts, err := repo.New(r.Store(), codec).Timelines(ctx, ix, segSize)
 	if err != nil && codec != nil {
 		note = fmt.Sprintf("timeline branch points not shown: %v", err)
-		ts, err = wal.LoadTimelines(ctx, st, nil, ix, segSize)
+		ts, err = repo.New(r.Store(), nil).Timelines(ctx, ix, segSize)
 	}
 	if err != nil {
 		return nil, "", err

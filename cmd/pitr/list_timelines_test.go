@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage/storagetest"
 	"github.com/pitr-dev/pitr/wal"
 )
@@ -20,7 +21,7 @@ func TestListTimelines(t *testing.T) {
 	m.Now = func() time.Time { return now }
 	put := func(name, data string) {
 		now = now.Add(time.Minute)
-		if _, err := wal.StoreBytes(ctx, m, &envelope.Codec{}, name, []byte(data)); err != nil {
+		if _, err := repo.New(m, &envelope.Codec{}).StoreWAL(ctx, name, []byte(data)); err != nil {
 			t.Fatal(err)
 		}
 	}

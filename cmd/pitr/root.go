@@ -18,11 +18,11 @@ import (
 	"github.com/pitr-dev/pitr/internal/config"
 	"github.com/pitr-dev/pitr/internal/crypto"
 	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/location"
 	"github.com/pitr-dev/pitr/storage/retry"
 	"github.com/pitr-dev/pitr/storage/s3"
-	"github.com/pitr-dev/pitr/wal"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; if
@@ -193,24 +193,24 @@ func isTerminal(w io.Writer) bool {
 	return ok && isatty.IsTerminal(f.Fd())
 }
 
-// Store opens the existing repository, for commands that read it (and
-// cluster-upgrade, which needs one): it creates nothing, and a place
-// without a repository marker is "no repository at URL", never an empty
-// repository.
-func (e *env) Store(ctx context.Context) (storage.Storage, error) {
+// OpenRepo opens the existing repository, for commands that read its
+// listing (and cluster-upgrade, which needs one): it creates nothing, and
+// a place without a repository marker is "no repository at URL", never an
+// empty repository. It has no codec: Repo adds one.
+func (e *env) OpenRepo(ctx context.Context) (*repo.Repo, error) {
 	st, err := e.open(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	err = wal.CheckRepository(ctx, st, e.cfg.Repo)
+	r, err := repo.Open(ctx, st, nil, e.cfg.Repo)
 	var ae smithy.APIError
 	if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchBucket" {
-		return nil, wal.NoRepository(e.cfg.Repo, "the bucket does not exist")
+		return nil, repo.NoRepository(e.cfg.Repo, "the bucket does not exist")
 	}
 	if err != nil {
 		return nil, err
 	}
-	return st, nil
+	return r, nil
 }
 
 // open validates the settings and opens the storage once; create makes a
@@ -239,7 +239,7 @@ func (e *env) open(ctx context.Context, create bool) (storage.Storage, error) {
 	case errors.As(err, &usage):
 		return nil, fmt.Errorf("%w: %s", errUsage, usage.Msg)
 	case errors.As(err, &none):
-		return nil, wal.NoRepository(none.URL, none.Why)
+		return nil, repo.NoRepository(none.URL, none.Why)
 	case err != nil:
 		return nil, err
 	}
@@ -282,32 +282,33 @@ func (e *env) Codec(needKey bool) (*envelope.Codec, error) {
 	return c, nil
 }
 
-// Repo opens the existing repository (as Store) and the codec for its
+// Repo opens the existing repository (as OpenRepo) with the codec for its
 // objects; needKey loads the age identity too.
-func (e *env) Repo(ctx context.Context, needKey bool) (storage.Storage, *envelope.Codec, error) {
-	st, err := e.Store(ctx)
+func (e *env) Repo(ctx context.Context, needKey bool) (*repo.Repo, error) {
+	r, err := e.OpenRepo(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	codec, err := e.Codec(needKey)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return st, codec, nil
+	return repo.New(r.Store(), codec), nil
 }
 
 // WritableRepo opens the repository for a command that writes to it,
-// creating a local directory that is missing; the job writes the marker.
-func (e *env) WritableRepo(ctx context.Context) (storage.Storage, *envelope.Codec, error) {
+// creating a local directory that is missing; the job writes the marker
+// (repo.Repo.Ensure) when it first needs the repository.
+func (e *env) WritableRepo(ctx context.Context) (*repo.Repo, error) {
 	st, err := e.open(ctx, true)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	codec, err := e.Codec(false)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return st, codec, nil
+	return repo.New(st, codec), nil
 }
 
 func (e *env) retryPolicy() retry.Policy { return retry.Policy{Timeout: e.cfg.RetryTimeout} }

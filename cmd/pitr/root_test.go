@@ -10,7 +10,7 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/config"
-	"github.com/pitr-dev/pitr/wal"
+	"github.com/pitr-dev/pitr/wal/archive"
 )
 
 func testEnv(repo string) *env {
@@ -45,7 +45,7 @@ func TestReadersCreateNothing(t *testing.T) {
 			if !errors.Is(err, catalog.ErrNoRepository) || !strings.Contains(err.Error(), "no repository at "+tt.url) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("%s on %s: err = %v, want one line \"no repository at %s ...\"", name, tt.url, err, tt.url)
 			}
-			if strings.HasPrefix(name, "wal-") && errors.Is(err, wal.ErrNotFound) {
+			if strings.HasPrefix(name, "wal-") && errors.Is(err, archive.ErrNotFound) {
 				t.Errorf("%s on %s: %v reads as not archived (exit 1: the server would promote)", name, tt.url, err)
 			}
 		}
@@ -59,10 +59,10 @@ func TestReadersCreateNothing(t *testing.T) {
 		t.Errorf("readers wrote into %s: %v", empty, entries)
 	}
 	// The filesystem root is refused to writers as a usage error.
-	if _, _, err := testEnv("file:///").WritableRepo(t.Context()); !errors.Is(err, errUsage) {
+	if _, err := testEnv("file:///").WritableRepo(t.Context()); !errors.Is(err, errUsage) {
 		t.Errorf("writer on file:///: err = %v, want a usage error", err)
 	}
-	if _, _, err := testEnv("file://" + missing).WritableRepo(t.Context()); err != nil {
+	if _, err := testEnv("file://" + missing).WritableRepo(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(missing); err != nil || !fi.IsDir() {

@@ -3,7 +3,7 @@
 // side keeps a local copy of the archive.
 //
 // Run first reserves the dump's id with a create-only
-// dumps/<db>/<id>/reserved.json (catalog.ReserveID): a second dump of the
+// dumps/<db>/<id>/reserved.json (repo.ReserveID): a second dump of the
 // database in the same second takes <id>-1. A dump is complete only when
 // its entry, dumps/<db>/<id>/dump.json, exists; Run writes it last
 // (create-only). What a crash or a failure leaves:
@@ -23,26 +23,21 @@ package dump
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"sort"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
-	"github.com/pitr-dev/pitr/internal/envelope"
-	"github.com/pitr-dev/pitr/storage"
-	"github.com/pitr-dev/pitr/wal"
+	"github.com/pitr-dev/pitr/internal/repo"
 )
 
 // Options configures Run.
 type Options struct {
-	Store       storage.Storage
-	Codec       *envelope.Codec
+	Repo        *repo.Repo
 	DSN         string // libpq-style; its database is replaced by Database
 	Database    string
 	PitrVersion string
@@ -55,7 +50,8 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 		opts.Now = time.Now
 	}
 	log := zerolog.Ctx(ctx)
-	if err := wal.EnsureMarker(ctx, opts.Store, opts.PitrVersion); err != nil {
+	r := opts.Repo
+	if err := r.Ensure(ctx, opts.PitrVersion); err != nil {
 		return nil, err
 	}
 	srv, err := serverInfo(ctx, opts.DSN, opts.Database)
@@ -72,7 +68,7 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 	}
 	host, _ := os.Hostname()
 	start := opts.Now().UTC()
-	id, err := catalog.ReserveID(ctx, opts.Store, start, func(id string) (string, error) {
+	id, err := r.ReserveID(ctx, start, func(id string) (string, error) {
 		return catalog.DumpReservationKey(opts.Database, id)
 	})
 	if err != nil {
@@ -81,7 +77,7 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 	d := &catalog.Dump{
 		ID: id, Format: catalog.FormatVersion, Database: opts.Database,
 		PGVersion: srv.Version, DumpVersion: toolVersion, PitrVersion: opts.PitrVersion, Host: host,
-		StartTime: start, Encrypted: opts.Codec.Encrypt,
+		StartTime: start, Encrypted: r.Encrypted(),
 	}
 	if d.Key, err = catalog.DumpObjectKey(d.Database, d.ID, d.Encrypted); err != nil {
 		return nil, err
@@ -93,19 +89,17 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 	log.Info().Str("database", d.Database).Str("dump", d.ID).Str("pg_dump", tool).Msg("dump started")
 	cmd := exec.CommandContext(ctx, tool, "--format=custom", "--compress=0", "--no-password", "--dbname="+conn)
 	cmd.Env = toolEnv(password)
-	if err := store(ctx, opts, cmd, d); err != nil {
+	if err := store(ctx, r, cmd, d); err != nil {
 		// Put never completed, but make sure: an object without an entry
 		// is harmless, yet nobody needs it.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		_ = opts.Store.Delete(dctx, d.Key)
-		cancel()
+		r.Discard(ctx, d.Key)
 		if key, err := catalog.DumpReservationKey(d.Database, d.ID); err == nil {
-			catalog.ReleaseID(ctx, opts.Store, key)
+			r.ReleaseID(ctx, key)
 		}
 		return nil, fmt.Errorf("dump %s: %w", d.Database, err)
 	}
 	d.EndTime = opts.Now().UTC()
-	if err := catalog.CreateEntry(ctx, opts.Store, entryKey, catalog.MarshalDump(d)); err != nil {
+	if err := r.SaveEntry(ctx, entryKey, catalog.MarshalDump(d)); err != nil {
 		return nil, fmt.Errorf("write dump entry: %w", err)
 	}
 	log.Info().Str("database", d.Database).Str("dump", d.ID).Int64("bytes", d.Bytes).Int64("stored", d.Stored).
@@ -115,7 +109,7 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 
 // store runs pg_dump and streams its output into d.Key. The upload is
 // completed only after pg_dump exited 0 with nothing on stderr.
-func store(ctx context.Context, opts Options, cmd *exec.Cmd, d *catalog.Dump) error {
+func store(ctx context.Context, r *repo.Repo, cmd *exec.Cmd, d *catalog.Dump) error {
 	stderr := &stderrTail{}
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
@@ -125,164 +119,43 @@ func store(ctx context.Context, opts Options, cmd *exec.Cmd, d *catalog.Dump) er
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start pg_dump: %w", err)
 	}
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := opts.Store.Put(ctx, d.Key, pr)
-		pr.CloseWithError(err) // unblocks the writer if Put gave up early
-		done <- err
-	}()
-	cw := &countingWriter{w: pw}
-	s, err := opts.Codec.Seal(cw)
-	if err == nil {
-		_, err = io.Copy(s, out)
-		if err == nil {
-			err = s.Close()
-		}
-	}
+	w, err := r.PutSealed(ctx, d.Key, &exitReader{r: out, cmd: cmd, stderr: stderr, ctx: ctx})
 	if err != nil {
 		_ = cmd.Process.Kill()
-	}
-	werr := cmd.Wait()
-	switch {
-	case err != nil:
-	case ctx.Err() != nil:
-		err = ctx.Err()
-	case werr != nil || len(stderr.buf) > 0:
-		err = toolError("pg_dump", werr, stderr)
-	}
-	if err != nil {
-		pw.CloseWithError(err)
-		<-done //nolint:errcheck // the uploader fails on the closed pipe; err says why
+		_ = cmd.Wait() // reaped already when pg_dump's exit was the error
 		return err
 	}
-	pw.Close()
-	if err := <-done; err != nil {
-		return fmt.Errorf("store dump: %w", err)
-	}
-	d.SHA256, d.Bytes, d.Stored = s.Sum(), s.Size(), cw.n
+	d.SHA256, d.Bytes, d.Stored = w.SHA256, w.Bytes, w.Stored
 	return nil
 }
 
-type countingWriter struct {
-	w io.Writer
-	n int64
+// exitReader reads pg_dump's output and, at its end, waits for pg_dump:
+// the end of the stream is io.EOF only when pg_dump exited 0 with nothing
+// on stderr, so a failed dump is never stored as if it were whole.
+type exitReader struct {
+	r      io.Reader
+	cmd    *exec.Cmd
+	stderr *stderrTail
+	ctx    context.Context
+	err    error
 }
 
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// List returns the complete dumps of db (every database when db is ""),
-// by database, oldest first. Damaged entries are skipped (Load names them).
-func List(ctx context.Context, st storage.Storage, db string) ([]*catalog.Dump, error) {
-	dumps, _, err := Load(ctx, st, db)
-	return dumps, err
-}
-
-// Damaged names a dump whose entry exists but cannot be read.
-type Damaged struct {
-	Database string `json:"database"`
-	ID       string `json:"id"`
-	Reason   string `json:"reason"`
-}
-
-// ErrDamaged is wrapped when a dump's entry exists but cannot be read as
-// one.
-var ErrDamaged = errors.New("damaged entry")
-
-// Load is List that also names the damaged entries it skipped (never nil).
-func Load(ctx context.Context, st storage.Storage, db string) ([]*catalog.Dump, []Damaged, error) {
-	prefix := catalog.DumpsPrefix
-	if db != "" {
-		prefix = catalog.DumpDatabasePrefix(db)
+func (e *exitReader) Read(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
 	}
-	type ref struct{ db, id string }
-	var refs []ref
-	err := st.List(ctx, prefix, func(oi storage.ObjectInfo) error {
-		if d, id, ok := catalog.ParseDumpEntryKey(oi.Key); ok {
-			refs = append(refs, ref{d, id})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("list dumps: %w", err)
+	n, err := e.r.Read(p)
+	if err != io.EOF {
+		return n, err
 	}
-	sort.Slice(refs, func(i, j int) bool {
-		if refs[i].db != refs[j].db {
-			return refs[i].db < refs[j].db
-		}
-		return refs[i].id < refs[j].id
-	})
-	out := make([]*catalog.Dump, 0, len(refs))
-	damaged := []Damaged{}
-	for _, r := range refs {
-		d, reason, err := read(ctx, st, r.db, r.id)
-		if err != nil {
-			return nil, nil, err
-		}
-		if reason != "" {
-			damaged = append(damaged, Damaged{Database: r.db, ID: r.id, Reason: reason})
-			continue
-		}
-		out = append(out, d)
+	werr := e.cmd.Wait()
+	switch {
+	case e.ctx.Err() != nil:
+		e.err = e.ctx.Err()
+	case werr != nil || len(e.stderr.buf) > 0:
+		e.err = toolError("pg_dump", werr, e.stderr)
+	default:
+		e.err = io.EOF
 	}
-	return out, damaged, nil
-}
-
-// Get reads one dump's entry; id "latest" (or "") picks the newest
-// readable one.
-func Get(ctx context.Context, st storage.Storage, db, id string) (*catalog.Dump, error) {
-	if id == "" || id == "latest" {
-		all, err := List(ctx, st, db)
-		if err != nil {
-			return nil, err
-		}
-		if len(all) == 0 {
-			return nil, fmt.Errorf("no dumps of database %s in the repository", db)
-		}
-		return all[len(all)-1], nil
-	}
-	d, reason, err := read(ctx, st, db, id)
-	if err != nil {
-		return nil, err
-	}
-	if reason != "" {
-		key, _ := catalog.DumpEntryKey(db, id)
-		return nil, fmt.Errorf("dump %s of %s: %w %s: %s", id, db, ErrDamaged, key, reason)
-	}
-	return d, nil
-}
-
-// read returns an entry, or why it is damaged, or a storage error.
-func read(ctx context.Context, st storage.Storage, db, id string) (d *catalog.Dump, damaged string, err error) {
-	key, err := catalog.DumpEntryKey(db, id)
-	if err != nil {
-		return nil, "", err
-	}
-	rc, err := st.Get(ctx, key)
-	if errors.Is(err, storage.ErrNotExist) {
-		return nil, "", fmt.Errorf("dump %s of %s: no such complete dump", id, db)
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("read dump %s: %w", id, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, 1<<20+1))
-	if err != nil {
-		return nil, "", fmt.Errorf("read dump %s: %w", id, err)
-	}
-	if len(data) > 1<<20 {
-		return nil, "larger than 1 MiB", nil
-	}
-	d, err = catalog.UnmarshalDump(data)
-	if err != nil {
-		return nil, err.Error(), nil
-	}
-	if d.ID != id || d.Database != db {
-		return nil, fmt.Sprintf("entry names %s of %s", d.ID, d.Database), nil
-	}
-	return d, "", nil
+	return n, e.err
 }

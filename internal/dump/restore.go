@@ -12,18 +12,16 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
-	"github.com/pitr-dev/pitr/internal/envelope"
-	"github.com/pitr-dev/pitr/storage"
+	"github.com/pitr-dev/pitr/internal/repo"
 )
 
 // RestoreOptions configures Restore.
 type RestoreOptions struct {
-	Store    storage.Storage
-	Codec    *envelope.Codec // with Identities for an encrypted dump
-	DSN      string          // libpq-style; its database is replaced by TargetDB
-	Database string          // the dumped database
-	ID       string          // dump id, or "latest"/"" for the newest
-	TargetDB string          // the database to restore into
+	Repo     *repo.Repo // its codec with Identities for an encrypted dump
+	DSN      string     // libpq-style; its database is replaced by TargetDB
+	Database string     // the dumped database
+	ID       string     // dump id, or "latest"/"" for the newest
+	TargetDB string     // the database to restore into
 	// Create makes TargetDB first (CREATE DATABASE, connected to database
 	// postgres) and drops it again if the restore fails.
 	Create bool
@@ -42,7 +40,7 @@ const holdBack = 64 << 10
 // Create).
 func Restore(ctx context.Context, opts RestoreOptions) (*catalog.Dump, error) {
 	log := zerolog.Ctx(ctx)
-	d, err := Get(ctx, opts.Store, opts.Database, opts.ID)
+	d, err := opts.Repo.Dump(ctx, opts.Database, opts.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -82,12 +80,7 @@ func restore(ctx context.Context, opts RestoreOptions, d *catalog.Dump) error {
 	if err != nil {
 		return err
 	}
-	rc, err := opts.Store.Get(ctx, d.Key)
-	if err != nil {
-		return fmt.Errorf("dump %s of %s: %w", d.ID, d.Database, err)
-	}
-	defer rc.Close()
-	plain, err := opts.Codec.Open(rc, d.Encrypted, d.SHA256)
+	plain, err := opts.Repo.OpenSealed(ctx, d.Key, d.Encrypted, d.SHA256)
 	if err != nil {
 		return fmt.Errorf("dump %s of %s: %w", d.ID, d.Database, err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage/storagetest"
 	"github.com/pitr-dev/pitr/wal"
 )
@@ -45,18 +46,18 @@ func TestChooseDamagedAndMissing(t *testing.T) {
 	mustPut(t, m, catalog.BackupEntryKey(damaged.ID), entry[:len(entry)-20])
 	m.Delete(t.Context(), partless.Parts[0].Key)
 
-	p, err := Choose(t.Context(), m, &envelope.Codec{}, Target{Kind: Latest}, "", TimelineChoice{})
+	p, err := Choose(t.Context(), repo.New(m, &envelope.Codec{}), Target{Kind: Latest}, "", TimelineChoice{})
 	if err != nil || p.Backup.ID != first.ID {
 		t.Fatalf("latest: %v, %v; want %s (the others are damaged or miss a part)", p, err, first.ID)
 	}
-	if p, err := Choose(t.Context(), m, &envelope.Codec{}, Target{Kind: Latest}, first.ID, TimelineChoice{}); err != nil || p.Backup.ID != first.ID {
+	if p, err := Choose(t.Context(), repo.New(m, &envelope.Codec{}), Target{Kind: Latest}, first.ID, TimelineChoice{}); err != nil || p.Backup.ID != first.ID {
 		t.Fatalf("--backup %s beside a damaged entry: %v, %v", first.ID, p, err)
 	}
-	_, err = Choose(t.Context(), m, &envelope.Codec{}, Target{Kind: Latest}, damaged.ID, TimelineChoice{})
+	_, err = Choose(t.Context(), repo.New(m, &envelope.Codec{}), Target{Kind: Latest}, damaged.ID, TimelineChoice{})
 	if err == nil || !strings.Contains(err.Error(), damaged.ID) || !strings.Contains(err.Error(), "not valid JSON") {
 		t.Fatalf("--backup of the damaged entry: %v", err)
 	}
-	_, err = Choose(t.Context(), m, &envelope.Codec{}, Target{Kind: Latest}, partless.ID, TimelineChoice{})
+	_, err = Choose(t.Context(), repo.New(m, &envelope.Codec{}), Target{Kind: Latest}, partless.ID, TimelineChoice{})
 	if err == nil || !strings.Contains(err.Error(), partless.ID) || !strings.Contains(err.Error(), "part missing: base.tar") {
 		t.Fatalf("--backup of a backup without base.tar: %v", err)
 	}
@@ -64,14 +65,14 @@ func TestChooseDamagedAndMissing(t *testing.T) {
 	// chain passes it.
 	key, _ := catalog.WALKey(wal.SegmentFileName(1, 3, seg), strings.Repeat("cd", 32), true)
 	mustPut(t, m, key, "y")
-	_, err = Choose(t.Context(), m, &envelope.Codec{}, Target{Kind: Latest}, "", TimelineChoice{})
+	_, err = Choose(t.Context(), repo.New(m, &envelope.Codec{}), Target{Kind: Latest}, "", TimelineChoice{})
 	if err == nil || !strings.Contains(err.Error(), "WAL segment "+wal.SegmentFileName(1, 3, seg)+" is stored twice") {
 		t.Fatalf("latest through a WAL conflict: %v", err)
 	}
 	// With the first backup's base.tar gone too, nothing is restorable,
 	// and the error says why rather than "run pitr backup".
 	m.Delete(t.Context(), first.Parts[0].Key)
-	_, err = Choose(t.Context(), m, &envelope.Codec{}, Target{Kind: Latest}, "", TimelineChoice{})
+	_, err = Choose(t.Context(), repo.New(m, &envelope.Codec{}), Target{Kind: Latest}, "", TimelineChoice{})
 	if err == nil || !strings.Contains(err.Error(), "no restorable backup: 1 with a damaged entry, 2 with a part missing") {
 		t.Fatalf("nothing intact: %v", err)
 	}

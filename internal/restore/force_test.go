@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage/storagetest"
 	"github.com/pitr-dev/pitr/wal"
 )
@@ -207,7 +208,7 @@ func TestRunRefusesLiveTablespaceTarget(t *testing.T) {
 	b.Tablespaces = []catalog.Tablespace{{OID: 16385, Location: "/old/ts"}}
 	storeBackup(t, m, b)
 	parent := t.TempDir()
-	_, err := Run(t.Context(), Options{Store: m, Target: Target{Kind: Latest}, DataDir: filepath.Join(parent, "data"), Force: true,
+	_, err := Run(t.Context(), Options{Repo: repo.New(m, nil), Target: Target{Kind: Latest}, DataDir: filepath.Join(parent, "data"), Force: true,
 		TablespaceMap: map[string]string{"/old/ts": live}, RestoreCommand: "true"})
 	wantErr(t, err, "running PostgreSQL server")
 	if entries, _ := os.ReadDir(parent); len(entries) != 0 {

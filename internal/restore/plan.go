@@ -9,10 +9,8 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
-	"github.com/pitr-dev/pitr/internal/backup"
 	"github.com/pitr-dev/pitr/internal/catalog"
-	"github.com/pitr-dev/pitr/internal/envelope"
-	"github.com/pitr-dev/pitr/storage"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/wal"
 )
 
@@ -21,7 +19,7 @@ import (
 type Plan struct {
 	Backup  *catalog.Backup
 	Chain   wal.Chain // along Timeline's history
-	Windows []backup.Window
+	Windows []repo.Window
 	Warning string // something the user should know but that does not stop the restore
 	// Timeline is written as recovery_target_timeline; Why says why it was
 	// chosen. Candidates are every timeline the backup can reach, chosen
@@ -37,10 +35,10 @@ type Plan struct {
 // chosen timeline is reachable, or the one named by backupID. It refuses
 // targets the archive cannot reach, naming the recoverable window or the
 // missing segment. Damaged entries and backups with a part missing are
-// never chosen; naming one fails with the reason. codec reads the timeline
-// history files.
-func Choose(ctx context.Context, st storage.Storage, codec *envelope.Codec, target Target, backupID string, tl TimelineChoice) (*Plan, error) {
-	l, err := backup.Load(ctx, st)
+// never chosen; naming one fails with the reason. The repository's codec
+// reads the timeline history files.
+func Choose(ctx context.Context, r *repo.Repo, target Target, backupID string, tl TimelineChoice) (*Plan, error) {
+	l, err := r.ListBackups(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +47,7 @@ func Choose(ctx context.Context, st storage.Storage, codec *envelope.Codec, targ
 			return nil, err
 		}
 	}
-	ix, err := wal.LoadIndex(ctx, st)
+	ix, err := r.WALIndex(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -61,17 +59,11 @@ func Choose(ctx context.Context, st storage.Storage, codec *envelope.Codec, targ
 	if n := len(backups); n > 0 {
 		segSize = backups[n-1].WALSegmentSize
 	}
-	ts, err := wal.LoadTimelines(ctx, st, codec, ix, segSize)
+	ts, err := r.Timelines(ctx, ix, segSize)
 	if err != nil {
 		return nil, fmt.Errorf("read timeline histories: %w", err)
 	}
 	return choose(backups, ix, ts, target, backupID, tl)
-}
-
-// endLSN is where a backup is consistent.
-func endLSN(b *catalog.Backup) pglogrepl.LSN {
-	end, _ := pglogrepl.ParseLSN(b.EndLSN)
-	return end
 }
 
 func choose(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines, target Target, backupID string, tl TimelineChoice) (*Plan, error) {
@@ -95,7 +87,7 @@ func choose(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines, target 
 		return nil, fmt.Errorf("backup %s: no such complete backup", backupID)
 	}
 	if len(pool) == 0 {
-		return nil, fmt.Errorf("target %s is before the end of the first backup (%s)", target, backup.Describe(backup.Windows(backup.Check(backups, ix))))
+		return nil, fmt.Errorf("target %s is before the end of the first backup (%s)", target, repo.Describe(repo.Windows(repo.Check(backups, ix))))
 	}
 	usable := func(b *catalog.Backup) (wal.Chain, bool) {
 		c := ix.OwnChain(b.StartWAL, b.WALSegmentSize)
@@ -135,7 +127,7 @@ func choose(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines, target 
 			if _, ok := usable(b); !ok {
 				continue
 			}
-			for _, t := range ts.Candidates(wal.Timeline(b.Timeline), endLSN(b)) {
+			for _, t := range ts.Candidates(wal.Timeline(b.Timeline), repo.EndLSN(b)) {
 				if !seen[t] {
 					seen[t] = true
 					reach = append(reach, t)
@@ -156,7 +148,7 @@ func choose(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines, target 
 	var refusal error
 	for i := len(pool) - 1; i >= 0 && pick == nil; i-- {
 		b := pool[i]
-		if err := ts.Reachable(wal.Timeline(b.Timeline), endLSN(b), p.Timeline); err != nil {
+		if err := ts.Reachable(wal.Timeline(b.Timeline), repo.EndLSN(b), p.Timeline); err != nil {
 			if refusal == nil {
 				refusal = fmt.Errorf("backup %s (timeline %d, consistent at %s) cannot reach it: %v", b.ID, b.Timeline, b.EndLSN, err)
 			}
@@ -186,18 +178,18 @@ func choose(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines, target 
 		return nil, err
 	}
 	p.Chain = ix.ChainOn(pick.StartWAL, pick.WALSegmentSize, path)
-	if seg := backup.ConflictOn(ix.Conflicts(), pick, p.Chain); seg != "" {
+	if seg := repo.ConflictOn(ix.Conflicts(), pick, p.Chain); seg != "" {
 		return nil, fmt.Errorf("backup %s cannot be restored: WAL segment %s is stored twice with different content (wal-fetch refuses it; remove the wrong copy, see 'pitr list')",
 			pick.ID, seg)
 	}
-	for _, t := range ts.Candidates(from, endLSN(pick)) {
+	for _, t := range ts.Candidates(from, repo.EndLSN(pick)) {
 		info, ok := ts.Get(t)
 		if !ok {
 			info = wal.TimelineInfo{Timeline: t}
 		}
 		p.Candidates = append(p.Candidates, info)
 	}
-	p.Windows = windowsOn(backups, ix, ts, p.Timeline)
+	p.Windows = repo.WindowsOn(backups, ix, ts, p.Timeline)
 	if err := checkReach(p, target); err != nil {
 		return nil, err
 	}
@@ -209,25 +201,6 @@ func choose(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines, target 
 	return p, nil
 }
 
-// windowsOn returns the recoverable windows of the backups that can reach
-// timeline tli, along its history.
-func windowsOn(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines, tli wal.Timeline) []backup.Window {
-	var us []backup.Usability
-	for _, b := range backups {
-		from := wal.Timeline(b.Timeline)
-		if ts.Reachable(from, endLSN(b), tli) != nil {
-			continue
-		}
-		path, err := ts.Path(from, tli)
-		if err != nil {
-			continue
-		}
-		c := ix.ChainOn(b.StartWAL, b.WALSegmentSize, path)
-		us = append(us, backup.Usability{Backup: b, Chain: c, Usable: c.CoversWhole(b.EndWAL, b.WALSegmentSize)})
-	}
-	return backup.Windows(us)
-}
-
 // notArchivedYet is the fix for a target past the end of the archived
 // WAL: the WAL holding it is most likely still in the server's current
 // segment, which is archived only when it fills.
@@ -236,7 +209,7 @@ const notArchivedYet = "if the server has run past it, its current WAL segment i
 // checkReach refuses a target the plan's chain cannot reach.
 func checkReach(p *Plan, target Target) error {
 	segSize := p.Backup.WALSegmentSize
-	window := backup.Describe(p.Windows)
+	window := repo.Describe(p.Windows)
 	gap := func(reach string) error {
 		return fmt.Errorf("gap in the WAL archive of timeline %d: segment %s is missing, so recovery from backup %s stops at %s (%s)",
 			p.Timeline, p.Chain.Missing, p.Backup.ID, p.Chain.LastStored.UTC().Format(time.RFC3339), reach)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage/storagetest"
 	"github.com/pitr-dev/pitr/wal"
 )
@@ -33,7 +34,7 @@ func rehearsalRepo(t *testing.T, extra func(put func(at time.Time, name string))
 		if strings.HasSuffix(name, ".history") {
 			data = "1\t0/6000100\tbefore 2026-11-22 05:50:00+00\n\n"
 		}
-		if _, err := wal.StoreBytes(ctx, m, codec, name, []byte(data)); err != nil {
+		if _, err := repo.New(m, codec).StoreWAL(ctx, name, []byte(data)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -165,11 +166,11 @@ func TestChooseDamagedHistory(t *testing.T) {
 	m := storagetest.NewMemory()
 	codec := &envelope.Codec{}
 	for i := 1; i <= 4; i++ {
-		if _, err := wal.StoreBytes(ctx, m, codec, wal.SegmentFileName(1, uint64(i), seg), []byte{byte(i)}); err != nil {
+		if _, err := repo.New(m, codec).StoreWAL(ctx, wal.SegmentFileName(1, uint64(i), seg), []byte{byte(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := wal.StoreBytes(ctx, m, codec, "00000002.history", []byte("garbage\n")); err != nil {
+	if _, err := repo.New(m, codec).StoreWAL(ctx, "00000002.history", []byte("garbage\n")); err != nil {
 		t.Fatal(err)
 	}
 	ix, err := wal.LoadIndex(ctx, m)

@@ -26,14 +26,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
-	"github.com/pitr-dev/pitr/internal/envelope"
-	"github.com/pitr-dev/pitr/storage"
+	"github.com/pitr-dev/pitr/internal/repo"
 )
 
 // Options configures Run.
 type Options struct {
-	Store    storage.Storage
-	Codec    *envelope.Codec
+	Repo     *repo.Repo // its codec with Identities for an encrypted backup
 	Target   Target
 	BackupID string // "" chooses by target
 	DataDir  string
@@ -82,7 +80,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := Choose(ctx, opts.Store, opts.Codec, opts.Target, opts.BackupID, opts.Timeline)
+	plan, err := Choose(ctx, opts.Repo, opts.Target, opts.BackupID, opts.Timeline)
 	if err != nil {
 		return nil, err
 	}
@@ -200,12 +198,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 // restorePart downloads one part and unpacks (or writes) it.
 func restorePart(ctx context.Context, opts Options, b *catalog.Backup, p catalog.Part, staging string, dirs map[string]string, owner owner) (ExtractStats, error) {
-	rc, err := opts.Store.Get(ctx, p.Key)
-	if err != nil {
-		return ExtractStats{}, fmt.Errorf("backup %s part %s: %w", b.ID, p.Name, err)
-	}
-	defer rc.Close()
-	r, err := opts.Codec.Open(rc, b.Encrypted, p.SHA256)
+	r, err := opts.Repo.OpenSealed(ctx, p.Key, b.Encrypted, p.SHA256)
 	if err != nil {
 		return ExtractStats{}, fmt.Errorf("backup %s part %s: %w", b.ID, p.Name, err)
 	}

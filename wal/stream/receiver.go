@@ -14,9 +14,9 @@ import (
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/envelope"
 	"github.com/pitr-dev/pitr/internal/pg"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/retry"
-	"github.com/pitr-dev/pitr/wal"
 )
 
 // Options configures a Receiver.
@@ -71,7 +71,8 @@ type Receiver struct {
 	// upload is opts.Store retrying transient errors for up to MaxBackoff
 	// a call, for the upload lanes; a store still failing then ends the
 	// session, and Run reconnects.
-	upload storage.Storage
+	upload *repo.Repo
+	repo   *repo.Repo // opts.Store, for the marker and the binding
 
 	mu     sync.Mutex
 	status Status
@@ -91,7 +92,8 @@ func New(opts Options) *Receiver {
 		opts.MaxBackoff = 30 * time.Second
 	}
 	policy := retry.Policy{Timeout: opts.MaxBackoff, Initial: 200 * time.Millisecond, Max: 5 * time.Second}
-	return &Receiver{opts: opts, upload: retry.New(opts.Store, policy)}
+	rp := repo.New(opts.Store, opts.Codec)
+	return &Receiver{opts: opts, repo: rp, upload: rp.WithStore(retry.New(opts.Store, policy))}
 }
 
 // Status returns the current progress.
@@ -156,7 +158,7 @@ func (r *Receiver) session(ctx context.Context) (progressed bool, err error) {
 	if !r.marked {
 		// Here, not once before the loop: a store down when the daemon
 		// starts is retried like any other outage.
-		if err := wal.EnsureMarker(ctx, r.opts.Store, r.opts.Version); err != nil {
+		if err := r.repo.Ensure(ctx, r.opts.Version); err != nil {
 			if errors.Is(err, catalog.ErrFormat) {
 				return false, errFatal{err}
 			}
@@ -234,8 +236,8 @@ func (r *Receiver) checkCluster(ctx context.Context, systemID string, pgVersion 
 	if r.bound == systemID {
 		return nil
 	}
-	c := wal.Cluster{SystemID: systemID, PGVersion: pgVersion, By: "wal-receive", Version: r.opts.Version}
-	if err := wal.EnsureCluster(ctx, r.opts.Store, c); err != nil {
+	c := repo.Cluster{SystemID: systemID, PGVersion: pgVersion, By: "wal-receive", Version: r.opts.Version}
+	if err := r.repo.EnsureCluster(ctx, c); err != nil {
 		if errors.Is(err, catalog.ErrOtherCluster) {
 			return errFatal{fmt.Errorf("wal-receive: %w", err)}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/wal"
 )
 
@@ -32,7 +33,7 @@ type segment struct {
 
 	sealer *envelope.Sealer // nil when whole
 	body   *bytes.Buffer    // the sealer's output
-	sealed wal.Sealed       // set by complete
+	sealed repo.Sealed      // set by complete
 
 	// checks are the stored copies of this segment's bytes (its whole
 	// object, or the chunks covering its start) that the repository had
@@ -182,7 +183,7 @@ func (s *session) complete() error {
 	if err := seg.sealer.Close(); err != nil {
 		return fmt.Errorf("seal %s: %w", seg.name, err)
 	}
-	seg.sealed = wal.Sealed{SHA256: seg.sealer.Sum(), Bytes: seg.sealer.Size(), Body: seg.body.Bytes()}
+	seg.sealed = repo.Sealed{SHA256: seg.sealer.Sum(), Bytes: seg.sealer.Size(), Body: seg.body.Bytes()}
 	seg.sealer, seg.body = nil, nil
 	s.wholeQueued.Add(1)
 	s.wholes <- seg

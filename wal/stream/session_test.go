@@ -18,6 +18,7 @@ import (
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/storagetest"
 	"github.com/pitr-dev/pitr/wal"
+	"github.com/pitr-dev/pitr/wal/archive"
 )
 
 const segSize = 1 << 20
@@ -98,9 +99,9 @@ func TestSegmentsAndResume(t *testing.T) {
 		t.Fatalf("after a segment and a half: whole %v, chunks %d/%d", whole, len(chunks[first]), len(chunks[second]))
 	}
 	dest := filepath.Join(t.TempDir(), "x")
-	opts := wal.FetchOptions{Store: st, Codec: codec}
+	opts := archive.FetchOptions{Store: st, Codec: codec}
 	for name, want := range map[string][]byte{first: wal1[:segSize], second: wal1[segSize:]} {
-		if err := wal.Fetch(t.Context(), name, dest, opts); err != nil {
+		if err := archive.Fetch(t.Context(), name, dest, opts); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := os.ReadFile(dest); !bytes.Equal(got, want) {
@@ -123,7 +124,7 @@ func TestSegmentsAndResume(t *testing.T) {
 	if up := s2.r.Status().UploadedBytes; up > segSize+segSize/2+segSize/8 {
 		t.Fatalf("resumed session uploaded %d bytes: it repeated stored chunks", up)
 	}
-	if err := wal.Fetch(t.Context(), second, dest, opts); err != nil {
+	if err := archive.Fetch(t.Context(), second, dest, opts); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(dest); !bytes.Equal(got, wal1[segSize:]) {

@@ -77,7 +77,7 @@ func (s *session) do(ctx context.Context, j job) error {
 	start := time.Now()
 	switch j.kind {
 	case jobChunk:
-		sealed, err := wal.Seal(opts.Codec, j.data)
+		sealed, err := s.r.upload.Seal(j.data)
 		if err != nil {
 			return err
 		}
@@ -85,14 +85,14 @@ func (s *session) do(ctx context.Context, j job) error {
 		if err != nil {
 			return err
 		}
-		if _, err := wal.CreateObject(ctx, s.r.upload, key, bytes.NewReader(sealed.Body)); err != nil {
+		if _, err := s.r.upload.CreateObject(ctx, key, bytes.NewReader(sealed.Body)); err != nil {
 			return fmt.Errorf("store %s bytes %d-%d: %w", j.seg.name, j.from, j.to, err)
 		}
 		s.uploaded(int64(len(sealed.Body)))
 		s.log.Debug().Str("segment", j.seg.name).Int64("from", j.from).Int64("to", j.to).
 			Int("stored", len(sealed.Body)).Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal chunk streamed")
 	case jobHistory:
-		res, err := wal.StoreBytes(ctx, s.r.upload, opts.Codec, j.name, j.data)
+		res, err := s.r.upload.StoreWAL(ctx, j.name, j.data)
 		if err != nil {
 			return err
 		}
@@ -124,7 +124,7 @@ func (s *session) wholeStorer(ctx context.Context) {
 
 func (s *session) storeWhole(ctx context.Context, seg *segment) error {
 	start := time.Now()
-	res, err := wal.StoreSealed(ctx, s.r.upload, s.r.opts.Codec.Encrypt, seg.name, seg.sealed)
+	res, err := s.r.upload.StoreSealedWAL(ctx, seg.name, seg.sealed)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package wal
+package archive
 
 import (
 	"bytes"
@@ -9,12 +9,14 @@ import (
 	"testing"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/repo"
+	"github.com/pitr-dev/pitr/wal"
 )
 
 // storeChunk stores seg[from:to] of segment name as wal-receive does.
 func (f *fixture) storeChunk(name string, seg []byte, from, to int64) string {
 	f.t.Helper()
-	s, err := Seal(f.codec, seg[from:to])
+	s, err := repo.New(nil, f.codec).Seal(seg[from:to])
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -46,7 +48,7 @@ func TestCoverage(t *testing.T) {
 		{"not from zero", []catalog.StreamChunk{c(10, 40)}, 0, 0},
 	}
 	for _, tt := range tests {
-		use, end := Coverage(tt.chunks)
+		use, end := wal.Coverage(tt.chunks)
 		if end != tt.end || len(use) != tt.used {
 			t.Errorf("%s: end %d using %d chunks, want %d using %d", tt.name, end, len(use), tt.end, tt.used)
 		}
@@ -123,7 +125,7 @@ func TestChainEndsOnStreamedSegment(t *testing.T) {
 	}
 	seg := make([]byte, testSegSize)
 	f.storeChunk("000000010000000000000003", seg, 0, 5000)
-	ix, err := LoadIndex(t.Context(), f.store)
+	ix, err := wal.LoadIndex(t.Context(), f.store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +150,7 @@ func TestChainCompleteChunks(t *testing.T) {
 	f.storeChunk("000000010000000000000001", seg, 1000, testSegSize)
 	f.segment("000000010000000000000002")
 	f.push("000000010000000000000002")
-	ix, err := LoadIndex(t.Context(), f.store)
+	ix, err := wal.LoadIndex(t.Context(), f.store)
 	if err != nil {
 		t.Fatal(err)
 	}

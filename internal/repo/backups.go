@@ -1,8 +1,10 @@
-package backup
+package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -18,10 +20,10 @@ type Damaged struct {
 	Reason string `json:"reason"`
 }
 
-// Listing is what one listing of backups/ shows: readable entries, damaged
+// Backups is what one listing of backups/ shows: readable entries, damaged
 // ones, interrupted backups, and parts that an entry names but the store
 // does not hold as recorded.
-type Listing struct {
+type Backups struct {
 	Backups    []*catalog.Backup    // readable entries, oldest first
 	Damaged    []Damaged            // oldest first; never nil
 	Incomplete map[string]time.Time // id -> newest object, for ids without an entry
@@ -30,16 +32,16 @@ type Listing struct {
 	Parts map[string]string
 }
 
-// Load lists backups/ once and reads every entry. A storage error fails it;
-// a damaged entry is reported in Damaged and skipped.
-func Load(ctx context.Context, st storage.Storage) (*Listing, error) {
-	objs, err := listObjects(ctx, st)
+// ListBackups lists backups/ once and reads every entry. A storage error
+// fails it; a damaged entry is reported in Damaged and skipped.
+func (r *Repo) ListBackups(ctx context.Context) (*Backups, error) {
+	objs, err := r.listBackupObjects(ctx)
 	if err != nil {
 		return nil, err
 	}
-	l := &Listing{Backups: []*catalog.Backup{}, Damaged: []Damaged{}, Incomplete: objs.incomplete(), Parts: map[string]string{}}
+	l := &Backups{Backups: []*catalog.Backup{}, Damaged: []Damaged{}, Incomplete: objs.incomplete(), Parts: map[string]string{}}
 	for _, id := range objs.entries {
-		b, reason, err := read(ctx, st, id)
+		b, reason, err := r.readBackup(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -57,7 +59,7 @@ func Load(ctx context.Context, st storage.Storage) (*Listing, error) {
 
 // Problem explains why backup id cannot be restored from its entry or
 // parts, or returns nil; it does not look at WAL.
-func (l *Listing) Problem(id string) error {
+func (l *Backups) Problem(id string) error {
 	for _, d := range l.Damaged {
 		if d.ID == id {
 			return fmt.Errorf("backup %s: %w %s: %s", id, ErrDamaged, catalog.BackupEntryKey(id), d.Reason)
@@ -70,7 +72,7 @@ func (l *Listing) Problem(id string) error {
 }
 
 // Intact returns the backups whose parts are all stored as recorded.
-func (l *Listing) Intact() []*catalog.Backup {
+func (l *Backups) Intact() []*catalog.Backup {
 	out := make([]*catalog.Backup, 0, len(l.Backups))
 	for _, b := range l.Backups {
 		if l.Parts[b.ID] == "" {
@@ -82,7 +84,7 @@ func (l *Listing) Intact() []*catalog.Backup {
 
 // Check is Check for every readable backup, with a backup whose parts are
 // not all stored marked not usable.
-func (l *Listing) Check(ix *wal.Index) []Usability {
+func (l *Backups) Check(ix *wal.Index) []Usability {
 	us := Check(l.Backups, ix)
 	for i := range us {
 		if p := l.Parts[us[i].Backup.ID]; p != "" {
@@ -124,9 +126,9 @@ type backupObjects struct {
 	newest  map[string]time.Time        // id -> newest object
 }
 
-func listObjects(ctx context.Context, st storage.Storage) (*backupObjects, error) {
+func (r *Repo) listBackupObjects(ctx context.Context) (*backupObjects, error) {
 	o := &backupObjects{sizes: map[string]map[string]int64{}, newest: map[string]time.Time{}}
-	err := st.List(ctx, catalog.BackupsPrefix, func(oi storage.ObjectInfo) error {
+	err := r.st.List(ctx, catalog.BackupsPrefix, func(oi storage.ObjectInfo) error {
 		id, ok := catalog.BackupIDOfKey(oi.Key)
 		if !ok {
 			return nil
@@ -159,4 +161,91 @@ func (o *backupObjects) incomplete() map[string]time.Time {
 		delete(out, id)
 	}
 	return out
+}
+
+// Backup reads one backup's entry.
+func (r *Repo) Backup(ctx context.Context, id string) (*catalog.Backup, error) {
+	if !catalog.ValidBackupID(id) {
+		return nil, fmt.Errorf("%q is not a backup id (want e.g. 20261122T020000Z)", id)
+	}
+	b, reason, err := r.readBackup(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if reason != "" {
+		return nil, fmt.Errorf("backup %s: %w %s: %s", id, ErrDamaged, catalog.BackupEntryKey(id), reason)
+	}
+	return b, nil
+}
+
+// read returns an entry, or why it is damaged, or a storage error.
+func (r *Repo) readBackup(ctx context.Context, id string) (b *catalog.Backup, damaged string, err error) {
+	rc, err := r.st.Get(ctx, catalog.BackupEntryKey(id))
+	if errors.Is(err, storage.ErrNotExist) {
+		return nil, "", fmt.Errorf("backup %s: no such complete backup", id)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read backup %s: %w", id, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, maxEntryBytes+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("read backup %s: %w", id, err)
+	}
+	if len(data) > maxEntryBytes {
+		return nil, fmt.Sprintf("larger than %d bytes", maxEntryBytes), nil
+	}
+	b, err = catalog.UnmarshalBackup(data)
+	if err != nil {
+		return nil, err.Error(), nil
+	}
+	if b.ID != id {
+		return nil, "entry names id " + b.ID, nil
+	}
+	return b, "", nil
+}
+
+const maxEntryBytes = 16 << 20
+
+// IncompleteBackups returns the ids of backups with objects but no entry,
+// and the time of their newest object.
+func (r *Repo) IncompleteBackups(ctx context.Context) (map[string]time.Time, error) {
+	objs, err := r.listBackupObjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return objs.incomplete(), nil
+}
+
+// CleanIncompleteBackups deletes the objects of incomplete backups whose id (start
+// time) and newest object are both before cutoff, and aborts the multipart
+// uploads a killed backup left (see abortStaleUploads). It returns how many
+// objects it deleted and uploads it aborted.
+func (r *Repo) CleanIncompleteBackups(ctx context.Context, cutoff time.Time) (int, error) {
+	inc, err := r.IncompleteBackups(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for id, newest := range inc {
+		started, _ := catalog.BackupIDTime(id)
+		if !started.Before(cutoff) || !newest.Before(cutoff) {
+			continue
+		}
+		var keys []string
+		if err := r.st.List(ctx, catalog.BackupPrefix(id), func(oi storage.ObjectInfo) error {
+			keys = append(keys, oi.Key)
+			return nil
+		}); err != nil {
+			return n, err
+		}
+		for _, k := range keys {
+			if err := r.st.Delete(ctx, k); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	aborted, err := r.abortStaleUploads(ctx, cutoff)
+	return n + aborted, err
 }

@@ -1,4 +1,4 @@
-package wal
+package repo
 
 import (
 	"path/filepath"
@@ -19,7 +19,7 @@ func TestEnsureMarkerRace(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Go(func() {
-				if err := EnsureMarker(t.Context(), st, "test"); err != nil {
+				if err := New(st, nil).Ensure(t.Context(), "test"); err != nil {
 					t.Errorf("round %d: %v", i, err)
 				}
 			})

@@ -1,4 +1,4 @@
-package dump
+package repo
 
 import (
 	"errors"
@@ -29,14 +29,14 @@ func TestLoadDamagedDump(t *testing.T) {
 	if err := m.Put(t.Context(), bad, strings.NewReader(`{"id":`)); err != nil {
 		t.Fatal(err)
 	}
-	dumps, damaged, err := Load(t.Context(), m, "")
+	dumps, damaged, err := New(m, nil).ListDumps(t.Context(), "")
 	if err != nil || len(dumps) != 2 || len(damaged) != 1 || damaged[0].ID != "20261122T020000Z" || damaged[0].Database != "app" {
 		t.Fatalf("Load = %v, %+v, %v", dumps, damaged, err)
 	}
-	if d, err := Get(t.Context(), m, "app", "latest"); err != nil || d.ID != "20261122T010000Z" {
+	if d, err := New(m, nil).Dump(t.Context(), "app", "latest"); err != nil || d.ID != "20261122T010000Z" {
 		t.Fatalf("latest of app beside a damaged newer dump: %v, %v", d, err)
 	}
-	_, err = Get(t.Context(), m, "app", "20261122T020000Z")
+	_, err = New(m, nil).Dump(t.Context(), "app", "20261122T020000Z")
 	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "dump 20261122T020000Z of app") || !strings.Contains(err.Error(), "not valid JSON") {
 		t.Fatalf("Get of the damaged dump: %v", err)
 	}

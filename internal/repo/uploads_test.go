@@ -1,4 +1,4 @@
-package backup
+package repo
 
 import (
 	"context"
@@ -53,7 +53,7 @@ func TestCleanIncompleteAbortsUploads(t *testing.T) {
 		{Key: key("20261122T045900Z", "base.tar"), ID: "running", Initiated: now.Add(-time.Minute)},
 		{Key: "wal/0000000100000000/000000010000000000000001.x.zst.age", ID: "wal", Initiated: now.Add(-3 * time.Hour)},
 	}
-	n, err := CleanIncomplete(t.Context(), m, now.Add(-time.Hour))
+	n, err := New(m, nil).CleanIncompleteBackups(t.Context(), now.Add(-time.Hour))
 	if err != nil || n != 1 {
 		t.Fatalf("CleanIncomplete = %d, %v; want 1 upload aborted", n, err)
 	}

@@ -1,9 +1,11 @@
-package backup
+package repo
 
 import (
+	"context"
 	"sort"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/wal"
 )
@@ -26,7 +28,7 @@ type Usability struct {
 	// Conflict is the first segment on the chain stored twice with
 	// different content: wal-fetch refuses it, so recovery cannot pass it.
 	Conflict string
-	Parts    string // what is wrong with the stored parts (Listing.Check), e.g. "part missing: base.tar"
+	Parts    string // what is wrong with the stored parts (Backups.Check), e.g. "part missing: base.tar"
 }
 
 // Check follows each backup's WAL chain in the index.
@@ -116,4 +118,38 @@ func Describe(ws []Window) string {
 		s += " from " + w.From.UTC().Format(time.RFC3339) + " to " + w.To.UTC().Format(time.RFC3339)
 	}
 	return s
+}
+
+// WALIndex lists the repository's archived WAL once (no key needed).
+func (r *Repo) WALIndex(ctx context.Context) (*wal.Index, error) { return wal.LoadIndex(ctx, r.st) }
+
+// Timelines reads the timeline histories the index names (they are
+// sealed: without the identity, only what their names tell is known).
+func (r *Repo) Timelines(ctx context.Context, ix *wal.Index, segSize int64) (*wal.Timelines, error) {
+	return wal.LoadTimelines(ctx, r.st, r.codec, ix, segSize)
+}
+
+// EndLSN is where a backup is consistent.
+func EndLSN(b *catalog.Backup) pglogrepl.LSN {
+	end, _ := pglogrepl.ParseLSN(b.EndLSN)
+	return end
+}
+
+// WindowsOn returns the recoverable windows of the backups that can reach
+// timeline tli, along its history.
+func WindowsOn(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines, tli wal.Timeline) []Window {
+	var us []Usability
+	for _, b := range backups {
+		from := wal.Timeline(b.Timeline)
+		if ts.Reachable(from, EndLSN(b), tli) != nil {
+			continue
+		}
+		path, err := ts.Path(from, tli)
+		if err != nil {
+			continue
+		}
+		c := ix.ChainOn(b.StartWAL, b.WALSegmentSize, path)
+		us = append(us, Usability{Backup: b, Chain: c, Usable: c.CoversWhole(b.EndWAL, b.WALSegmentSize)})
+	}
+	return Windows(us)
 }

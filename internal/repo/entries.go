@@ -1,4 +1,4 @@
-package catalog
+package repo
 
 import (
 	"bytes"
@@ -10,12 +10,13 @@ import (
 	"os"
 	"time"
 
+	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/storage"
 )
 
-// TODO(#9): ReserveID and CreateEntry belong to the repository layer
-// (internal/repo) once it exists; they live here so backup and dump share
-// one copy.
+// ErrDamaged is wrapped when an entry exists but cannot be read as one
+// (truncated, edited, or written by a newer pitr).
+var ErrDamaged = errors.New("damaged entry")
 
 // Reservation is the content of a reservation object: who took the id.
 type Reservation struct {
@@ -25,22 +26,22 @@ type Reservation struct {
 }
 
 // ReserveID takes the first free id of the second t falls in: it creates
-// the reservation object keyOf(id) create-only for BackupIDSeq(t, 0), then
+// the reservation object keyOf(id) create-only for catalog.BackupIDSeq(t, 0), then
 // -1 and so on, so two jobs started in the same second get distinct ids
 // that still sort by time, whichever store they share. It fails when all
 // MaxIDSeq+1 ids of that second are taken. A reservation whose create
 // answer was lost, then retried, finds itself taken and moves on, leaving
 // an unused id: harmless, removed with the leftovers of incomplete backups.
-func ReserveID(ctx context.Context, st storage.Storage, t time.Time, keyOf func(id string) (string, error)) (string, error) {
+func (r *Repo) ReserveID(ctx context.Context, t time.Time, keyOf func(id string) (string, error)) (string, error) {
 	host, _ := os.Hostname()
-	for seq := range MaxIDSeq + 1 {
-		id := BackupIDSeq(t, seq)
+	for seq := range catalog.MaxIDSeq + 1 {
+		id := catalog.BackupIDSeq(t, seq)
 		key, err := keyOf(id)
 		if err != nil {
 			return "", err
 		}
 		b, _ := json.Marshal(Reservation{ID: id, Reserved: t.UTC(), Host: host})
-		err = st.Create(ctx, key, bytes.NewReader(append(b, '\n')))
+		err = r.st.Create(ctx, key, bytes.NewReader(append(b, '\n')))
 		if err == nil {
 			return id, nil
 		}
@@ -48,29 +49,34 @@ func ReserveID(ctx context.Context, st storage.Storage, t time.Time, keyOf func(
 			return "", fmt.Errorf("reserve id %s: %w", id, err)
 		}
 	}
-	return "", fmt.Errorf("reserve id: all %d ids of %s are taken", MaxIDSeq+1, BackupID(t))
+	return "", fmt.Errorf("reserve id: all %d ids of %s are taken", catalog.MaxIDSeq+1, catalog.BackupID(t))
 }
 
 // ReleaseID removes the reservation object key of a job that failed
 // before storing anything else under its id, so it leaves nothing behind.
 // It runs even when ctx is done, for at most 10 seconds; a failure only
 // leaves the reservation, an incomplete backup or dump like any other.
-func ReleaseID(ctx context.Context, st storage.Storage, key string) {
+func (r *Repo) ReleaseID(ctx context.Context, key string) { r.Discard(ctx, key) }
+
+// Discard removes an object no entry names (a failed job's reservation or
+// half-stored object), even when ctx is done, for at most 10 seconds. A
+// failure only leaves the object behind, unlisted and harmless.
+func (r *Repo) Discard(ctx context.Context, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_ = st.Delete(ctx, key)
+	_ = r.st.Delete(ctx, key)
 }
 
-// CreateEntry writes an entry (backup.json, dump.json) create-only: an
-// entry is never replaced. Finding the same bytes under key is success
+// SaveEntry writes an entry (backup.json, dump.json) create-only, last,
+// after everything it names is stored: an entry is never replaced. Finding the same bytes under key is success
 // (this write, retried after its answer was lost); other bytes are an
 // error wrapping storage.ErrExist.
-func CreateEntry(ctx context.Context, st storage.Storage, key string, b []byte) error {
-	err := st.Create(ctx, key, bytes.NewReader(b))
+func (r *Repo) SaveEntry(ctx context.Context, key string, b []byte) error {
+	err := r.st.Create(ctx, key, bytes.NewReader(b))
 	if err == nil || !errors.Is(err, storage.ErrExist) {
 		return err
 	}
-	rc, gerr := st.Get(ctx, key)
+	rc, gerr := r.st.Get(ctx, key)
 	if gerr != nil {
 		return fmt.Errorf("%w; reading it back: %w", err, gerr)
 	}

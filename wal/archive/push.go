@@ -1,9 +1,8 @@
-package wal
+package archive
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,12 +18,10 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage"
+	"github.com/pitr-dev/pitr/wal"
 )
-
-// ErrConflict is wrapped when the repository already holds different
-// content under a WAL file name. Push never overwrites it.
-var ErrConflict = errors.New("already archived with different content")
 
 // PushOptions configures Push.
 type PushOptions struct {
@@ -71,7 +68,7 @@ type ack struct {
 // acknowledged by an earlier call's look-ahead and confirmed present.
 func Push(ctx context.Context, path string, opts PushOptions) (PushResult, error) {
 	base := filepath.Base(path)
-	name, err := ParseName(base)
+	name, err := wal.ParseName(base)
 	if err != nil {
 		return PushResult{}, err
 	}
@@ -157,23 +154,24 @@ func (p *pusher) prepareSpool() error {
 // the repository belongs to the cluster whose file this is (binding an
 // unbound one to it). The answer is cached in the spool: later calls cost
 // no request until the cache is markerRecheck old.
-func (p *pusher) ensureMarker(ctx context.Context, path string, name Name) error {
+func (p *pusher) ensureMarker(ctx context.Context, path string, name wal.Name) error {
 	cache := filepath.Join(p.opts.SpoolDir, "repo-checked")
 	sysid := p.systemID(path, name)
 	if fi, err := os.Stat(cache); err == nil && time.Since(fi.ModTime()) < markerRecheck {
 		b, _ := os.ReadFile(cache)
-		repo, bound, _ := strings.Cut(string(b), "\n")
+		repoID, bound, _ := strings.Cut(string(b), "\n")
 		// A .history or .backup file carries no identifier; the spool
 		// belongs to this data directory, so its cache speaks for it.
-		if repo == p.opts.RepoID && (bound == sysid || sysid == "" && bound != "") {
+		if repoID == p.opts.RepoID && (bound == sysid || sysid == "" && bound != "") {
 			return nil
 		}
 	}
-	if err := EnsureMarker(ctx, p.opts.Store, p.opts.Version); err != nil {
+	r := repo.New(p.opts.Store, p.opts.Codec)
+	if err := r.Ensure(ctx, p.opts.Version); err != nil {
 		return err
 	}
 	if sysid != "" {
-		if err := EnsureCluster(ctx, p.opts.Store, Cluster{SystemID: sysid, By: "wal-push", Version: p.opts.Version}); err != nil {
+		if err := r.EnsureCluster(ctx, repo.Cluster{SystemID: sysid, By: "wal-push", Version: p.opts.Version}); err != nil {
 			return fmt.Errorf("wal-push %s: %w", name, err)
 		}
 	}
@@ -187,13 +185,13 @@ const markerRecheck = 10 * time.Minute
 // systemID returns the system identifier of the cluster that wrote the
 // file: from a segment's own header, else (.history, .backup) from a
 // segment beside it in pg_wal. "" when none can be read.
-func (p *pusher) systemID(path string, name Name) string {
-	if name.Kind != KindSegment && name.Kind != KindPartial {
+func (p *pusher) systemID(path string, name wal.Name) string {
+	if name.Kind != wal.KindSegment && name.Kind != wal.KindPartial {
 		dir := filepath.Dir(path)
 		entries, _ := os.ReadDir(dir)
 		path = ""
 		for i := len(entries) - 1; i >= 0 && path == ""; i-- {
-			if n, err := ParseName(entries[i].Name()); err == nil && n.Kind == KindSegment && entries[i].Type().IsRegular() {
+			if n, err := wal.ParseName(entries[i].Name()); err == nil && n.Kind == wal.KindSegment && entries[i].Type().IsRegular() {
 				path = filepath.Join(dir, entries[i].Name())
 			}
 		}
@@ -201,7 +199,7 @@ func (p *pusher) systemID(path string, name Name) string {
 			return ""
 		}
 	}
-	h, err := ReadSegmentHeader(path)
+	h, err := wal.ReadSegmentHeader(path)
 	if err != nil {
 		p.log.Warn().Err(err).Str("file", name.String()).Msg("no cluster identifier in WAL file; repository binding not checked")
 		return ""
@@ -209,34 +207,7 @@ func (p *pusher) systemID(path string, name Name) string {
 	return h.SystemID
 }
 
-// EnsureMarker creates the repository marker if absent, else checks its
-// format. The marker is written create-only: of two writers starting a
-// repository at once, one creates it and the other reads and checks it.
-func EnsureMarker(ctx context.Context, st storage.Storage, version string) error {
-	rc, err := st.Get(ctx, catalog.MarkerKey)
-	if errors.Is(err, storage.ErrNotExist) {
-		b := catalog.MarshalMarker(time.Now(), version)
-		cerr := st.Create(ctx, catalog.MarkerKey, strings.NewReader(string(b)))
-		if cerr == nil {
-			return nil
-		}
-		if !errors.Is(cerr, storage.ErrExist) {
-			return fmt.Errorf("create repository marker: %w", cerr)
-		}
-		rc, err = st.Get(ctx, catalog.MarkerKey) // another writer's
-	}
-	if err != nil {
-		return fmt.Errorf("read repository marker: %w", err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
-	if err != nil {
-		return fmt.Errorf("read repository marker: %w", err)
-	}
-	return catalog.CheckMarker(b)
-}
-
-func (p *pusher) fromAck(ctx context.Context, path string, name Name, fi os.FileInfo) (PushResult, bool) {
+func (p *pusher) fromAck(ctx context.Context, path string, name wal.Name, fi os.FileInfo) (PushResult, bool) {
 	ackPath := filepath.Join(p.ackDir(), name.String())
 	b, err := os.ReadFile(ackPath)
 	if err != nil {
@@ -270,7 +241,7 @@ func inode(fi os.FileInfo) uint64 {
 
 // lookAhead returns other files PostgreSQL has marked .ready, oldest first,
 // at most Concurrency-1 of them and none that already has an ack.
-func (p *pusher) lookAhead(path string, self Name) []string {
+func (p *pusher) lookAhead(path string, self wal.Name) []string {
 	if p.opts.Concurrency < 2 {
 		return nil
 	}
@@ -290,7 +261,7 @@ func (p *pusher) lookAhead(path string, self Name) []string {
 		if !ok || n == self.String() || acked[n] {
 			continue
 		}
-		if _, err := ParseName(n); err != nil {
+		if _, err := wal.ParseName(n); err != nil {
 			continue
 		}
 		names = append(names, n)
@@ -314,7 +285,7 @@ func (p *pusher) lookAhead(path string, self Name) []string {
 }
 
 func (p *pusher) pushAhead(ctx context.Context, path string) error {
-	name, err := ParseName(filepath.Base(path))
+	name, err := wal.ParseName(filepath.Base(path))
 	if err != nil {
 		return err
 	}
@@ -341,7 +312,7 @@ func (p *pusher) pushAhead(ctx context.Context, path string) error {
 
 // pushFile seals the file into a spool temp file (hashing it on the way),
 // checks the repository for a stored copy, and uploads if there is none.
-func (p *pusher) pushFile(ctx context.Context, path string, name Name) (PushResult, error) {
+func (p *pusher) pushFile(ctx context.Context, path string, name wal.Name) (PushResult, error) {
 	start := time.Now()
 	res := PushResult{Name: name.String()}
 	// Ask the repository for stored copies while sealing: the round trip
@@ -352,7 +323,7 @@ func (p *pusher) pushFile(ctx context.Context, path string, name Name) (PushResu
 	}
 	listed := make(chan listing, 1)
 	go func() {
-		objs, err := ListWAL(ctx, p.opts.Store, name.String())
+		objs, err := wal.ListWAL(ctx, p.opts.Store, name.String())
 		listed <- listing{objs, err}
 	}()
 	src, err := os.Open(path)
@@ -402,7 +373,7 @@ func (p *pusher) pushFile(ctx context.Context, path string, name Name) (PushResu
 		}
 	}
 	if len(existing) > 0 {
-		return res, fmt.Errorf("wal-push: %s %w (stored sha256 %.16s, this file %.16s); refusing to overwrite", name, ErrConflict, existing[0].SHA256, s.Sum())
+		return res, fmt.Errorf("wal-push: %s %w (stored sha256 %.16s, this file %.16s); refusing to overwrite", name, wal.ErrConflict, existing[0].SHA256, s.Sum())
 	}
 
 	stored, err := tmp.Seek(0, io.SeekCurrent)
@@ -413,7 +384,7 @@ func (p *pusher) pushFile(ctx context.Context, path string, name Name) (PushResu
 		return res, err
 	}
 	putCtx := storage.WithUploadStarted(ctx, func(u storage.Upload) { p.recordUpload(tmp.Name(), u) })
-	existed, err := CreateObject(putCtx, p.opts.Store, key, tmp)
+	existed, err := repo.New(p.opts.Store, p.opts.Codec).CreateObject(putCtx, key, tmp)
 	if err != nil {
 		putFailed = true
 		return res, fmt.Errorf("wal-push: %w", err)
@@ -427,12 +398,6 @@ func (p *pusher) pushFile(ctx context.Context, path string, name Name) (PushResu
 	p.log.Info().Str("segment", name.String()).Int64("bytes", res.Bytes).Int64("stored", stored).
 		Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal pushed")
 	return res, nil
-}
-
-// ListWAL returns the stored objects for one WAL file name.
-func ListWAL(ctx context.Context, st storage.Storage, name string) ([]catalog.WALObject, error) {
-	l, err := list(ctx, st, name)
-	return l.full, err
 }
 
 func writeFileAtomic(path string, b []byte) error {

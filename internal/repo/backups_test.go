@@ -1,4 +1,4 @@
-package backup
+package repo
 
 import (
 	"encoding/json"
@@ -14,15 +14,15 @@ import (
 
 const seg = 16 << 20
 
-// repo is an in-memory repository with helpers to store backups and WAL.
-type repo struct {
+// memRepo is an in-memory repository with helpers to store backups and WAL.
+type memRepo struct {
 	t *testing.T
 	m *storagetest.Memory
 }
 
-func newRepo(t *testing.T) *repo { return &repo{t: t, m: storagetest.NewMemory()} }
+func newRepo(t *testing.T) *memRepo { return &memRepo{t: t, m: storagetest.NewMemory()} }
 
-func (r *repo) put(key, body string) {
+func (r *memRepo) put(key, body string) {
 	r.t.Helper()
 	if err := r.m.Put(r.t.Context(), key, strings.NewReader(body)); err != nil {
 		r.t.Fatal(err)
@@ -31,7 +31,7 @@ func (r *repo) put(key, body string) {
 
 // backup stores a complete backup of segments start..end on timeline 1
 // with parts base.tar and backup_manifest, each stored as "part".
-func (r *repo) backup(id string, start, end uint64) *catalog.Backup {
+func (r *memRepo) backup(id string, start, end uint64) *catalog.Backup {
 	r.t.Helper()
 	b := &catalog.Backup{ID: id, Format: catalog.FormatVersion, Timeline: 1, WALSegmentSize: seg, Encrypted: true,
 		StartWAL: wal.SegmentFileName(1, start, seg), EndWAL: wal.SegmentFileName(1, end, seg)}
@@ -44,7 +44,7 @@ func (r *repo) backup(id string, start, end uint64) *catalog.Backup {
 	return b
 }
 
-func (r *repo) segment(tli wal.Timeline, segNo uint64, sum byte) {
+func (r *memRepo) segment(tli wal.Timeline, segNo uint64, sum byte) {
 	r.t.Helper()
 	key, err := catalog.WALKey(wal.SegmentFileName(tli, segNo, seg), strings.Repeat(string(sum), 64), true)
 	if err != nil {
@@ -53,7 +53,7 @@ func (r *repo) segment(tli wal.Timeline, segNo uint64, sum byte) {
 	r.put(key, "wal")
 }
 
-func (r *repo) index() *wal.Index {
+func (r *memRepo) index() *wal.Index {
 	r.t.Helper()
 	ix, err := wal.LoadIndex(r.t.Context(), r.m)
 	if err != nil {
@@ -72,7 +72,7 @@ func TestLoadDamagedEntry(t *testing.T) {
 	entry := string(catalog.MarshalBackup(bad))
 	r.put(catalog.BackupEntryKey(bad.ID), entry[:len(entry)/2])
 
-	l, err := Load(t.Context(), r.m)
+	l, err := New(r.m, nil).ListBackups(t.Context())
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -85,13 +85,13 @@ func TestLoadDamagedEntry(t *testing.T) {
 	if len(l.Incomplete) != 0 {
 		t.Fatalf("a damaged entry is listed as incomplete (and would be cleaned): %v", l.Incomplete)
 	}
-	if bs, err := List(t.Context(), r.m); err != nil || len(bs) != 2 {
-		t.Fatalf("List = %v, %v", bs, err)
+	if l, err := New(r.m, nil).ListBackups(t.Context()); err != nil || len(l.Backups) != 2 {
+		t.Fatalf("ListBackups = %v, %v", l, err)
 	}
-	if _, err := Get(t.Context(), r.m, "20261122T030000Z"); err != nil {
+	if _, err := New(r.m, nil).Backup(t.Context(), "20261122T030000Z"); err != nil {
 		t.Fatalf("Get of a good backup beside a damaged one: %v", err)
 	}
-	_, err = Get(t.Context(), r.m, bad.ID)
+	_, err = New(r.m, nil).Backup(t.Context(), bad.ID)
 	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), bad.ID) || !strings.Contains(err.Error(), "not valid JSON") {
 		t.Fatalf("Get of the damaged backup: %v", err)
 	}
@@ -110,7 +110,7 @@ func TestLoadDamagedEntry(t *testing.T) {
 	newer := r.backup("20261122T050000Z", 5, 5)
 	newer.Format = catalog.FormatVersion + 1
 	r.put(catalog.BackupEntryKey(newer.ID), string(catalog.MarshalBackup(newer)))
-	l, err = Load(t.Context(), r.m)
+	l, err = New(r.m, nil).ListBackups(t.Context())
 	if err != nil || len(l.Damaged) != 2 || !strings.Contains(l.Damaged[0].Reason, "names id 20261122T040000Z") ||
 		!strings.Contains(l.Damaged[1].Reason, "format 2 not supported") {
 		t.Fatalf("Load = %+v, %v", l, err)
@@ -130,7 +130,7 @@ func TestLoadMissingPart(t *testing.T) {
 	r.m.Delete(t.Context(), gone.Parts[0].Key)
 	r.put(short.Parts[1].Key, "pa")
 
-	l, err := Load(t.Context(), r.m)
+	l, err := New(r.m, nil).ListBackups(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

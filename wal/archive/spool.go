@@ -1,4 +1,4 @@
-package wal
+package archive
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pitr-dev/pitr/storage"
+	"github.com/pitr-dev/pitr/wal"
 )
 
 // Spool temp files. wal-push seals each file into
@@ -106,7 +107,7 @@ func parseSpoolName(base string) (tag string, record, ok bool) {
 	if !found || !allDigits(pid) || !allDigits(start) {
 		return "", false, false
 	}
-	if _, err := ParseName(rest[:j]); err != nil {
+	if _, err := wal.ParseName(rest[:j]); err != nil {
 		return "", false, false
 	}
 	return tag, record, true
@@ -125,7 +126,7 @@ func allDigits(s string) bool {
 }
 
 // createSpoolTemp creates the temp file to seal name into.
-func (p *pusher) createSpoolTemp(name Name) (*os.File, error) {
+func (p *pusher) createSpoolTemp(name wal.Name) (*os.File, error) {
 	return os.CreateTemp(p.tmpDir(), name.String()+"."+self+".*")
 }
 

@@ -1,4 +1,4 @@
-package wal
+package repo
 
 import (
 	"bytes"
@@ -20,44 +20,10 @@ type Cluster struct {
 	Version   string // pitr's version
 }
 
-// CheckRepository returns nil when st holds a repository marker of a format
-// this pitr reads. A missing marker gives an error wrapping
-// catalog.ErrNoRepository that names where ("no repository at URL"):
-// readers never take a place without one for an empty repository.
-func CheckRepository(ctx context.Context, st storage.Storage, where string) error {
-	b, err := readMarker(ctx, st)
-	if errors.Is(err, storage.ErrNotExist) {
-		return NoRepository(where, "no "+catalog.MarkerKey+" there")
-	}
-	if err != nil {
-		return err
-	}
-	return catalog.CheckMarker(b)
-}
-
-// NoRepository returns the error readers give for a place without a
-// repository; why says what was found instead.
-func NoRepository(where, why string) error {
-	return fmt.Errorf("%w at %s (%s; wal-push, backup, wal-receive, dump and daemon create one)", catalog.ErrNoRepository, where, why)
-}
-
-func readMarker(ctx context.Context, st storage.Storage) ([]byte, error) {
-	rc, err := st.Get(ctx, catalog.MarkerKey)
-	if err != nil {
-		return nil, fmt.Errorf("read repository marker: %w", err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read repository marker: %w", err)
-	}
-	return b, nil
-}
-
 // Bindings lists the repository's cluster bindings, in key order.
-func Bindings(ctx context.Context, st storage.Storage) ([]catalog.BindingObject, error) {
+func (r *Repo) Bindings(ctx context.Context) ([]catalog.BindingObject, error) {
 	var out []catalog.BindingObject
-	err := st.List(ctx, catalog.ClustersPrefix, func(oi storage.ObjectInfo) error {
+	err := r.st.List(ctx, catalog.ClustersPrefix, func(oi storage.ObjectInfo) error {
 		if o, ok := catalog.ParseBindingKey(oi.Key); ok {
 			o.ModTime = oi.ModTime
 			out = append(out, o)
@@ -71,8 +37,8 @@ func Bindings(ctx context.Context, st storage.Storage) ([]catalog.BindingObject,
 }
 
 // ReadBinding reads one binding's content.
-func ReadBinding(ctx context.Context, st storage.Storage, o catalog.BindingObject) (catalog.Binding, error) {
-	rc, err := st.Get(ctx, o.Key)
+func (r *Repo) ReadBinding(ctx context.Context, o catalog.BindingObject) (catalog.Binding, error) {
+	rc, err := r.st.Get(ctx, o.Key)
 	if err != nil {
 		return catalog.Binding{}, fmt.Errorf("read cluster binding: %w", err)
 	}
@@ -88,18 +54,18 @@ func ReadBinding(ctx context.Context, st storage.Storage, o catalog.BindingObjec
 // unbound repository (new, or made before bindings existed) is bound to it.
 // Another cluster's write gets an error wrapping catalog.ErrOtherCluster.
 // It costs one listing, plus a write and a second listing when it binds.
-func EnsureCluster(ctx context.Context, st storage.Storage, c Cluster) error {
-	objs, err := Bindings(ctx, st)
+func (r *Repo) EnsureCluster(ctx context.Context, c Cluster) error {
+	objs, err := r.Bindings(ctx)
 	if err != nil {
 		return err
 	}
 	if _, ok := catalog.CurrentBinding(objs); !ok {
-		if err := putBinding(ctx, st, 1, c); err != nil {
+		if err := r.putBinding(ctx, 1, c); err != nil {
 			return err
 		}
 		// Another cluster may have bound the repository at the same
 		// moment: every writer that lists both picks the same winner.
-		if objs, err = Bindings(ctx, st); err != nil {
+		if objs, err = r.Bindings(ctx); err != nil {
 			return err
 		}
 	}
@@ -110,14 +76,14 @@ func EnsureCluster(ctx context.Context, st storage.Storage, c Cluster) error {
 // whose writes are accepted from now on (pitr cluster-upgrade). It returns
 // the binding it replaced, nil if the repository was unbound; when c is the
 // current cluster already, it writes nothing and returns that binding.
-func RebindCluster(ctx context.Context, st storage.Storage, c Cluster) (prev *catalog.Binding, err error) {
-	objs, err := Bindings(ctx, st)
+func (r *Repo) RebindCluster(ctx context.Context, c Cluster) (prev *catalog.Binding, err error) {
+	objs, err := r.Bindings(ctx)
 	if err != nil {
 		return nil, err
 	}
 	seq := 1
 	if cur, ok := catalog.CurrentBinding(objs); ok {
-		b, err := ReadBinding(ctx, st, cur)
+		b, err := r.ReadBinding(ctx, cur)
 		if err != nil {
 			return nil, err
 		}
@@ -127,16 +93,16 @@ func RebindCluster(ctx context.Context, st storage.Storage, c Cluster) (prev *ca
 		}
 		prev, seq = &b, cur.Seq+1
 	}
-	if err := putBinding(ctx, st, seq, c); err != nil {
+	if err := r.putBinding(ctx, seq, c); err != nil {
 		return nil, err
 	}
-	if objs, err = Bindings(ctx, st); err != nil {
+	if objs, err = r.Bindings(ctx); err != nil {
 		return nil, err
 	}
 	return prev, matchBinding(objs, c.SystemID)
 }
 
-func putBinding(ctx context.Context, st storage.Storage, seq int, c Cluster) error {
+func (r *Repo) putBinding(ctx context.Context, seq int, c Cluster) error {
 	key, err := catalog.BindingKey(seq, c.SystemID)
 	if err != nil {
 		return err
@@ -147,7 +113,7 @@ func putBinding(ctx context.Context, st storage.Storage, seq int, c Cluster) err
 	// Create-only: a binding is never rewritten. ErrExist means this
 	// cluster's binding of that number is there already (the caller's
 	// listing then decides, as for a binding another writer made).
-	if err := st.Create(ctx, key, bytes.NewReader(b)); err != nil && !errors.Is(err, storage.ErrExist) {
+	if err := r.st.Create(ctx, key, bytes.NewReader(b)); err != nil && !errors.Is(err, storage.ErrExist) {
 		return fmt.Errorf("bind repository to cluster %s: %w", c.SystemID, err)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package wal
+package archive
 
 import (
 	"context"
@@ -17,8 +17,10 @@ import (
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/crypto"
 	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/retry"
+	"github.com/pitr-dev/pitr/wal"
 )
 
 // ErrNotFound is wrapped when the repository answered and holds no copy of
@@ -58,7 +60,7 @@ func (o *FetchOptions) prefetchDir(dest string) string {
 // record. It returns an error wrapping ErrNotFound only when the repository
 // confirmed that it holds no copy of name.
 func Fetch(ctx context.Context, name, dest string, opts FetchOptions) error {
-	n, err := ParseName(name)
+	n, err := wal.ParseName(name)
 	if err != nil {
 		return err
 	}
@@ -67,7 +69,7 @@ func Fetch(ctx context.Context, name, dest string, opts FetchOptions) error {
 	pdir := opts.prefetchDir(dest)
 	var size int64
 	src := "repository"
-	if n.Kind == KindSegment {
+	if n.Kind == wal.KindSegment {
 		size, err = takePrefetched(pdir, n, dest)
 		if err != nil {
 			log.Warn().Err(err).Str("segment", name).Msg("prefetched segment rejected; fetching again")
@@ -94,7 +96,7 @@ func Fetch(ctx context.Context, name, dest string, opts FetchOptions) error {
 			// URL must stop recovery, not end it early (the server would
 			// promote). One request, on this path only, retried: a
 			// transient error here would stop recovery for nothing.
-			if cerr := CheckRepository(ctx, retry.New(opts.Store, opts.Retry), opts.Repo); cerr != nil {
+			if cerr := repo.New(retry.New(opts.Store, opts.Retry), nil).Check(ctx, opts.Repo); cerr != nil {
 				return fmt.Errorf("wal-fetch %s: %w", name, cerr)
 			}
 		}
@@ -103,7 +105,7 @@ func Fetch(ctx context.Context, name, dest string, opts FetchOptions) error {
 		}
 	}
 	log.Info().Str("segment", name).Str("from", src).Int64("bytes", size).Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal fetched")
-	if n.Kind == KindSegment && opts.Prefetch > 0 && opts.StartPrefetch != nil && ValidSegmentSize(size) {
+	if n.Kind == wal.KindSegment && opts.Prefetch > 0 && opts.StartPrefetch != nil && wal.ValidSegmentSize(size) {
 		cleanPrefetched(pdir, n)
 		if err := opts.StartPrefetch(name, size); err != nil {
 			log.Warn().Err(err).Msg("could not start prefetch")
@@ -118,32 +120,28 @@ func classify(err error) error {
 		return nil
 	}
 	if errors.Is(err, ErrNotFound) || errors.Is(err, crypto.ErrWrongKey) || errors.Is(err, envelope.ErrChecksum) ||
-		errors.Is(err, ErrConflict) || errors.Is(err, errCorrupt) || errors.Is(err, storage.ErrPermanent) {
+		errors.Is(err, wal.ErrConflict) || errors.Is(err, wal.ErrCorrupt) || errors.Is(err, storage.ErrPermanent) {
 		return retry.Permanent(err)
 	}
 	return err
 }
 
-// errCorrupt marks objects that fail authentication or decoding.
-var errCorrupt = errors.New("stored object is corrupt or was tampered with")
-
 // resolve finds the single stored object for name. With no whole copy
 // stored, it returns the streamed chunks of the segment, if any.
 func resolve(ctx context.Context, st storage.Storage, name string) (catalog.WALObject, []catalog.StreamChunk, error) {
-	l, err := list(ctx, st, name)
+	objs, chunks, err := wal.ListAll(ctx, st, name)
 	if err != nil {
 		return catalog.WALObject{}, nil, fmt.Errorf("list %s: %w", name, err)
 	}
-	objs := l.full
 	if len(objs) == 0 {
-		if len(l.chunks) > 0 {
-			return catalog.WALObject{}, l.chunks, nil
+		if len(chunks) > 0 {
+			return catalog.WALObject{}, chunks, nil
 		}
 		return catalog.WALObject{}, nil, fmt.Errorf("%s: %w", name, ErrNotFound)
 	}
 	for _, o := range objs[1:] {
 		if o.SHA256 != objs[0].SHA256 {
-			return catalog.WALObject{}, nil, fmt.Errorf("%s: %w: the repository holds %d different copies", name, ErrConflict, len(objs))
+			return catalog.WALObject{}, nil, fmt.Errorf("%s: %w: the repository holds %d different copies", name, wal.ErrConflict, len(objs))
 		}
 	}
 	return objs[0], nil, nil
@@ -163,7 +161,7 @@ func fetchOnce(ctx context.Context, st storage.Storage, codec *envelope.Codec, n
 }
 
 func download(ctx context.Context, st storage.Storage, codec *envelope.Codec, o catalog.WALObject, dest string) (int64, error) {
-	pr, classify, err := openStored(ctx, st, codec, o.Key, o.Name, o.Encrypted, o.SHA256)
+	pr, classify, err := wal.OpenStored(ctx, st, codec, o.Key, o.Name, o.Encrypted, o.SHA256)
 	if err != nil {
 		return 0, err
 	}
@@ -175,51 +173,6 @@ func download(ctx context.Context, st storage.Storage, codec *envelope.Codec, o 
 		}
 		return n, nil
 	})
-}
-
-// openStored opens a stored object for its verified plaintext. Its error,
-// and what classify makes of a read error, tell a broken transport
-// (transient: retried) from a wrong key and from stored bytes that fail age
-// authentication, zstd decoding or the SHA-256 check (errCorrupt).
-func openStored(ctx context.Context, st storage.Storage, codec *envelope.Codec, key, name string, encrypted bool, sha string) (io.ReadCloser, func(error) error, error) {
-	rc, err := st.Get(ctx, key)
-	if errors.Is(err, storage.ErrNotExist) {
-		// Listed a moment ago: deleted under us (for chunks: their
-		// segment was stored whole). Transient: the listing runs again.
-		return nil, nil, fmt.Errorf("get %s: vanished after listing", key)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	body := &transportReader{r: rc}
-	classify := func(err error) error {
-		switch {
-		case errors.Is(err, crypto.ErrWrongKey):
-			return fmt.Errorf("%s: %w", name, err)
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case body.err != nil:
-			return fmt.Errorf("download %s: %w", key, body.err)
-		}
-		return fmt.Errorf("%s: %w: %v", name, errCorrupt, err)
-	}
-	pr, err := codec.Open(body, encrypted, sha)
-	if err != nil {
-		rc.Close()
-		return nil, nil, classify(err)
-	}
-	return both{pr, rc}, classify, nil
-}
-
-// both closes the plaintext reader, then the storage body under it.
-type both struct {
-	io.ReadCloser
-	body io.Closer
-}
-
-func (b both) Close() error {
-	b.ReadCloser.Close()
-	return b.body.Close()
 }
 
 // writeAtomic fills a temporary file next to dest and renames it into
@@ -244,31 +197,16 @@ func writeAtomic(dest, name string, fill func(*os.File) (int64, error)) (int64, 
 	return n, nil
 }
 
-// transportReader remembers a read error of the storage body itself, to
-// tell a broken download from bytes that fail to decode.
-type transportReader struct {
-	r   io.Reader
-	err error
-}
-
-func (t *transportReader) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if err != nil && err != io.EOF {
-		t.err = err
-	}
-	return n, err
-}
-
 // Prefetch downloads the n segments after `after` into dir, each under
 // "<name>.<sha256>" once verified, skipping ones already there or being
 // fetched by another prefetcher. It stops at the first segment the
 // repository does not have.
 func Prefetch(ctx context.Context, after string, segSize int64, n int, dir string, opts FetchOptions) error {
-	cur, err := ParseName(after)
-	if err != nil || cur.Kind != KindSegment {
+	cur, err := wal.ParseName(after)
+	if err != nil || cur.Kind != wal.KindSegment {
 		return fmt.Errorf("prefetch: %q is not a segment name", after)
 	}
-	if !ValidSegmentSize(segSize) {
+	if !wal.ValidSegmentSize(segSize) {
 		return fmt.Errorf("prefetch: bad segment size %d", segSize)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -278,7 +216,7 @@ func Prefetch(ctx context.Context, after string, segSize int64, n int, dir strin
 	var want []string
 	for i := 0; i < n; i++ {
 		next := cur.Next(segSize)
-		cur, _ = ParseName(next)
+		cur, _ = wal.ParseName(next)
 		if !have[next] {
 			want = append(want, next)
 		}
@@ -356,7 +294,7 @@ func prefetched(dir string) map[string]bool {
 // after the prefetcher verified its SHA-256 and fsynced it, so it is not
 // hashed again here (that doubled the CPU of every restore_command call);
 // a copy whose size is not a valid segment size is removed.
-func takePrefetched(dir string, n Name, dest string) (int64, error) {
+func takePrefetched(dir string, n wal.Name, dest string) (int64, error) {
 	matches, _ := filepath.Glob(filepath.Join(dir, n.String()+".*"))
 	for _, p := range matches {
 		sum := strings.TrimPrefix(filepath.Base(p), n.String()+".")
@@ -364,7 +302,7 @@ func takePrefetched(dir string, n Name, dest string) (int64, error) {
 			continue
 		}
 		fi, err := os.Stat(p)
-		if err != nil || !ValidSegmentSize(fi.Size()) {
+		if err != nil || !wal.ValidSegmentSize(fi.Size()) {
 			os.Remove(p)
 			return 0, fmt.Errorf("prefetched %s has a bad size", n)
 		}
@@ -390,7 +328,7 @@ func syncFile(path string) error {
 
 // cleanPrefetched removes prefetched segments of n's timeline older than n:
 // recovery has moved past them.
-func cleanPrefetched(dir string, n Name) {
+func cleanPrefetched(dir string, n wal.Name) {
 	entries, _ := os.ReadDir(dir)
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {

@@ -1,4 +1,4 @@
-package wal
+package archive
 
 import (
 	"bytes"
@@ -16,9 +16,11 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/crypto"
 	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/retry"
 	"github.com/pitr-dev/pitr/storage/storagetest"
+	"github.com/pitr-dev/pitr/wal"
 )
 
 const testSegSize = 1 << 20 // the smallest wal_segment_size keeps tests fast
@@ -39,7 +41,7 @@ func newFixture(t *testing.T, st storage.Storage) *fixture {
 	}
 	if st == nil {
 		st = storagetest.NewMemory()
-		if err := EnsureMarker(t.Context(), st, "test"); err != nil {
+		if err := repo.New(st, nil).Ensure(t.Context(), "test"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -139,10 +141,10 @@ func TestPushDuplicate(t *testing.T) {
 	other[100] ^= 0xff
 	os.WriteFile(p, other, 0o600)
 	_, err := Push(t.Context(), p, f.pushOpts(1))
-	if !errors.Is(err, ErrConflict) {
-		t.Fatalf("different content: err = %v, want ErrConflict", err)
+	if !errors.Is(err, wal.ErrConflict) {
+		t.Fatalf("different content: err = %v, want wal.ErrConflict", err)
 	}
-	objs, _ := ListWAL(t.Context(), f.store, "000000010000000000000001")
+	objs, _ := wal.ListWAL(t.Context(), f.store, "000000010000000000000001")
 	if len(objs) != 1 {
 		t.Fatalf("%d objects stored, want 1", len(objs))
 	}
@@ -160,8 +162,8 @@ func TestHistoryNeverOverwritten(t *testing.T) {
 	f.write("00000002.history", []byte("1\t0/3000000\tno recovery target specified\n"))
 	f.push("00000002.history")
 	f.write("00000002.history", []byte("1\t0/4000000\tno recovery target specified\n"))
-	if _, err := Push(t.Context(), filepath.Join(f.pgwal, "00000002.history"), f.pushOpts(1)); !errors.Is(err, ErrConflict) {
-		t.Fatalf("err = %v, want ErrConflict", err)
+	if _, err := Push(t.Context(), filepath.Join(f.pgwal, "00000002.history"), f.pushOpts(1)); !errors.Is(err, wal.ErrConflict) {
+		t.Fatalf("err = %v, want wal.ErrConflict", err)
 	}
 }
 
@@ -169,7 +171,7 @@ func TestPushLookAhead(t *testing.T) {
 	f := newFixture(t, nil)
 	var names []string
 	for i := 1; i <= 6; i++ {
-		n := SegmentFileName(1, uint64(i), testSegSize)
+		n := wal.SegmentFileName(1, uint64(i), testSegSize)
 		f.segment(n)
 		names = append(names, n)
 	}
@@ -196,20 +198,20 @@ func TestPushLookAhead(t *testing.T) {
 	changed := bytes.Clone(f.pushed[names[5]])
 	changed[0] ^= 1
 	os.WriteFile(filepath.Join(f.pgwal, names[5]), changed, 0o600)
-	if _, err := Push(t.Context(), filepath.Join(f.pgwal, names[5]), f.pushOpts(2)); !errors.Is(err, ErrConflict) {
-		t.Fatalf("changed file after ack: err = %v, want ErrConflict", err)
+	if _, err := Push(t.Context(), filepath.Join(f.pgwal, names[5]), f.pushOpts(2)); !errors.Is(err, wal.ErrConflict) {
+		t.Fatalf("changed file after ack: err = %v, want wal.ErrConflict", err)
 	}
 	os.Remove(filepath.Join(f.pgwal, "archive_status", names[5]+".ready"))
 	// An ack whose object vanished from the repository is not trusted.
-	f.segment(SegmentFileName(1, 7, testSegSize))
-	f.segment(SegmentFileName(1, 8, testSegSize))
-	f.pushN(SegmentFileName(1, 7, testSegSize), 2)
-	objs, _ := ListWAL(t.Context(), f.store, SegmentFileName(1, 8, testSegSize))
+	f.segment(wal.SegmentFileName(1, 7, testSegSize))
+	f.segment(wal.SegmentFileName(1, 8, testSegSize))
+	f.pushN(wal.SegmentFileName(1, 7, testSegSize), 2)
+	objs, _ := wal.ListWAL(t.Context(), f.store, wal.SegmentFileName(1, 8, testSegSize))
 	if len(objs) != 1 {
 		t.Fatalf("look-ahead stored %d objects", len(objs))
 	}
 	f.store.Delete(t.Context(), objs[0].Key)
-	if res := f.pushN(SegmentFileName(1, 8, testSegSize), 1); res.Acked || res.Stored == 0 {
+	if res := f.pushN(wal.SegmentFileName(1, 8, testSegSize), 1); res.Acked || res.Stored == 0 {
 		t.Fatalf("push after lost object: %+v; want a fresh upload", res)
 	}
 }
@@ -278,7 +280,7 @@ func TestPrefetch(t *testing.T) {
 	f := newFixture(t, nil)
 	var names []string
 	for i := 1; i <= 5; i++ {
-		n := SegmentFileName(1, uint64(i), testSegSize)
+		n := wal.SegmentFileName(1, uint64(i), testSegSize)
 		f.segment(n)
 		f.push(n)
 		names = append(names, n)
@@ -309,7 +311,7 @@ func TestPrefetch(t *testing.T) {
 		}
 	}
 	// Past the end of the archive: not found, nothing stale left behind.
-	if err := Fetch(t.Context(), SegmentFileName(1, 6, testSegSize), dest, opts); !errors.Is(err, ErrNotFound) {
+	if err := Fetch(t.Context(), wal.SegmentFileName(1, 6, testSegSize), dest, opts); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -369,15 +371,15 @@ func TestPushRaceSameContent(t *testing.T) {
 func TestStoreSealedRace(t *testing.T) {
 	f := newFixture(t, nil)
 	data := []byte("1\t0/3000000\tno recovery target specified\n")
-	first, err := StoreBytes(t.Context(), f.store, f.codec, "00000002.history", data)
+	first, err := repo.New(f.store, f.codec).StoreWAL(t.Context(), "00000002.history", data)
 	if err != nil || first.Existed {
 		t.Fatalf("first store: %+v, %v", first, err)
 	}
-	sealed, err := Seal(f.codec, data)
+	sealed, err := repo.New(nil, f.codec).Seal(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := StoreSealed(t.Context(), unlisted{f.store}, true, "00000002.history", sealed)
+	res, err := repo.New(unlisted{f.store}, f.codec).StoreSealedWAL(t.Context(), "00000002.history", sealed)
 	if err != nil || !res.Existed || res.Key != first.Key || res.Stored != 0 {
 		t.Errorf("store racing the same content = %+v, %v; want Existed under %s", res, err, first.Key)
 	}
@@ -388,7 +390,7 @@ func TestStoreSealedRace(t *testing.T) {
 // the archive" (exit 1), not a failure that stops recovery.
 func TestFetchMissingCheckRetried(t *testing.T) {
 	mem := storagetest.NewMemory()
-	if err := EnsureMarker(t.Context(), mem, "test"); err != nil {
+	if err := repo.New(mem, nil).Ensure(t.Context(), "test"); err != nil {
 		t.Fatal(err)
 	}
 	faulty := storagetest.NewFaulty(mem)

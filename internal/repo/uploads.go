@@ -1,4 +1,4 @@
-package backup
+package repo
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 // abort. MinIO lists uploads by whole key only, so there this finds nothing;
 // MinIO removes incomplete uploads itself after 24h (its
 // api stale_uploads_expiry), and elsewhere a bucket lifecycle rule should.
-func abortStaleUploads(ctx context.Context, st storage.Storage, cutoff time.Time) (int, error) {
-	up, ok := storage.UploadsOf(st)
+func (r *Repo) abortStaleUploads(ctx context.Context, cutoff time.Time) (int, error) {
+	up, ok := storage.UploadsOf(r.st)
 	if !ok {
 		return 0, nil
 	}

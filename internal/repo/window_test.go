@@ -1,4 +1,4 @@
-package backup
+package repo
 
 import (
 	"strings"
@@ -33,11 +33,11 @@ func TestIncompleteAndClean(t *testing.T) {
 	running, _ := catalog.BackupPartKey("20261122T065900Z", "16384.tar", true)
 	put(running, "x")
 
-	inc, err := Incomplete(ctx, m)
+	inc, err := New(m, nil).IncompleteBackups(ctx)
 	if err != nil || len(inc) != 2 {
 		t.Fatalf("Incomplete = %v, %v; want 2", inc, err)
 	}
-	n, err := CleanIncomplete(ctx, m, now.Add(-time.Hour))
+	n, err := New(m, nil).CleanIncompleteBackups(ctx, now.Add(-time.Hour))
 	if err != nil || n != 1 {
 		t.Fatalf("CleanIncomplete removed %d, %v; want 1", n, err)
 	}
@@ -47,11 +47,11 @@ func TestIncompleteAndClean(t *testing.T) {
 	if _, err := m.Stat(ctx, running); err != nil {
 		t.Fatal("a running backup's part was removed")
 	}
-	bs, err := List(ctx, m)
-	if err != nil || len(bs) != 1 || bs[0].ID != done.ID {
-		t.Fatalf("List = %v, %v", bs, err)
+	l, err := New(m, nil).ListBackups(ctx)
+	if err != nil || len(l.Backups) != 1 || l.Backups[0].ID != done.ID {
+		t.Fatalf("ListBackups = %v, %v", l, err)
 	}
-	if _, err := Get(ctx, m, "20261122T020000Z"); err == nil {
+	if _, err := New(m, nil).Backup(ctx, "20261122T020000Z"); err == nil {
 		t.Fatal("Get of an incomplete backup succeeded")
 	}
 }

@@ -1,7 +1,8 @@
-package wal
+package archive
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/storagetest"
+	"github.com/pitr-dev/pitr/wal"
 )
 
 const (
@@ -68,7 +71,7 @@ func (c *counting) List(ctx context.Context, prefix string, fn func(storage.Obje
 
 func bindings(t *testing.T, st storage.Storage) []string {
 	t.Helper()
-	objs, err := Bindings(t.Context(), st)
+	objs, err := repo.New(st, nil).Bindings(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +113,7 @@ func TestPushBindsRepositoryToCluster(t *testing.T) {
 	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "pitr cluster-upgrade") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("message %q, want one line with %q and the cluster-upgrade hint", err, want)
 	}
-	if objs, _ := ListWAL(t.Context(), st, "000000010000000000000003"); len(objs) != 0 {
+	if objs, _ := wal.ListWAL(t.Context(), st, "000000010000000000000003"); len(objs) != 0 {
 		t.Fatalf("other cluster's segment stored: %v", objs)
 	}
 	// A history file of that cluster is refused too: its identifier comes
@@ -122,7 +125,7 @@ func TestPushBindsRepositoryToCluster(t *testing.T) {
 
 	// cluster-upgrade hands the repository over: B's pushes work, A's are
 	// refused as replaced, and A's WAL stays.
-	prev, err := RebindCluster(t.Context(), st, Cluster{SystemID: clusterB, PGVersion: 160004, By: "cluster-upgrade", Version: "test"})
+	prev, err := repo.New(st, nil).RebindCluster(t.Context(), repo.Cluster{SystemID: clusterB, PGVersion: 160004, By: "cluster-upgrade", Version: "test"})
 	if err != nil || prev == nil || prev.SystemID != clusterA {
 		t.Fatalf("rebind: %+v, %v", prev, err)
 	}
@@ -137,14 +140,14 @@ func TestPushBindsRepositoryToCluster(t *testing.T) {
 	if !errors.Is(err, catalog.ErrOtherCluster) || !strings.Contains(err.Error(), "replaced") {
 		t.Fatalf("replaced cluster's push: err = %v, want ErrOtherCluster naming the replacement", err)
 	}
-	if objs, _ := ListWAL(t.Context(), st, "000000010000000000000001"); len(objs) != 1 {
+	if objs, _ := wal.ListWAL(t.Context(), st, "000000010000000000000001"); len(objs) != 1 {
 		t.Fatalf("cluster A's WAL: %v", objs)
 	}
 	if got := bindings(t, st); len(got) != 2 {
 		t.Fatalf("bindings after cluster-upgrade: %v", got)
 	}
 	// Again for the same cluster: nothing to do, nothing written.
-	if prev, err := RebindCluster(t.Context(), st, Cluster{SystemID: clusterB, By: "cluster-upgrade"}); err != nil || prev.SystemID != clusterB || prev.PGVersion != 160004 {
+	if prev, err := repo.New(st, nil).RebindCluster(t.Context(), repo.Cluster{SystemID: clusterB, By: "cluster-upgrade"}); err != nil || prev.SystemID != clusterB || prev.PGVersion != 160004 {
 		t.Fatalf("rebind to the current cluster: %+v, %v", prev, err)
 	}
 	if got := bindings(t, st); len(got) != 2 {
@@ -167,14 +170,14 @@ func TestOldRepositoryIsBoundOnFirstWrite(t *testing.T) {
 	if got := bindings(t, st); len(got) != 0 {
 		t.Fatalf("bound from a file without header: %v", got)
 	}
-	if err := EnsureCluster(t.Context(), st, Cluster{SystemID: clusterA, PGVersion: 150004, By: "backup"}); err != nil {
+	if err := repo.New(st, nil).EnsureCluster(t.Context(), repo.Cluster{SystemID: clusterA, PGVersion: 150004, By: "backup"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureCluster(t.Context(), st, Cluster{SystemID: clusterB, By: "backup"}); !errors.Is(err, catalog.ErrOtherCluster) {
+	if err := repo.New(st, nil).EnsureCluster(t.Context(), repo.Cluster{SystemID: clusterB, By: "backup"}); !errors.Is(err, catalog.ErrOtherCluster) {
 		t.Fatalf("err = %v, want ErrOtherCluster", err)
 	}
-	objs, _ := Bindings(t.Context(), st)
-	b, err := ReadBinding(t.Context(), st, objs[0])
+	objs, _ := repo.New(st, nil).Bindings(t.Context())
+	b, err := repo.New(st, nil).ReadBinding(t.Context(), objs[0])
 	if err != nil || b.SystemID != clusterA || b.PGVersion != 150004 || b.By != "backup" || b.Seq != 1 {
 		t.Fatalf("binding %+v, %v", b, err)
 	}
@@ -196,10 +199,10 @@ func TestConcurrentFirstBinding(t *testing.T) {
 	if err := mem.Put(t.Context(), keyA, strings.NewReader(`{}`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureCluster(t.Context(), mem, Cluster{SystemID: clusterB}); err != nil {
+	if err := repo.New(mem, nil).EnsureCluster(t.Context(), repo.Cluster{SystemID: clusterB}); err != nil {
 		t.Fatalf("earlier writer: %v", err)
 	}
-	if err := EnsureCluster(t.Context(), mem, Cluster{SystemID: clusterA}); !errors.Is(err, catalog.ErrOtherCluster) {
+	if err := repo.New(mem, nil).EnsureCluster(t.Context(), repo.Cluster{SystemID: clusterA}); !errors.Is(err, catalog.ErrOtherCluster) {
 		t.Fatalf("later writer: err = %v, want ErrOtherCluster", err)
 	}
 }
@@ -214,4 +217,18 @@ func TestFetchWithoutRepository(t *testing.T) {
 	if !strings.Contains(err.Error(), "no repository at s3://bucket/nothing") {
 		t.Fatalf("message %q", err)
 	}
+}
+
+// segmentHeader builds a segment's first bytes as PostgreSQL 15 writes them
+// on a little-endian machine (wal's header_test.go has the same, with the
+// offsets named).
+func segmentHeader(sysid uint64, segSize uint32) []byte {
+	b := make([]byte, 8192)
+	binary.LittleEndian.PutUint16(b[0:], 0xD110)
+	binary.LittleEndian.PutUint16(b[2:], 0x0002) // XLP_LONG_HEADER
+	binary.LittleEndian.PutUint32(b[4:], 1)
+	binary.LittleEndian.PutUint64(b[24:], sysid)
+	binary.LittleEndian.PutUint32(b[32:], segSize)
+	binary.LittleEndian.PutUint32(b[36:], 8192)
+	return b
 }
