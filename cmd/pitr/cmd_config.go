@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pitr-dev/pitr/internal/config"
+	"github.com/pitr-dev/pitr/storage/location"
+	"github.com/pitr-dev/pitr/storage/s3"
 )
 
 func newConfigCommand(e *env) *cobra.Command {
@@ -16,10 +19,7 @@ func newConfigCommand(e *env) *cobra.Command {
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if doc {
-				fmt.Fprintln(e.stdout, "| setting (YAML) | environment | default | meaning |\n|---|---|---|---|")
-				for _, s := range config.Settings() {
-					fmt.Fprintf(e.stdout, "| `%s` | `%s` | %s | %s |\n", s.Key, s.Env, s.Default, s.Doc)
-				}
+				printConfigDoc(e.stdout)
 				return nil
 			}
 			if e.configFile != "" {
@@ -34,6 +34,41 @@ func newConfigCommand(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&doc, "doc", false, "print the settings reference as a Markdown table")
+	cmd.Flags().BoolVar(&doc, "doc", false, "print the settings reference as Markdown tables")
 	return cmd
+}
+
+// printConfigDoc prints the settings reference: a table of the top-level
+// settings with their variables, then one of the sections' keys, which
+// are set in the config file only.
+func printConfigDoc(w io.Writer) {
+	fmt.Fprintln(w, "| setting (YAML) | environment | default | meaning |\n|---|---|---|---|")
+	for _, s := range config.Settings() {
+		fmt.Fprintf(w, "| `%s` | `%s` | %s | %s |\n", s.Key, s.Env, s.Default, s.Doc)
+	}
+	fmt.Fprintln(w, "\nSections are set in the config file only: they have no PITR_* variables. "+
+		"`files[].name` is the `name` of each entry of the `files` list. "+
+		"Nothing acts on offsite, files or retention yet: pitr checks and prints them, for the copy, file snapshot and retention commands to come.\n\n"+
+		"| setting (YAML) | default | meaning |\n|---|---|---|")
+	for _, s := range config.Sections() {
+		fmt.Fprintf(w, "| `%s` | %s | %s |\n", s.Key, s.Default, s.Doc)
+	}
+}
+
+// locationOptions is how repository r (c.Primary() or *c.Offsite) is
+// opened: its own address, endpoint and S3 settings, and the transfer
+// settings of the process (part size, concurrency, storage timeout), which
+// every repository shares. create makes a missing local directory.
+func locationOptions(c *config.Config, r config.Repository, create bool) location.Options {
+	pathStyle := r.S3Endpoint != ""
+	if r.S3ForcePathStyle != nil {
+		pathStyle = *r.S3ForcePathStyle
+	}
+	return location.Options{Create: create, S3: s3.Options{
+		Endpoint: r.S3Endpoint, Region: r.S3Region,
+		ForcePathStyle: pathStyle, SSE: r.S3SSE, SSEKMSKeyID: r.S3SSEKMSKeyID,
+		StorageClass: r.S3StorageClass, PartSize: int64(c.S3PartSizeMiB) << 20,
+		Concurrency: c.S3Concurrency, Timeout: c.StorageTimeout,
+		NoConditionalWrites: r.S3NoConditionalWrites != nil && *r.S3NoConditionalWrites,
+	}}
 }

@@ -37,8 +37,8 @@ func TestConfigRedacted(t *testing.T) {
 
 	code, stdout, _ = runCLI(t, "config", "--doc")
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	if code != exitOK || len(lines) != len(config.Settings())+2 || !strings.HasPrefix(lines[0], "| setting (YAML) | environment |") {
-		t.Fatalf("config --doc: exit %d, %d lines, want %d:\n%s", code, len(lines), len(config.Settings())+2, stdout)
+	if code != exitOK || len(lines) != len(config.Settings())+len(config.Sections())+7 || !strings.HasPrefix(lines[0], "| setting (YAML) | environment |") {
+		t.Fatalf("config --doc: exit %d, %d lines, want %d:\n%s", code, len(lines), len(config.Settings())+len(config.Sections())+7, stdout)
 	}
 	if !strings.Contains(stdout, "| `repo` | `PITR_REPO` |") || strings.Contains(stdout, "hunter2") {
 		t.Errorf("config --doc lacks the repo row, or prints the environment:\n%s", stdout)

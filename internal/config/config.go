@@ -1,8 +1,9 @@
 // Package config loads pitr's settings: defaults, then a YAML file, then
 // PITR_* environment variables; the command line applies flags last. Every
-// setting has a YAML key and an environment variable named PITR_<KEY>, and
-// is documented in its struct tag (the README's reference is generated from
-// the same tags by `pitr config --doc`).
+// top-level scalar setting has a YAML key and an environment variable named
+// PITR_<KEY>; sections (offsite:, files:, retention:) are read from the
+// file only. Every setting is documented in its struct tag (the README's
+// reference is generated from the same tags by `pitr config --doc`).
 package config
 
 import (
@@ -64,25 +65,38 @@ type Config struct {
 	BackupSchedule     string        `yaml:"backup_schedule" default:"0 2 * * *" doc:"when pitr daemon takes base backups, local time: cron (5 fields, or 6 with seconds first) or @daily, @every 6h...; empty disables"`
 	DumpDatabases      []string      `yaml:"dump_databases" doc:"databases pitr daemon dumps with pg_dump on dump_schedule, comma-separated"`
 	DumpSchedule       string        `yaml:"dump_schedule" default:"30 2 * * *" doc:"when pitr daemon dumps dump_databases, like backup_schedule; empty disables"`
+	FilesSchedule      string        `yaml:"files_schedule" default:"0 3 * * *" doc:"when pitr daemon snapshots the file sets (files:) that have no schedule of their own, like backup_schedule; empty disables those"`
 	DaemonRetryBackoff time.Duration `yaml:"daemon_retry_backoff" default:"1m" doc:"first wait before pitr daemon retries a failed backup or dump; doubles each time up to 1h (or this, if longer), and never past the next scheduled run"`
 	MetricsAddr        string        `yaml:"metrics_addr" default:"127.0.0.1:9187" doc:"where pitr daemon serves /metrics (Prometheus) and /healthz; empty disables"`
 	StoreMaxOutage     time.Duration `yaml:"store_max_outage" default:"1m" doc:"how long pitr daemon's storage requests may keep failing, or streamed WAL wait to be stored, before /healthz answers 503"`
 
 	LogLevel  string `yaml:"log_level" default:"info" doc:"debug, info, warn or error"`
 	LogFormat string `yaml:"log_format" default:"auto" doc:"auto (console on a terminal, else JSON), console or json"`
+
+	// Sections: set in the config file only, no PITR_* variables (see
+	// sections.go).
+
+	Offsite   *Repository `yaml:"offsite" doc:"a second repository, off-site, for copies of what repo holds; its keys are those of the top-level repository settings, unset ones with their defaults (absent: none)"`
+	Files     []FileSet   `yaml:"files" doc:"file sets: directories of the application (uploads) or its keys and certificates (secrets), snapshotted on their schedule"`
+	Retention Retention   `yaml:"retention" doc:"how long to keep what is in the repository, one policy per kind; a kind without a policy, or with every keep_ setting 0, keeps everything"`
 }
 
-// Setting describes one setting for documentation and flag binding.
+// Setting describes one setting for documentation and flag binding. Env
+// is empty for the keys of sections, which have no variables.
 type Setting struct {
 	Key, Env, Doc, Default string
 }
 
-// Settings lists every setting in declaration order.
+// Settings lists every top-level scalar setting (each has a PITR_*
+// variable) in declaration order; Sections lists the rest.
 func Settings() []Setting {
 	t := reflect.TypeOf(Config{})
 	out := make([]Setting, 0, t.NumField())
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
+		if isSection(f.Type) {
+			continue
+		}
 		key := f.Tag.Get("yaml")
 		out = append(out, Setting{Key: key, Env: EnvName(key), Doc: f.Tag.Get("doc"), Default: f.Tag.Get("default")})
 	}
@@ -92,10 +106,18 @@ func Settings() []Setting {
 // EnvName returns the environment variable of a setting.
 func EnvName(key string) string { return "PITR_" + strings.ToUpper(key) }
 
-// Default returns the built-in defaults.
+// Default returns the built-in defaults: no sections (no offsite
+// repository, no file sets, no retention policy).
 func Default() Config {
 	var c Config
-	v := reflect.ValueOf(&c).Elem()
+	setDefaults(reflect.ValueOf(&c).Elem())
+	return c
+}
+
+// setDefaults sets the fields of struct v that have a default tag; the
+// decoder calls it for every section it creates, so a file set's kind is
+// "uploads" unless the file says otherwise.
+func setDefaults(v reflect.Value) {
 	for i := 0; i < v.NumField(); i++ {
 		if d := v.Type().Field(i).Tag.Get("default"); d != "" {
 			if err := setString(v.Field(i), d); err != nil {
@@ -103,13 +125,15 @@ func Default() Config {
 			}
 		}
 	}
-	return c
 }
 
 // Load returns defaults overridden by the YAML file (if path is not empty)
 // and then by PITR_* variables from lookup (os.LookupEnv in production).
 // Unknown keys in the file are errors: a typo must not silently fall back
-// to a default.
+// to a default. So is a variable named after a section or one of its keys
+// (PITR_OFFSITE, PITR_OFFSITE_REPO, PITR_FILES, PITR_RETENTION_...):
+// sections are read from the file only, and the variable would otherwise
+// be ignored while looking as if it set something.
 func Load(path string, lookup func(string) (string, bool)) (Config, error) {
 	c := Default()
 	if path != "" {
@@ -124,6 +148,12 @@ func Load(path string, lookup func(string) (string, bool)) (Config, error) {
 	v := reflect.ValueOf(&c).Elem()
 	for i := 0; i < v.NumField(); i++ {
 		key := v.Type().Field(i).Tag.Get("yaml")
+		if isSection(v.Type().Field(i).Type) {
+			if err := refuseSectionEnv(v.Type().Field(i).Type, key, lookup); err != nil {
+				return c, err
+			}
+			continue
+		}
 		if s, ok := lookup(EnvName(key)); ok {
 			if err := setString(v.Field(i), s); err != nil {
 				return c, fmt.Errorf("%s: %w", EnvName(key), err)
@@ -133,11 +163,15 @@ func Load(path string, lookup func(string) (string, bool)) (Config, error) {
 	return c, nil
 }
 
-// Set applies one setting by YAML key from a string (used for flags).
+// Set applies one top-level scalar setting by YAML key from a string
+// (used for flags).
 func (c *Config) Set(key, value string) error {
 	v := reflect.ValueOf(c).Elem()
 	for i := 0; i < v.NumField(); i++ {
 		if v.Type().Field(i).Tag.Get("yaml") == key {
+			if isSection(v.Type().Field(i).Type) {
+				return fmt.Errorf("%s is a section: set it in the config file", key)
+			}
 			return setString(v.Field(i), value)
 		}
 	}
@@ -146,7 +180,7 @@ func (c *Config) Set(key, value string) error {
 
 func setString(f reflect.Value, s string) error {
 	switch f.Interface().(type) {
-	case string:
+	case string, FileSetKind:
 		f.SetString(strings.TrimSpace(s))
 	case SecretString:
 		f.Set(reflect.ValueOf(NewSecretString(strings.TrimSpace(s))))
@@ -187,11 +221,10 @@ func setString(f reflect.Value, s string) error {
 // Validate checks values and combinations; it returns the first problem as
 // one line naming the setting.
 func (c *Config) Validate() error {
+	if err := c.Primary().validate(""); err != nil {
+		return err
+	}
 	switch {
-	case c.Repo == "":
-		return fmt.Errorf("no repository: set repo in the config file or %s (s3://bucket/prefix or file:///path)", EnvName("repo"))
-	case !strings.HasPrefix(c.Repo, "s3://") && !strings.HasPrefix(c.Repo, "file://"):
-		return fmt.Errorf("repo %q: want s3://bucket/prefix or file:///absolute/path", c.Repo)
 	case c.Encryption != "age" && c.Encryption != "none":
 		return fmt.Errorf("encryption %q: want age or none", c.Encryption)
 	case c.ZstdLevel < 1 || c.ZstdLevel > 4:
@@ -204,8 +237,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("s3_part_size_mib %d: want 5 to 5120", c.S3PartSizeMiB)
 	case c.S3Concurrency < 1 || c.S3Concurrency > 64:
 		return fmt.Errorf("s3_concurrency %d: want 1 to 64", c.S3Concurrency)
-	case c.S3SSE != "" && c.S3SSE != "AES256" && c.S3SSE != "aws:kms":
-		return fmt.Errorf("s3_sse %q: want AES256 or aws:kms", c.S3SSE)
 	case c.RetryTimeout < 0:
 		return fmt.Errorf("retry_timeout %s: must not be negative", c.RetryTimeout)
 	case c.StorageTimeout <= 0:
@@ -228,33 +259,44 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("log_format %q: want auto, console or json", c.LogFormat)
 	}
-	return nil
+	return c.validateSections()
 }
 
 // Redacted returns the settings as "key=value" lines for `pitr config`,
-// sorted, without secrets: a SecretString prints "redacted", pg_dsn its
+// without secrets: a SecretString prints "redacted", pg_dsn its
 // connection string with the password redacted; the other settings hold
-// file names, never keys.
+// file names, never keys. The top-level scalars come first, sorted, then
+// the sections in dotted form, in declaration order (offsite.repo=...,
+// files[0].paths=/a,/b, retention.backups.keep_daily=7); an absent section
+// prints nothing.
 func (c *Config) Redacted() []string {
 	v := reflect.ValueOf(c).Elem()
-	var out []string
+	var out, sections []string
 	for i := 0; i < v.NumField(); i++ {
 		key := v.Type().Field(i).Tag.Get("yaml")
-		val := v.Field(i).Interface()
-		if p, ok := val.(*bool); ok {
-			if p == nil {
-				val = "(auto)"
-			} else {
-				val = *p
-			}
+		if isSection(v.Type().Field(i).Type) {
+			sections = appendSection(sections, v.Field(i), key)
+			continue
 		}
-		if l, ok := val.([]string); ok {
-			val = strings.Join(l, ",")
-		}
-		out = append(out, fmt.Sprintf("%s=%v", key, val))
+		out = append(out, key+"="+printValue(v.Field(i)))
 	}
 	sort.Strings(out)
-	return out
+	return append(out, sections...)
+}
+
+// printValue formats a scalar for Redacted; secrets print through their
+// own redacting Format.
+func printValue(f reflect.Value) string {
+	switch x := f.Interface().(type) {
+	case *bool:
+		if x == nil {
+			return "(auto)"
+		}
+		return strconv.FormatBool(*x)
+	case []string:
+		return strings.Join(x, ",")
+	}
+	return fmt.Sprintf("%v", f.Interface())
 }
 
 // Changed returns the settings that differ from Default(), key -> value in
@@ -265,6 +307,9 @@ func (c *Config) Changed() map[string]string {
 	v, dv := reflect.ValueOf(c).Elem(), reflect.ValueOf(&def).Elem()
 	out := map[string]string{}
 	for i := 0; i < v.NumField(); i++ {
+		if isSection(v.Type().Field(i).Type) {
+			continue // no variables: a child process reads them from the file
+		}
 		s, ok := envValue(v.Field(i))
 		if d, _ := envValue(dv.Field(i)); ok && s != d {
 			out[v.Type().Field(i).Tag.Get("yaml")] = s
@@ -309,7 +354,7 @@ func validSlotName(s string) bool {
 
 // validateDaemon checks the settings of pitr daemon.
 func (c *Config) validateDaemon() error {
-	for _, s := range []struct{ key, spec string }{{"backup_schedule", c.BackupSchedule}, {"dump_schedule", c.DumpSchedule}} {
+	for _, s := range []struct{ key, spec string }{{"backup_schedule", c.BackupSchedule}, {"dump_schedule", c.DumpSchedule}, {"files_schedule", c.FilesSchedule}} {
 		if _, err := ParseSchedule(s.spec); err != nil {
 			return fmt.Errorf("%s %q: %v", s.key, s.spec, err)
 		}
@@ -338,9 +383,9 @@ func (c *Config) validateDaemon() error {
 // compute run times; pitr daemon runs the jobs itself.
 var scheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// ParseSchedule parses a backup_schedule or dump_schedule; an empty spec
-// (disabled) gives nil. Times are in the local time zone unless the spec
-// starts with CRON_TZ=.
+// ParseSchedule parses a backup_schedule, dump_schedule, files_schedule or
+// a file set's schedule; an empty spec (disabled) gives nil. Times are in
+// the local time zone unless the spec starts with CRON_TZ=.
 func ParseSchedule(spec string) (cron.Schedule, error) {
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
@@ -426,6 +471,7 @@ func decodeNode(n *yaml.Node, v reflect.Value, key string) error {
 		}
 		out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, el := range n.Content {
+			setDefaults(out.Index(i))
 			if err := decodeNode(el, out.Index(i), fmt.Sprintf("%s[%d]", key, i)); err != nil {
 				return err
 			}
@@ -435,6 +481,7 @@ func decodeNode(n *yaml.Node, v reflect.Value, key string) error {
 	}
 	if v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct {
 		p := reflect.New(v.Type().Elem())
+		setDefaults(p.Elem())
 		if err := decodeNode(n, p.Elem(), key); err != nil {
 			return err
 		}
