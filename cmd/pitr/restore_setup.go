@@ -20,7 +20,7 @@ var notForWALFetch = map[string]bool{
 	"age_recipients": true, "age_recipients_file": true, "zstd_level": true, "push_concurrency": true,
 	"backup_wal_timeout": true, "backup_stale_after": true,
 	"stream_slot": true, "stream_ship_interval": true, "stream_synchronous": true,
-	"daemon_stream": true, "backup_schedule": true, "dump_databases": true, "dump_schedule": true,
+	"daemon_stream": true, "backup_schedule": true, "dump_databases": true, "dump_schedule": true, "files_schedule": true,
 	"daemon_retry_backoff": true, "metrics_addr": true,
 }
 

@@ -22,7 +22,6 @@ import (
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/location"
 	"github.com/pitr-dev/pitr/storage/retry"
-	"github.com/pitr-dev/pitr/storage/s3"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; if
@@ -222,17 +221,7 @@ func (e *env) open(ctx context.Context, create bool) (storage.Storage, error) {
 	if err := e.cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	pathStyle := e.cfg.S3Endpoint != ""
-	if e.cfg.S3ForcePathStyle != nil {
-		pathStyle = *e.cfg.S3ForcePathStyle
-	}
-	st, err := location.Open(ctx, e.cfg.Repo, location.Options{Create: create, S3: s3.Options{
-		Endpoint: e.cfg.S3Endpoint, Region: e.cfg.S3Region,
-		ForcePathStyle: pathStyle, SSE: e.cfg.S3SSE, SSEKMSKeyID: e.cfg.S3SSEKMSKeyID,
-		StorageClass: e.cfg.S3StorageClass, PartSize: int64(e.cfg.S3PartSizeMiB) << 20,
-		Concurrency: e.cfg.S3Concurrency, Timeout: e.cfg.StorageTimeout,
-		NoConditionalWrites: e.cfg.S3NoConditionalWrites != nil && *e.cfg.S3NoConditionalWrites,
-	}})
+	st, err := location.Open(ctx, e.cfg.Repo, locationOptions(&e.cfg, e.cfg.Primary(), create))
 	var usage *location.UsageError
 	var none *location.NoRepositoryError
 	switch {
