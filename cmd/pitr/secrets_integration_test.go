@@ -210,7 +210,7 @@ func TestSecretsStaySecret(t *testing.T) {
 	// with that WAL fetched into a directory, -w checks it too.
 	pgVerify := func(args ...string) {
 		t.Helper()
-		cmd := exec.Command(filepath.Join(scratch.DefaultBinDir, "pg_verifybackup"), append(args, dir)...)
+		cmd := exec.Command(filepath.Join(c.BinDir, "pg_verifybackup"), append(args, dir)...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("pg_verifybackup %s: %v\n%s", strings.Join(append(args, dir), " "), err, out)
