@@ -1,7 +1,9 @@
 // Package scratch runs a throwaway PostgreSQL cluster: initdb into a fresh
 // directory, a server on a free 127.0.0.1 port, trust authentication. The
-// integration tests use it through internal/testenv, and `pitr demo` uses it
-// directly, so it imports no testing code.
+// integration tests use it through internal/testenv, and `pitr demo` (and
+// later restore drills) use it at run time, so it imports no testing code
+// (.golangci.yml's test-helpers rule) and no pitr layer above
+// internal/pgserver (its leaves rule).
 //
 // PostgreSQL refuses to run as root. When the process is root, every server
 // and tool runs as the `postgres` system user (see PostgresUser), and the
