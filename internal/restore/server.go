@@ -25,7 +25,8 @@ import (
 // StartOptions configures Start.
 type StartOptions struct {
 	DataDir string
-	// BinDir holds pg_ctl and pg_controldata. Default:
+	// BinDir holds the server's programs, pg_ctl and pg_controldata among
+	// them. Default:
 	// /usr/lib/postgresql/<major>/bin (Debian's layout) for the major in
 	// DataDir/PG_VERSION, else the directory of pg_ctl in PATH (see
 	// pgserver.FindBinDir).
