@@ -126,7 +126,9 @@ func cmdRun(args []string) error {
 	logPath := fl.String("log", "", "file for the command's stdout and stderr")
 	outDir := fl.String("output-dir", "", "directory whose size to record as the output (local backups)")
 	pitrLog := fl.Bool("pitr-backup-log", false, "the command is pitr backup logging JSON at info level into --log: record its phases")
-	fl.Parse(args)
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
 	argv := fl.Args()
 	if len(argv) == 0 {
 		return errors.New("no command")
@@ -258,7 +260,9 @@ func cmdRecover(args []string) error {
 	user := fs.String("user", "postgres", "run pg_ctl as this user (when root)")
 	target := fs.String("target-name", "", "restore point recovery must stop at")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after")
-	fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if *pgdata == "" || *port == 0 || *logPath == "" {
 		return errors.New("need --pgdata, --port and --log")
 	}
@@ -427,7 +431,9 @@ func cmdIdle(args []string) error {
 	fl := flag.NewFlagSet("idle", flag.ExitOnError)
 	maxWait := fl.Duration("max", 30*time.Second, "give up waiting after")
 	out := fl.String("out", "", "results file to record a busy machine in")
-	fl.Parse(args)
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
 	const window, limit = 500 * time.Millisecond, 0.10
 	deadline := time.Now().Add(*maxWait)
 	start := time.Now()

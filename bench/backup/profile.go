@@ -34,7 +34,9 @@ func cmdProfile(args []string) error {
 	to := fl.String("to", "immediate", "restore: target")
 	pgdata := fl.String("pgdata", "", "restore: directory to restore into")
 	workers := fl.Int("workers", 0, "backup: zstd workers (pitr uses one per CPU): shows memory on bigger machines")
-	fl.Parse(args)
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
 	if fl.NArg() != 1 || *cpuOut == "" {
 		return errors.New("usage: profile --cpu FILE [--heap FILE] backup|restore [--to T --pgdata DIR]")
 	}

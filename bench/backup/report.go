@@ -94,7 +94,9 @@ func cmdReport(args []string) error {
 	env := fs.String("env", "", "settings that differ from the defaults")
 	rev := fs.String("rev", "", "pitr revision measured")
 	elapsed := fs.Int("elapsed", 0, "seconds the measurement took")
-	fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if fs.NArg() != 1 {
 		return errors.New("usage: report [flags] RESULTS.jsonl")
 	}

@@ -14,7 +14,9 @@ func cmdStored(args []string) error {
 	tool := fs.String("tool", "", "tool label")
 	per := fs.Int("per", 1, "number of backups under the prefix")
 	out := fs.String("out", "", "results file to append a JSON line to")
-	fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if fs.NArg() != 2 {
 		return errors.New("usage: stored [flags] BUCKET PREFIX")
 	}

@@ -29,19 +29,14 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func sum(xs []float64) (t float64) {
-	for _, x := range xs {
-		t += x
-	}
-	return t
-}
-
 const mib = 1 << 20
 
 func cmdReport(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ExitOnError)
 	header := fs.String("header", "", "file with the section's opening Markdown (title, machine, method)")
-	fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if fs.NArg() != 1 {
 		return errors.New("usage: report [--header F] RESULTS.jsonl")
 	}
@@ -55,7 +50,9 @@ func cmdReport(args []string) error {
 		if err != nil {
 			return err
 		}
-		w.Write(h)
+		if _, err := w.Write(h); err != nil {
+			return err
+		}
 	}
 	writeReport(w, phases)
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -63,7 +64,6 @@ type running struct {
 	cmd    *exec.Cmd
 	log    string
 	store  string
-	cpu0   float64
 	mu     sync.Mutex
 	queue  []probe
 	flushd int64
@@ -90,7 +90,9 @@ func cmdRun(args []string) error {
 	interval := fs.Duration("probe-interval", 100*time.Millisecond, "between probe commits")
 	minioPID := fs.Int("minio-pid", 0, "MinIO's pid, for its CPU")
 	out := fs.String("out", "", "results file to append to")
-	fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	ctx := context.Background()
 
 	db, err := pgx.Connect(ctx, *dsn)
@@ -118,7 +120,7 @@ func cmdRun(args []string) error {
 			return err
 		}
 		lf.Close()
-		defer r.cmd.Process.Kill()
+		defer func() { _ = r.cmd.Process.Kill() }() // an early return: the receiver may be gone already
 		rs = append(rs, r)
 	}
 	start := time.Now()
@@ -168,10 +170,16 @@ func cmdRun(args []string) error {
 	stopPoll()
 	wg.Wait()
 	for _, r := range rs {
-		r.cmd.Process.Signal(syscall.SIGTERM)
+		if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("stop %s: %w", r.Label, err)
+		}
 	}
 	for _, r := range rs {
-		r.cmd.Wait()
+		// A receiver that fails still has its numbers; say so beside them.
+		// pg_receivewal 15 dies of the SIGTERM; that is its normal end here.
+		if err := r.cmd.Wait(); err != nil && !killedBy(r.cmd, syscall.SIGTERM) {
+			fmt.Fprintf(os.Stderr, "%s %s: exited: %v (see %s)\n", p.Phase, r.Label, err, r.log)
+		}
 		r.WallS = time.Since(start).Seconds()
 		if ru, ok := r.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			u := harness.UsageOf(ru)
@@ -413,4 +421,10 @@ func ignoreCancel(ctx context.Context, err error) error {
 		return nil
 	}
 	return err
+}
+
+// killedBy reports whether cmd, waited for, died of sig.
+func killedBy(cmd *exec.Cmd, sig syscall.Signal) bool {
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
 }

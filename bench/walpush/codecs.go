@@ -59,7 +59,9 @@ func cmdCodecs(args []string) error {
 				panic(err)
 			}
 			for off := 0; off < len(b); off += 256 << 10 {
-				w.Write(b[off:min(off+256<<10, len(b))])
+				if _, err := w.Write(b[off:min(off+256<<10, len(b))]); err != nil {
+					panic(err)
+				}
 			}
 			w.Close()
 			return cw.n
@@ -91,7 +93,9 @@ func cmdCodecs(args []string) error {
 			if err != nil {
 				panic(err)
 			}
-			w.Write(b)
+			if _, err := w.Write(b); err != nil {
+				panic(err)
+			}
 			w.Close()
 			return 0
 		}},
@@ -99,14 +103,18 @@ func cmdCodecs(args []string) error {
 	for rep := 0; rep < 3; rep++ {
 		for _, v := range vs {
 			var r0, r1 syscall.Rusage
-			syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+			if err := syscall.Getrusage(syscall.RUSAGE_SELF, &r0); err != nil {
+				return fmt.Errorf("getrusage: %w", err)
+			}
 			start := time.Now()
 			var out int64
 			for _, b := range segs {
 				out += v.f(b)
 			}
 			wall := float64(time.Since(start).Microseconds()) / 1000 / float64(len(segs))
-			syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+			if err := syscall.Getrusage(syscall.RUSAGE_SELF, &r1); err != nil {
+				return fmt.Errorf("getrusage: %w", err)
+			}
 			cpu := float64(r1.Utime.Nano()+r1.Stime.Nano()-r0.Utime.Nano()-r0.Stime.Nano()) / 1e6 / float64(len(segs))
 			if !v.measured || wall < v.wall {
 				v.wall, v.cpu, v.out, v.measured = wall, cpu, out, true

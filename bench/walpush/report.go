@@ -79,7 +79,9 @@ func cmdReport(args []string) error {
 	rev := fs.String("rev", "", "pitr revision")
 	cmdline := fs.String("cmd", "bench/walpush.sh", "command that reproduces the figures")
 	env := fs.String("env", "", "environment the command ran with")
-	fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if fs.NArg() != 1 {
 		return errors.New("usage: report [flags] RESULTS.jsonl")
 	}

@@ -212,7 +212,9 @@ func cmdRun(args []string) error {
 	bgWait := fs.Duration("bg-wait", 2*time.Minute, "how long to wait for background processes after the last call")
 	miniopid := fs.Int("minio-pid", 0, "MinIO's pid, to report its CPU time")
 	stored := fs.String("stored", "", "where the archive lands, to report its size: s3://bucket/prefix or a directory")
-	fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if strings.TrimSpace(*tmpl) == "" {
 		return errors.New("no --command")
 	}
@@ -316,7 +318,9 @@ func cmdLatency(args []string) error {
 	tmpl := fs.String("command", "", "archive_command (%p, %f; %D data directory, %i iteration)")
 	warmup := fs.String("warmup", "", "archive_command for the untimed first segment (default: --command)")
 	next := fs.Bool("next", false, "also time the call after")
-	fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if strings.TrimSpace(*tmpl) == "" {
 		return errors.New("no --command")
 	}
@@ -375,7 +379,9 @@ func cmdStartup(args []string) error {
 	n := fs.Int("n", 50, "runs of each command")
 	round := fs.Int("round", 0, "round number")
 	out := fs.String("out", "", "results file to append JSON lines to")
-	fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	type probe struct {
 		label string
 		argv  []string

@@ -120,23 +120,19 @@ func switchAndWait(t *testing.T, c *scratch.Cluster, timeout time.Duration) stri
 
 func waitArchived(t *testing.T, c *scratch.Cluster, name string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testenv.Eventually(t, timeout, func() (bool, string) {
 		last, _ := c.QueryString(t.Context(), `SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver`)
 		if last >= name && !strings.Contains(last, ".") || len(last) >= len(name) && last[:len(name)] > name {
-			return
+			return true, ""
 		}
 		// The archiver may have archived name and then a .backup file of
 		// the same segment (last "<name>.00000028.backup"): its .done says so.
 		if done, _ := c.QueryInt(t.Context(), `SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name = $1`, name+".done"); done > 0 {
-			return
+			return true, ""
 		}
-		if time.Now().After(deadline) {
-			failed, _ := c.QueryString(t.Context(), `SELECT failed_count || ' failures, last: ' || coalesce(last_failed_wal, '-') FROM pg_stat_archiver`)
-			t.Fatalf("%s not archived after %s (last archived %q; %s)", name, timeout, last, failed)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		failed, _ := c.QueryString(t.Context(), `SELECT failed_count || ' failures, last: ' || coalesce(last_failed_wal, '-') FROM pg_stat_archiver`)
+		return false, fmt.Sprintf("%s not archived (last archived %q; %s)", name, last, failed)
+	})
 }
 
 // TestArchiveRealWorkload archives the WAL of a pgbench load through
@@ -300,17 +296,10 @@ func TestArchiveMinIOOutage(t *testing.T) {
 		}
 		last, _ = c.QueryString(t.Context(), `SELECT pg_walfile_name(pg_switch_wal())`)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testenv.Eventually(t, time.Minute, func() (bool, string) {
 		failed, _ := c.QueryInt(t.Context(), `SELECT failed_count FROM pg_stat_archiver`)
-		if failed > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("archive_command never failed while MinIO was down")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return failed > 0, "archive_command never failed while MinIO was down"
+	})
 	r.minio.Start(t)
 	waitArchived(t, c, last, 3*time.Minute) // the archiver retries after up to 60s
 	firstN, _ := wal.ParseName(first)

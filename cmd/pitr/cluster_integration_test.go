@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,17 +30,10 @@ func systemID(t *testing.T, c *scratch.Cluster) string {
 // waitLog waits until the server log contains s.
 func waitLog(t *testing.T, c *scratch.Cluster, s string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testenv.Eventually(t, timeout, func() (bool, string) {
 		b, _ := os.ReadFile(c.LogPath())
-		if strings.Contains(string(b), s) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server log has no %q after %s:\n%s", s, timeout, scratch.LastLines(string(b), 20))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return strings.Contains(string(b), s), fmt.Sprintf("server log has no %q:\n%s", s, scratch.LastLines(string(b), 20))
+	})
 }
 
 func (r *rig) list() listOutput {
@@ -79,12 +73,10 @@ func TestTwoClustersOneRepository(t *testing.T) {
 	// The archiver reports its failure to the statistics a moment after the
 	// command's stderr reached the log: poll for it.
 	var failed string
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		failed, _ = b.QueryString(t.Context(), `SELECT failed_count::text || ' ' || coalesce(last_archived_wal, '-') FROM pg_stat_archiver`)
-		if failed != "0 -" || time.Now().After(deadline) {
-			break
-		}
-	}
+		return failed != "0 -", fmt.Sprintf("second cluster's archiver: %s, want failures and nothing archived", failed)
+	})
 	if !strings.HasSuffix(failed, " -") || failed == "0 -" {
 		t.Fatalf("second cluster's archiver: %s, want failures and nothing archived", failed)
 	}

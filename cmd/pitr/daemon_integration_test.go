@@ -20,6 +20,7 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/scratch"
+	"github.com/pitr-dev/pitr/internal/testenv"
 )
 
 // lockedBuffer collects a child's stderr.
@@ -106,9 +107,8 @@ func TestDaemonSchedules(t *testing.T) {
 	})
 
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
 	var body string
-	for {
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		var lo listOutput
 		var ds []*catalog.Dump
 		// No repository until the first job writes one: list fails then.
@@ -119,16 +119,11 @@ func TestDaemonSchedules(t *testing.T) {
 		// The daemon may not be listening yet on the first rounds.
 		code, b, _ := tryGet(base + "/metrics")
 		body = b
-		if len(lo.Backups) == 1 && len(ds) == 1 && code == 200 &&
-			metricValue(body, "pitr_last_backup_success_timestamp_seconds") > 0 &&
-			metricValue(body, `pitr_last_dump_success_timestamp_seconds{db="app"}`) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: %d backups, %d dumps; metrics:\n%s", len(lo.Backups), len(ds), body)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return len(lo.Backups) == 1 && len(ds) == 1 && code == 200 &&
+				metricValue(body, "pitr_last_backup_success_timestamp_seconds") > 0 &&
+				metricValue(body, `pitr_last_dump_success_timestamp_seconds{db="app"}`) > 0,
+			fmt.Sprintf("%d backups, %d dumps; metrics:\n%s", len(lo.Backups), len(ds), body)
+	})
 	for name, want := range map[string]float64{
 		`pitr_job_runs_total{job="backup"}`:     1,
 		`pitr_job_failures_total{job="backup"}`: 0,
@@ -192,8 +187,7 @@ func TestDaemonStreams(t *testing.T) {
 	})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	switched := false
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		_, body, err := tryGet(base + "/metrics")
 		if err == nil && metricValue(body, "pitr_stream_connected") == 1 {
 			if !switched {
@@ -201,29 +195,19 @@ func TestDaemonStreams(t *testing.T) {
 				switched = true
 			} else if metricValue(body, "pitr_stream_segments_total") >= 1 && metricValue(body, "pitr_stream_stored_lsn") > 0 &&
 				metricValue(body, "pitr_stream_uploaded_bytes_total") > 0 && metricValue(body, "pitr_stream_wal_bytes_total") > 0 {
-				break
+				return true, ""
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream metrics not there after 30s (%v):\n%s", err, body)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("stream metrics not there (%v):\n%s", err, body)
+	})
 	if code, h := httpGet(t, base+"/healthz"); code != 200 || h != "ok\n" {
 		t.Errorf("healthz = %d %q", code, h)
 	}
 	c.Stop(t.Context())
-	deadline = time.Now().Add(20 * time.Second)
-	for {
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
 		code, h, _ := tryGet(base + "/healthz")
-		if code == 503 && strings.Contains(h, "not connected") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("healthz with the server down: %d %q", code, h)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return code == 503 && strings.Contains(h, "not connected"), fmt.Sprintf("healthz with the server down: %d %q", code, h)
+	})
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
@@ -277,11 +261,11 @@ func TestDaemonStoreOutage(t *testing.T) {
 	})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	var body string
-	waitUntil(t, 30*time.Second, func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		_, body, _ = tryGet(base + "/metrics")
 		return metricValue(body, "pitr_stream_connected") == 1 && metricValue(body, "pitr_store_up") == 1 &&
 				metricValue(body, "pitr_stream_uploaded_bytes_total") > 0 && metricValue(body, "pitr_stream_lag_bytes") == 0,
-			grepLines(body, "pitr_store_", "pitr_stream_")
+			"stream not connected and caught up before the outage:\n" + grepLines(body, "pitr_store_", "pitr_stream_")
 	})
 	if code, h := httpGet(t, base+"/healthz"); code != 200 || h != "ok\n" {
 		t.Fatalf("healthz before the outage = %d %q", code, h)
@@ -296,11 +280,11 @@ func TestDaemonStoreOutage(t *testing.T) {
 	})
 	psql(t, c, "postgres", `CREATE TABLE during_outage AS SELECT generate_series(1, 1000) i`)
 	var h string
-	waitUntil(t, 30*time.Second, func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		var code int
 		code, h, _ = tryGet(base + "/healthz")
 		return code == 503 && strings.Contains(h, "storage failing") && strings.Contains(h, "streamed wal waiting"),
-			fmt.Sprintf("healthz %d %q", code, h)
+			fmt.Sprintf("healthz does not report the outage: %d %q", code, h)
 	})
 	if strings.Count(h, "\n") != 1 || !regexp.MustCompile(`last: (connection refused|timeout)\)`).MatchString(h) ||
 		strings.Contains(h, r.minio.Endpoint) {
@@ -312,17 +296,17 @@ func TestDaemonStoreOutage(t *testing.T) {
 		t.Errorf("metrics during the outage:\n%s", grepLines(body, "pitr_store_", "pitr_stream_"))
 	}
 
-	waitUntil(t, 10*time.Second, func() (bool, string) {
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
 		return strings.Contains(log.String(), "storage is failing"), "no log of the outage"
 	})
 	r.minio.Start(t)
 	stopped = false
 	psql(t, c, "postgres", `SELECT pg_switch_wal()`)
-	waitUntil(t, 60*time.Second, func() (bool, string) {
+	testenv.Eventually(t, 60*time.Second, func() (bool, string) {
 		code, h, _ := tryGet(base + "/healthz")
 		_, body, _ = tryGet(base + "/metrics")
 		return code == 200 && h == "ok\n" && metricValue(body, "pitr_store_up") == 1 && metricValue(body, "pitr_stream_lag_bytes") == 0,
-			fmt.Sprintf("healthz %d %q\n%s", code, h, grepLines(body, "pitr_store_", "pitr_stream_"))
+			fmt.Sprintf("not recovered from the outage: healthz %d %q\n%s", code, h, grepLines(body, "pitr_store_", "pitr_stream_"))
 	})
 	if metricValue(body, "pitr_stream_segments_total") < 1 {
 		t.Errorf("no segment stored after the outage:\n%s", grepLines(body, "pitr_stream_"))
@@ -350,21 +334,4 @@ func grepLines(s string, prefixes ...string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// waitUntil polls cond every 200ms until it holds, failing the test after
-// timeout with the state cond last described.
-func waitUntil(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not there after %s: %s", timeout, state)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

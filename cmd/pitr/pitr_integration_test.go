@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,17 +47,11 @@ func (r *rig) startRestored(dataDir string) *scratch.Cluster {
 	if err := c.Start(r.t.Context()); err != nil {
 		r.t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	testenv.Eventually(r.t, 2*time.Minute, func() (bool, string) {
 		in, err := c.QueryString(r.t.Context(), `SELECT pg_is_in_recovery()::text`)
-		if err == nil && in == "false" {
-			return c
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("still in recovery after 2m (%v)", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err == nil && in == "false", fmt.Sprintf("still in recovery (%v)", err)
+	})
+	return c
 }
 
 func phaseCounts(t *testing.T, c *scratch.Cluster) string {
@@ -290,18 +285,11 @@ func TestBackupKilled(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testenv.Eventually(t, time.Minute, func() (bool, string) {
 		// The tablespace's part comes first; base.tar takes seconds.
 		parts, _ := filepath.Glob(filepath.Join(r.repoDir, "backups", "*", "*.tar.zst.age"))
-		if len(parts) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("backup wrote nothing in a minute")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(parts) > 0, "backup wrote nothing"
+	})
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	var lo listOutput

@@ -59,18 +59,14 @@ func secretCluster(r *rig) *scratch.Cluster {
 		t.Fatal(err)
 	}
 	// The reload is asynchronous: wait until a wrong password is refused.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		conn, err := pgx.Connect(t.Context(), fmt.Sprintf("host=127.0.0.1 port=%d user=pitrsecret dbname=postgres sslmode=disable password=wrong", c.Port))
 		if err != nil {
-			break
+			return true, ""
 		}
 		conn.Close(t.Context())
-		if time.Now().After(deadline) {
-			t.Fatal("pg_hba.conf reload did not take effect")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false, "pg_hba.conf reload did not take effect"
+	})
 	return c
 }
 
@@ -170,11 +166,9 @@ func TestSecretsStaySecret(t *testing.T) {
 	// wal-receive with a wrong password logs its reconnect attempts, or
 	// exits: either way without the password.
 	wrong := r.startReceiver(c, append([]string{"PITR_PG_DSN=" + strings.Replace(kvDSN(c), "Pw", "Wrong", 1)}, debug...)...)
-	for deadline := time.Now().Add(time.Minute); !strings.Contains(wrong.output(), "password authentication failed"); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("wal-receive with a wrong password: no error after 1m:\n%s", wrong.output())
-		}
-	}
+	testenv.Eventually(t, time.Minute, func() (bool, string) {
+		return strings.Contains(wrong.output(), "password authentication failed"), "wal-receive with a wrong password: no error:\n" + wrong.output()
+	})
 	wrong.stop(syscall.SIGTERM)
 	assertNoSecret(t, "wal-receive with a wrong password", wrong.output())
 	t.Logf("wal-receive, wrong password: %s", lastLine(wrong.output()))
@@ -210,7 +204,7 @@ func TestSecretsStaySecret(t *testing.T) {
 	// with that WAL fetched into a directory, -w checks it too.
 	pgVerify := func(args ...string) {
 		t.Helper()
-		cmd := exec.Command(filepath.Join(scratch.DefaultBinDir, "pg_verifybackup"), append(args, dir)...)
+		cmd := exec.Command(filepath.Join(c.BinDir, "pg_verifybackup"), append(args, dir)...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("pg_verifybackup %s: %v\n%s", strings.Join(append(args, dir), " "), err, out)
@@ -241,17 +235,10 @@ func TestSecretsStaySecret(t *testing.T) {
 	if err := srv.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	testenv.Eventually(t, 2*time.Minute, func() (bool, string) {
 		n, err := srv.QueryInt(t.Context(), `SELECT count(*) FROM marker WHERE phase = 'streamed' AND NOT pg_is_in_recovery()`)
-		if err == nil && n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("restored server did not recover the streamed row (%d, %v)", n, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err == nil && n == 1, fmt.Sprintf("restored server did not recover the streamed row (%d, %v)", n, err)
+	})
 	if b, err := os.ReadFile(srv.LogPath()); err == nil {
 		assertNoSecret(t, "restored server log (wal-fetch at debug level)", string(b))
 	}

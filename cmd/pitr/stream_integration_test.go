@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,13 +98,10 @@ func waitStreamed(t *testing.T, c *scratch.Cluster, rc *receiver, timeout time.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(timeout)
-	for slotRestart(t, c) < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("slot at %d after %s, want %d\n%s", slotRestart(t, c), timeout, want, rc.output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, timeout, func() (bool, string) {
+		at := slotRestart(t, c)
+		return at >= want, fmt.Sprintf("slot at %d, want %d\n%s", at, want, rc.output())
+	})
 }
 
 func streamCluster(r *rig, settings map[string]string) *scratch.Cluster {
@@ -315,13 +313,9 @@ func TestStreamRestartAndPromotion(t *testing.T) {
 	if err := c.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for lines(rc.output(), "wal streaming started") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("receiver did not reconnect to the restarted server:\n%s", rc.output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, time.Minute, func() (bool, string) {
+		return lines(rc.output(), "wal streaming started") >= 2, "receiver did not reconnect to the restarted server:\n" + rc.output()
+	})
 	if err := c.Exec(t.Context(), `SELECT pg_promote(true, 60)`); err != nil {
 		t.Fatal(err)
 	}
@@ -361,17 +355,10 @@ func TestStreamSynchronous(t *testing.T) {
 	if err := c.Exec(t.Context(), `SELECT pg_reload_conf()`); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		state, _ := c.QueryString(t.Context(), `SELECT coalesce((SELECT sync_state FROM pg_stat_replication WHERE application_name = 'pitr'), '')`)
-		if state == "sync" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("receiver is not a synchronous standby (state %q)\n%s", state, rc.output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return state == "sync", fmt.Sprintf("receiver is not a synchronous standby (state %q)\n%s", state, rc.output())
+	})
 	r.mustRun(backupEnv(c), "backup")
 	start := time.Now()
 	for i := 0; i < 20; i++ {

@@ -25,9 +25,11 @@ import (
 // StartOptions configures Start.
 type StartOptions struct {
 	DataDir string
-	// BinDir holds pg_ctl and pg_controldata. Default:
+	// BinDir holds the server's programs, pg_ctl and pg_controldata among
+	// them. Default:
 	// /usr/lib/postgresql/<major>/bin (Debian's layout) for the major in
-	// DataDir/PG_VERSION, else the directory of pg_ctl in PATH.
+	// DataDir/PG_VERSION, else the directory of pg_ctl in PATH (see
+	// pgserver.FindBinDir).
 	BinDir string
 	// Port and SocketDir override the configuration's port and
 	// unix_socket_directories when set.
@@ -141,8 +143,10 @@ func newServer(opts StartOptions) (*server, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
-	if s.binDir, err = findBinDir(opts.BinDir, dir); err != nil {
-		return nil, err
+	if s.binDir, err = pgserver.FindBinDir(opts.BinDir, dir); err != nil && opts.BinDir == "" {
+		return nil, fmt.Errorf("start postgres: %w; add the server's bin directory to PATH", err)
+	} else if err != nil {
+		return nil, fmt.Errorf("start postgres: %w", err)
 	}
 	if pid, ok := s.postmaster(); ok && pgserver.IsPostgres(pid) {
 		return nil, fmt.Errorf("start postgres: a server (pid %d) is already running on %s", pid, dir)
@@ -166,32 +170,6 @@ func newServer(opts StartOptions) (*server, error) {
 		s.log.off = fi.Size() // pg_ctl appends
 	}
 	return s, nil
-}
-
-// findBinDir returns dir if set, else the default StartOptions.BinDir
-// describes.
-func findBinDir(dir, dataDir string) (string, error) {
-	if dir == "" {
-		if v, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION")); err == nil {
-			d := filepath.Join("/usr/lib/postgresql", strings.TrimSpace(string(v)), "bin")
-			if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err == nil {
-				dir = d
-			}
-		}
-	}
-	if dir == "" {
-		p, err := exec.LookPath("pg_ctl")
-		if err != nil {
-			return "", errors.New("start postgres: no pg_ctl found for PG_VERSION in /usr/lib/postgresql or in PATH; set the PostgreSQL bin directory")
-		}
-		dir = filepath.Dir(p)
-	}
-	for _, tool := range []string{"pg_ctl", "pg_controldata"} {
-		if _, err := os.Stat(filepath.Join(dir, tool)); err != nil {
-			return "", fmt.Errorf("start postgres: %w", err)
-		}
-	}
-	return filepath.Abs(dir)
 }
 
 // command prepares a tool from binDir to run as the data directory's

@@ -1,7 +1,9 @@
 // Package scratch runs a throwaway PostgreSQL cluster: initdb into a fresh
 // directory, a server on a free 127.0.0.1 port, trust authentication. The
-// integration tests use it through internal/testenv, and `pitr demo` uses it
-// directly, so it imports no testing code.
+// integration tests use it through internal/testenv, and `pitr demo` (and
+// later restore drills) use it at run time, so it imports no testing code
+// (.golangci.yml's test-helpers rule) and no pitr layer above
+// internal/pgserver (its leaves rule).
 //
 // PostgreSQL refuses to run as root. When the process is root, every server
 // and tool runs as the `postgres` system user (see PostgresUser), and the
@@ -35,18 +37,11 @@ import (
 	"github.com/pitr-dev/pitr/internal/pgserver"
 )
 
-// ErrNoBinaries is wrapped by Init and Start when no PostgreSQL installation
-// is found; tests skip on it.
-var ErrNoBinaries = errors.New("postgresql binaries not found")
-
-// DefaultBinDir is where Debian's postgresql-15 package installs the server.
-const DefaultBinDir = "/usr/lib/postgresql/15/bin"
-
 // Options configures Init and Open. The zero value is usable.
 type Options struct {
 	// BinDir holds initdb, postgres and the client tools. Default:
-	// $PITR_PG_BIN, else DefaultBinDir if it has initdb, else the directory of
-	// pg_ctl in PATH.
+	// $PITR_PG_BIN, else what pgserver.FindBinDir finds: for Open the
+	// installation of the data directory's major, for Init the newest one.
 	BinDir string
 	// Dir is the parent directory of the cluster (created 0755 if missing):
 	// Init puts the data directory in Dir/data; the socket directory
@@ -99,7 +94,7 @@ func Init(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := newCluster(opts)
+	c, err := newCluster(opts, "")
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +144,7 @@ func Init(ctx context.Context, opts Options) (_ *Cluster, err error) {
 // already be owned by the server's user with mode 0700 (see
 // ChownToPostgres). Errors are reported by Start.
 func Open(opts Options, dataDir string) *Cluster {
-	c, err := newCluster(opts)
+	c, err := newCluster(opts, dataDir)
 	if err != nil {
 		return &Cluster{DataDir: dataDir, opts: opts, openErr: err, done: closedChan()}
 	}
@@ -170,10 +165,10 @@ func closedChan() chan struct{} {
 	return ch
 }
 
-// newCluster resolves the binaries and creates Dir, its socket dir and
-// server.log.
-func newCluster(opts Options) (*Cluster, error) {
-	bin, err := FindBinDir(opts.BinDir)
+// newCluster resolves the binaries (for dataDir's major, if given) and
+// creates Dir, its socket dir and server.log.
+func newCluster(opts Options, dataDir string) (*Cluster, error) {
+	bin, err := FindBinDir(opts.BinDir, dataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -238,27 +233,17 @@ func (c *Cluster) prepareDir() error {
 	return ChownToPostgres(c.SocketDir)
 }
 
-// FindBinDir returns dir if set, else the default described at
-// Options.BinDir. The error wraps ErrNoBinaries.
-func FindBinDir(dir string) (string, error) {
+// FindBinDir is pgserver.FindBinDir with dir defaulting to $PITR_PG_BIN.
+// The error wraps pgserver.ErrNoBinaries.
+func FindBinDir(dir, dataDir string) (string, error) {
 	if dir == "" {
 		dir = os.Getenv("PITR_PG_BIN")
 	}
-	if dir == "" {
-		if _, err := os.Stat(filepath.Join(DefaultBinDir, "initdb")); err == nil {
-			dir = DefaultBinDir
-		} else if p, err := exec.LookPath("pg_ctl"); err == nil {
-			dir = filepath.Dir(p)
-		} else {
-			return "", fmt.Errorf("%w: no %s, no pg_ctl in PATH (set PITR_PG_BIN)", ErrNoBinaries, DefaultBinDir)
-		}
+	bin, err := pgserver.FindBinDir(dir, dataDir)
+	if err != nil && dir == "" {
+		return "", fmt.Errorf("%w (set PITR_PG_BIN)", err)
 	}
-	for _, name := range []string{"initdb", "postgres"} {
-		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			return "", fmt.Errorf("%w: %v", ErrNoBinaries, err)
-		}
-	}
-	return filepath.Abs(dir)
+	return bin, err
 }
 
 func freePort() (int, error) {

@@ -147,7 +147,7 @@ func PostgresWith(t testing.TB, opts scratch.Options) *scratch.Cluster {
 // be found and, when we are root, a postgres user exists to run them.
 func RequirePostgres(t testing.TB) {
 	t.Helper()
-	if _, err := scratch.FindBinDir(""); err != nil {
+	if _, err := scratch.FindBinDir("", ""); err != nil {
 		skipOrFail(t, "%v", err)
 	}
 	if _, _, ok := scratch.PostgresUser(); os.Geteuid() == 0 && !ok {

@@ -4,6 +4,7 @@ package testenv_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -117,17 +118,10 @@ func TestPostgresArchiveEnv(t *testing.T) {
 	if err := c.Exec(t.Context(), "SELECT pg_switch_wal()"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		b, err := os.ReadFile(filepath.Join(dir, "mark"))
-		if err == nil && strings.TrimSpace(string(b)) == "from-env" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("archive_command did not run: %q, %v", b, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && strings.TrimSpace(string(b)) == "from-env", fmt.Sprintf("archive_command did not run: %q, %v", b, err)
+	})
 	segs, _ := filepath.Glob(filepath.Join(dir, "0000000100000000000000*"))
 	if len(segs) == 0 {
 		t.Error("no WAL segment archived")

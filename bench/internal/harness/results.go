@@ -83,7 +83,9 @@ func Splice(script string) func(args []string) error {
 		fs := flag.NewFlagSet("splice", flag.ExitOnError)
 		file := fs.String("file", "", "Markdown file to update")
 		section := fs.String("section", "", "file holding the new section")
-		fs.Parse(args)
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
 		sec, err := os.ReadFile(*section)
 		if err != nil {
 			return err
