@@ -1,7 +1,11 @@
-// Package wal archives and restores the files PostgreSQL's archive_command
-// and restore_command hand over: WAL segments, .partial segments, .backup
-// history files and timeline .history files. Push is the archive_command
-// (`pitr wal-push %p`), Fetch the restore_command (`pitr wal-fetch %f %p`).
+// Package wal knows what PostgreSQL's WAL files are and where the
+// repository keeps them: the names archive_command and restore_command
+// hand over (segments, .partial segments, .backup history files, timeline
+// .history files), segment headers, timeline histories and their branch
+// points, and the Index of stored WAL with the chains a backup can follow.
+// It reads the repository and writes nothing: wal-push and wal-fetch are
+// package wal/archive, wal-receive is wal/stream, and both store through
+// internal/repo.
 package wal
 
 import (
