@@ -78,7 +78,9 @@ func TestListDamagedAndMissing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(entry, orig[:len(orig)/2], 0o640)
+	if err := os.WriteFile(entry, orig[:len(orig)/2], 0o640); err != nil {
+		t.Fatal(err)
+	}
 	out := r.mustRun(nil, "list")
 	t.Logf("list with a truncated entry:\n%s", out)
 	if !strings.Contains(out, "damaged: "+older.ID+" (not valid JSON") || !strings.Contains(out, newer.ID) {
@@ -96,7 +98,9 @@ func TestListDamagedAndMissing(t *testing.T) {
 	if !strings.Contains(out, "restored backup "+newer.ID) {
 		t.Fatalf("restore --backup %s: %s", newer.ID, out)
 	}
-	os.WriteFile(entry, orig, 0o640)
+	if err := os.WriteFile(entry, orig, 0o640); err != nil {
+		t.Fatal(err)
+	}
 
 	// The newer backup's base.tar is gone: listed as such, not chosen.
 	var base string
@@ -174,7 +178,9 @@ func TestRestoreForceLive(t *testing.T) {
 	assertAbsent(t, dest)
 
 	user := testenv.Dir(t)
-	os.WriteFile(filepath.Join(user, "thesis.txt"), []byte("years of work"), 0o644)
+	if err := os.WriteFile(filepath.Join(user, "thesis.txt"), []byte("years of work"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	r.expectFail("not a PostgreSQL data directory", "restore", "--to", "latest", "--force", "--pgdata", user, "--tablespace-map", tsDir+"="+other)
 	if b, err := os.ReadFile(filepath.Join(user, "thesis.txt")); err != nil || string(b) != "years of work" {
 		t.Fatalf("user files harmed: %v", err)
