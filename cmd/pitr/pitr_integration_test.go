@@ -328,7 +328,6 @@ func TestBackupKilled(t *testing.T) {
 	if len(entries) != 0 {
 		t.Fatalf("entry written by a killed backup: %v", entries)
 	}
-	time.Sleep(time.Second) // a new id
 	_, stderr, code := r.runEnv(append(backupEnv(c), "PITR_BACKUP_STALE_AFTER=1ns"), "backup")
 	t.Logf("second backup (exit %d):\n%s", code, stderr)
 	lo = listOutput{}
