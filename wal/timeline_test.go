@@ -202,7 +202,9 @@ func TestCandidatesAndLatest(t *testing.T) {
 		var in []Timeline
 		for _, f := range strings.Fields(tlis) {
 			var n Timeline
-			fmt.Sscan(f, &n)
+			if _, err := fmt.Sscan(f, &n); err != nil {
+				t.Fatal(err)
+			}
 			in = append(in, n)
 		}
 		if got := tie.Latest(in); got != want {

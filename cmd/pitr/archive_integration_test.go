@@ -51,7 +51,9 @@ func newRig(t *testing.T, backend string) *rig {
 	switch backend {
 	case "local":
 		r.repoDir = filepath.Join(dir, "repo")
-		os.Mkdir(r.repoDir, 0o750)
+		if err := os.Mkdir(r.repoDir, 0o750); err != nil {
+			t.Fatal(err)
+		}
 		if err := scratch.ChownToPostgres(r.repoDir); err != nil {
 			t.Fatal(err)
 		}
@@ -188,10 +190,14 @@ func TestArchiveRealWorkload(t *testing.T) {
 func TestWALPushDuplicate(t *testing.T) {
 	r := newRig(t, "local")
 	pgwal := filepath.Join(testenv.Dir(t), "pg_wal")
-	os.MkdirAll(filepath.Join(pgwal, "archive_status"), 0o700)
+	if err := os.MkdirAll(filepath.Join(pgwal, "archive_status"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	seg := filepath.Join(pgwal, "000000010000000000000007")
 	orig := bytes.Repeat([]byte("segment seven "), 80000)
-	os.WriteFile(seg, orig, 0o600)
+	if err := os.WriteFile(seg, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 2; i++ {
 		if _, stderr, code := r.run("wal-push", seg); code != 0 {
 			t.Fatalf("push %d: exit %d: %s", i, code, stderr)
@@ -199,7 +205,9 @@ func TestWALPushDuplicate(t *testing.T) {
 	}
 	changed := bytes.Clone(orig)
 	changed[len(changed)/2] ^= 1
-	os.WriteFile(seg, changed, 0o600)
+	if err := os.WriteFile(seg, changed, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	_, stderr, code := r.run("wal-push", seg)
 	if code != 1 || !strings.Contains(stderr, "already archived with different content") {
 		t.Fatalf("different content: exit %d, stderr %q", code, stderr)
@@ -218,9 +226,13 @@ func TestWALPushDuplicate(t *testing.T) {
 func TestWALFetchFailures(t *testing.T) {
 	r := newRig(t, "local")
 	pgwal := filepath.Join(testenv.Dir(t), "pg_wal")
-	os.MkdirAll(filepath.Join(pgwal, "archive_status"), 0o700)
+	if err := os.MkdirAll(filepath.Join(pgwal, "archive_status"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	seg := filepath.Join(pgwal, "000000010000000000000003")
-	os.WriteFile(seg, bytes.Repeat([]byte("wal "), 1<<18), 0o600)
+	if err := os.WriteFile(seg, bytes.Repeat([]byte("wal "), 1<<18), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, stderr, code := r.run("wal-push", seg); code != 0 {
 		t.Fatalf("push: exit %d: %s", code, stderr)
 	}
@@ -264,7 +276,9 @@ func TestWALFetchFailures(t *testing.T) {
 	path := filepath.Join(r.repoDir, filepath.FromSlash(objs[0].Key))
 	b, _ := os.ReadFile(path)
 	b[len(b)-100] ^= 0x40
-	os.WriteFile(path, b, 0o640)
+	if err := os.WriteFile(path, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
 	_, stderr, code = r.run("wal-fetch", "000000010000000000000003", dest)
 	if code <= 125 || !strings.Contains(stderr, "tampered") {
 		t.Fatalf("tampered: exit %d, stderr %q", code, stderr)

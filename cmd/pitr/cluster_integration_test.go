@@ -91,7 +91,10 @@ func TestTwoClustersOneRepository(t *testing.T) {
 
 	rc := r.startReceiver(b)
 	done := make(chan struct{})
-	go func() { rc.cmd.Wait(); close(done) }()
+	go func() {
+		_ = rc.cmd.Wait() // the exit code is checked below
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-time.After(time.Minute):

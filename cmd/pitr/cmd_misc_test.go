@@ -74,9 +74,16 @@ func TestKeygen(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ct bytes.Buffer
-	w, _ := crypto.Encrypt(&ct, rs...)
-	w.Write([]byte("secret"))
-	w.Close()
+	w, err := crypto.Encrypt(&ct, rs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("secret")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if r, err := crypto.Decrypt(&ct, ids...); err != nil || r == nil {
 		t.Fatalf("the printed recipient does not match the identity: %v", err)
 	}

@@ -97,9 +97,12 @@ func TestDaemonSchedules(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() {
+		_ = cmd.Wait() // its exit status is read from cmd.ProcessState
+		close(exited)
+	}()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		_ = cmd.Process.Kill() // it may have exited already
 		<-exited
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", log.String())
@@ -113,7 +116,9 @@ func TestDaemonSchedules(t *testing.T) {
 		var ds []*catalog.Dump
 		// No repository until the first job writes one: list fails then.
 		if out, _, code := r.run("list", "--json"); code == 0 {
-			json.Unmarshal([]byte(out), &lo)
+			if err := json.Unmarshal([]byte(out), &lo); err != nil {
+				t.Fatal(err)
+			}
 			ds = r.dumps(nil)
 		}
 		// The daemon may not be listening yet on the first rounds.
@@ -144,7 +149,9 @@ func TestDaemonSchedules(t *testing.T) {
 		t.Errorf("healthz = %d %q", code, h)
 	}
 
-	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("signal the daemon: %v", err)
+	}
 	select {
 	case <-exited:
 	case <-time.After(15 * time.Second):
@@ -177,9 +184,12 @@ func TestDaemonStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() {
+		_ = cmd.Wait() // its exit status is read from cmd.ProcessState
+		close(exited)
+	}()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		_ = cmd.Process.Kill() // it may have exited already
 		<-exited
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", log.String())
@@ -203,12 +213,16 @@ func TestDaemonStreams(t *testing.T) {
 	if code, h := httpGet(t, base+"/healthz"); code != 200 || h != "ok\n" {
 		t.Errorf("healthz = %d %q", code, h)
 	}
-	c.Stop(t.Context())
+	if err := c.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
 		code, h, _ := tryGet(base + "/healthz")
 		return code == 503 && strings.Contains(h, "not connected"), fmt.Sprintf("healthz with the server down: %d %q", code, h)
 	})
-	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("signal the daemon: %v", err)
+	}
 	select {
 	case <-exited:
 	case <-time.After(15 * time.Second):
@@ -251,9 +265,12 @@ func TestDaemonStoreOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() {
+		_ = cmd.Wait() // its exit status is read from cmd.ProcessState
+		close(exited)
+	}()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		_ = cmd.Process.Kill() // it may have exited already
 		<-exited
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", log.String())
@@ -311,7 +328,9 @@ func TestDaemonStoreOutage(t *testing.T) {
 	if metricValue(body, "pitr_stream_segments_total") < 1 {
 		t.Errorf("no segment stored after the outage:\n%s", grepLines(body, "pitr_stream_"))
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("signal the daemon: %v", err)
+	}
 	select {
 	case <-exited:
 	case <-time.After(15 * time.Second):

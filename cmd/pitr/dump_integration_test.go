@@ -48,12 +48,15 @@ func itemSum(t *testing.T, c *scratch.Cluster, db string) string {
 
 func assertNoDumpObjects(t *testing.T, repo string) {
 	t.Helper()
-	filepath.WalkDir(filepath.Join(repo, "dumps"), func(p string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(repo, "dumps"), func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			t.Errorf("failed dump left %s", p)
 		}
-		return nil
+		return nil // no dumps directory at all is fine
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (r *rig) dumps(extra []string) []*catalog.Dump {
@@ -130,14 +133,18 @@ func TestDumpFailures(t *testing.T) {
 	// pg_dump printing an error, or dying halfway after some output, fails
 	// the dump even when its output looked fine so far.
 	fakeBin := filepath.Join(testenv.Dir(t), "bin")
-	os.Mkdir(fakeBin, 0o755)
+	if err := os.Mkdir(fakeBin, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	fake := filepath.Join(fakeBin, "pg_dump")
 	withFake := append([]string{"PATH=" + fakeBin + ":" + os.Getenv("PATH")}, env...)
 	for _, script := range []string{
 		"echo PGDMP-some-bytes; echo 'pg_dump: error: query failed: out of memory' >&2; exit 0",
 		"head -c 300000 /dev/urandom; exit 1",
 	} {
-		os.WriteFile(fake, []byte("#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 15.99'; exit 0; fi\n"+script+"\n"), 0o755)
+		if err := os.WriteFile(fake, []byte("#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 15.99'; exit 0; fi\n"+script+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		_, stderr, code := r.runEnv(withFake, "dump", "--db", "app")
 		if code != 1 || !strings.Contains(stderr, "pg_dump") {
 			t.Fatalf("dump with a failing pg_dump: exit %d: %s", code, stderr)
@@ -160,19 +167,25 @@ func TestDumpFailures(t *testing.T) {
 	data, _ := os.ReadFile(obj)
 	orig := append([]byte(nil), data...)
 	data[len(data)/2] ^= 0x10
-	os.WriteFile(obj, data, 0o640)
+	if err := os.WriteFile(obj, data, 0o640); err != nil {
+		t.Fatal(err)
+	}
 	expectFail("nothing restored", "restore-dump", "--db", "app", "--target-db", "app3", "--create")
 	if dbExists(t, c, "app3") {
 		t.Fatal("a refused restore left the database it created")
 	}
-	os.WriteFile(obj, orig, 0o640)
+	if err := os.WriteFile(obj, orig, 0o640); err != nil {
+		t.Fatal(err)
+	}
 
 	// Intact ciphertext, but not the plaintext the entry recorded: found
 	// only at the very end, before pg_restore may commit.
 	entryKey, _ := catalog.DumpEntryKey("app", d.ID)
 	entry := filepath.Join(r.repoDir, filepath.FromSlash(entryKey))
 	js, _ := os.ReadFile(entry)
-	os.WriteFile(entry, []byte(strings.Replace(string(js), d.SHA256, strings.Repeat("0", 64), 1)), 0o640)
+	if err := os.WriteFile(entry, []byte(strings.Replace(string(js), d.SHA256, strings.Repeat("0", 64), 1)), 0o640); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Exec(t.Context(), `CREATE DATABASE app4`); err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,11 @@ func smallDisk(t *testing.T, size string) string {
 		}
 		t.Skipf("cannot mount a small filesystem: %v", err)
 	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
 	return dir
 }
 
@@ -34,11 +38,15 @@ func smallDisk(t *testing.T, size string) string {
 func TestFullDisk(t *testing.T) {
 	r := newRig(t, "local")
 	pgwal := filepath.Join(testenv.Dir(t), "pg_wal")
-	os.MkdirAll(filepath.Join(pgwal, "archive_status"), 0o700)
+	if err := os.MkdirAll(filepath.Join(pgwal, "archive_status"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	seg := filepath.Join(pgwal, "000000010000000000000001")
 	random := make([]byte, 16<<20) // incompressible: stored at full size
 	rand.Read(random)
-	os.WriteFile(seg, random, 0o600)
+	if err := os.WriteFile(seg, random, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	// The repository on a 4 MiB disk.
 	small := smallDisk(t, "4m")

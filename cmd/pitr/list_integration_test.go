@@ -62,8 +62,7 @@ func TestListDamagedAndMissing(t *testing.T) {
 	insert(t, c, "a", 10)
 	r.mustRun(backupEnv(c), "backup")
 	insert(t, c, "b", 10)
-	time.Sleep(time.Second) // a new backup id
-	r.mustRun(backupEnv(c), "backup")
+	r.mustRun(backupEnv(c), "backup") // no pause: in the first's second, its id is <first>-1
 	insert(t, c, "c", 10)
 	switchAndWait(t, c, time.Minute)
 	lo := r.listJSON()
@@ -78,7 +77,9 @@ func TestListDamagedAndMissing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(entry, orig[:len(orig)/2], 0o640)
+	if err := os.WriteFile(entry, orig[:len(orig)/2], 0o640); err != nil {
+		t.Fatal(err)
+	}
 	out := r.mustRun(nil, "list")
 	t.Logf("list with a truncated entry:\n%s", out)
 	if !strings.Contains(out, "damaged: "+older.ID+" (not valid JSON") || !strings.Contains(out, newer.ID) {
@@ -93,10 +94,12 @@ func TestListDamagedAndMissing(t *testing.T) {
 	r.mustRun(nil, "show", newer.ID)
 	dest := restoredDir(t)
 	out = r.mustRun(nil, "restore", "--to", "latest", "--backup", newer.ID, "--pgdata", dest)
-	if !strings.Contains(out, "restored backup "+newer.ID) {
+	if !strings.Contains(out, "restored backup "+newer.ID+" (") {
 		t.Fatalf("restore --backup %s: %s", newer.ID, out)
 	}
-	os.WriteFile(entry, orig, 0o640)
+	if err := os.WriteFile(entry, orig, 0o640); err != nil {
+		t.Fatal(err)
+	}
 
 	// The newer backup's base.tar is gone: listed as such, not chosen.
 	var base string
@@ -122,7 +125,7 @@ func TestListDamagedAndMissing(t *testing.T) {
 	r.expectFail("backup "+newer.ID+" is not restorable: part missing: base.tar", "restore", "--to", "latest", "--backup", newer.ID, "--pgdata", restoredDir(t))
 	dest = restoredDir(t)
 	out = r.mustRun(nil, "restore", "--to", "latest", "--pgdata", dest)
-	if !strings.Contains(out, "restored backup "+older.ID) {
+	if !strings.Contains(out, "restored backup "+older.ID+" (") { // older.ID may be a prefix of newer.ID
 		t.Fatalf("restore --to latest did not fall back to %s: %s", older.ID, out)
 	}
 	c2 := r.startRestored(dest)
@@ -174,7 +177,9 @@ func TestRestoreForceLive(t *testing.T) {
 	assertAbsent(t, dest)
 
 	user := testenv.Dir(t)
-	os.WriteFile(filepath.Join(user, "thesis.txt"), []byte("years of work"), 0o644)
+	if err := os.WriteFile(filepath.Join(user, "thesis.txt"), []byte("years of work"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	r.expectFail("not a PostgreSQL data directory", "restore", "--to", "latest", "--force", "--pgdata", user, "--tablespace-map", tsDir+"="+other)
 	if b, err := os.ReadFile(filepath.Join(user, "thesis.txt")); err != nil || string(b) != "years of work" {
 		t.Fatalf("user files harmed: %v", err)

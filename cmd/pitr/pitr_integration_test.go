@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -38,11 +39,15 @@ func (r *rig) startRestored(dataDir string) *scratch.Cluster {
 	r.t.Helper()
 	env := append(append([]string{}, r.env...), "PITR_AGE_IDENTITY_FILE="+r.identity)
 	c := scratch.Open(scratch.Options{Dir: testenv.Dir(r.t), Env: env}, dataDir)
-	r.t.Cleanup(func() {
+	r.t.Cleanup(func() { // r.t.Context() is done by now
 		if r.t.Failed() {
 			testenv.DumpLog(r.t, c)
 		}
-		c.Stop(r.t.Context())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := c.Stop(ctx); err != nil {
+			r.t.Errorf("stop restored server: %v", err)
+		}
 	})
 	if err := c.Start(r.t.Context()); err != nil {
 		r.t.Fatal(err)
@@ -118,7 +123,9 @@ func TestPITREndToEnd(t *testing.T) {
 	// timeline; restore to latest must follow it.
 	insert(t, c1, "d-timeline2", 7)
 	switchAndWait(t, c1, time.Minute)
-	c1.Stop(t.Context())
+	if err := c1.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 
 	dir2 := restoredDir(t)
 	r.mustRun(nil, "restore", "--to", "latest", "--pgdata", dir2)
@@ -157,7 +164,9 @@ func TestRestoreRefusals(t *testing.T) {
 		names = append(names, switchAndWait(t, c, time.Minute))
 	}
 	var lo listOutput
-	json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo)
+	if err := json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo); err != nil {
+		t.Fatal(err)
+	}
 	b := lo.Backups[0].Backup
 
 	expectFail := func(wantCode int, want string, args ...string) {
@@ -173,8 +182,12 @@ func TestRestoreRefusals(t *testing.T) {
 
 	// A non-empty --pgdata is refused and left as it was.
 	full := filepath.Join(testenv.Dir(t), "full")
-	os.Mkdir(full, 0o700)
-	os.WriteFile(filepath.Join(full, "precious"), []byte("x"), 0o600)
+	if err := os.Mkdir(full, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(full, "precious"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	expectFail(1, "not empty", "restore", "--to", "latest", "--pgdata", full)
 	if entries, _ := os.ReadDir(full); len(entries) != 1 {
 		t.Fatalf("refused restore touched the directory: %v", entries)
@@ -187,7 +200,9 @@ func TestRestoreRefusals(t *testing.T) {
 	// Wrong key: fails, nothing written.
 	other := filepath.Join(testenv.Dir(t), "other.txt")
 	r.run("keygen", "--output", other)
-	scratch.ChownToPostgres(other) // else the preflight refuses it first
+	if err := scratch.ChownToPostgres(other); err != nil { // else the preflight refuses it first
+		t.Fatal(err)
+	}
 	dest := restoredDir(t)
 	_, stderr, code := r.runEnv([]string{"PITR_AGE_IDENTITY_FILE=" + other}, "restore", "--to", "latest", "--pgdata", dest)
 	if code == 0 || !strings.Contains(stderr, "wrong or missing key") {
@@ -211,7 +226,9 @@ func TestRestoreRefusals(t *testing.T) {
 	data, _ := os.ReadFile(part)
 	orig := append([]byte(nil), data...)
 	data[len(data)/2] ^= 0x10
-	os.WriteFile(part, data, 0o640)
+	if err := os.WriteFile(part, data, 0o640); err != nil {
+		t.Fatal(err)
+	}
 	dest = restoredDir(t)
 	_, stderr, code = r.run("restore", "--to", "latest", "--pgdata", dest)
 	if code == 0 {
@@ -222,7 +239,9 @@ func TestRestoreRefusals(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(dest), ".pitr-restore-*")); len(left) != 0 {
 		t.Fatalf("staging left behind: %v", left)
 	}
-	os.WriteFile(part, orig, 0o640)
+	if err := os.WriteFile(part, orig, 0o640); err != nil {
+		t.Fatal(err)
+	}
 
 	// And with everything back in place, it restores.
 	dest = restoredDir(t)
@@ -247,7 +266,9 @@ func moveWAL(t *testing.T, repo, name, dir string) {
 	if dir == "back" {
 		matches, _ := filepath.Glob(pattern + ".hidden")
 		for _, m := range matches {
-			os.Rename(m, strings.TrimSuffix(m, ".hidden"))
+			if err := os.Rename(m, strings.TrimSuffix(m, ".hidden")); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return
 	}
@@ -262,7 +283,9 @@ func moveWAL(t *testing.T, repo, name, dir string) {
 	if len(matches) != 1 {
 		t.Fatalf("segment %s: %d objects", name, len(matches))
 	}
-	os.Rename(matches[0], matches[0]+".hidden")
+	if err := os.Rename(matches[0], matches[0]+".hidden"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestBackupKilled: kill -9 of pitr backup midway leaves no listed backup;
@@ -290,10 +313,14 @@ func TestBackupKilled(t *testing.T) {
 		parts, _ := filepath.Glob(filepath.Join(r.repoDir, "backups", "*", "*.tar.zst.age"))
 		return len(parts) > 0, "backup wrote nothing"
 	})
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait() // "signal: killed"
 	var lo listOutput
-	json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo)
+	if err := json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo); err != nil {
+		t.Fatal(err)
+	}
 	if len(lo.Backups) != 0 || len(lo.Incomplete) != 1 {
 		t.Fatalf("after kill -9: %d backups listed, incomplete %v", len(lo.Backups), lo.Incomplete)
 	}
@@ -301,11 +328,12 @@ func TestBackupKilled(t *testing.T) {
 	if len(entries) != 0 {
 		t.Fatalf("entry written by a killed backup: %v", entries)
 	}
-	time.Sleep(time.Second) // a new id
 	_, stderr, code := r.runEnv(append(backupEnv(c), "PITR_BACKUP_STALE_AFTER=1ns"), "backup")
 	t.Logf("second backup (exit %d):\n%s", code, stderr)
 	lo = listOutput{}
-	json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo)
+	if err := json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo); err != nil {
+		t.Fatal(err)
+	}
 	if len(lo.Backups) != 1 || len(lo.Incomplete) != 0 {
 		left, _ := filepath.Glob(filepath.Join(r.repoDir, "backups", "*", "*"))
 		t.Fatalf("after a new backup: %d backups, incomplete %v; files %v", len(lo.Backups), lo.Incomplete, left)
@@ -349,7 +377,9 @@ func TestBackupStorageDown(t *testing.T) {
 	t.Logf("backup with storage down: %v: %s", err, lastLine(stderr.String()))
 	r.minio.Start(t)
 	var lo listOutput
-	json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo)
+	if err := json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo); err != nil {
+		t.Fatal(err)
+	}
 	if len(lo.Backups) != 0 {
 		t.Fatalf("a failed backup is listed: %+v", lo.Backups)
 	}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -29,7 +30,13 @@ func (r *rig) rehearse(to string, extra ...string) (*scratch.Cluster, string) {
 	args := append([]string{"restore", "--to", to, "--pgdata", dir, "--start", "--port", strconv.Itoa(port)}, extra...)
 	out := r.mustRun(nil, args...)
 	h := scratch.Open(scratch.Options{Dir: testenv.Dir(r.t), Port: port}, dir)
-	r.t.Cleanup(func() { h.Stop(r.t.Context()) })
+	r.t.Cleanup(func() { // r.t.Context() is done by now
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := h.Stop(ctx); err != nil {
+			r.t.Errorf("stop rehearsal server: %v", err)
+		}
+	})
 	return h, out
 }
 
@@ -128,7 +135,9 @@ func TestRehearsalRestores(t *testing.T) {
 	if p, reh := rowsByKind(t, c2); p != prodRows || reh != 0 {
 		t.Fatalf("restore --to latest: %d production and %d rehearsal rows, want %d and 0", p, reh, prodRows)
 	}
-	c2.Stop(t.Context())
+	if err := c2.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 
 	// --timeline 2 is the first rehearsal's history.
 	dir = restoredDir(t)
@@ -140,7 +149,9 @@ func TestRehearsalRestores(t *testing.T) {
 	if n, _ := c3.QueryInt(t.Context(), `SELECT count(*) FROM marker WHERE phase IN ('rehearsal-2', 'rehearsal-3', 'prod-1-after-T', 'prod-2')`); n != 0 {
 		t.Fatalf("--timeline 2: %d rows of other histories", n)
 	}
-	c3.Stop(t.Context())
+	if err := c3.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 
 	// A production backup after the rehearsals: its restore succeeds on
 	// timeline 1 (the rehearsals branched before it, so they are not
@@ -213,7 +224,9 @@ func TestRestoreArchiveModeOff(t *testing.T) {
 	if err := h.Exec(t.Context(), `CHECKPOINT`); err != nil {
 		t.Fatal(err)
 	}
-	h.Stop(t.Context())
+	if err := h.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	if after := repoFiles(t, r.repoDir); after != before {
 		t.Fatalf("a copy restored with --archive-mode off changed the repository:\nbefore %s\nafter  %s", before, after)
 	}

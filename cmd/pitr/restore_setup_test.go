@@ -68,7 +68,9 @@ func TestRestoreCommand(t *testing.T) {
 	// arguments.
 	dir := t.TempDir()
 	fake := filepath.Join(dir, "fake pitr")
-	os.WriteFile(fake, []byte("#!/bin/sh\nenv | grep '^PITR_' | sort\necho \"args: $*\"\n"), 0o755)
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\nenv | grep '^PITR_' | sort\necho \"args: $*\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cmd, _, err = restoreCommand(fake, cfg)
 	if err != nil {
 		t.Fatal(err)

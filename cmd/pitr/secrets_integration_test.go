@@ -108,7 +108,9 @@ func TestSecretsStaySecret(t *testing.T) {
 		t.Errorf("pitr config: exit %d:\n%s%s", code, out, stderr)
 	}
 	cfgFile := filepath.Join(testenv.Dir(t), "pitr.yaml")
-	os.WriteFile(cfgFile, []byte(fmt.Sprintf("pg_dsn: %q\n", strings.TrimPrefix(urlUser[0], "PITR_PG_DSN="))), 0o600)
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf("pg_dsn: %q\n", strings.TrimPrefix(urlUser[0], "PITR_PG_DSN="))), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out, stderr, code = r.runEnv(debug, "--config", cfgFile, "config")
 	assertNoSecret(t, "pitr config --config", out+stderr)
 	if code != 0 || !strings.Contains(out, "pitrsecret:redacted@") {
@@ -181,7 +183,7 @@ func TestSecretsStaySecret(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("restore: exit %d:\n%s", code, stderr)
 	}
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
@@ -190,6 +192,9 @@ func TestSecretsStaySecret(t *testing.T) {
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatalf("search the restored directory: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "pitr-restore.yaml")); err == nil {
 		t.Errorf("restore wrote pitr-restore.yaml into the data directory")
 	}
@@ -230,7 +235,9 @@ func TestSecretsStaySecret(t *testing.T) {
 		if t.Failed() {
 			testenv.DumpLog(t, srv)
 		}
-		srv.Stop(context.Background())
+		if err := srv.Stop(context.Background()); err != nil {
+			t.Errorf("stop the restored server: %v", err)
+		}
 	})
 	if err := srv.Start(t.Context()); err != nil {
 		t.Fatal(err)
@@ -264,10 +271,14 @@ func TestRestorePreflight(t *testing.T) {
 	// A copy of the identity only root can read, in a directory the
 	// postgres user cannot search.
 	private := filepath.Join(testenv.Dir(t), "private")
-	os.Mkdir(private, 0o700)
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	key, _ := os.ReadFile(r.identity)
 	rootKey := filepath.Join(private, "pitr-identity.txt")
-	os.WriteFile(rootKey, key, 0o600)
+	if err := os.WriteFile(rootKey, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	dest := restoredDir(t)
 	_, stderr, code := r.runEnv([]string{"PITR_AGE_IDENTITY_FILE=" + rootKey}, "restore", "--to", "latest", "--pgdata", dest)
@@ -280,9 +291,15 @@ func TestRestorePreflight(t *testing.T) {
 		t.Fatalf("staging left behind: %v", left)
 	}
 	// Doing what it says makes the restore work.
-	os.Chown(rootKey, 0, postgresGID(t))
-	os.Chmod(rootKey, 0o640)
-	os.Chmod(private, 0o711)
+	if err := os.Chown(rootKey, 0, postgresGID(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(rootKey, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(private, 0o711); err != nil {
+		t.Fatal(err)
+	}
 	r.mustRun([]string{"PITR_AGE_IDENTITY_FILE=" + rootKey}, "restore", "--to", "latest", "--pgdata", dest)
 
 	// --start with a busy port: refused before unpacking.

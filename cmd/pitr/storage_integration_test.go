@@ -124,7 +124,9 @@ func TestWALPermanentStorageErrors(t *testing.T) {
 	r := newRig(t, "minio")
 	pgwal := newPGWAL(t)
 	seg := filepath.Join(pgwal, "000000010000000000000003")
-	os.WriteFile(seg, make([]byte, 1<<20), 0o600)
+	if err := os.WriteFile(seg, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, stderr, code := r.run("wal-push", seg); code != 0 {
 		t.Fatalf("push: exit %d: %s", code, stderr)
 	}
@@ -214,15 +216,15 @@ func TestWALPushKilledMidMultipart(t *testing.T) {
 		select {
 		case <-proxy.held:
 		case <-time.After(2 * time.Minute):
-			cmd.Process.Kill()
-			cmd.Wait()
+			_ = cmd.Process.Kill() // the test fails below either way
+			_ = cmd.Wait()
 			t.Fatalf("uploads did not start: %s", out.String())
 		}
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Wait()
+	_ = cmd.Wait() // "signal: killed"
 
 	tmp := filepath.Join(pgwal, "pitr", "tmp")
 	left, _ := os.ReadDir(tmp)

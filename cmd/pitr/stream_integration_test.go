@@ -68,13 +68,17 @@ func (rc *receiver) stop(sig syscall.Signal) int {
 	if rc.cmd.ProcessState != nil {
 		return rc.cmd.ProcessState.ExitCode()
 	}
-	rc.cmd.Process.Signal(sig)
+	// It may have exited by itself already: its exit code is the answer.
+	_ = rc.cmd.Process.Signal(sig)
 	done := make(chan struct{})
-	go func() { rc.cmd.Wait(); close(done) }()
+	go func() {
+		_ = rc.cmd.Wait() // the exit code is read from ProcessState
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		rc.cmd.Process.Kill()
+		_ = rc.cmd.Process.Kill() // it may exit meanwhile
 		<-done
 	}
 	return rc.cmd.ProcessState.ExitCode()
@@ -271,7 +275,9 @@ func TestStreamStorageRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	last, _ := c.QueryString(t.Context(), `SELECT pg_walfile_name(pg_switch_wal())`)
-	c.Exec(t.Context(), `SELECT pg_switch_wal()`) // the switch record must be streamed too
+	if err := c.Exec(t.Context(), `SELECT pg_switch_wal()`); err != nil { // the switch record must be streamed too
+		t.Fatal(err)
+	}
 	waitStreamed(t, c, rc, 3*time.Minute)
 	// SIGTERM: whole segments still uploading in the background are
 	// stored (and their chunks removed) before the receiver exits 0.
@@ -309,7 +315,9 @@ func TestStreamRestartAndPromotion(t *testing.T) {
 	if err := os.WriteFile(signal, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	scratch.ChownToPostgres(signal)
+	if err := scratch.ChownToPostgres(signal); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +339,9 @@ func TestStreamRestartAndPromotion(t *testing.T) {
 	if code := rc.stop(syscall.SIGTERM); code != 0 {
 		t.Fatalf("wal-receive exit %d after SIGTERM", code)
 	}
-	c.Stop(t.Context())
+	if err := c.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 
 	dest := restoredDir(t)
 	r.mustRun(nil, "restore", "--to", "latest", "--pgdata", dest)

@@ -17,7 +17,9 @@ func lookup(m map[string]string) func(string) (string, bool) {
 
 func TestLoadPrecedence(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "pitr.yaml")
-	os.WriteFile(path, []byte("repo: file:///from/file\npush_concurrency: 2\nage_recipients: [age1a, age1b]\nretry_timeout: 10s\n"), 0o600)
+	if err := os.WriteFile(path, []byte("repo: file:///from/file\npush_concurrency: 2\nage_recipients: [age1a, age1b]\nretry_timeout: 10s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c, err := Load(path, lookup(map[string]string{"PITR_REPO": "s3://bucket/x", "PITR_FETCH_PREFETCH": "3"}))
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +38,9 @@ func TestLoadPrecedence(t *testing.T) {
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	typo := filepath.Join(dir, "typo.yaml")
-	os.WriteFile(typo, []byte("repoo: file:///x\n"), 0o600)
+	if err := os.WriteFile(typo, []byte("repoo: file:///x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Load(typo, lookup(nil)); err == nil || !strings.Contains(err.Error(), "repoo") {
 		t.Fatalf("unknown key: %v", err)
 	}
@@ -47,7 +51,9 @@ func TestLoadErrors(t *testing.T) {
 		t.Fatalf("bad env: %v", err)
 	}
 	empty := filepath.Join(dir, "empty.yaml")
-	os.WriteFile(empty, nil, 0o600)
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Load(empty, lookup(nil)); err != nil {
 		t.Fatalf("empty file: %v", err)
 	}
@@ -161,7 +167,9 @@ func TestLoadFileErrors(t *testing.T) {
 	}
 	// Empty values keep the defaults, as before; known keys still load.
 	path := filepath.Join(dir, "ok.yaml")
-	os.WriteFile(path, []byte("# comment\nrepo: file:///x\nzstd_level:\nage_recipients: [age1a]\npg_dsn: host=/tmp\n"), 0o600)
+	if err := os.WriteFile(path, []byte("# comment\nrepo: file:///x\nzstd_level:\nage_recipients: [age1a]\npg_dsn: host=/tmp\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c, err := Load(path, lookup(nil))
 	if err != nil || c.ZstdLevel != 1 || c.Repo != "file:///x" || len(c.AgeRecipients) != 1 || c.PGDSN.Reveal() != "host=/tmp" {
 		t.Fatalf("Load = %+v, %v", c, err)

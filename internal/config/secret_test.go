@@ -86,7 +86,9 @@ func TestDSNPrintsWithoutPassword(t *testing.T) {
 // so did any dump of the Config.
 func TestConfigHidesPGDSNPassword(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "pitr.yaml")
-	os.WriteFile(path, []byte("repo: file:///r\npg_dsn: \"host=db user=app password='"+testPassword+" x'\"\n"), 0o600)
+	if err := os.WriteFile(path, []byte("repo: file:///r\npg_dsn: \"host=db user=app password='"+testPassword+" x'\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c, err := Load(path, lookup(nil))
 	if err != nil {
 		t.Fatal(err)

@@ -114,7 +114,9 @@ func TestStoreMonitorCounts(t *testing.T) {
 		t.Fatal("put with a failing reader succeeded")
 	}
 	failures(0)
-	mon.Put(ctx, "k", strings.NewReader("x"))
+	if err := mon.Put(ctx, "k", strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
 	if err := mon.List(ctx, "", func(storage.ObjectInfo) error { return boom }); !errors.Is(err, boom) {
 		t.Fatal(err)
 	}
@@ -122,13 +124,19 @@ func TestStoreMonitorCounts(t *testing.T) {
 	faulty.SetDown(true)
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	mon.Delete(cctx, "k")
+	if err := mon.Delete(cctx, "k"); err == nil {
+		t.Fatal("delete with a cancelled context on a down store succeeded")
+	}
 	failures(0)
-	mon.Delete(ctx, "k")
+	if err := mon.Delete(ctx, "k"); err == nil {
+		t.Fatal("delete on a down store succeeded")
+	}
 	failures(1)
 	faulty.Fail(storagetest.OpGet, 1, fmt.Errorf("get: %w", &fs.PathError{Op: "open", Path: "/secret/path", Err: syscall.EACCES}))
 	faulty.SetDown(false)
-	mon.Get(ctx, "k")
+	if _, err := mon.Get(ctx, "k"); err == nil {
+		t.Fatal("get with an injected permission error succeeded")
+	}
 	failures(2)
 	if k := mon.Status().LastErrorKind; k != "permission denied" {
 		t.Errorf("kind %q", k)

@@ -81,7 +81,9 @@ func (failWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe
 
 func TestToolError(t *testing.T) {
 	s := &stderrTail{}
-	s.Write([]byte("pg_dump: error: connection to server failed: FATAL:  database \"nope\" does not exist\nmore\n"))
+	if _, err := s.Write([]byte("pg_dump: error: connection to server failed: FATAL:  database \"nope\" does not exist\nmore\n")); err != nil {
+		t.Fatal(err)
+	}
 	err := toolError("pg_dump", nil, s)
 	if !strings.Contains(err.Error(), `database "nope" does not exist`) || strings.Contains(err.Error(), "more") {
 		t.Errorf("toolError = %v", err)

@@ -28,9 +28,16 @@ func BenchmarkSealSegment(b *testing.B) {
 			c.Encrypt = encrypt
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {
-				s, _ := c.Seal(io.Discard)
-				s.Write(data)
-				s.Close()
+				s, err := c.Seal(io.Discard)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Write(data); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
@@ -60,9 +67,16 @@ func BenchmarkOpen(b *testing.B) {
 	c := newCodec(&testing.T{})
 	c.Encrypt, c.Workers = true, 2
 	var stored bytes.Buffer
-	s, _ := c.Seal(&stored)
-	s.Write(data)
-	s.Close()
+	s, err := c.Seal(&stored)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Write(data); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
 	sum := s.Sum()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {

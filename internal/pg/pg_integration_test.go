@@ -510,7 +510,9 @@ func TestRecordPG15Fixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zw.Write(bytes.Join(trimmed, nil))
+	if _, err := zw.Write(bytes.Join(trimmed, nil)); err != nil {
+		t.Fatal(err)
+	}
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}

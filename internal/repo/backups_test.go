@@ -127,7 +127,9 @@ func TestLoadMissingPart(t *testing.T) {
 	good := r.backup("20261122T010000Z", 1, 1)
 	gone := r.backup("20261122T020000Z", 2, 2)
 	short := r.backup("20261122T030000Z", 3, 3)
-	r.m.Delete(t.Context(), gone.Parts[0].Key)
+	if err := r.m.Delete(t.Context(), gone.Parts[0].Key); err != nil {
+		t.Fatal(err)
+	}
 	r.put(short.Parts[1].Key, "pa")
 
 	l, err := New(r.m, nil).ListBackups(t.Context())

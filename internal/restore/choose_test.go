@@ -44,7 +44,9 @@ func TestChooseDamagedAndMissing(t *testing.T) {
 	}
 	entry := string(catalog.MarshalBackup(damaged))
 	mustPut(t, m, catalog.BackupEntryKey(damaged.ID), entry[:len(entry)-20])
-	m.Delete(t.Context(), partless.Parts[0].Key)
+	if err := m.Delete(t.Context(), partless.Parts[0].Key); err != nil {
+		t.Fatal(err)
+	}
 
 	p, err := Choose(t.Context(), repo.New(m, &envelope.Codec{}), Target{Kind: Latest}, "", TimelineChoice{})
 	if err != nil || p.Backup.ID != first.ID {
@@ -71,7 +73,9 @@ func TestChooseDamagedAndMissing(t *testing.T) {
 	}
 	// With the first backup's base.tar gone too, nothing is restorable,
 	// and the error says why rather than "run pitr backup".
-	m.Delete(t.Context(), first.Parts[0].Key)
+	if err := m.Delete(t.Context(), first.Parts[0].Key); err != nil {
+		t.Fatal(err)
+	}
 	_, err = Choose(t.Context(), repo.New(m, &envelope.Codec{}), Target{Kind: Latest}, "", TimelineChoice{})
 	if err == nil || !strings.Contains(err.Error(), "no restorable backup: 1 with a damaged entry, 2 with a part missing") {
 		t.Fatalf("nothing intact: %v", err)

@@ -46,7 +46,9 @@ func fakeProc(t *testing.T, running []int, dataDirs ...string) {
 	for i, d := range dataDirs {
 		p := filepath.Join(proc, strings.Repeat("1", i+1)+"00")
 		layout(t, p, "comm")
-		os.WriteFile(filepath.Join(p, "comm"), []byte("postgres\n"), 0o600)
+		if err := os.WriteFile(filepath.Join(p, "comm"), []byte("postgres\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.Symlink(d, filepath.Join(p, "cwd")); err != nil {
 			t.Fatal(err)
 		}
@@ -98,12 +100,16 @@ func TestCheckTargetForce(t *testing.T) {
 		t.Fatalf("stopped cluster refused: %v", err)
 	}
 	stale := dataDir(t, "postmaster.pid")
-	os.WriteFile(filepath.Join(stale, "postmaster.pid"), []byte("999999\n/x\n"), 0o600)
+	if err := os.WriteFile(filepath.Join(stale, "postmaster.pid"), []byte("999999\n/x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := checkTarget(stale, true); err != nil {
 		t.Fatalf("stale postmaster.pid refused: %v", err)
 	}
 	live := dataDir(t, "postmaster.pid")
-	os.WriteFile(filepath.Join(live, "postmaster.pid"), []byte("4242\n/x\n"), 0o600)
+	if err := os.WriteFile(filepath.Join(live, "postmaster.pid"), []byte("4242\n/x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	_, err = checkTarget(live, true)
 	wantErr(t, err, "pid 4242")
 }
@@ -134,7 +140,9 @@ func TestLiveDirsRefused(t *testing.T) {
 	}
 	// A symlink to the live directory is the same directory.
 	alias := filepath.Join(t.TempDir(), "alias")
-	os.Symlink(live, alias)
+	if err := os.Symlink(live, alias); err != nil {
+		t.Fatal(err)
+	}
 	_, err = checkTarget(alias, true)
 	wantErr(t, err, "running PostgreSQL server")
 }
@@ -143,11 +151,19 @@ func TestLiveDirsDashD(t *testing.T) {
 	data := dataDir(t)
 	proc := t.TempDir()
 	layout(t, proc, "55/comm", "55/cmdline", "66/comm")
-	os.WriteFile(filepath.Join(proc, "55", "comm"), []byte("postgres\n"), 0o600)
-	os.WriteFile(filepath.Join(proc, "55", "cmdline"), []byte("/usr/lib/postgresql/15/bin/postgres\x00-D\x00"+data+"\x00"), 0o600)
+	if err := os.WriteFile(filepath.Join(proc, "55", "comm"), []byte("postgres\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(proc, "55", "cmdline"), []byte("/usr/lib/postgresql/15/bin/postgres\x00-D\x00"+data+"\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// "postgres --version" run from /: not a server.
-	os.WriteFile(filepath.Join(proc, "66", "comm"), []byte("postgres\n"), 0o600)
-	os.Symlink("/", filepath.Join(proc, "66", "cwd"))
+	if err := os.WriteFile(filepath.Join(proc, "66", "comm"), []byte("postgres\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/", filepath.Join(proc, "66", "cwd")); err != nil {
+		t.Fatal(err)
+	}
 	old := procDir
 	procDir = proc
 	defer func() { procDir = old }()

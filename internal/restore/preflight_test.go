@@ -16,9 +16,13 @@ func TestAccessFix(t *testing.T) {
 		t.Skip("needs root to give files to other users")
 	}
 	root := t.TempDir() // 0700, owned by root
-	os.Chmod(filepath.Dir(root), 0o755)
+	if err := os.Chmod(filepath.Dir(root), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	open := filepath.Join(root, "open")
-	os.Mkdir(open, 0o755)
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name      string
 		dirMode   os.FileMode
@@ -37,13 +41,23 @@ func TestAccessFix(t *testing.T) {
 		{"binary executable", 0o755, 0o755, -1, wantExec, ""},
 	} {
 		d := filepath.Join(open, strings.ReplaceAll(tc.name, " ", "_"))
-		os.Mkdir(d, tc.dirMode)
-		os.Chmod(d, tc.dirMode)
+		if err := os.Mkdir(d, tc.dirMode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, tc.dirMode); err != nil {
+			t.Fatal(err)
+		}
 		f := filepath.Join(d, "file")
-		os.WriteFile(f, []byte("x"), tc.fileMode)
-		os.Chmod(f, tc.fileMode)
+		if err := os.WriteFile(f, []byte("x"), tc.fileMode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(f, tc.fileMode); err != nil {
+			t.Fatal(err)
+		}
 		if tc.fileGroup >= 0 {
-			os.Chown(f, 0, tc.fileGroup)
+			if err := os.Chown(f, 0, tc.fileGroup); err != nil {
+				t.Fatal(err)
+			}
 		}
 		got := accessFix(fakeUser, f, tc.want)
 		want := strings.NewReplacer("F", f, "D", d).Replace(tc.fix)
@@ -91,16 +105,26 @@ func TestPreflightAsServerUser(t *testing.T) {
 		t.Skip("needs root")
 	}
 	parent := t.TempDir()
-	os.Chmod(filepath.Dir(parent), 0o755)
-	os.Chmod(parent, 0o755)
-	os.Chown(parent, int(fakeUser.uid), int(fakeUser.gid))
+	if err := os.Chmod(filepath.Dir(parent), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(parent, int(fakeUser.uid), int(fakeUser.gid)); err != nil {
+		t.Fatal(err)
+	}
 	id := filepath.Join(parent, "identity.txt")
-	os.WriteFile(id, []byte("x"), 0o600) // root's
+	if err := os.WriteFile(id, []byte("x"), 0o600); err != nil { // root's
+		t.Fatal(err)
+	}
 	err := Preflight(t.Context(), PreflightOptions{DataDir: filepath.Join(parent, "pgdata"), Read: []string{id}})
 	if err == nil || !strings.Contains(err.Error(), "cannot read "+id+": chgrp 54321 "+id+" && chmod 0640 "+id) {
 		t.Fatalf("Preflight = %v", err)
 	}
-	os.Chown(id, int(fakeUser.uid), 0)
+	if err := os.Chown(id, int(fakeUser.uid), 0); err != nil {
+		t.Fatal(err)
+	}
 	if err := Preflight(t.Context(), PreflightOptions{DataDir: filepath.Join(parent, "pgdata"), Read: []string{id}}); err != nil {
 		t.Fatalf("readable by its owner: %v", err)
 	}

@@ -136,7 +136,11 @@ func TestOpen(t *testing.T) {
 func TestOpenMissing(t *testing.T) {
 	testenv.RequirePostgres(t)
 	o := scratch.Open(scratch.Options{Dir: testenv.Dir(t)}, filepath.Join(testenv.Dir(t), "nothing"))
-	defer o.Remove()
+	defer func() {
+		if err := o.Remove(); err != nil {
+			t.Error(err)
+		}
+	}()
 	err := o.Start(t.Context())
 	if err == nil {
 		t.Fatal("Start on a missing data dir succeeded")
@@ -180,7 +184,11 @@ func TestLogWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Remove()
+	defer func() {
+		if err := c.Remove(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if !strings.Contains(log.String(), "Data page checksums are enabled") {
 		t.Errorf("Log lacks initdb output:\n%s", log.String())
 	}

@@ -226,7 +226,9 @@ func TestStoreReaders(t *testing.T) {
 		f := storagetest.NewFaulty(mem)
 		f.FailPutAfter(2, 3, storagetest.ErrDown)
 		r := strings.NewReader("skip:payload")
-		r.Seek(5, io.SeekStart)
+		if _, err := r.Seek(5, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
 		if err := New(f, fast).Put(ctx, "k", r); err != nil {
 			t.Fatal(err)
 		}

@@ -63,7 +63,9 @@ func TestStalledBody(t *testing.T) {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "1000")
-		w.Write([]byte("0123456789"))
+		if _, err := w.Write([]byte("0123456789")); err != nil {
+			return // the client hung up; it reports what it got
+		}
 		w.(http.Flusher).Flush()
 		<-release
 	}))
@@ -94,7 +96,9 @@ func TestSlowBodyNotCut(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "30")
 		for i := 0; i < n; i++ {
-			w.Write([]byte{'a' + byte(i%26)})
+			if _, err := w.Write([]byte{'a' + byte(i%26)}); err != nil {
+				return // the client hung up; it reports the cut body
+			}
 			w.(http.Flusher).Flush()
 			time.Sleep(25 * time.Millisecond) // 750ms in all, with Timeout 300ms
 		}
@@ -150,7 +154,9 @@ func TestStallConnBothWays(t *testing.T) {
 		defer b.Close()
 		c := newStallConn(a, timeout)
 		defer c.Close()
-		go b.Write([]byte("late"))
+		go func() {
+			_, _ = b.Write([]byte("late")) // a failed write fails the read below
+		}()
 		time.Sleep(2 * timeout)
 		buf := make([]byte, 4)
 		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "late" {
@@ -173,7 +179,7 @@ func TestStallConnBothWays(t *testing.T) {
 				}
 				time.Sleep(25 * time.Millisecond)
 			}
-			b.Write([]byte("ok"))
+			_, _ = b.Write([]byte("ok")) // a failed answer fails the pending read below
 		}()
 		read := make(chan error, 1)
 		go func() {

@@ -139,7 +139,9 @@ func TestPushDuplicate(t *testing.T) {
 	// Different content under the same name is refused, the stored copy kept.
 	other := bytes.Clone(f.pushed["000000010000000000000001"])
 	other[100] ^= 0xff
-	os.WriteFile(p, other, 0o600)
+	if err := os.WriteFile(p, other, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	_, err := Push(t.Context(), p, f.pushOpts(1))
 	if !errors.Is(err, wal.ErrConflict) {
 		t.Fatalf("different content: err = %v, want wal.ErrConflict", err)
@@ -197,7 +199,9 @@ func TestPushLookAhead(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	changed := bytes.Clone(f.pushed[names[5]])
 	changed[0] ^= 1
-	os.WriteFile(filepath.Join(f.pgwal, names[5]), changed, 0o600)
+	if err := os.WriteFile(filepath.Join(f.pgwal, names[5]), changed, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Push(t.Context(), filepath.Join(f.pgwal, names[5]), f.pushOpts(2)); !errors.Is(err, wal.ErrConflict) {
 		t.Fatalf("changed file after ack: err = %v, want wal.ErrConflict", err)
 	}
@@ -210,7 +214,9 @@ func TestPushLookAhead(t *testing.T) {
 	if len(objs) != 1 {
 		t.Fatalf("look-ahead stored %d objects", len(objs))
 	}
-	f.store.Delete(t.Context(), objs[0].Key)
+	if err := f.store.Delete(t.Context(), objs[0].Key); err != nil {
+		t.Fatal(err)
+	}
 	if res := f.pushN(wal.SegmentFileName(1, 8, testSegSize), 1); res.Acked || res.Stored == 0 {
 		t.Fatalf("push after lost object: %+v; want a fresh upload", res)
 	}
@@ -301,7 +307,9 @@ func TestPrefetch(t *testing.T) {
 	}
 	// A truncated prefetched copy is rejected and fetched again.
 	matches, _ := filepath.Glob(filepath.Join(pdir, names[1]+".*"))
-	os.WriteFile(matches[0], []byte("garbage"), 0o600)
+	if err := os.WriteFile(matches[0], []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range names[1:] {
 		if err := Fetch(t.Context(), n, dest, opts); err != nil {
 			t.Fatal(err)

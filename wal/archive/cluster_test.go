@@ -134,7 +134,9 @@ func TestPushBindsRepositoryToCluster(t *testing.T) {
 	}
 	// A's cache is trusted for markerRecheck; age it as time would.
 	old := time.Now().Add(-2 * markerRecheck)
-	os.Chtimes(filepath.Join(a.pgwal, "pitr", "repo-checked"), old, old)
+	if err := os.Chtimes(filepath.Join(a.pgwal, "pitr", "repo-checked"), old, old); err != nil {
+		t.Fatal(err)
+	}
 	pa := a.clusterSegment("000000010000000000000004", clusterA)
 	_, err = Push(t.Context(), pa, a.pushOpts(1))
 	if !errors.Is(err, catalog.ErrOtherCluster) || !strings.Contains(err.Error(), "replaced") {

@@ -62,7 +62,7 @@ func drain(t *testing.T, s *session) {
 func objects(t *testing.T, st storage.Storage) (whole map[string]int, chunks map[string][]catalog.StreamChunk) {
 	t.Helper()
 	whole, chunks = map[string]int{}, map[string][]catalog.StreamChunk{}
-	st.List(t.Context(), "wal/", func(oi storage.ObjectInfo) error {
+	err := st.List(t.Context(), "wal/", func(oi storage.ObjectInfo) error {
 		if o, ok := catalog.ParseWALKey(oi.Key); ok {
 			whole[o.Name]++
 		} else if c, ok := catalog.ParseStreamChunkKey(oi.Key); ok {
@@ -70,6 +70,9 @@ func objects(t *testing.T, st storage.Storage) (whole map[string]int, chunks map
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return whole, chunks
 }
 
