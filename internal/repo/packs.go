@@ -1,0 +1,152 @@
+package repo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/storage"
+)
+
+// Packs hold the chunks of file snapshots: each chunk sealed on its own
+// (zstd, then age), the sealed chunks end to end, about 16 MiB a pack. A
+// pack's index object says which chunk IDs it holds where, so a host can
+// tell what the repository has without reading a pack, and a restore
+// reads one chunk with a ranged GET. See catalog's files layout.
+
+// BlobRef locates one sealed chunk.
+type BlobRef struct {
+	Pack string // the pack's SHA-256
+	catalog.Blob
+}
+
+// ChunkIndex is what the repository's index objects say: every stored
+// chunk ID and where it is. It needs no secret key.
+type ChunkIndex struct {
+	blobs   map[string]BlobRef
+	indexes map[string]bool // index object SHA-256s read
+}
+
+// NewChunkIndex returns an empty index (a repository with no chunks).
+func NewChunkIndex() *ChunkIndex {
+	return &ChunkIndex{blobs: map[string]BlobRef{}, indexes: map[string]bool{}}
+}
+
+// Lookup returns where chunk id is stored.
+func (ix *ChunkIndex) Lookup(id string) (BlobRef, bool) {
+	b, ok := ix.blobs[id]
+	return b, ok
+}
+
+// Len is the number of chunks the index knows.
+func (ix *ChunkIndex) Len() int { return len(ix.blobs) }
+
+// Has says whether the index object with SHA-256 sum has been read.
+func (ix *ChunkIndex) Has(sum string) bool { return ix.indexes[sum] }
+
+// Add records the chunks of one index object (sum: its SHA-256). A chunk
+// stored in two packs (two hosts racing) keeps the first location seen.
+func (ix *ChunkIndex) Add(sum string, pi *catalog.PackIndex) {
+	ix.indexes[sum] = true
+	for _, b := range pi.Blobs {
+		if _, ok := ix.blobs[b.ID]; !ok {
+			ix.blobs[b.ID] = BlobRef{Pack: pi.Pack, Blob: b}
+		}
+	}
+}
+
+// IndexObjects lists the SHA-256s of the repository's index objects.
+func (r *Repo) IndexObjects(ctx context.Context) ([]string, error) {
+	var out []string
+	err := r.st.List(ctx, catalog.IndexPrefix, func(oi storage.ObjectInfo) error {
+		if sum, ok := catalog.ParseIndexKey(oi.Key); ok {
+			out = append(out, sum)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list chunk index: %w", err)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// ReadIndexObject reads and verifies one index object.
+func (r *Repo) ReadIndexObject(ctx context.Context, sum string) (*catalog.PackIndex, error) {
+	key, err := catalog.IndexKey(sum)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := r.st.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	if got := sha256.Sum256(data); hex.EncodeToString(got[:]) != sum {
+		return nil, fmt.Errorf("%s: %w: content does not match its name", key, ErrDamaged)
+	}
+	return catalog.UnmarshalPackIndex(data)
+}
+
+// LoadChunkIndex reads every index object not in ix yet (nil: a new
+// index) and returns ix.
+func (r *Repo) LoadChunkIndex(ctx context.Context, ix *ChunkIndex) (*ChunkIndex, error) {
+	if ix == nil {
+		ix = NewChunkIndex()
+	}
+	sums, err := r.IndexObjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, sum := range sums {
+		if ix.Has(sum) {
+			continue
+		}
+		pi, err := r.ReadIndexObject(ctx, sum)
+		if err != nil {
+			return nil, err
+		}
+		ix.Add(sum, pi)
+	}
+	return ix, nil
+}
+
+// ErrChunkMissing is wrapped when a chunk a manifest names is in no pack.
+var ErrChunkMissing = errors.New("chunk not in the repository")
+
+// ReadBlob reads one sealed chunk with a ranged GET and returns its
+// plaintext, verified against wantSHA256 (the manifest's record);
+// encrypted is the snapshot's.
+func (r *Repo) ReadBlob(ctx context.Context, ref BlobRef, encrypted bool, wantSHA256 string) ([]byte, error) {
+	key, err := catalog.PackKey(ref.Pack)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := r.st.GetRange(ctx, key, ref.Offset, ref.Length)
+	if err != nil {
+		return nil, fmt.Errorf("read chunk %.16s from pack %.16s: %w", ref.ID, ref.Pack, err)
+	}
+	defer rc.Close()
+	pr, err := r.codec.Open(rc, encrypted, wantSHA256)
+	if err != nil {
+		return nil, fmt.Errorf("chunk %.16s in pack %.16s: %w", ref.ID, ref.Pack, err)
+	}
+	defer pr.Close()
+	buf, err := io.ReadAll(io.LimitReader(pr, ref.Size+1))
+	if err != nil {
+		return nil, fmt.Errorf("chunk %.16s in pack %.16s: %w", ref.ID, ref.Pack, err)
+	}
+	if int64(len(buf)) != ref.Size {
+		return nil, fmt.Errorf("chunk %.16s in pack %.16s: %d bytes, index says %d", ref.ID, ref.Pack, len(buf), ref.Size)
+	}
+	return buf, nil
+}
