@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/config"
+	"github.com/pitr-dev/pitr/internal/testenv"
 	"github.com/pitr-dev/pitr/storage/local"
 	"github.com/pitr-dev/pitr/storage/storagetest"
 )
@@ -70,5 +74,35 @@ func TestRunCopyToLocal(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "copied 0 objects (0 B) to "+to+", skipped 2") {
 		t.Errorf("second copy printed %q", out)
+	}
+}
+
+// With an offsite: section the daemon copies at start (and after each
+// successful job), in a job of its own.
+func TestDaemonCopiesOffsite(t *testing.T) {
+	m := storagetest.NewMemory()
+	e, _ := memEnv(m)
+	e.cfg = config.Default()
+	off := false
+	dir := filepath.Join(t.TempDir(), "offsite")
+	e.cfg.Repo, e.cfg.Encryption, e.cfg.DaemonStream = "file:///primary-unused", "none", &off
+	e.cfg.BackupSchedule, e.cfg.DumpSchedule, e.cfg.MetricsAddr = "", "", ""
+	e.cfg.Offsite = &config.Repository{Repo: "file://" + dir}
+	k, _ := catalog.WALKey("000000010000000000000001", strings.Repeat("a", 64), true)
+	put(t, m, k, "segment")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- runDaemon(ctx, e) }()
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		st, err := local.Open(dir)
+		if err != nil {
+			return false, err.Error()
+		}
+		_, err = st.Stat(t.Context(), k)
+		return err == nil, fmt.Sprintf("segment not copied off-site (%v)", err)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
