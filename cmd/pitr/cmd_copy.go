@@ -57,6 +57,8 @@ func copyTarget(cfg *config.Config, to string) (r config.Repository, offsite boo
 		return r, false, fmt.Errorf("%w: no target: give --to URL, or an offsite: section in the config file", errUsage)
 	case to == "":
 		return *cfg.Offsite, true, nil
+	case !strings.HasPrefix(to, "s3://") && !strings.HasPrefix(to, "file://"):
+		return r, false, fmt.Errorf("%w: --to %q: want s3://bucket/prefix or file:///absolute/path", errUsage, to)
 	case same(to, cfg.Repo):
 		return r, false, fmt.Errorf("%w: --to %s is the primary repository itself", errUsage, to)
 	case cfg.Offsite != nil && same(to, cfg.Offsite.Repo):

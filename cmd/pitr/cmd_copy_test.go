@@ -25,6 +25,9 @@ func TestCopyTarget(t *testing.T) {
 	if _, _, err := copyTarget(&cfg, "s3://main/db/"); !errors.Is(err, errUsage) {
 		t.Errorf("--to the primary: %v", err)
 	}
+	if _, _, err := copyTarget(&cfg, "ftp://backup"); !errors.Is(err, errUsage) {
+		t.Errorf("--to ftp://: %v", err)
+	}
 	r, offsite, err := copyTarget(&cfg, "file:///backup")
 	if err != nil || offsite || r.Repo != "file:///backup" || r.S3Endpoint != "http://primary:9000" {
 		t.Errorf("--to another URL: %+v %v %v, want the primary's settings", r, offsite, err)
