@@ -429,3 +429,46 @@ func TestFollowerCopiesOnKick(t *testing.T) {
 }
 
 var retryFast = retryPolicy()
+
+// breaking fails the first read of each object's body midway, like a
+// connection lost during a download.
+type breaking struct {
+	storage.Storage
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+type brokenBody struct{ n int }
+
+func (b *brokenBody) Read(p []byte) (int, error) {
+	if b.n == 0 {
+		return 0, storagetest.ErrDown
+	}
+	k := min(len(p), b.n)
+	b.n -= k
+	return k, nil
+}
+
+func (b *breaking) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	b.mu.Lock()
+	first := !b.seen[key]
+	b.seen[key] = true
+	b.mu.Unlock()
+	if first && strings.HasPrefix(key, "wal/") {
+		return io.NopCloser(&brokenBody{n: 100}), nil
+	}
+	return b.Storage.Get(ctx, key)
+}
+
+func TestBodyBrokenMidwayCopiedAgain(t *testing.T) {
+	f := newFixture(t)
+	dst := storagetest.NewMemory()
+	res, err := Run(t.Context(), Options{Source: &breaking{Storage: f.src, seen: map[string]bool{}}, Target: dst, Retry: retryFast})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSame(t, f.src, dst)
+	if res.Copied[KindWAL].Objects != 5 {
+		t.Errorf("copied %+v, want 5 wal", res.Copied)
+	}
+}
