@@ -99,6 +99,11 @@ func Total(m map[Kind]Tally) Tally {
 // differ from the source before they were copied again.
 const QuarantinePrefix = "quarantine/"
 
+// largeObject is the size from which objects are copied one at a time: an
+// S3 upload holds several part buffers (16 MiB each by default) while it
+// runs, so Workers large uploads at once would hold Workers times that.
+const largeObject = 64 << 20
+
 // ErrOtherRepository is wrapped when the target is another repository:
 // another format, or bound to a cluster the source does not know.
 var ErrOtherRepository = errors.New("target is another repository")
@@ -110,6 +115,8 @@ type copier struct {
 	opts     Options
 	src, dst storage.Storage
 	now      time.Time
+
+	large chan struct{} // one object of largeObject bytes or more at a time
 
 	mu       sync.Mutex
 	res      *Result
@@ -126,7 +133,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &copier{opts: opts, now: opts.Now().UTC(), inTarget: map[string]bool{}, res: &Result{
+	c := &copier{opts: opts, now: opts.Now().UTC(), inTarget: map[string]bool{}, large: make(chan struct{}, 1), res: &Result{
 		Copied: map[Kind]Tally{}, Skipped: map[Kind]Tally{}, Repaired: map[Kind]Tally{},
 		Behind: map[Kind]Tally{}, Damaged: map[Kind]Tally{},
 	}}
@@ -315,7 +322,17 @@ func (c *copier) each(ctx context.Context, objs []storage.ObjectInfo, have map[s
 			break
 		}
 		size, present := have[o.Key]
-		g.Go(func() error { return c.one(gctx, o, size, present) })
+		g.Go(func() error {
+			if o.Size >= largeObject { // base backup parts: bound the upload buffers held at once
+				select {
+				case c.large <- struct{}{}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				defer func() { <-c.large }()
+			}
+			return c.one(gctx, o, size, present)
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return err
