@@ -179,8 +179,9 @@ func TestCopyKilledThenRestoreFromCopy(t *testing.T) {
 
 // TestCopyLocalToMinIO: the offsite: section names a MinIO bucket with
 // credentials of its own (PITR_OFFSITE_AWS_*; no AWS_* variables are
-// set); pitr copy without --to fills it, and a restore from it alone,
-// with the local source deleted, has every row.
+// set); pitr copy without --to fills it, --to fills a second, local
+// copy; with the local source deleted, the two copies hold the same bytes
+// and a restore from the MinIO copy alone has every row.
 func TestCopyLocalToMinIO(t *testing.T) {
 	r := newRig(t, "local")
 	c := copySource(t, r)
@@ -212,6 +213,10 @@ func TestCopyLocalToMinIO(t *testing.T) {
 		t.Errorf("copy without credentials succeeded:\n%s", stderr)
 	}
 
+	// And file:// -> file://, a second copy.
+	localCopy := "file://" + filepath.Join(testenv.Dir(t), "copy2")
+	r.mustRun(nil, "copy", "--to", localCopy)
+
 	if err := c.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +224,12 @@ func TestCopyLocalToMinIO(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.env = append(append(r.env, "PITR_REPO=s3://"+bucket+"/offsite", "PITR_S3_ENDPOINT="+m.Endpoint), m.Env()...)
+	// The two copies hold the same bytes: from the MinIO copy, the local
+	// one lacks nothing and nothing there differs.
+	out = r.mustRun(nil, "copy", "--to", localCopy, "--dry-run", "--verify")
+	if !strings.Contains(out, localCopy+" is 0 objects (0 B) behind\n") {
+		t.Errorf("MinIO copy against the local copy:\n%s", out)
+	}
 	dir := restoredDir(t)
 	r.mustRun(nil, "restore", "--to", "latest", "--pgdata", dir)
 	c2 := r.startRestored(dir)
