@@ -34,6 +34,9 @@ type Options struct {
 	Workers int          // objects copied at once; default 4
 	Retry   retry.Policy // for each storage call and each object's copy
 	Now     func() time.Time
+	// ProgressEvery is how often a long copy logs what it did so far;
+	// default 30s.
+	ProgressEvery time.Duration
 }
 
 // Kind groups objects for the counts: by their top-level prefix.
@@ -143,12 +146,44 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	} else if !opts.DryRun {
 		return nil, errors.New("copy: no target")
 	}
+	stop := c.progress(ctx)
 	err := c.run(ctx)
+	stop()
 	c.res.Duration = opts.Now().Sub(c.now)
 	if err != nil {
 		return c.res, fmt.Errorf("copy: %w", err)
 	}
 	return c.res, nil
+}
+
+// progress logs the counts so far every ProgressEvery until stopped.
+func (c *copier) progress(ctx context.Context) (stop func()) {
+	every := c.opts.ProgressEvery
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			c.mu.Lock()
+			cp, sk, bh := Total(c.res.Copied), Total(c.res.Skipped), Total(c.res.Behind)
+			c.mu.Unlock()
+			zerolog.Ctx(ctx).Info().Int64("objects", cp.Objects).Int64("bytes", cp.Bytes).Int64("skipped", sk.Objects).
+				Int64("behind", bh.Objects).Msg("copy progress")
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 func (c *copier) run(ctx context.Context) error {
@@ -300,7 +335,9 @@ func (c *copier) list(ctx context.Context, entries bool) ([]storage.ObjectInfo, 
 	}
 	for _, p := range prefixes {
 		err := c.src.List(ctx, p, func(o storage.ObjectInfo) error {
-			if isEntry(o.Key) == entries && o.Key != catalog.MarkerKey {
+			// A copy's quarantine/ is its own, not the repository's: a
+			// copy made from a copy leaves it behind.
+			if isEntry(o.Key) == entries && o.Key != catalog.MarkerKey && !strings.HasPrefix(o.Key, QuarantinePrefix) {
 				out = append(out, o)
 			}
 			return nil

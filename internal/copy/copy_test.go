@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/testenv"
 	"github.com/pitr-dev/pitr/storage"
@@ -471,4 +473,59 @@ func TestBodyBrokenMidwayCopiedAgain(t *testing.T) {
 	if res.Copied[KindWAL].Objects != 5 {
 		t.Errorf("copied %+v, want 5 wal", res.Copied)
 	}
+}
+
+// A copy made from a copy leaves the first copy's quarantine/ behind.
+func TestQuarantineNotCopied(t *testing.T) {
+	f := newFixture(t)
+	put(t, f.src, QuarantinePrefix+"20261201T103000Z/wal/x", []byte("damaged"))
+	dst := storagetest.NewMemory()
+	run(t, Options{Source: f.src, Target: dst})
+	if _, err := dst.Stat(t.Context(), QuarantinePrefix+"20261201T103000Z/wal/x"); !errors.Is(err, storage.ErrNotExist) {
+		t.Errorf("quarantine/ copied: %v", err)
+	}
+}
+
+func TestProgressLogged(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	log := zerolog.New(&lockedWriter{mu: &mu, w: &buf})
+	slow := &slowTarget{Storage: storagetest.NewMemory(), release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(log.WithContext(t.Context()), Options{Source: f.src, Target: slow, ProgressEvery: time.Millisecond})
+		done <- err
+	}()
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(buf.String(), `"message":"copy progress"`), "no progress logged"
+	})
+	close(slow.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// slowTarget holds every Create until released.
+type slowTarget struct {
+	storage.Storage
+	release chan struct{}
+}
+
+func (s *slowTarget) Create(ctx context.Context, key string, r io.Reader) error {
+	<-s.release
+	return s.Storage.Create(ctx, key, r)
 }
