@@ -45,6 +45,16 @@ func runDaemon(ctx context.Context, e *env) error {
 		RetryBackoff: e.cfg.DaemonRetryBackoff, MetricsAddr: e.cfg.MetricsAddr, Version: version,
 		Store: mon, StoreMaxOutage: e.cfg.StoreMaxOutage,
 	}
+	// The off-site copy runs after each successful job (and once at
+	// start, to catch up), one at a time; a nil offsite ignores Kick.
+	offsite, err := e.CopyOffsite(ctx, mon)
+	if err != nil {
+		return err
+	}
+	if offsite != nil {
+		opts.Jobs = append(opts.Jobs, daemon.Job{Name: "offsite copy", Run: func(ctx context.Context, _ bool) error { return offsite.Run(ctx) }})
+		offsite.Kick()
+	}
 	if e.cfg.DaemonStream == nil || *e.cfg.DaemonStream {
 		r, err := newReceiver(ctx, e)
 		if err != nil {
@@ -66,12 +76,18 @@ func runDaemon(ctx context.Context, e *env) error {
 				Repo: r, DSN: e.cfg.PGDSN.Reveal(), Fast: true,
 				WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
 			})
+			if err == nil {
+				offsite.Kick()
+			}
 			return err
 		}))
 	}
 	if dumpSchedule != nil && len(e.cfg.DumpDatabases) > 0 {
 		opts.Jobs = append(opts.Jobs, daemon.DumpJob(dumpSchedule, e.cfg.DumpDatabases, func(ctx context.Context, db string) error {
 			_, err := dump.Run(ctx, dump.Options{Repo: r, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
+			if err == nil {
+				offsite.Kick()
+			}
 			return err
 		}))
 	}
