@@ -39,7 +39,8 @@ type RestoreOptions struct {
 	// target (never following a symbolic link found there); without it,
 	// Restore refuses to start when any path it would write exists.
 	Force bool
-	// Workers is how many files are written at once; 0 means 4.
+	// Workers is how many files are written at once; 0 means 8 (each
+	// holds one chunk in memory: at most 8 MiB).
 	Workers int
 }
 
@@ -102,7 +103,7 @@ func Restore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (RestoreSta
 		nonDirs: map[string]bool{}, needDirs: map[string]bool{}, linkTargets: map[string]*catalog.ManifestEntry{},
 		restoredAs: map[string]string{}, dirs: map[string]bool{"": true}}
 	if x.opts.Workers <= 0 {
-		x.opts.Workers = 4
+		x.opts.Workers = 8
 	}
 	if err := man.Scan(ctx, x.check); err != nil {
 		return x.stats, err

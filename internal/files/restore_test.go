@@ -222,7 +222,7 @@ func TestRestoreRefusesOverwrite(t *testing.T) {
 	s := f.snapshot("media", "20261122T020000Z", fxT0, []fxFile{
 		fxDir("/srv", 0o755, mt1),
 		fxReg("/srv/a", 0o644, mt1, "new a"),
-		fxReg("/srv/b", 0o644, mt1, "new b"),
+		fxReg("/srv/b\nb", 0o644, mt1, "new b"),
 		fxReg("/srv/c", 0o644, mt1, "new c"),
 	})
 	target := t.TempDir()
@@ -231,12 +231,12 @@ func TestRestoreRefusesOverwrite(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(target, "srv"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t, filepath.Join(target, "srv/b"), "old b")
+	mustWrite(t, filepath.Join(target, "srv/b\nb"), "old b")
 	if err := os.Symlink(outside, filepath.Join(target, "srv/c")); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Restore(t.Context(), f.r, RestoreOptions{Snapshot: s, Target: target})
-	if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "srv/b") || strings.Contains(err.Error(), "\n") {
+	if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), `srv/b\nb`) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("restore over an existing file: %v", err)
 	}
 	if _, err := os.Lstat(filepath.Join(target, "srv/a")); !errors.Is(err, fs.ErrNotExist) {
@@ -246,9 +246,9 @@ func TestRestoreRefusesOverwrite(t *testing.T) {
 	if err != nil || st.Replaced != 2 {
 		t.Fatalf("restore --force: %+v, %v", st, err)
 	}
-	for _, n := range []string{"a", "b", "c"} {
+	for _, n := range []string{"a", "b\nb", "c"} {
 		got, err := os.ReadFile(filepath.Join(target, "srv", n))
-		if err != nil || string(got) != "new "+n {
+		if err != nil || string(got) != "new "+n[:1] {
 			t.Errorf("srv/%s: %q, %v", n, got, err)
 		}
 	}
