@@ -577,22 +577,20 @@ func (x *restorer) file(ctx context.Context, name string, e, src *catalog.Manife
 		}
 	}()
 	var n int64
-	for _, c := range src.Chunks {
+	for _, run := range x.runs(src.Chunks) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ref, _ := x.ix.Lookup(c.ID) // checkTarget found each
-		data, err := x.r.ReadBlob(ctx, ref, x.snap.Encrypted, c.SHA256)
+		err := x.r.ReadBlobRun(ctx, run.refs, x.snap.Encrypted, run.sums, func(i int, data []byte) error {
+			if _, err := f.Write(data); err != nil {
+				return err
+			}
+			n += int64(len(data))
+			return nil
+		})
 		if err != nil {
 			return fail(err)
 		}
-		if int64(len(data)) != c.Size {
-			return fail(fmt.Errorf("chunk %.16s: %d bytes, manifest says %d", c.ID, len(data), c.Size))
-		}
-		if _, err := f.Write(data); err != nil {
-			return fail(err)
-		}
-		n += int64(len(data))
 	}
 	if n != src.Size {
 		return fail(fmt.Errorf("%d bytes restored, manifest says %d", n, src.Size))
@@ -630,6 +628,36 @@ func (x *restorer) file(ctx context.Context, name string, e, src *catalog.Manife
 	})
 	return nil
 }
+
+// chunkRun is chunks of a file read with one request.
+type chunkRun struct {
+	refs []repo.BlobRef
+	sums []string
+}
+
+// runs splits chunks into runs that lie in order in one pack
+// (repo.ReadBlobRun). checkTarget found each chunk in the index.
+func (x *restorer) runs(chunks []catalog.ChunkRef) []chunkRun {
+	var out []chunkRun
+	for _, c := range chunks {
+		ref, _ := x.ix.Lookup(c.ID)
+		if k := len(out) - 1; k >= 0 {
+			prev := out[k].refs[len(out[k].refs)-1]
+			end := prev.Offset + prev.Length
+			if ref.Pack == prev.Pack && ref.Offset >= end && ref.Offset-end <= repo.MaxRunGap && len(out[k].refs) < maxRun {
+				out[k].refs = append(out[k].refs, ref)
+				out[k].sums = append(out[k].sums, c.SHA256)
+				continue
+			}
+		}
+		out = append(out, chunkRun{refs: []repo.BlobRef{ref}, sums: []string{c.SHA256}})
+	}
+	return out
+}
+
+// maxRun bounds the chunks of one request (about 64 MiB of a large file
+// at 1 MiB a chunk).
+const maxRun = 64
 
 // chown restores e's owner with do when running as root. owned says the
 // file now has e's owner as root set it (setuid bits may stay); ok is

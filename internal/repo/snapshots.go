@@ -338,3 +338,81 @@ func (m *Manifest) Scan(ctx context.Context, fn func(e *catalog.ManifestEntry) e
 
 // Close releases the spool.
 func (m *Manifest) Close() error { return m.f.Close() }
+
+// MaxRunGap is the most bytes ReadBlobRun reads and drops between two
+// chunks of one run: cheaper than another request.
+const MaxRunGap = 1 << 20
+
+// ReadBlobRun reads chunks stored in order in one pack (each starting at
+// or after the previous one's end, at most MaxRunGap later) with one
+// ranged GET, and calls fn with each one's plaintext, verified against
+// sums[i] (the manifest's record), in order. A restore reads a file's
+// chunks this way: the chunks of a large file lie end to end in a few
+// packs, so it costs a few requests, not one a chunk.
+func (r *Repo) ReadBlobRun(ctx context.Context, refs []BlobRef, encrypted bool, sums []string, fn func(i int, data []byte) error) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	if len(sums) != len(refs) {
+		return fmt.Errorf("read chunks: %d sums for %d chunks", len(sums), len(refs))
+	}
+	first, last := refs[0], refs[len(refs)-1]
+	for i := 1; i < len(refs); i++ {
+		prev, b := refs[i-1], refs[i]
+		if b.Pack != first.Pack || b.Offset < prev.Offset+prev.Length || b.Offset-(prev.Offset+prev.Length) > MaxRunGap {
+			return fmt.Errorf("read chunks: chunk %.16s does not follow chunk %.16s in pack %.16s", b.ID, prev.ID, prev.Pack)
+		}
+	}
+	key, err := catalog.PackKey(first.Pack)
+	if err != nil {
+		return err
+	}
+	rc, err := r.st.GetRange(ctx, key, first.Offset, last.Offset+last.Length-first.Offset)
+	if err != nil {
+		return fmt.Errorf("read chunks from pack %.16s: %w", first.Pack, err)
+	}
+	defer rc.Close()
+	pos := first.Offset
+	for i, ref := range refs {
+		if gap := ref.Offset - pos; gap > 0 {
+			if _, err := io.CopyN(io.Discard, rc, gap); err != nil {
+				return fmt.Errorf("read chunks from pack %.16s: %w", ref.Pack, err)
+			}
+		}
+		data, err := r.openBlob(rc, ref, encrypted, sums[i])
+		if err != nil {
+			return err
+		}
+		pos = ref.Offset + ref.Length
+		if err := fn(i, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openBlob reads exactly one sealed chunk from rc and returns its
+// plaintext.
+func (r *Repo) openBlob(rc io.Reader, ref BlobRef, encrypted bool, wantSHA256 string) ([]byte, error) {
+	lr := &io.LimitedReader{R: rc, N: ref.Length}
+	pr, err := r.codec.Open(lr, encrypted, wantSHA256)
+	if err != nil {
+		return nil, fmt.Errorf("chunk %.16s in pack %.16s: %w", ref.ID, ref.Pack, err)
+	}
+	buf, err := io.ReadAll(io.LimitReader(pr, ref.Size+1))
+	if cerr := pr.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chunk %.16s in pack %.16s: %w", ref.ID, ref.Pack, err)
+	}
+	if int64(len(buf)) != ref.Size {
+		return nil, fmt.Errorf("chunk %.16s in pack %.16s: %d bytes, index says %d", ref.ID, ref.Pack, len(buf), ref.Size)
+	}
+	// Whatever the codec left of the sealed bytes is skipped, so the next
+	// chunk starts where its offset says.
+	if _, err := io.Copy(io.Discard, lr); err != nil {
+		return nil, fmt.Errorf("chunk %.16s in pack %.16s: %w", ref.ID, ref.Pack, err)
+	}
+	return buf, nil
+}

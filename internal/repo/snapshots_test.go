@@ -2,6 +2,7 @@ package repo
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -158,5 +159,47 @@ func TestOpenManifest(t *testing.T) {
 	s3.Manifest.SHA256 = w.SHA256
 	if _, err := r.OpenManifest(t.Context(), s3); err == nil || !strings.Contains(err.Error(), "header names snapshot 20261122T020000Z") {
 		t.Errorf("foreign header: %v", err)
+	}
+}
+
+// ReadBlobRun reads chunks in pack order with one ranged GET, skipping a
+// gap, and checks each one; chunks out of order are refused.
+func TestReadBlobRun(t *testing.T) {
+	m := storagetest.NewMemory()
+	r := encryptedRepo(t, m)
+	var pack bytes.Buffer
+	var refs []BlobRef
+	var sums []string
+	for i, s := range []string{"first chunk", "second", "third and last"} {
+		sealed, err := r.Seal([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, BlobRef{Blob: catalog.Blob{ID: strings.Repeat(fmt.Sprint(i), 64), Offset: int64(pack.Len()), Length: int64(len(sealed.Body)), Size: int64(len(s))}})
+		sums = append(sums, sealed.SHA256)
+		pack.Write(sealed.Body)
+	}
+	sum := fmt.Sprintf("%x", sha256.Sum256(pack.Bytes()))
+	for i := range refs {
+		refs[i].Pack = sum
+	}
+	key, _ := catalog.PackKey(sum)
+	if err := m.Put(t.Context(), key, bytes.NewReader(pack.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err := r.ReadBlobRun(t.Context(), []BlobRef{refs[0], refs[2]}, true, []string{sums[0], sums[2]}, func(i int, data []byte) error {
+		got = append(got, string(data))
+		return nil
+	})
+	if err != nil || strings.Join(got, "|") != "first chunk|third and last" {
+		t.Fatalf("run with a gap: %q, %v", got, err)
+	}
+	noop := func(int, []byte) error { return nil }
+	if err := r.ReadBlobRun(t.Context(), []BlobRef{refs[1], refs[0]}, true, []string{sums[1], sums[0]}, noop); err == nil {
+		t.Error("chunks out of order read")
+	}
+	if err := r.ReadBlobRun(t.Context(), refs[:2], true, []string{sums[0], sums[0]}, noop); !errors.Is(err, envelope.ErrChecksum) {
+		t.Errorf("a wrong sum: %v", err)
 	}
 }
