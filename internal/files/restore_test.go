@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
@@ -460,5 +461,32 @@ func TestFindSnapshotAt(t *testing.T) {
 	}
 	if s, err := FindSnapshot(context.Background(), f.r, "media", "latest", time.Time{}); err != nil || s.ID != "20261122T020000Z" {
 		t.Errorf("latest: %v, %v", s, err)
+	}
+}
+
+// TestRestoreLogsNoSecrets: at debug level, a restore's logs name no path
+// and no content of the snapshot.
+func TestRestoreLogsNoSecrets(t *testing.T) {
+	f := newFxRepo(t, nil)
+	s := f.snapshot("secrets", "20261122T020000Z", fxT0, []fxFile{
+		fxDir("/etc", 0o755, mt1),
+		fxDir("/etc/mastodon", 0o700, mt1),
+		fxReg("/etc/mastodon/.env.production", 0o600, mt1, "OTP_SECRET=0123456789abcdef\n"),
+	})
+	var logs bytes.Buffer
+	ctx := zerolog.New(&logs).Level(zerolog.DebugLevel).WithContext(t.Context())
+	old := geteuid
+	geteuid = func() int { return 4321 } // a warning about owners too
+	t.Cleanup(func() { geteuid = old })
+	if _, err := Restore(ctx, f.r, RestoreOptions{Snapshot: s, Target: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "files restored") || !strings.Contains(logs.String(), "owners not restored") {
+		t.Fatalf("logs lack the summary or the owner warning:\n%s", logs.String())
+	}
+	for _, secret := range []string{"mastodon", ".env", "OTP_SECRET", "0123456789abcdef"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("logs contain %q:\n%s", secret, logs.String())
+		}
 	}
 }
