@@ -45,9 +45,9 @@ func holdingProxy(t *testing.T, endpoint, hold string) string {
 	return srv.URL
 }
 
-// files lists the regular files under dir, relative, skipping temporary
+// repoFilesUnder lists the regular files under dir, relative, skipping temporary
 // ones (the local store's start with ".").
-func files(t *testing.T, dir string) []string {
+func repoFilesUnder(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
@@ -105,7 +105,7 @@ func TestCopyKilledThenRestoreFromCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, time.Minute, func() (bool, string) {
-		for _, f := range files(t, filepath.Join(copyDir)) {
+		for _, f := range repoFilesUnder(t, filepath.Join(copyDir)) {
 			if strings.HasPrefix(f, "wal/") {
 				return true, ""
 			}
@@ -116,7 +116,7 @@ func TestCopyKilledThenRestoreFromCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait() // "signal: killed"
-	killed := files(t, copyDir)
+	killed := repoFilesUnder(t, copyDir)
 	for _, f := range killed {
 		if strings.HasSuffix(f, "/"+catalog.BackupEntryName) {
 			t.Fatalf("killed copy left entry %s (stored %v)", f, killed)
@@ -136,7 +136,7 @@ func TestCopyKilledThenRestoreFromCopy(t *testing.T) {
 
 	// Damage a WAL segment of the copy, keeping its size.
 	var seg string
-	for _, f := range files(t, copyDir) {
+	for _, f := range repoFilesUnder(t, copyDir) {
 		if strings.HasPrefix(f, "wal/0") && !strings.Contains(f, ".backup.") {
 			seg = f
 			break
