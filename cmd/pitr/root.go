@@ -141,6 +141,7 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newDumpsCommand(e),
 		newRestoreDumpCommand(e),
 		newDaemonCommand(e),
+		newFilesCommand(e),
 		newClusterUpgradeCommand(e),
 		newDemoCommand(e),
 	)

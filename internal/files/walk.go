@@ -148,7 +148,6 @@ func (w *walker) walkDir(dir string) error {
 			items = append(items, item{key: de.Name() + "/", path: p, subtree: true})
 		}
 	}
-	des = nil
 	sortItems(items)
 	for _, it := range items {
 		if err := w.do(it); err != nil {
