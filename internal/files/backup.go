@@ -13,6 +13,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/restic/chunker"
@@ -127,10 +128,13 @@ func Backup(ctx context.Context, opts Options) (*catalog.Snapshot, error) {
 	}
 	log.Info().Str("set", snap.Set).Str("kind", snap.Kind).Str("snapshot", snap.ID).Int("chunks_known", ix.Len()).Msg("files snapshot started")
 	if err := store(ctx, opts, roots, pol, ix, snap, manifestKey); err != nil {
-		r.Discard(ctx, manifestKey)
+		// Both at once: with the store down, each waits out its timeout.
+		var wg sync.WaitGroup
+		wg.Go(func() { r.Discard(ctx, manifestKey) })
 		if key, kerr := catalog.SnapshotReservationKey(snap.Set, snap.ID); kerr == nil {
-			r.ReleaseID(ctx, key)
+			wg.Go(func() { r.ReleaseID(ctx, key) })
 		}
+		wg.Wait()
 		return nil, fmt.Errorf("snapshot %s: %w", opts.Name, err)
 	}
 	snap.EndTime = opts.Now().UTC()
