@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -21,7 +22,10 @@ import (
 	"github.com/pitr-dev/pitr/storage"
 )
 
-// PackSize is the size at which a PackWriter stores the pack it fills.
+// PackSize is the most a pack holds: a chunk that would take the pack
+// past it starts the next one. 16 MiB is also the S3 store's default part
+// size, so a pack is one PutObject straight from memory, not a multipart
+// upload copying it into part buffers.
 const PackSize = 16 << 20
 
 // packUploads is how many full packs a PackWriter stores at once.
@@ -46,26 +50,42 @@ type PackStats struct {
 // without one is unreferenced and harmless, and every indexed chunk is in
 // a stored pack, so a rerun reuses what has an index object.
 //
-// Memory: the pack being filled and at most packUploads packs being
-// stored. Add is for one goroutine; the index it updates must not be used
-// elsewhere until Close returns.
+// Sealing runs on a few goroutines (age's key exchange per chunk costs
+// more than anything else for small files), so chunks land in a pack in
+// the order they were sealed; the index says where each is. Memory: the
+// pack being filled, at most packUploads packs being stored, and a copy
+// of each chunk waiting to be sealed (sealers+1 of them). Add is for one
+// goroutine; the index it updates must not be used elsewhere until Close
+// returns.
 type PackWriter struct {
 	r        *Repo
 	ix       *ChunkIndex
 	cacheDir string
 
-	mu    sync.Mutex // guards ix, stats, err against the uploads
+	mu    sync.Mutex // guards ix, stats, err against the sealers and uploads
 	stats PackStats
 	err   error
 
-	seen  map[string]bool // IDs added this run: stored or in a pack not stored yet
-	buf   *bytes.Buffer
-	blobs []catalog.Blob
+	seen map[string]bool // Add's: IDs added this run, stored or on their way
+	jobs chan sealJob
+	bufs chan []byte // chunk copies, free for Add to fill
+	wg   sync.WaitGroup
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	g      *errgroup.Group
-	closed bool
+	packMu sync.Mutex // guards buf, blobs and the hand-over of full packs
+	free   chan *bytes.Buffer
+	buf    *bytes.Buffer
+	blobs  []catalog.Blob
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	g        *errgroup.Group
+	closed   bool
+	closeErr error
+}
+
+type sealJob struct {
+	id   string
+	data []byte
 }
 
 // NewPackWriter returns a writer adding to ix (the repository's chunks, as
@@ -76,8 +96,21 @@ func (r *Repo) NewPackWriter(ctx context.Context, ix *ChunkIndex, cacheDir strin
 	ctx, cancel := context.WithCancel(ctx)
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(packUploads)
-	return &PackWriter{r: r, ix: ix, cacheDir: cacheDir, seen: map[string]bool{},
-		buf: new(bytes.Buffer), ctx: ctx, cancel: cancel, g: g}
+	sealers := min(max(runtime.GOMAXPROCS(0), 1), 4)
+	w := &PackWriter{r: r, ix: ix, cacheDir: cacheDir, seen: map[string]bool{},
+		jobs: make(chan sealJob, sealers+1), bufs: make(chan []byte, sealers+1),
+		free: make(chan *bytes.Buffer, packUploads+1), ctx: ctx, cancel: cancel, g: g}
+	for range sealers + 1 {
+		w.bufs <- nil
+	}
+	for range packUploads {
+		w.free <- new(bytes.Buffer)
+	}
+	w.buf = newPackBuffer()
+	for range sealers {
+		w.wg.Go(w.sealer)
+	}
+	return w
 }
 
 // Has says whether chunk id is stored or added this run already.
@@ -93,9 +126,9 @@ func (w *PackWriter) Has(id string) bool {
 
 // Add stores the chunk data under id (the caller's keyed hash of it)
 // unless the repository has it or it was added this run; added says it
-// was new. data is sealed before Add returns, so the caller may reuse it.
-// An error means an upload failed: the writer is done, and Close returns
-// the same error.
+// was new. data is copied before Add returns, so the caller may reuse it.
+// An error means sealing or an upload failed: the writer is done, and
+// Close returns the same error.
 func (w *PackWriter) Add(id string, data []byte) (added bool, err error) {
 	if w.closed {
 		return false, errors.New("pack writer: add after close")
@@ -106,51 +139,116 @@ func (w *PackWriter) Add(id string, data []byte) (added bool, err error) {
 	if w.Has(id) {
 		return false, nil
 	}
-	sealed, err := w.r.Seal(data)
-	if err != nil {
-		return false, fmt.Errorf("seal chunk: %w", err)
+	var buf []byte
+	select {
+	case buf = <-w.bufs:
+	case <-w.ctx.Done():
+		return false, w.failedOr(w.ctx.Err())
 	}
 	w.seen[id] = true
-	w.blobs = append(w.blobs, catalog.Blob{ID: id, Offset: int64(w.buf.Len()), Length: int64(len(sealed.Body)), Size: int64(len(data))})
-	w.buf.Write(sealed.Body)
+	w.jobs <- sealJob{id: id, data: append(buf[:0], data...)} // never blocks: a job per buffer
 	w.mu.Lock()
 	w.stats.Chunks++
 	w.stats.NewBytes += int64(len(data))
 	w.mu.Unlock()
-	if w.buf.Len() >= PackSize {
-		w.flush()
-	}
 	return true, nil
 }
 
-func (w *PackWriter) failed() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err == nil && w.ctx.Err() != nil {
-		return w.ctx.Err()
+// sealer seals chunks into a buffer of its own and appends them to the
+// pack being filled.
+func (w *PackWriter) sealer() {
+	var scratch bytes.Buffer
+	for j := range w.jobs {
+		if err := w.failed(); err != nil {
+			w.fail(err) // a cancelled ctx too: the chunk is not stored, Close must say so
+		} else {
+			scratch.Reset()
+			if err := w.seal(&scratch, j.data); err != nil {
+				w.fail(fmt.Errorf("seal chunk: %w", err))
+			} else {
+				w.append(j.id, scratch.Bytes(), int64(len(j.data)))
+			}
+		}
+		w.bufs <- j.data
 	}
-	return w.err
 }
 
-// flush hands the pack being filled to an upload (waiting for a free one).
+func (w *PackWriter) seal(dst io.Writer, data []byte) error {
+	sw, err := w.r.codec.Seal(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := sw.Write(data); err != nil {
+		return err
+	}
+	return sw.Close()
+}
+
+// append puts a sealed chunk into the pack being filled, or into the next
+// one if it would take this one past PackSize, and hands a full pack to
+// an upload.
+func (w *PackWriter) append(id string, sealed []byte, size int64) {
+	w.packMu.Lock()
+	defer w.packMu.Unlock()
+	if w.buf.Len() > 0 && w.buf.Len()+len(sealed) > PackSize {
+		w.flush()
+	}
+	w.blobs = append(w.blobs, catalog.Blob{ID: id, Offset: int64(w.buf.Len()), Length: int64(len(sealed)), Size: size})
+	w.buf.Write(sealed)
+	if w.buf.Len() >= PackSize {
+		w.flush()
+	}
+}
+
+func (w *PackWriter) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+	}
+}
+
+func (w *PackWriter) failed() error { return w.failedOr(nil) }
+
+// failedOr is the writer's first error, else err.
+func (w *PackWriter) failedOr(err error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if err == nil && w.ctx.Err() != nil {
+		return w.ctx.Err()
+	}
+	return err
+}
+
+// flush hands the pack being filled to an upload (waiting for a free
+// one); packMu is held.
 func (w *PackWriter) flush() {
 	if w.buf.Len() == 0 {
 		return
 	}
-	body, blobs := w.buf.Bytes(), w.blobs
-	w.buf, w.blobs = new(bytes.Buffer), nil
+	buf, blobs := w.buf, w.blobs
+	w.blobs = nil
+	// At most packUploads packs are out: the next buffer is one an upload
+	// gave back (the wait is g.Go's, for a free upload slot, first).
 	w.g.Go(func() error {
-		if err := w.storePack(w.ctx, body, blobs); err != nil {
-			w.mu.Lock()
-			if w.err == nil {
-				w.err = err
-			}
-			w.mu.Unlock()
+		defer func() { buf.Reset(); w.free <- buf }()
+		if err := w.storePack(w.ctx, buf.Bytes(), blobs); err != nil {
+			w.fail(err)
 			return err
 		}
 		return nil
 	})
+	w.buf = <-w.free
+	if w.buf.Cap() == 0 {
+		w.buf = newPackBuffer()
+	}
 }
+
+// newPackBuffer holds a full pack without growing.
+func newPackBuffer() *bytes.Buffer { return bytes.NewBuffer(make([]byte, 0, PackSize)) }
 
 // storePack stores one pack, then its index object, then adds it to ix.
 func (w *PackWriter) storePack(ctx context.Context, body []byte, blobs []catalog.Blob) error {
@@ -192,25 +290,30 @@ func (w *PackWriter) storePack(ctx context.Context, body []byte, blobs []catalog
 	return nil
 }
 
-// Close stores the last pack and waits for every upload; it returns the
-// first error. Everything added is in the index (and the repository) once
-// it returns nil.
+// Close seals what was added, stores the last pack and waits for every
+// upload; it returns the first error. Everything added is in the index
+// (and the repository) once it returns nil.
 func (w *PackWriter) Close() error {
 	if w.closed {
-		return w.failed()
-	}
-	if w.failed() == nil {
-		w.flush()
+		return w.closeErr
 	}
 	w.closed = true
-	err := w.g.Wait()
-	w.cancel()
-	if err != nil {
-		return err
+	close(w.jobs)
+	w.wg.Wait()
+	if w.failed() == nil {
+		w.packMu.Lock()
+		w.flush()
+		w.packMu.Unlock()
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
+	err := w.g.Wait() // which cancels w.ctx: from here on only w.err counts
+	if err == nil {
+		w.mu.Lock()
+		err = w.err // a sealing error, or a chunk dropped when ctx ended
+		w.mu.Unlock()
+	}
+	w.cancel()
+	w.closeErr = err
+	return err
 }
 
 // Stats returns what the writer stored so far.
@@ -245,11 +348,16 @@ func (r *Repo) LoadChunkIndexCached(ctx context.Context, ix *ChunkIndex, dir str
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for _, sum := range sums {
-		if ix.Has(sum) {
+		mu.Lock()
+		known := ix.Has(sum)
+		mu.Unlock()
+		if known {
 			continue
 		}
 		if pi, ok := readCachedIndex(dir, sum); ok {
+			mu.Lock()
 			ix.Add(sum, pi)
+			mu.Unlock()
 			continue
 		}
 		g.Go(func() error {

@@ -98,7 +98,7 @@ func TestPackWriterPacksChunks(t *testing.T) {
 		}
 	}
 	_ = mem.List(t.Context(), catalog.PacksPrefix, func(oi storage.ObjectInfo) error {
-		if oi.Size > PackSize+2<<20 {
+		if oi.Size > PackSize {
 			t.Errorf("pack %s is %d bytes", oi.Key, oi.Size)
 		}
 		return nil
