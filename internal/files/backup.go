@@ -251,7 +251,8 @@ func store(ctx context.Context, opts Options, roots []string, pol chunker.Pol, i
 	st := pw.Stats()
 	snap.NewBytes, snap.Stored = st.NewBytes, st.Stored+res.w.Stored
 	snap.Manifest = catalog.Part{Name: "manifest", Key: manifestKey, SHA256: res.w.SHA256, Bytes: res.w.Bytes, Stored: res.w.Stored}
-	zerolog.Ctx(ctx).Debug().Str("set", snap.Set).Int64("chunks_stored", st.Chunks).Int64("packs", st.Packs).Int64("puts", st.Puts).Msg("files packs stored")
+	zerolog.Ctx(ctx).Info().Str("set", snap.Set).Str("snapshot", snap.ID).Int64("chunks_stored", st.Chunks).Int64("packs", st.Packs).
+		Int64("objects_put", st.Puts+1).Int64("stored_bytes", snap.Stored).Msg("files chunks and manifest stored")
 	return nil
 }
 

@@ -439,9 +439,10 @@ func TestBackupConcurrentSets(t *testing.T) {
 	r := repo.New(storagetest.NewMemory(), encryptingCodec(t))
 	fixed := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	var wg sync.WaitGroup
-	snaps := make([]*catalog.Snapshot, 2)
-	errs := make([]error, 2)
-	for i, set := range []struct{ name, dir string }{{"alpha", a}, {"beta", b}} {
+	snaps := make([]*catalog.Snapshot, 3)
+	errs := make([]error, 3)
+	// Two sets, and the first twice (as from two hosts), in the same second.
+	for i, set := range []struct{ name, dir string }{{"alpha", a}, {"beta", b}, {"alpha", a}} {
 		wg.Go(func() {
 			o := opts(r, set.name, set.dir)
 			o.Now = func() time.Time { return fixed }
@@ -449,13 +450,16 @@ func TestBackupConcurrentSets(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	for i := range 2 {
+	for i := range errs {
 		if errs[i] != nil {
 			t.Fatal(errs[i])
 		}
 	}
-	if snaps[0].ID != snaps[1].ID {
-		t.Logf("ids %s, %s", snaps[0].ID, snaps[1].ID)
+	if snaps[0].ID == snaps[2].ID {
+		t.Errorf("two snapshots of alpha share id %s", snaps[0].ID)
+	}
+	if l := listSnapshots(t, r.Store()); len(l) != 3 {
+		t.Errorf("listed %v, want 3", l)
 	}
 	for _, s := range snaps {
 		checkSnapshot(t, r, s)
