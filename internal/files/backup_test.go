@@ -576,3 +576,27 @@ func TestBackupUnreadableFile(t *testing.T) {
 		t.Fatalf("got %v, want permission denied naming %s", err, p)
 	}
 }
+
+func TestBackupExcludePatterns(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"keep.txt", "media/annuaire/a.jpg", "media/keep.jpg", "media/cache/x", "tmp/cache/y", "logs/app.log", "deep/logs/b.log"} {
+		mustWrite(t, filepath.Join(dir, p), []byte(p), 0o644)
+	}
+	r := repo.New(storagetest.NewMemory(), encryptingCodec(t))
+	o := opts(r, "media", dir)
+	// relative to the set path; a base name anywhere; an absolute path
+	o.Exclude = []string{"media/annuaire", "cache", dir + "/logs"}
+	snap, err := Backup(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range readManifest(t, r, snap) {
+		if e.Type == catalog.TypeFile {
+			got = append(got, strings.TrimPrefix(e.Path, dir+"/"))
+		}
+	}
+	if want := []string{"deep/logs/b.log", "keep.txt", "media/keep.jpg"}; !slices.Equal(got, want) {
+		t.Errorf("files %v, want %v", got, want)
+	}
+}

@@ -1,6 +1,9 @@
 package files
 
 import (
+	"bytes"
+	"io"
+	"slices"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/restic/chunker"
 )
 
 func TestLoadOrCreateDedupKey(t *testing.T) {
@@ -91,5 +96,38 @@ func TestDedupKeyDerivations(t *testing.T) {
 	pb, err3 := b.polynomial()
 	if err1 != nil || err2 != nil || err3 != nil || pa1 != pa2 || pa1 == pb || !pa1.Irreducible() {
 		t.Errorf("polynomials %v %v %v (%v %v %v): want one irreducible per key", pa1, pa2, pb, err1, err2, err3)
+	}
+}
+
+// TestChunkBoundariesFollowTheKey: the same content is cut elsewhere
+// under another dedup key, so boundaries do not fingerprint known files.
+func TestChunkBoundariesFollowTheKey(t *testing.T) {
+	data := randomBytes(5, 24<<20)
+	cuts := func(k DedupKey) []uint {
+		pol, err := k.polynomial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := chunker.NewWithBoundaries(bytes.NewReader(data), pol, minChunk, maxChunk)
+		c.SetAverageBits(averageBits)
+		buf := make([]byte, maxChunk)
+		var out []uint
+		for {
+			ch, err := c.Next(buf)
+			if err == io.EOF {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, ch.Start)
+		}
+	}
+	a1, a2, b := cuts(testKey(1)), cuts(testKey(1)), cuts(testKey(2))
+	if !slices.Equal(a1, a2) {
+		t.Fatal("one key cuts the same content differently twice")
+	}
+	if slices.Equal(a1, b) || len(a1) < 5 {
+		t.Fatalf("cuts %v and %v: want several, different under another key", a1, b)
 	}
 }
