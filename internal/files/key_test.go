@@ -2,15 +2,15 @@ package files
 
 import (
 	"bytes"
-	"io"
-	"slices"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
