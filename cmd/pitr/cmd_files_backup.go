@@ -90,6 +90,17 @@ func filesSets(cfg *config.Config, o filesBackupOptions, args []string) ([]confi
 		if len(args) == 0 {
 			return nil, fmt.Errorf("%w: files backup --set %s: name the paths to snapshot", errUsage, o.set)
 		}
+		if !catalog.ValidSetName(o.set) {
+			return nil, fmt.Errorf("%w: files backup --set %q: want lower-case letters, digits, _ and -, starting with a letter or digit", errUsage, o.set)
+		}
+		if o.kind != files.KindUploads && o.kind != files.KindSecrets {
+			return nil, fmt.Errorf("%w: files backup --kind %q: want %s or %s", errUsage, o.kind, files.KindUploads, files.KindSecrets)
+		}
+		for _, p := range args {
+			if !filepath.IsAbs(p) {
+				return nil, fmt.Errorf("%w: files backup --set %s: path %q is not absolute", errUsage, o.set, p)
+			}
+		}
 		return []config.FileSet{{Name: o.set, Kind: config.FileSetKind(o.kind), Paths: args, Exclude: o.exclude}}, nil
 	case o.kindSet || len(o.exclude) > 0:
 		return nil, fmt.Errorf("%w: files backup: --kind and --exclude go with --set (a configured set has its own)", errUsage)

@@ -52,6 +52,10 @@ func TestFilesBackupUsage(t *testing.T) {
 		{[]string{"files", "backup", "media", "--kind", "secrets"}, "--kind and --exclude go with --set"},
 		{[]string{"files", "backup", "media", "--exclude", "x"}, "--kind and --exclude go with --set"},
 		{[]string{"files", "backup", "--bogus"}, "unknown flag"},
+		{[]string{"files", "backup", "--set", "Bad Name", dir}, `--set "Bad Name": want lower-case`},
+		{[]string{"files", "backup", "--set", "adhoc", "--kind", "media", dir}, `--kind "media": want uploads or secrets`},
+		{[]string{"files", "backup", "--set", "adhoc", "relative/path"}, `path "relative/path" is not absolute`},
+		{[]string{"files", "bogus"}, "unknown command"},
 	} {
 		code, _, stderr := runCLI(t, tc.args...)
 		if code != exitUsage || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {
