@@ -565,15 +565,28 @@ func TestBackupBadOptions(t *testing.T) {
 
 func TestBackupUnreadableFile(t *testing.T) {
 	if os.Geteuid() == 0 {
-		t.Skip("root reads every file: permission errors cannot be made here")
+		// root reads every file: run this test again as the postgres user
+		rerunAsPostgres(t, "TestBackupUnreadableFile")
+		return
 	}
 	dir := t.TempDir()
-	p := filepath.Join(dir, "locked")
+	p := filepath.Join(dir, "sub dir", "locked")
 	mustWrite(t, p, []byte("x"), 0o000)
+	mustWrite(t, filepath.Join(dir, "a-readable"), []byte("y"), 0o644)
 	r := repo.New(storagetest.NewMemory(), encryptingCodec(t))
 	_, err := Backup(t.Context(), opts(r, "media", dir))
-	if err == nil || !strings.Contains(err.Error(), p) || !errors.Is(err, unix.EACCES) {
-		t.Fatalf("got %v, want permission denied naming %s", err, p)
+	if err == nil || !strings.Contains(err.Error(), p) || !errors.Is(err, unix.EACCES) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("got %v, want one line: permission denied naming %s", err, p)
+	}
+	if l := listSnapshots(t, r.Store()); len(l) != 0 {
+		t.Errorf("listed %v", l)
+	}
+	// A secrets set names the set path only.
+	o := opts(r, "keys", dir)
+	o.Kind = KindSecrets
+	_, err = Backup(t.Context(), o)
+	if err == nil || strings.Contains(err.Error(), "locked") || !strings.Contains(err.Error(), dir) || !errors.Is(err, unix.EACCES) {
+		t.Fatalf("secrets: got %v, want permission denied under %s without the file name", err, dir)
 	}
 }
 
