@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -17,8 +18,9 @@ func newDaemonCommand(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "daemon",
 		Short: "Stream WAL, and take base backups and dumps on schedules, in one process with metrics",
-		Long: `Run wal-receive (daemon_stream), base backups on backup_schedule, and dumps
-of dump_databases on dump_schedule, in one process. Schedules are cron lines in
+		Long: `Run wal-receive (daemon_stream), base backups on backup_schedule, dumps
+of dump_databases on dump_schedule, and snapshots of each file set (files:)
+on its schedule, else files_schedule, in one process. Schedules are cron lines in
 local time ("0 2 * * *", a leading seconds field, or @daily, @every 6h); an
 empty schedule disables the job. A run still going when its job is due again
 skips that turn; a failed run is retried after daemon_retry_backoff, doubling
@@ -90,6 +92,19 @@ func runDaemon(ctx context.Context, e *env) error {
 			}
 			return err
 		}))
+	}
+	for _, set := range e.cfg.Files { // each file set on its own schedule, else files_schedule
+		spec := cmp.Or(set.Schedule, e.cfg.FilesSchedule)
+		s, err := config.ParseSchedule(spec)
+		if err != nil {
+			return fmt.Errorf("%w: files %s schedule: %v", errUsage, set.Name, err)
+		}
+		if s != nil {
+			opts.Jobs = append(opts.Jobs, daemon.Job{Name: "files " + set.Name, Schedule: s, Run: func(ctx context.Context, _ bool) error {
+				_, err := filesBackup(ctx, e, r, set)
+				return err
+			}})
+		}
 	}
 	opts.Previous = func(ctx context.Context) (daemon.Previous, error) {
 		var p daemon.Previous

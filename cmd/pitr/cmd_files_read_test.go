@@ -24,9 +24,9 @@ import (
 	"github.com/pitr-dev/pitr/storage/storagetest"
 )
 
-// filesEnv is a memory repository with an age identity file for the env,
+// readFilesEnv is a memory repository with an age identity file for the env,
 // and a repository to write snapshots with.
-func filesEnv(t *testing.T) (*env, *bytes.Buffer, *storagetest.Memory, *repo.Repo) {
+func readFilesEnv(t *testing.T) (*env, *bytes.Buffer, *storagetest.Memory, *repo.Repo) {
 	t.Helper()
 	m := storagetest.NewMemory()
 	e, out := memEnv(m)
@@ -106,7 +106,7 @@ var filesT0 = time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC)
 // TestFilesListShow: the table, JSON, a damaged entry named, and show by
 // id alone, with --set, or latest.
 func TestFilesListShow(t *testing.T) {
-	e, out, mem, r := filesEnv(t)
+	e, out, mem, r := readFilesEnv(t)
 	storeFilesSnapshot(t, r, "media", "20261121T020000Z", filesT0.Add(-24*time.Hour), map[string]string{"a": "1"})
 	s2 := storeFilesSnapshot(t, r, "media", "20261122T020000Z", filesT0, map[string]string{"a": "2"})
 	storeFilesSnapshot(t, r, "secrets", "20261122T020000Z", filesT0, map[string]string{".env": "x"})
@@ -163,7 +163,7 @@ func TestFilesListShow(t *testing.T) {
 
 // TestFilesRestoreFlags: every bad input is one line and a usage error.
 func TestFilesRestoreFlags(t *testing.T) {
-	e, _, _, _ := filesEnv(t)
+	e, _, _, _ := readFilesEnv(t)
 	dir := t.TempDir()
 	for _, c := range []struct {
 		f    filesRestoreFlags
@@ -184,7 +184,7 @@ func TestFilesRestoreFlags(t *testing.T) {
 		}
 	}
 	e.cfg.AgeIdentityFile = ""
-	_, _, _, r := filesEnv(t)
+	_, _, _, r := readFilesEnv(t)
 	e.store = r.Store()
 	storeFilesSnapshot(t, r, "media", "20261122T020000Z", filesT0, map[string]string{"a": "1"})
 	if err := runFilesRestore(t.Context(), e, filesRestoreFlags{set: "media", target: dir}); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "identity") {
@@ -196,7 +196,7 @@ func TestFilesRestoreFlags(t *testing.T) {
 // before it; latest the newest; the summary line counts what was written.
 // It runs through the commands addFilesReadCommands adds.
 func TestFilesRestoreAt(t *testing.T) {
-	e, out, _, r := filesEnv(t)
+	e, out, _, r := readFilesEnv(t)
 	storeFilesSnapshot(t, r, "media", "20261121T020000Z", filesT0.Add(-24*time.Hour), map[string]string{"a.png": "old", "b.png": "bbb", "empty": ""})
 	storeFilesSnapshot(t, r, "media", "20261122T020000Z", filesT0, map[string]string{"a.png": "new"})
 	run := func(args ...string) error {

@@ -142,6 +142,7 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newDumpsCommand(e),
 		newRestoreDumpCommand(e),
 		newDaemonCommand(e),
+		newFilesCommand(e),
 		newClusterUpgradeCommand(e),
 		newDemoCommand(e),
 		newCopyCommand(e),

@@ -228,11 +228,11 @@ func TestRestoreRefusesOverwrite(t *testing.T) {
 	})
 	target := t.TempDir()
 	outside := filepath.Join(t.TempDir(), "outside")
-	mustWrite(t, outside, "outside")
+	writeText(t, outside, "outside")
 	if err := os.MkdirAll(filepath.Join(target, "srv"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t, filepath.Join(target, "srv/b\nb"), "old b")
+	writeText(t, filepath.Join(target, "srv/b\nb"), "old b")
 	if err := os.Symlink(outside, filepath.Join(target, "srv/c")); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestRestoreRefusesOverwrite(t *testing.T) {
 	noTemps(t, target)
 }
 
-func mustWrite(t *testing.T, p, s string) {
+func writeText(t *testing.T, p, s string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
