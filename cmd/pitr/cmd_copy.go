@@ -55,6 +55,8 @@ func copyTarget(cfg *config.Config, to string) (r config.Repository, offsite boo
 	switch {
 	case to == "" && cfg.Offsite == nil:
 		return r, false, fmt.Errorf("%w: no target: give --to URL, or an offsite: section in the config file", errUsage)
+	case to == "" && same(cfg.Offsite.Repo, cfg.Repo):
+		return r, false, fmt.Errorf("%w: offsite.repo %s is repo itself: name another repository (a restore from the copy needs no copy)", errUsage, cfg.Offsite.Repo)
 	case to == "":
 		return *cfg.Offsite, true, nil
 	case !strings.HasPrefix(to, "s3://") && !strings.HasPrefix(to, "file://"):
@@ -74,6 +76,9 @@ func copyTarget(cfg *config.Config, to string) (r config.Repository, offsite boo
 func (e *env) CopyOffsite(ctx context.Context, source storage.Storage) (*copy.Follower, error) {
 	if e.cfg.Offsite == nil {
 		return nil, nil
+	}
+	if _, _, err := copyTarget(&e.cfg, ""); err != nil {
+		return nil, err
 	}
 	dst, err := e.OpenSecond(ctx, *e.cfg.Offsite, true, true)
 	if err != nil {

@@ -139,7 +139,7 @@ func Restore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (RestoreSta
 		log.Warn().Int64("xattrs", n).Msg("extended attributes not restored: the target refused them")
 	}
 	log.Info().Str("set", s.Set).Str("snapshot", s.ID).Int64("files", x.stats.Files).Int64("bytes", x.stats.Bytes).
-		Dur("duration", x.stats.Duration).Msg("files restored")
+		Dur("took", x.stats.Duration.Round(time.Millisecond)).Msg("files restored")
 	return x.stats, nil
 }
 
