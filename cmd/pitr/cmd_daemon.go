@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/pitr-dev/pitr/internal/config"
 	"github.com/pitr-dev/pitr/internal/daemon"
 	"github.com/pitr-dev/pitr/internal/dump"
+	"github.com/pitr-dev/pitr/internal/files"
 )
 
 func newDaemonCommand(e *env) *cobra.Command {
@@ -102,6 +104,9 @@ func runDaemon(ctx context.Context, e *env) error {
 		if s != nil {
 			opts.Jobs = append(opts.Jobs, daemon.Job{Name: "files " + set.Name, Schedule: s, Run: func(ctx context.Context, _ bool) error {
 				_, err := filesBackup(ctx, e, r, set)
+				if err == nil || errors.Is(err, files.ErrChanged) { // stored either way
+					offsite.Kick()
+				}
 				return err
 			}})
 		}
