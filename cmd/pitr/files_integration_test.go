@@ -6,12 +6,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -171,6 +173,17 @@ func randomData(seed uint64, n int) []byte {
 }
 
 // bucketBytes sums the sizes of the bucket's objects.
+// indexObjects counts the chunk index objects in the bucket: each is
+// written after its pack, so a pack it names is there to reuse.
+func indexObjects(t *testing.T, m *testenv.MinIOServer, bucket string) int {
+	t.Helper()
+	out, err := m.Client().ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("pitr/" + catalog.IndexPrefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(out.Contents)
+}
+
 func bucketBytes(t *testing.T, m *testenv.MinIOServer, bucket string) (n int64, objects int) {
 	t.Helper()
 	p := s3.NewListObjectsV2Paginator(m.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
@@ -321,7 +334,7 @@ func TestFilesMinIOSecrets(t *testing.T) {
 // reusing the packs stored before, and restores.
 func TestFilesMinIOStoppedMidSnapshot(t *testing.T) {
 	dir, keys := t.TempDir(), t.TempDir()
-	m, _ := filesMinIO(t, dir, keys)
+	m, bucket := filesMinIO(t, dir, keys)
 	for i := range 6 {
 		writeTreeFile(t, filepath.Join(dir, string(rune('a'+i))+".bin"), randomData(uint64(50+i), 8<<20), 0o644)
 	}
@@ -330,8 +343,14 @@ func TestFilesMinIOStoppedMidSnapshot(t *testing.T) {
 	stopped := false
 	filesAfterRead = func(p string, _ int) {
 		if strings.HasSuffix(p, "/e.bin") && !stopped {
+			// Four files read: wait until a pack and its index are stored
+			// (uploads run beside the walk, slower under load), then stop.
+			testenv.Eventually(t, time.Minute, func() (bool, string) {
+				n := indexObjects(t, m, bucket)
+				return n > 0, fmt.Sprintf("an index object in the bucket (%d)", n)
+			})
 			stopped = true
-			m.Stop(t) // four files read: two packs stored or on their way
+			m.Stop(t)
 		}
 	}
 	t.Cleanup(func() { filesAfterRead = nil })
