@@ -20,6 +20,9 @@
 #            the benchmark
 #   copy     `pitr copy --to` a second bucket, and the floor: GET and PUT of
 #            every object under pitr's prefix to a third bucket, 4 at once
+#   profile  (not by default) after the last round, untimed: pitr's first
+#            snapshot and restore under `perf record`, perf's top functions
+#            in $WORK/logs/perf-backup.txt and perf-restore.txt
 # For each: wall time, MB/s of the tree, upload requests and bytes MinIO
 # received (its API metrics, before and after), objects and bytes the
 # tool's prefix gained (listings before and after), CPU and peak RSS of the
@@ -41,7 +44,7 @@
 #   PITR_BENCH_SEED         seed of the tree and its change [1]
 #   PITR_BENCH_ROUNDS       rounds [1]
 #   PITR_BENCH_TOOLS        [restic pitr]
-#   PITR_BENCH_PHASES       [first incr restore copy] (incr, restore and copy need first)
+#   PITR_BENCH_PHASES       [first incr restore copy] (incr, restore and copy need first), or add profile
 #   PITR_BENCH_RESTIC_CONNECTIONS  restic -o s3.connections [5, restic's default]
 #   PITR_BENCH_WRITE_DOCS   1: update docs/BENCHMARKS.md [1]
 #   PITR_MINIO_BIN          MinIO binary [minio in PATH, else ~/go/bin/minio]
@@ -107,7 +110,7 @@ set_round() {
 	local round=$1
 	RESTIC=(restic --repo "s3:$BENCH_S3_ENDPOINT/restic/r$round" --cacert "$AWS_CA_BUNDLE"
 		--cache-dir "$WORK/restic-cache/r$round" -o "s3.connections=$RESTIC_CONNECTIONS")
-	PITRX=(env "PITR_REPO=s3://pitr/r$round" "PITR_SPOOL=$WORK/pitr-spool/r$round" "$PITR")
+	PITRX=(env "PITR_REPO=s3://pitr/r$round" "PITR_SPOOL_DIR=$WORK/pitr-spool/r$round" "$PITR")
 }
 
 prefix_of() { # tool round -> bucket prefix
@@ -221,6 +224,31 @@ copy_phase() { # round
 	done
 }
 
+# profile_phase runs pitr's first snapshot of the (changed) tree into a new
+# repository, then its restore, under `perf record` (pitr has no profiling
+# switch), and writes perf's top functions to $WORK/logs/perf-*.txt. Not timed.
+profile_phase() {
+	if ! has_tool pitr || ! command -v perf >/dev/null; then
+		log "no pitr files command or no perf: no profile"
+		return
+	fi
+	set_round prof
+	mkdir -p "$WORK/pitr-spool/rprof"
+	local dir=$WORK/restore/prof what
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	for what in backup restore; do
+		local argv=("${PITRX[@]}" files backup --set bench "$TREE")
+		[ "$what" = restore ] && argv=("${PITRX[@]}" files restore --set bench --snapshot latest --target "$dir")
+		perf record -F 499 -g -o "$WORK/perf-$what.data" -- "${argv[@]}" >"$WORK/logs/perf-$what.log" 2>&1 ||
+			die "perf record pitr files $what: $(tail -3 "$WORK/logs/perf-$what.log")"
+		perf report -i "$WORK/perf-$what.data" --stdio --no-children --sort comm,symbol --percent-limit 0.7 -g none \
+			>"$WORK/logs/perf-$what.txt" 2>/dev/null
+		log "profile of pitr files $what: $WORK/logs/perf-$what.txt"
+	done
+	rm -rf "$dir"
+}
+
 machine_facts() {
 	local f=$WORK/machine.md
 	{
@@ -267,6 +295,7 @@ main() {
 		esac
 		case " $PHASES " in *" copy "*) copy_phase "$round" ;; esac
 	done
+	case " $PHASES " in *" profile "*) profile_phase ;; esac
 	local elapsed=$((SECONDS - started)) v env=() copy=0
 	for v in PITR_BENCH_FILES_MB PITR_BENCH_FILES_SMALL PITR_BENCH_SEED PITR_BENCH_ROUNDS PITR_BENCH_TOOLS \
 		PITR_BENCH_PHASES PITR_BENCH_RESTIC_CONNECTIONS PITR_BIN; do

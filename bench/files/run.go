@@ -283,6 +283,14 @@ func cmdRun(args []string) error {
 	return harness.AppendJSON(c.out, res)
 }
 
+// plain turns off the SDK's default CRC checksums (a trailing checksum
+// makes MinIO refuse bodies over 16 MiB in one chunk), as pitr does for
+// S3-compatible endpoints.
+func plain(o *s3.Options) {
+	o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+	o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+}
+
 // cmdS3Copy copies every object under one prefix to another (another
 // bucket, maybe) with plain GET and PUT, --concurrency at a time, each
 // object read whole into memory first: the floor for `pitr copy`, which
@@ -319,7 +327,7 @@ func cmdS3Copy(args []string) error {
 	start := time.Now()
 	err = parallel(*conc, len(keys), func(k int) error {
 		key := keys[k]
-		obj, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: fromBucket, Key: &key})
+		obj, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: fromBucket, Key: &key}, plain)
 		if err != nil {
 			return fmt.Errorf("get %s: %w", key, err)
 		}
@@ -330,7 +338,7 @@ func cmdS3Copy(args []string) error {
 		}
 		to := *toPrefix + strings.TrimPrefix(key, *fromPrefix)
 		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: toBucket, Key: &to, Body: bytes.NewReader(b),
-			ContentLength: aws.Int64(int64(len(b)))}); err != nil {
+			ContentLength: aws.Int64(int64(len(b)))}, plain); err != nil {
 			return fmt.Errorf("put %s: %w", to, err)
 		}
 		mu.Lock()
