@@ -89,6 +89,8 @@ has_tool() {
 	esac
 }
 
+has_restore() { "$PITR" files restore --help 2>&1 | grep -qE "^ +pitr files restore"; }
+
 has_copy() { "$PITR" copy --help 2>&1 | grep -qE "^ +pitr copy"; }
 
 setup() {
@@ -110,7 +112,8 @@ set_round() {
 	local round=$1
 	RESTIC=(restic --repo "s3:$BENCH_S3_ENDPOINT/restic/r$round" --cacert "$AWS_CA_BUNDLE"
 		--cache-dir "$WORK/restic-cache/r$round" -o "s3.connections=$RESTIC_CONNECTIONS")
-	PITRX=(env "PITR_REPO=s3://pitr/r$round" "PITR_SPOOL_DIR=$WORK/pitr-spool/r$round" "$PITR")
+	PITRX=(env "PITR_REPO=s3://pitr/r$round" "PITR_SPOOL_DIR=$WORK/pitr-spool/r$round"
+		"PITR_FILES_DEDUP_KEY=$WORK/pitr-spool/r$round/dedup.key" "$PITR")
 }
 
 prefix_of() { # tool round -> bucket prefix
@@ -182,6 +185,10 @@ snapshot() { # phase tool round
 
 restore() { # tool round
 	local tool=$1 round=$2 dir=$WORK/restore/$1
+	if [ "$tool" = pitr ] && ! has_restore; then
+		log "pitr has no files restore command: its restore is not measured"
+		return
+	fi
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	case $tool in
@@ -238,6 +245,7 @@ profile_phase() {
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	for what in backup restore; do
+		[ "$what" = restore ] && ! has_restore && break
 		local argv=("${PITRX[@]}" files backup --set bench "$TREE")
 		[ "$what" = restore ] && argv=("${PITRX[@]}" files restore --set bench --snapshot latest --target "$dir")
 		perf record -F 499 -g -o "$WORK/perf-$what.data" -- "${argv[@]}" >"$WORK/logs/perf-$what.log" 2>&1 ||
@@ -299,7 +307,9 @@ main() {
 	local elapsed=$((SECONDS - started)) v env=() copy=0
 	for v in PITR_BENCH_FILES_MB PITR_BENCH_FILES_SMALL PITR_BENCH_SEED PITR_BENCH_ROUNDS PITR_BENCH_TOOLS \
 		PITR_BENCH_PHASES PITR_BENCH_RESTIC_CONNECTIONS PITR_BIN; do
-		[ -n "${!v:-}" ] && env+=("$v=${!v}")
+		if [ -n "${!v:-}" ]; then
+			case ${!v} in *' '*) env+=("$v='${!v}'") ;; *) env+=("$v=${!v}") ;; esac
+		fi
 	done
 	has_tool pitr && has_copy && copy=1
 	machine_facts
