@@ -21,8 +21,8 @@
 #   copy     `pitr copy --to` a second bucket, and the floor: GET and PUT of
 #            every object under pitr's prefix to a third bucket, 4 at once
 #   profile  (not by default) after the last round, untimed: pitr's first
-#            snapshot and restore under `perf record`, perf's top functions
-#            in $WORK/logs/perf-backup.txt and perf-restore.txt
+#            snapshot, a second after another 1 % change, and the restore,
+#            under `perf record`; perf's top functions in $WORK/logs/perf-*.txt
 # For each: wall time, MB/s of the tree, upload requests and bytes MinIO
 # received (its API metrics, before and after), objects and bytes the
 # tool's prefix gained (listings before and after), CPU and peak RSS of the
@@ -231,9 +231,10 @@ copy_phase() { # round
 	done
 }
 
-# profile_phase runs pitr's first snapshot of the (changed) tree into a new
-# repository, then its restore, under `perf record` (pitr has no profiling
-# switch), and writes perf's top functions to $WORK/logs/perf-*.txt. Not timed.
+# profile_phase runs pitr's first snapshot of the tree into a new
+# repository, a second one after another 1 % change, and the restore of
+# that, under `perf record` (pitr has no profiling switch), and writes
+# perf's top functions to $WORK/logs/perf-{first,incr,restore}.txt. Not timed.
 profile_phase() {
 	if ! has_tool pitr || ! command -v perf >/dev/null; then
 		log "no pitr files command or no perf: no profile"
@@ -241,17 +242,22 @@ profile_phase() {
 	fi
 	set_round prof
 	mkdir -p "$WORK/pitr-spool/rprof"
-	local dir=$WORK/restore/prof what
+	local dir=$WORK/restore/prof what argv
 	rm -rf "$dir"
 	mkdir -p "$dir"
-	for what in backup restore; do
-		[ "$what" = restore ] && ! has_restore && break
-		local argv=("${PITRX[@]}" files backup --set bench "$TREE")
-		[ "$what" = restore ] && argv=("${PITRX[@]}" files restore --set bench --snapshot latest --target "$dir")
+	for what in first incr restore; do
+		case $what in
+		first | incr) argv=("${PITRX[@]}" files backup --set bench "$TREE") ;;
+		restore)
+			has_restore || break
+			argv=("${PITRX[@]}" files restore --set bench --snapshot latest --target "$dir")
+			;;
+		esac
+		[ "$what" = incr ] && "$H" change --seed "$((SEED + 1))" "$TREE" >"$WORK/logs/perf-change.log"
 		perf record -F 499 -g -o "$WORK/perf-$what.data" -- "${argv[@]}" >"$WORK/logs/perf-$what.log" 2>&1 ||
 			die "perf record pitr files $what: $(tail -3 "$WORK/logs/perf-$what.log")"
-		perf report -i "$WORK/perf-$what.data" --stdio --no-children --sort comm,symbol --percent-limit 0.7 -g none \
-			>"$WORK/logs/perf-$what.txt" 2>/dev/null
+		perf report -i "$WORK/perf-$what.data" --stdio --no-children --sort symbol --percent-limit 0.7 -g none 2>/dev/null |
+			sed 's/ *$//' >"$WORK/logs/perf-$what.txt"
 		log "profile of pitr files $what: $WORK/logs/perf-$what.txt"
 	done
 	rm -rf "$dir"
