@@ -49,6 +49,7 @@
 #   PITR_BENCH_WRITE_DOCS   1: update docs/BENCHMARKS.md [1]
 #   PITR_MINIO_BIN          MinIO binary [minio in PATH, else ~/go/bin/minio]
 #   PITR_BIN                a pitr binary to measure [built from this tree]
+#   PITR_BENCH_REV          what to call the pitr measured in the report [this tree's revision]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -278,6 +279,7 @@ main() {
 	ensure_restic
 	build_harness files
 	build_pitr
+	PITR_REV=${PITR_BENCH_REV:-$PITR_REV}
 	# MinIO's API metrics (request counts, bytes received) without a token.
 	export MINIO_PROMETHEUS_AUTH_TYPE=public
 	start_minio restic pitr pitr-copy floor
