@@ -79,6 +79,7 @@ func list(xs []float64, format string) string {
 }
 
 func wall(r Result) float64 { return r.WallS }
+func gets(r Result) float64 { return float64(r.Requests["getobject"]) }
 func cpu(r Result) float64  { return r.UserS + r.SysS }
 func mbps(r Result) float64 {
 	if r.WallS == 0 {
@@ -193,15 +194,15 @@ func cmdReport(args []string) error {
 		}
 		p("%s\n", strings.TrimSpace(string(m)))
 	}
-	p("- MB/s: the tree's bytes (after the change, for the second snapshot and the restore) over the wall time. Upload requests (PutObject, UploadPart, CopyObject) and bytes MinIO received and sent: MinIO's API metrics (v3) before and after the command. Objects and MiB added: listings of the tool's prefix before and after (net of deletions, such as restic's lock files). CPU: user+system of the tool and every process it started (`getrusage(RUSAGE_CHILDREN)`). Peak RSS: the largest single process (`ru_maxrss`). Others' CPU: the share of the machine's CPU capacity used by processes that were neither the tool's nor MinIO's (the machine is shared; this load slows every tool). With more than one round: medians, a ratio is the median of per-round ratios (all rounds' values in brackets).\n")
+	p("- MB/s: the tree's bytes (after the change, for the second snapshot and the restore) over the wall time. Upload requests (PutObject, UploadPart, CopyObject; a multipart upload's initiate and complete not counted), GET requests (whole or ranged) and bytes MinIO received and sent: MinIO's API metrics (v3) before and after the command. Objects and MiB added: listings of the tool's prefix before and after (net of deletions, such as restic's lock files). CPU: user+system of the tool and every process it started (`getrusage(RUSAGE_CHILDREN)`). Peak RSS: the largest single process (`ru_maxrss`). Others' CPU: the share of the machine's CPU capacity used by processes that were neither the tool's nor MinIO's (the machine is shared; this load slows every tool). With more than one round: medians, a ratio is the median of per-round ratios (all rounds' values in brackets).\n")
 	p("- Each restore was compared with the tree, untimed: paths, types, modes, owners, sizes, symlink targets and content byte for byte; any difference fails the benchmark.\n")
 	if busy > 0 {
 		p("\n**%d measurements started while the machine was still busy** (over 10%% of its CPUs for 10 s: other work): compare the tools within a table, not absolute times.\n", busy)
 	}
 
 	p("\n### Snapshots and restore\n\n")
-	p("| phase | tool | wall s | MB/s | speed x restic | upload requests | MiB received | MiB sent | objects added | MiB added | peak RSS MiB | CPU s | MinIO CPU s | others' CPU |\n")
-	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("| phase | tool | wall s | MB/s | speed x restic | upload requests | GET requests | MiB received | MiB sent | objects added | MiB added | peak RSS MiB | CPU s | MinIO CPU s | others' CPU |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var verdicts []string
 	rssMax, rssWhere := 0.0, ""
 	for _, ph := range phaseTitles {
@@ -210,7 +211,7 @@ func cmdReport(args []string) error {
 			s := d[t]
 			if s == nil {
 				if t == "pitr" {
-					p("| %s | pitr | not measured (no such command in this build of pitr) | | | | | | | | | | | |\n", ph.title)
+					p("| %s | pitr | not measured (no such command in this build of pitr) | | | | | | | | | | | | |\n", ph.title)
 				}
 				continue
 			}
@@ -230,8 +231,8 @@ func cmdReport(args []string) error {
 			if len(s.byRnd) > 1 {
 				wallCell += " (" + list(s.vals(wall), "%.2f") + ")"
 			}
-			p("| %s | %s | %s | %.1f | %s | %.0f | %.1f | %.1f | %.0f | %.1f | %.0f | %.2f | %.2f | %s |\n", ph.title, s.title, wallCell, s.med(mbps), ratioCell,
-				s.med(func(r Result) float64 { return float64(r.PutRequests) }), s.med(func(r Result) float64 { return mib(r.ReceivedBytes) }),
+			p("| %s | %s | %s | %.1f | %s | %.0f | %.0f | %.1f | %.1f | %.0f | %.1f | %.0f | %.2f | %.2f | %s |\n", ph.title, s.title, wallCell, s.med(mbps), ratioCell,
+				s.med(func(r Result) float64 { return float64(r.PutRequests) }), s.med(gets), s.med(func(r Result) float64 { return mib(r.ReceivedBytes) }),
 				s.med(func(r Result) float64 { return mib(r.SentBytes) }),
 				s.med(func(r Result) float64 { return float64(r.ObjectsAdded) }), s.med(func(r Result) float64 { return mib(r.BytesAdded) }),
 				s.maxRSS(), s.med(cpu), s.med(func(r Result) float64 { return r.MinIOCPUS }), othersCell(s))
@@ -283,8 +284,8 @@ func cmdReport(args []string) error {
 	p("\n### `pitr copy` of the whole repository\n\n")
 	if cp := data["copy"]; *copyOK && cp != nil && cp["floor"] != nil && cp["pitr"] != nil {
 		p("After the round's snapshots and restores, pitr's whole repository (prefix `rN/` of bucket `pitr`) copied to another bucket of the same MinIO. MB/s: the repository's stored bytes over the wall time.\n\n")
-		p("| | wall s | MB/s | x floor (time) | upload requests | MiB received | MiB sent | objects in target | MiB in target | peak RSS MiB | CPU s | MinIO CPU s | others' CPU |\n")
-		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		p("| | wall s | MB/s | x floor (time) | upload requests | GET requests | MiB received | MiB sent | objects in target | MiB in target | peak RSS MiB | CPU s | MinIO CPU s | others' CPU |\n")
+		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		fl := cp["floor"]
 		for _, t := range []string{"floor", "pitr"} {
 			s := cp[t]
@@ -294,8 +295,8 @@ func cmdReport(args []string) error {
 				m, _ := speedup(fl, s)
 				x = fmt.Sprintf("**%.2f**", m)
 			}
-			p("| %s | %.2f | %.1f | %s | %.0f | %.1f | %.1f | %.0f | %.1f | %.0f | %.2f | %.2f | %s |\n", s.title, s.med(wall), rate, x,
-				s.med(func(r Result) float64 { return float64(r.PutRequests) }), s.med(func(r Result) float64 { return mib(r.ReceivedBytes) }),
+			p("| %s | %.2f | %.1f | %s | %.0f | %.0f | %.1f | %.1f | %.0f | %.1f | %.0f | %.2f | %.2f | %s |\n", s.title, s.med(wall), rate, x,
+				s.med(func(r Result) float64 { return float64(r.PutRequests) }), s.med(gets), s.med(func(r Result) float64 { return mib(r.ReceivedBytes) }),
 				s.med(func(r Result) float64 { return mib(r.SentBytes) }), s.med(func(r Result) float64 { return float64(r.StoredObjects) }),
 				s.med(func(r Result) float64 { return mib(r.StoredBytes) }), s.maxRSS(), s.med(cpu),
 				s.med(func(r Result) float64 { return r.MinIOCPUS }), othersCell(s))
