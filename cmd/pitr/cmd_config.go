@@ -48,7 +48,7 @@ func printConfigDoc(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nSections are set in the config file only: they have no PITR_* variables. "+
 		"`files[].name` is the `name` of each entry of the `files` list. "+
-		"Nothing acts on offsite, files or retention yet: pitr checks and prints them, for the copy, file snapshot and retention commands to come.\n\n"+
+		"`pitr copy` and the daemon keep offsite in step; `pitr files backup` and the daemon snapshot the file sets; nothing acts on retention yet.\n\n"+
 		"| setting (YAML) | default | meaning |\n|---|---|---|")
 	for _, s := range config.Sections() {
 		fmt.Fprintf(w, "| `%s` | %s | %s |\n", s.Key, s.Default, s.Doc)

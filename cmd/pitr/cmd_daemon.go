@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -17,8 +18,9 @@ func newDaemonCommand(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "daemon",
 		Short: "Stream WAL, and take base backups and dumps on schedules, in one process with metrics",
-		Long: `Run wal-receive (daemon_stream), base backups on backup_schedule, and dumps
-of dump_databases on dump_schedule, in one process. Schedules are cron lines in
+		Long: `Run wal-receive (daemon_stream), base backups on backup_schedule, dumps
+of dump_databases on dump_schedule, and snapshots of each file set (files:)
+on its schedule, else files_schedule, in one process. Schedules are cron lines in
 local time ("0 2 * * *", a leading seconds field, or @daily, @every 6h); an
 empty schedule disables the job. A run still going when its job is due again
 skips that turn; a failed run is retried after daemon_retry_backoff, doubling
@@ -45,6 +47,16 @@ func runDaemon(ctx context.Context, e *env) error {
 		RetryBackoff: e.cfg.DaemonRetryBackoff, MetricsAddr: e.cfg.MetricsAddr, Version: version,
 		Store: mon, StoreMaxOutage: e.cfg.StoreMaxOutage,
 	}
+	// The off-site copy runs after each successful job (and once at
+	// start, to catch up), one at a time; a nil offsite ignores Kick.
+	offsite, err := e.CopyOffsite(ctx, mon)
+	if err != nil {
+		return err
+	}
+	if offsite != nil {
+		opts.Jobs = append(opts.Jobs, daemon.Job{Name: "offsite copy", Run: func(ctx context.Context, _ bool) error { return offsite.Run(ctx) }})
+		offsite.Kick()
+	}
 	if e.cfg.DaemonStream == nil || *e.cfg.DaemonStream {
 		r, err := newReceiver(ctx, e)
 		if err != nil {
@@ -66,14 +78,33 @@ func runDaemon(ctx context.Context, e *env) error {
 				Repo: r, DSN: e.cfg.PGDSN.Reveal(), Fast: true,
 				WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
 			})
+			if err == nil {
+				offsite.Kick()
+			}
 			return err
 		}))
 	}
 	if dumpSchedule != nil && len(e.cfg.DumpDatabases) > 0 {
 		opts.Jobs = append(opts.Jobs, daemon.DumpJob(dumpSchedule, e.cfg.DumpDatabases, func(ctx context.Context, db string) error {
 			_, err := dump.Run(ctx, dump.Options{Repo: r, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
+			if err == nil {
+				offsite.Kick()
+			}
 			return err
 		}))
+	}
+	for _, set := range e.cfg.Files { // each file set on its own schedule, else files_schedule
+		spec := cmp.Or(set.Schedule, e.cfg.FilesSchedule)
+		s, err := config.ParseSchedule(spec)
+		if err != nil {
+			return fmt.Errorf("%w: files %s schedule: %v", errUsage, set.Name, err)
+		}
+		if s != nil {
+			opts.Jobs = append(opts.Jobs, daemon.Job{Name: "files " + set.Name, Schedule: s, Run: func(ctx context.Context, _ bool) error {
+				_, err := filesBackup(ctx, e, r, set)
+				return err
+			}})
+		}
 	}
 	opts.Previous = func(ctx context.Context) (daemon.Previous, error) {
 		var p daemon.Previous

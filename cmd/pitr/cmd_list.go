@@ -13,6 +13,7 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/repo"
+	"github.com/pitr-dev/pitr/wal"
 )
 
 func newListCommand(e *env) *cobra.Command {
@@ -28,13 +29,17 @@ func newListCommand(e *env) *cobra.Command {
 }
 
 type listOutput struct {
-	Backups      []listBackup   `json:"backups"`
-	Windows      []repo.Window  `json:"recoverable_windows"`
-	Timelines    []listTimeline `json:"timelines"`
-	Incomplete   []string       `json:"incomplete_backups"`
-	Damaged      []repo.Damaged `json:"damaged_backups"`
-	WALConflicts []string       `json:"wal_conflicts"` // segments stored twice with different content
-	WALGaps      []string       `json:"wal_gaps"`      // missing segments with later WAL stored after them
+	Backups []listBackup  `json:"backups"`
+	Windows []repo.Window `json:"recoverable_windows"`
+	// WindowsTimeline is the timeline the windows follow: the one restore
+	// follows by default (0: not known, the histories were not read; the
+	// windows then follow the highest timeline stored at each segment).
+	WindowsTimeline uint32         `json:"windows_timeline"`
+	Timelines       []listTimeline `json:"timelines"`
+	Incomplete      []string       `json:"incomplete_backups"`
+	Damaged         []repo.Damaged `json:"damaged_backups"`
+	WALConflicts    []string       `json:"wal_conflicts"` // segments stored twice with different content
+	WALGaps         []string       `json:"wal_gaps"`      // missing segments with later WAL stored after them
 }
 
 type listBackup struct {
@@ -61,12 +66,17 @@ func runList(ctx context.Context, e *env, asJSON bool) error {
 		return err
 	}
 	us := l.Check(ix)
-	tls, tlNote, err := e.listTimelines(ctx, r, ix, l.Backups)
+	tls, ts, histories, tlNote, err := e.listTimelines(ctx, r, ix, l.Backups)
 	if err != nil {
 		return err
 	}
 	out := listOutput{Backups: []listBackup{}, Windows: repo.Windows(us), Timelines: tls,
 		Incomplete: []string{}, Damaged: l.Damaged, WALConflicts: ix.Conflicts(), WALGaps: []string{}}
+	if histories {
+		var tli wal.Timeline
+		out.Windows, tli = repo.LatestWindows(us, ix, ts)
+		out.WindowsTimeline = uint32(tli)
+	}
 	for _, u := range us {
 		lb := listBackup{Backup: u.Backup, Usable: u.Usable, WALLast: u.Chain.Last, WALConflict: u.Conflict, Parts: u.Parts}
 		if !u.Usable || u.Chain.MoreAfter {
@@ -117,7 +127,11 @@ func runList(ctx context.Context, e *env, asJSON bool) error {
 		fmt.Fprintf(e.stdout, "WAL gap: %s is missing; recovery cannot reach the WAL stored after it\n", name)
 	}
 	printTimelines(e.stdout, out.Timelines, tlNote)
-	fmt.Fprintln(e.stdout, repo.Describe(out.Windows))
+	desc := repo.Describe(out.Windows)
+	if len(out.Timelines) > 1 && out.WindowsTimeline != 0 && len(out.Windows) > 0 {
+		desc += fmt.Sprintf(" on timeline %d (the one restore follows; another: restore --timeline N)", out.WindowsTimeline)
+	}
+	fmt.Fprintln(e.stdout, desc)
 	return nil
 }
 

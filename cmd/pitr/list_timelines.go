@@ -35,8 +35,9 @@ type listTimeline struct {
 // listTimelines reads the timelines' history files when the settings allow
 // it (they are encrypted like every WAL file): without an identity, or
 // when reading fails, the branch points are shown as unknown and note says
-// why.
-func (e *env) listTimelines(ctx context.Context, r *repo.Repo, ix *wal.Index, backups []*catalog.Backup) (out []listTimeline, note string, err error) {
+// why. ts is what was read; histories says the history files were read
+// (so ts knows where each timeline branched).
+func (e *env) listTimelines(ctx context.Context, r *repo.Repo, ix *wal.Index, backups []*catalog.Backup) (out []listTimeline, ts *wal.Timelines, histories bool, note string, err error) {
 	var segSize int64
 	if n := len(backups); n > 0 {
 		segSize = backups[n-1].WALSegmentSize
@@ -52,13 +53,14 @@ func (e *env) listTimelines(ctx context.Context, r *repo.Repo, ix *wal.Index, ba
 	default:
 		note = "timeline branch points not shown: their history files are encrypted (set age_identity_file to read them)"
 	}
-	ts, err := repo.New(r.Store(), codec).Timelines(ctx, ix, segSize)
+	ts, err = repo.New(r.Store(), codec).Timelines(ctx, ix, segSize)
+	histories = err == nil && codec != nil
 	if err != nil && codec != nil {
 		note = fmt.Sprintf("timeline branch points not shown: %v", err)
 		ts, err = repo.New(r.Store(), nil).Timelines(ctx, ix, segSize)
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, nil, false, "", err
 	}
 	out = []listTimeline{}
 	for _, t := range ts.All() {
@@ -83,7 +85,7 @@ func (e *env) listTimelines(ctx context.Context, r *repo.Repo, ix *wal.Index, ba
 		}
 		out = append(out, lt)
 	}
-	return out, note, nil
+	return out, ts, histories, note, nil
 }
 
 // printTimelines writes the timelines section of `pitr list`.

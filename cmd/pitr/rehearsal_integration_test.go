@@ -124,6 +124,15 @@ func TestRehearsalRestores(t *testing.T) {
 		}
 	}
 
+	// list's windows follow the timeline restore follows, production's.
+	var lo listOutput
+	if err := json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo); err != nil {
+		t.Fatal(err)
+	}
+	if lo.WindowsTimeline != 1 || len(lo.Windows) == 0 {
+		t.Fatalf("list after three rehearsals: windows %v on timeline %d, want windows on timeline 1", lo.Windows, lo.WindowsTimeline)
+	}
+
 	// Production's latest: every production row, none of a rehearsal's.
 	dir := restoredDir(t)
 	out := r.mustRun(nil, "restore", "--to", "latest", "--pgdata", dir, "--archive-mode", "off")

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/smithy-go"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
@@ -141,8 +142,10 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newDumpsCommand(e),
 		newRestoreDumpCommand(e),
 		newDaemonCommand(e),
+		newFilesCommand(e),
 		newClusterUpgradeCommand(e),
 		newDemoCommand(e),
+		newCopyCommand(e),
 	)
 	return root
 }
@@ -298,6 +301,46 @@ func (e *env) WritableRepo(ctx context.Context) (*repo.Repo, error) {
 		return nil, err
 	}
 	return repo.New(st, codec), nil
+}
+
+// OpenSecond opens a repository other than the primary, such as the
+// off-site one (r is *e.cfg.Offsite, or the primary's settings with
+// another repo): the same transfer settings, its own address, endpoint
+// and S3 settings. It opens the store only; create makes a missing local
+// directory. S3 credentials come from the SDK's chain (AWS_* variables,
+// profiles, roles), as the primary's do, unless
+// PITR_OFFSITE_AWS_ACCESS_KEY_ID and PITR_OFFSITE_AWS_SECRET_ACCESS_KEY
+// (and PITR_OFFSITE_AWS_SESSION_TOKEN) are set and offsite is true: then
+// those keys, so an off-site bucket of another provider or account can
+// have credentials of its own.
+func (e *env) OpenSecond(ctx context.Context, r config.Repository, offsite, create bool) (storage.Storage, error) {
+	if err := e.cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if !strings.HasPrefix(r.Repo, "s3://") && !strings.HasPrefix(r.Repo, "file://") {
+		return nil, fmt.Errorf("%w: repository %q: want s3://bucket/prefix or file:///absolute/path", errUsage, r.Repo)
+	}
+	opts := locationOptions(&e.cfg, r, create)
+	id, idOK := os.LookupEnv("PITR_OFFSITE_AWS_ACCESS_KEY_ID")
+	secret, secretOK := os.LookupEnv("PITR_OFFSITE_AWS_SECRET_ACCESS_KEY")
+	switch {
+	case offsite && idOK != secretOK:
+		return nil, fmt.Errorf("%w: set both PITR_OFFSITE_AWS_ACCESS_KEY_ID and PITR_OFFSITE_AWS_SECRET_ACCESS_KEY, or neither", errUsage)
+	case offsite && idOK:
+		opts.S3.Credentials = credentials.NewStaticCredentialsProvider(id, secret, os.Getenv("PITR_OFFSITE_AWS_SESSION_TOKEN"))
+	}
+	st, err := location.Open(ctx, r.Repo, opts)
+	var usage *location.UsageError
+	var none *location.NoRepositoryError
+	switch {
+	case errors.As(err, &usage):
+		return nil, fmt.Errorf("%w: %s", errUsage, usage.Msg)
+	case errors.As(err, &none):
+		return nil, repo.NoRepository(none.URL, none.Why)
+	case err != nil:
+		return nil, err
+	}
+	return st, nil
 }
 
 func (e *env) retryPolicy() retry.Policy { return retry.Policy{Timeout: e.cfg.RetryTimeout} }

@@ -66,6 +66,7 @@ type Config struct {
 	DumpDatabases      []string      `yaml:"dump_databases" doc:"databases pitr daemon dumps with pg_dump on dump_schedule, comma-separated"`
 	DumpSchedule       string        `yaml:"dump_schedule" default:"30 2 * * *" doc:"when pitr daemon dumps dump_databases, like backup_schedule; empty disables"`
 	FilesSchedule      string        `yaml:"files_schedule" default:"0 3 * * *" doc:"when pitr daemon snapshots the file sets (files:) that have no schedule of their own, like backup_schedule; empty disables those"`
+	FilesDedupKey      string        `yaml:"files_dedup_key" doc:"the dedup key file: 32 random bytes (hex) that file-snapshot chunk IDs are keyed with, created 0600 on first use; every host snapshotting into the repository must hold a copy of the same file, restores do not need it (default: dedup.key beside the config file, else /var/lib/pitr/dedup.key)"`
 	DaemonRetryBackoff time.Duration `yaml:"daemon_retry_backoff" default:"1m" doc:"first wait before pitr daemon retries a failed backup or dump; doubles each time up to 1h (or this, if longer), and never past the next scheduled run"`
 	MetricsAddr        string        `yaml:"metrics_addr" default:"127.0.0.1:9187" doc:"where pitr daemon serves /metrics (Prometheus) and /healthz; empty disables"`
 	StoreMaxOutage     time.Duration `yaml:"store_max_outage" default:"1m" doc:"how long pitr daemon's storage requests may keep failing, or streamed WAL wait to be stored, before /healthz answers 503"`

@@ -234,9 +234,8 @@ func (c *Config) validateSections() error {
 		if err := c.Offsite.validate("offsite."); err != nil {
 			return err
 		}
-		if strings.TrimRight(c.Offsite.Repo, "/") == strings.TrimRight(c.Repo, "/") {
-			return fmt.Errorf("offsite.repo %q is repo itself: name another repository", c.Offsite.Repo)
-		}
+		// offsite.repo equal to repo is allowed here: a restore from the
+		// copy points repo (or --repo) at it; copy and the daemon refuse it.
 	}
 	if err := c.validateFiles(); err != nil {
 		return err

@@ -193,7 +193,6 @@ func TestValidateSections(t *testing.T) {
 		{func(c *Config) { c.Offsite = &Repository{} }, "offsite.repo: not set; want s3://bucket/prefix or file:///absolute/path"},
 		{func(c *Config) { c.Offsite = &Repository{Repo: "/mnt/away"} }, `offsite.repo "/mnt/away": want s3://bucket/prefix or file:///absolute/path`},
 		{func(c *Config) { c.Offsite = &Repository{Repo: "s3://b/p", S3SSE: "kms"} }, `offsite.s3_sse "kms": want AES256 or aws:kms`},
-		{func(c *Config) { c.Offsite = &Repository{Repo: "file:///tmp/x/"} }, `offsite.repo "file:///tmp/x/" is repo itself: name another repository`},
 		{func(c *Config) { c.Files = []FileSet{{Kind: FilesUploads, Paths: []string{"/srv"}}} }, "files[0].name: not set; want lower-case letters, digits, _ and -, starting with a letter or digit"},
 		{func(c *Config) {
 			c.Files = []FileSet{uploads("/a"), {Name: "Up", Kind: FilesUploads, Paths: []string{"/b"}}}

@@ -153,3 +153,45 @@ func WindowsOn(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines, tli 
 	}
 	return Windows(us)
 }
+
+// LatestTimeline is the timeline `restore --to latest` follows from these
+// backups (those whose own WAL is complete): of every timeline one of
+// them can reach (its own, and those branching from it at or after its
+// end), the one whose archived WAL ends last in time. ok is false when
+// backups is empty.
+func LatestTimeline(backups []*catalog.Backup, ts *wal.Timelines) (tli wal.Timeline, ok bool) {
+	var reach []wal.Timeline
+	seen := map[wal.Timeline]bool{}
+	for _, b := range backups {
+		for _, t := range ts.Candidates(wal.Timeline(b.Timeline), EndLSN(b)) {
+			if !seen[t] {
+				seen[t] = true
+				reach = append(reach, t)
+			}
+		}
+	}
+	if len(reach) == 0 {
+		return 0, false
+	}
+	return ts.Latest(reach), true
+}
+
+// LatestWindows are the recoverable windows along the timeline restore
+// follows by default (LatestTimeline of the usable backups): what
+// `restore --to TIME` can reach without --timeline. A rehearsal that
+// archived into the repository on its own timeline does not stretch
+// them. It needs the timeline histories (ts with the identity); tli is
+// the timeline they follow, 0 with no usable backup.
+func LatestWindows(us []Usability, ix *wal.Index, ts *wal.Timelines) (ws []Window, tli wal.Timeline) {
+	var usable []*catalog.Backup
+	for _, u := range us {
+		if u.Usable {
+			usable = append(usable, u.Backup)
+		}
+	}
+	tli, ok := LatestTimeline(usable, ts)
+	if !ok {
+		return []Window{}, 0
+	}
+	return WindowsOn(usable, ix, ts, tli), tli
+}

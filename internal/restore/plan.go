@@ -121,23 +121,17 @@ func choose(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines, target 
 		}
 		p.Timeline, p.Why = wal.Timeline(b.Timeline), "--timeline current: the backup's own timeline"
 	default:
-		var reach []wal.Timeline
-		seen := map[wal.Timeline]bool{}
+		var ok []*catalog.Backup
 		for _, b := range pool {
-			if _, ok := usable(b); !ok {
-				continue
-			}
-			for _, t := range ts.Candidates(wal.Timeline(b.Timeline), repo.EndLSN(b)) {
-				if !seen[t] {
-					seen[t] = true
-					reach = append(reach, t)
-				}
+			if _, u := usable(b); u {
+				ok = append(ok, b)
 			}
 		}
-		if len(reach) == 0 {
+		latest, found := repo.LatestTimeline(ok, ts)
+		if !found {
 			return nil, notConsistent(pool[len(pool)-1])
 		}
-		p.Timeline = ts.Latest(reach)
+		p.Timeline = latest
 		p.Why = "latest: its archived WAL ends last"
 		if info, ok := ts.Get(p.Timeline); ok && !info.EndTime.IsZero() {
 			p.Why += ", at " + info.EndTime.UTC().Format(time.RFC3339)
