@@ -101,7 +101,7 @@ func Restore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (RestoreSta
 	x := &restorer{r: r, snap: s, opts: opts, target: target, root: root, asRoot: geteuid() == 0,
 		euid: uint32(geteuid()), egid: uint32(os.Getegid()),
 		nonDirs: map[string]bool{}, needDirs: map[string]bool{}, linkTargets: map[string]*catalog.ManifestEntry{},
-		restoredAs: map[string]string{}, dirs: map[string]bool{"": true}}
+		restoredAs: map[string]string{}, dirs: map[string]bool{"": true}, need: map[string]packNeed{}}
 	if x.opts.Workers <= 0 {
 		x.opts.Workers = 8
 	}
@@ -117,6 +117,12 @@ func Restore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (RestoreSta
 	if err := man.Scan(ctx, x.checkTarget); err != nil {
 		return x.stats, err
 	}
+	spool, err := newPackSpool(r.Store(), x.need, target)
+	if err != nil {
+		return x.stats, err
+	}
+	defer spool.Close()
+	x.r = r.WithStore(spool)
 	if err := x.restore(ctx, man); err != nil {
 		return x.stats, err
 	}
@@ -164,6 +170,7 @@ type restorer struct {
 	linkTargets map[string]*catalog.ManifestEntry
 	selected    int64
 	lastParent  string // checkTarget: the last parent found to be real directories
+	need        map[string]packNeed // checkChunks: by pack, what the restore reads of it
 
 	dirs       map[string]bool   // relative directories known to be real, created or checked
 	restoredAs map[string]string // link target path -> relative path restored with its content
@@ -363,6 +370,10 @@ func (x *restorer) checkChunks(e *catalog.ManifestEntry) error {
 		if ref.Size != c.Size {
 			return fmt.Errorf("restore %s: chunk %.16s: index says %d bytes, manifest %d", quotePath(e.Path), c.ID, ref.Size, c.Size)
 		}
+		n := x.need[ref.Pack]
+		n.blobs++
+		n.bytes += ref.Length
+		x.need[ref.Pack] = n
 	}
 	return nil
 }

@@ -4,58 +4,16 @@ package files
 
 import (
 	"bytes"
-	"context"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/testenv"
-	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/s3"
 )
-
-// readCounter counts the reads of pack objects: whole GETs and ranged
-// ones, by pack key.
-type readCounter struct {
-	storage.Storage
-	mu     sync.Mutex
-	gets   map[string]int
-	ranged map[string]int
-}
-
-func (c *readCounter) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	c.mu.Lock()
-	c.gets[key]++
-	c.mu.Unlock()
-	return c.Storage.Get(ctx, key)
-}
-
-func (c *readCounter) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
-	c.mu.Lock()
-	c.ranged[key]++
-	c.mu.Unlock()
-	return c.Storage.GetRange(ctx, key, offset, length)
-}
-
-func (c *readCounter) packs() (whole, ranged []string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k := range c.gets {
-		if strings.HasPrefix(k, catalog.PacksPrefix) {
-			whole = append(whole, k)
-		}
-	}
-	for k := range c.ranged {
-		ranged = append(ranged, k)
-	}
-	return whole, ranged
-}
 
 // TestRestoreMinIO: the exact round trip through the S3 backend, and a
 // restore of one file reads only its pack, with ranged GETs.
