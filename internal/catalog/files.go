@@ -95,7 +95,7 @@ func ParseIndexKey(key string) (sum string, ok bool) {
 // plaintext and names no plaintext hash (chunk IDs are keyed).
 type PackIndex struct {
 	Format int    `json:"format"`
-	Pack   string `json:"pack"`  // the pack's SHA-256 (its key: PackKey)
+	Pack   string `json:"pack"`   // the pack's SHA-256 (its key: PackKey)
 	Size   int64  `json:"size"`   // the pack's stored bytes
 	Header int64  `json:"header"` // its header's bytes (4 + the wrapped pack key's; 4: not encrypted)
 	Blobs  []Blob `json:"blobs"`  // in pack order, after the header

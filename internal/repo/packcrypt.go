@@ -327,4 +327,3 @@ type lineErr struct {
 
 func (e *lineErr) Error() string { return e.msg }
 func (e *lineErr) Unwrap() error { return e.err }
-
