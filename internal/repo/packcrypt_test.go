@@ -2,11 +2,15 @@ package repo
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
 	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/crypto"
@@ -206,4 +210,35 @@ func TestPackBlobLargerThanIndexed(t *testing.T) {
 	ref.Size = 100
 	_, err := r.ReadBlob(t.Context(), ref, true, "")
 	oneLineErr(t, "frame larger than its size", err, ref.Pack[:16], "index says 100")
+}
+
+// A chunk opens by hand as docs/FORMAT.md says: age -d on the header's N
+// bytes gives the key; the blob is nonce || XChaCha20-Poly1305 with the
+// chunk ID as additional data; then zstd -d.
+func TestPackByHand(t *testing.T) {
+	id, _ := age.GenerateX25519Identity()
+	r := New(storagetest.NewMemory(), &envelope.Codec{Encrypt: true, Recipients: []age.Recipient{id.Recipient()}})
+	cs := chunks(11, 2, 3000)
+	refs, body := storePacked(t, r, cs)
+	n := binary.BigEndian.Uint32(body[:4])
+	kr, err := age.Decrypt(bytes.NewReader(body[4:4+n]), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := io.ReadAll(kr)
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := body[refs[1].Offset : refs[1].Offset+refs[1].Length]
+	z, err := aead.Open(nil, b[:24], b[24:], []byte(refs[1].ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, _ := zstd.NewReader(bytes.NewReader(z))
+	defer zr.Close()
+	got, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(got, cs[1].data) {
+		t.Fatalf("by hand: %v", err)
+	}
 }
