@@ -54,27 +54,25 @@ func storeFilesSnapshot(t *testing.T, r *repo.Repo, set, id string, start time.T
 	t.Helper()
 	ctx := t.Context()
 	entries := []catalog.ManifestEntry{{Path: "/srv", Type: catalog.TypeDir, Mode: 0o755, MtimeNS: start.UnixNano()}}
-	var pack bytes.Buffer
-	pi := &catalog.PackIndex{Format: catalog.FormatVersion}
+	var ids []string
+	var chunks [][]byte
 	for name, c := range content {
 		e := catalog.ManifestEntry{Path: "/srv/" + name, Type: catalog.TypeFile, Mode: 0o640, MtimeNS: start.UnixNano(), Size: int64(len(c))}
 		if c != "" {
-			sealed, err := r.Seal([]byte(c))
-			if err != nil {
-				t.Fatal(err)
-			}
 			cid := sum256([]byte(id + c))
-			pi.Blobs = append(pi.Blobs, catalog.Blob{ID: cid, Offset: int64(pack.Len()), Length: int64(len(sealed.Body)), Size: int64(len(c))})
-			pack.Write(sealed.Body)
+			ids, chunks = append(ids, cid), append(chunks, []byte(c))
 			e.Chunks = []catalog.ChunkRef{{ID: cid, SHA256: sum256([]byte(c)), Size: int64(len(c))}}
 		}
 		entries = append(entries, e)
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
-	if pack.Len() > 0 {
-		pi.Pack, pi.Size = sum256(pack.Bytes()), int64(pack.Len())
+	if len(ids) > 0 {
+		pack, pi, err := r.BuildPack(ids, chunks)
+		if err != nil {
+			t.Fatal(err)
+		}
 		key, _ := catalog.PackKey(pi.Pack)
-		put(t, memOf(r), key, pack.String())
+		put(t, memOf(r), key, string(pack))
 		ix := catalog.MarshalPackIndex(pi)
 		ikey, _ := catalog.IndexKey(sum256(ix))
 		put(t, memOf(r), ikey, string(ix))

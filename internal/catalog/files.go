@@ -10,8 +10,9 @@ import (
 // File snapshots (issue 10), format 1. Layout:
 //
 //	files/dedup-key.json                          the dedup key's fingerprint, written once
-//	files/packs/<ss>/<sha256>.pack                packs: sealed chunks end to end; <sha256> is the
-//	                                              pack's stored bytes' (ciphertext) SHA-256
+//	files/packs/<ss>/<sha256>.pack                packs: a header (the age-wrapped pack key), then
+//	                                              sealed chunks end to end; <sha256> is the pack's
+//	                                              stored bytes' (ciphertext) SHA-256
 //	files/index/<sha256>.json                     one pack's index: which chunk IDs it holds
 //	                                              where; plaintext, no secret; <sha256> of its content
 //	files/snapshots/<set>/<id>/reserved.json      reserves the id (create-only), written first
@@ -94,16 +95,17 @@ func ParseIndexKey(key string) (sum string, ok bool) {
 // plaintext and names no plaintext hash (chunk IDs are keyed).
 type PackIndex struct {
 	Format int    `json:"format"`
-	Pack   string `json:"pack"`  // the pack's SHA-256 (its key: PackKey)
-	Size   int64  `json:"size"`  // the pack's stored bytes
-	Blobs  []Blob `json:"blobs"` // in pack order
+	Pack   string `json:"pack"`   // the pack's SHA-256 (its key: PackKey)
+	Size   int64  `json:"size"`   // the pack's stored bytes
+	Header int64  `json:"header"` // its header's bytes (4 + the wrapped pack key's; 4: not encrypted)
+	Blobs  []Blob `json:"blobs"`  // in pack order, after the header
 }
 
 // Blob is one sealed chunk inside a pack.
 type Blob struct {
 	ID     string `json:"id"`     // chunk ID: hex HMAC-SHA-256 of the plaintext under the dedup key
 	Offset int64  `json:"offset"` // of its sealed bytes in the pack
-	Length int64  `json:"length"` // sealed bytes
+	Length int64  `json:"length"` // sealed bytes (encrypted: nonce, ciphertext and tag)
 	Size   int64  `json:"size"`   // plaintext bytes
 }
 
@@ -125,7 +127,10 @@ func UnmarshalPackIndex(data []byte) (*PackIndex, error) {
 	if _, err := PackKey(ix.Pack); err != nil {
 		return nil, fmt.Errorf("pack index: %w", err)
 	}
-	var end int64
+	if ix.Header < 4 || ix.Header > ix.Size {
+		return nil, fmt.Errorf("pack index of %.16s: bad header length %d", ix.Pack, ix.Header)
+	}
+	end := ix.Header
 	for _, b := range ix.Blobs {
 		if len(b.ID) != 64 || !isHex(b.ID) || b.Offset < end || b.Length <= 0 || b.Size < 0 || b.Offset+b.Length > ix.Size {
 			return nil, fmt.Errorf("pack index of %.16s: bad blob %+v", ix.Pack, b)

@@ -70,8 +70,8 @@ func (f *fxRepo) snapshot(set, id string, start time.Time, files []fxFile) *cata
 	t.Helper()
 	ctx := t.Context()
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
-	var pack bytes.Buffer
-	pi := &catalog.PackIndex{Format: catalog.FormatVersion}
+	var ids []string
+	var chunks [][]byte
 	var total int64
 	for i := range files {
 		e := &files[i]
@@ -88,18 +88,18 @@ func (f *fxRepo) snapshot(set, id string, start time.Time, files []fxFile) *cata
 				continue
 			}
 			f.stored[cid] = true
-			sealed, err := f.r.Seal(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pi.Blobs = append(pi.Blobs, catalog.Blob{ID: cid, Offset: int64(pack.Len()), Length: int64(len(sealed.Body)), Size: int64(len(b))})
-			pack.Write(sealed.Body)
+			ids, chunks = append(ids, cid), append(chunks, b)
 		}
 	}
-	if pack.Len() > 0 {
-		pi.Pack, pi.Size = fxSum(pack.Bytes()), int64(pack.Len())
+	var packLen int
+	if len(ids) > 0 {
+		pack, pi, err := f.r.BuildPack(ids, chunks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		packLen = len(pack)
 		key, _ := catalog.PackKey(pi.Pack)
-		if _, err := f.r.CreateObject(ctx, key, bytes.NewReader(pack.Bytes())); err != nil {
+		if _, err := f.r.CreateObject(ctx, key, bytes.NewReader(pack)); err != nil {
 			t.Fatal(err)
 		}
 		ix := catalog.MarshalPackIndex(pi)
@@ -124,7 +124,7 @@ func (f *fxRepo) snapshot(set, id string, start time.Time, files []fxFile) *cata
 		t.Fatal(err)
 	}
 	s := &catalog.Snapshot{ID: id, Format: catalog.FormatVersion, Set: set, Kind: "uploads", Host: "test", StartTime: start, EndTime: start.Add(3 * time.Second),
-		Encrypted: true, Files: int64(len(files)), Bytes: total, Stored: int64(pack.Len()) + w.Stored,
+		Encrypted: true, Files: int64(len(files)), Bytes: total, Stored: int64(packLen) + w.Stored,
 		Manifest: catalog.Part{Name: "manifest", Key: mkey, SHA256: w.SHA256, Bytes: w.Bytes, Stored: w.Stored}}
 	ekey, _ := catalog.SnapshotEntryKey(set, id)
 	if err := f.r.SaveEntry(ctx, ekey, catalog.MarshalSnapshot(s)); err != nil {

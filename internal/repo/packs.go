@@ -13,15 +13,18 @@ import (
 	"github.com/pitr-dev/pitr/storage"
 )
 
-// Packs hold the chunks of file snapshots: each chunk sealed on its own
-// (zstd, then age), the sealed chunks end to end, about 16 MiB a pack. A
-// pack's index object says which chunk IDs it holds where, so a host can
-// tell what the repository has without reading a pack, and a restore
-// reads one chunk with a ranged GET. See catalog's files layout.
+// Packs hold the chunks of file snapshots: a header holding the pack's
+// key (age-encrypted), then each chunk compressed and sealed on its own
+// under that key, end to end, about 16 MiB a pack (packcrypt.go has the
+// framing). A pack's index object says which chunk IDs it holds where,
+// so a host can tell what the repository has without reading a pack, and
+// a restore reads one chunk with a ranged GET (and the header once). See
+// catalog's files layout.
 
 // BlobRef locates one sealed chunk.
 type BlobRef struct {
-	Pack string // the pack's SHA-256
+	Pack   string // the pack's SHA-256
+	Header int64  // the pack's header bytes (catalog.PackIndex.Header)
 	catalog.Blob
 }
 
@@ -55,7 +58,7 @@ func (ix *ChunkIndex) Add(sum string, pi *catalog.PackIndex) {
 	ix.indexes[sum] = true
 	for _, b := range pi.Blobs {
 		if _, ok := ix.blobs[b.ID]; !ok {
-			ix.blobs[b.ID] = BlobRef{Pack: pi.Pack, Blob: b}
+			ix.blobs[b.ID] = BlobRef{Pack: pi.Pack, Header: pi.Header, Blob: b}
 		}
 	}
 }
@@ -123,30 +126,17 @@ func (r *Repo) LoadChunkIndex(ctx context.Context, ix *ChunkIndex) (*ChunkIndex,
 // ErrChunkMissing is wrapped when a chunk a manifest names is in no pack.
 var ErrChunkMissing = errors.New("chunk not in the repository")
 
-// ReadBlob reads one sealed chunk with a ranged GET and returns its
-// plaintext, verified against wantSHA256 (the manifest's record);
-// encrypted is the snapshot's.
+// ReadBlob reads one sealed chunk with a ranged GET (and its pack's
+// header, the first time the Repo reads that pack) and returns its
+// plaintext, verified against the index's size and wantSHA256 (the
+// manifest's record). encrypted is the snapshot's: the pack's header says
+// how its blobs are sealed (a snapshot may reuse chunks stored before
+// encryption was turned on), so it is not needed to open them.
 func (r *Repo) ReadBlob(ctx context.Context, ref BlobRef, encrypted bool, wantSHA256 string) ([]byte, error) {
-	key, err := catalog.PackKey(ref.Pack)
-	if err != nil {
-		return nil, err
-	}
-	rc, err := r.st.GetRange(ctx, key, ref.Offset, ref.Length)
-	if err != nil {
-		return nil, fmt.Errorf("read chunk %.16s from pack %.16s: %w", ref.ID, ref.Pack, err)
-	}
-	defer rc.Close()
-	pr, err := r.codec.Open(rc, encrypted, wantSHA256)
-	if err != nil {
-		return nil, fmt.Errorf("chunk %.16s in pack %.16s: %w", ref.ID, ref.Pack, err)
-	}
-	defer pr.Close()
-	buf, err := io.ReadAll(io.LimitReader(pr, ref.Size+1))
-	if err != nil {
-		return nil, fmt.Errorf("chunk %.16s in pack %.16s: %w", ref.ID, ref.Pack, err)
-	}
-	if int64(len(buf)) != ref.Size {
-		return nil, fmt.Errorf("chunk %.16s in pack %.16s: %d bytes, index says %d", ref.ID, ref.Pack, len(buf), ref.Size)
-	}
-	return buf, nil
+	var out []byte
+	err := r.ReadBlobRun(ctx, []BlobRef{ref}, encrypted, []string{wantSHA256}, func(_ int, data []byte) error {
+		out = data
+		return nil
+	})
+	return out, err
 }

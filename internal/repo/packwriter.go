@@ -40,19 +40,22 @@ type PackStats struct {
 	Packs    int64
 }
 
-// PackWriter stores chunks the repository lacks into packs. Each chunk is
-// sealed on its own with the repository's codec (zstd, then age when
-// encrypting), so a restore can read one with a ranged GET; sealed chunks
-// go end to end into a pack buffer, and at PackSize the pack is stored
-// create-only under its ciphertext's SHA-256, then its index object under
-// its content's SHA-256, and its chunks are added to the ChunkIndex. A
-// crash leaves whole packs, each stored before its index object: a pack
-// without one is unreferenced and harmless, and every indexed chunk is in
-// a stored pack, so a rerun reuses what has an index object.
+// PackWriter stores chunks the repository lacks into packs. A pack starts
+// with a header holding a fresh pack key wrapped with age to the codec's
+// recipients (no key with encryption off); each chunk is compressed as one
+// zstd frame and sealed with XChaCha20-Poly1305 under the pack key (AD:
+// its ID), so a restore can read one with a ranged GET after reading the
+// pack's header once (packcrypt.go). Sealed chunks go end to end into a
+// pack buffer, and at PackSize the pack is stored create-only under its
+// ciphertext's SHA-256, then its index object under its content's
+// SHA-256, and its chunks are added to the ChunkIndex. A crash leaves
+// whole packs, each stored before its index object: a pack without one is
+// unreferenced and harmless, and every indexed chunk is in a stored pack,
+// so a rerun reuses what has an index object.
 //
-// Sealing runs on a few goroutines (age's key exchange per chunk costs
-// more than anything else for small files), so chunks land in a pack in
-// the order they were sealed; the index says where each is. Memory: the
+// Compression runs on a few goroutines, encryption as a chunk is put
+// into the pack (under the pack's key), so chunks land in a pack in the
+// order they were compressed; the index says where each is. Memory: the
 // pack being filled, at most packUploads packs being stored, and a copy
 // of each chunk waiting to be sealed (sealers+1 of them). Add is for one
 // goroutine; the index it updates must not be used elsewhere until Close
@@ -71,10 +74,11 @@ type PackWriter struct {
 	bufs chan []byte // chunk copies, free for Add to fill
 	wg   sync.WaitGroup
 
-	packMu sync.Mutex // guards buf, blobs and the hand-over of full packs
+	packMu sync.Mutex // guards buf, blobs, pack and the hand-over of full packs
 	free   chan *bytes.Buffer
 	buf    *bytes.Buffer
 	blobs  []catalog.Blob
+	pack   *packSealer // the pack being filled; nil: none started
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -154,50 +158,55 @@ func (w *PackWriter) Add(id string, data []byte) (added bool, err error) {
 	return true, nil
 }
 
-// sealer seals chunks into a buffer of its own and appends them to the
-// pack being filled.
+// sealer compresses chunks into a buffer of its own and appends them to
+// the pack being filled.
 func (w *PackWriter) sealer() {
-	var scratch bytes.Buffer
+	var scratch []byte
+	enc, encErr := w.r.blobEncoder()
 	for j := range w.jobs {
-		if err := w.failed(); err != nil {
+		switch err := w.failed(); {
+		case err != nil:
 			w.fail(err) // a cancelled ctx too: the chunk is not stored, Close must say so
-		} else {
-			scratch.Reset()
-			if err := w.seal(&scratch, j.data); err != nil {
+		case encErr != nil:
+			w.fail(fmt.Errorf("seal chunk: %w", encErr))
+		default:
+			scratch = enc.EncodeAll(j.data, scratch[:0])
+			if err := w.append(j.id, scratch, int64(len(j.data))); err != nil {
 				w.fail(fmt.Errorf("seal chunk: %w", err))
-			} else {
-				w.append(j.id, scratch.Bytes(), int64(len(j.data)))
 			}
 		}
 		w.bufs <- j.data
 	}
 }
 
-func (w *PackWriter) seal(dst io.Writer, data []byte) error {
-	sw, err := w.r.codec.Seal(dst)
+// append seals a compressed chunk into the pack being filled, or into the
+// next one if it would take this one past PackSize, and hands a full pack
+// to an upload.
+func (w *PackWriter) append(id string, z []byte, size int64) error {
+	w.packMu.Lock()
+	defer w.packMu.Unlock()
+	if w.pack != nil && len(w.blobs) > 0 && w.buf.Len()+w.pack.sealedLen(len(z)) > PackSize {
+		w.flush()
+	}
+	if w.pack == nil {
+		ps, err := w.r.newPackSealer()
+		if err != nil {
+			return err
+		}
+		w.pack = ps
+		w.buf.Write(ps.header)
+	}
+	off := w.buf.Len()
+	sealed, err := w.pack.seal(w.buf.AvailableBuffer(), id, z)
 	if err != nil {
 		return err
 	}
-	if _, err := sw.Write(data); err != nil {
-		return err
-	}
-	return sw.Close()
-}
-
-// append puts a sealed chunk into the pack being filled, or into the next
-// one if it would take this one past PackSize, and hands a full pack to
-// an upload.
-func (w *PackWriter) append(id string, sealed []byte, size int64) {
-	w.packMu.Lock()
-	defer w.packMu.Unlock()
-	if w.buf.Len() > 0 && w.buf.Len()+len(sealed) > PackSize {
-		w.flush()
-	}
-	w.blobs = append(w.blobs, catalog.Blob{ID: id, Offset: int64(w.buf.Len()), Length: int64(len(sealed)), Size: size})
 	w.buf.Write(sealed)
+	w.blobs = append(w.blobs, catalog.Blob{ID: id, Offset: int64(off), Length: int64(len(sealed)), Size: size})
 	if w.buf.Len() >= PackSize {
 		w.flush()
 	}
+	return nil
 }
 
 func (w *PackWriter) fail(err error) {
@@ -226,16 +235,16 @@ func (w *PackWriter) failedOr(err error) error {
 // flush hands the pack being filled to an upload (waiting for a free
 // one); packMu is held.
 func (w *PackWriter) flush() {
-	if w.buf.Len() == 0 {
+	if w.pack == nil || len(w.blobs) == 0 {
 		return
 	}
-	buf, blobs := w.buf, w.blobs
-	w.blobs = nil
+	buf, blobs, header := w.buf, w.blobs, int64(len(w.pack.header))
+	w.blobs, w.pack = nil, nil
 	// At most packUploads packs are out: the next buffer is one an upload
 	// gave back (the wait is g.Go's, for a free upload slot, first).
 	w.g.Go(func() error {
 		defer func() { buf.Reset(); w.free <- buf }()
-		if err := w.storePack(w.ctx, buf.Bytes(), blobs); err != nil {
+		if err := w.storePack(w.ctx, buf.Bytes(), header, blobs); err != nil {
 			w.fail(err)
 			return err
 		}
@@ -251,9 +260,9 @@ func (w *PackWriter) flush() {
 func newPackBuffer() *bytes.Buffer { return bytes.NewBuffer(make([]byte, 0, PackSize)) }
 
 // storePack stores one pack, then its index object, then adds it to ix.
-func (w *PackWriter) storePack(ctx context.Context, body []byte, blobs []catalog.Blob) error {
+func (w *PackWriter) storePack(ctx context.Context, body []byte, header int64, blobs []catalog.Blob) error {
 	sum := sha256.Sum256(body)
-	pi := &catalog.PackIndex{Format: catalog.FormatVersion, Pack: hex.EncodeToString(sum[:]), Size: int64(len(body)), Blobs: blobs}
+	pi := &catalog.PackIndex{Format: catalog.FormatVersion, Pack: hex.EncodeToString(sum[:]), Size: int64(len(body)), Header: header, Blobs: blobs}
 	packKey, err := catalog.PackKey(pi.Pack)
 	if err != nil {
 		return err

@@ -33,15 +33,16 @@ import (
 // Repo is one repository: a store and the codec its objects are sealed
 // and opened with. It is safe for concurrent use.
 type Repo struct {
-	st    storage.Storage
-	codec *envelope.Codec
+	st       storage.Storage
+	codec    *envelope.Codec
+	packKeys *packKeys // keys of packs read, shared by WithStore's and WithWorkers' copies
 }
 
 // New returns the repository in st without looking at it; Check or Ensure
 // it before relying on the marker. codec may be nil for a job that reads
 // only the listing (no objects opened or sealed).
 func New(st storage.Storage, codec *envelope.Codec) *Repo {
-	return &Repo{st: st, codec: codec}
+	return &Repo{st: st, codec: codec, packKeys: newPackKeys()}
 }
 
 // Open returns the existing repository in st, for commands that read it:
@@ -77,7 +78,9 @@ func (r *Repo) Encrypted() bool { return r.codec != nil && r.codec.Encrypt }
 
 // WithStore returns the same repository reached through st, e.g. a
 // separate upload lane or a monitored store.
-func (r *Repo) WithStore(st storage.Storage) *Repo { return &Repo{st: st, codec: r.codec} }
+func (r *Repo) WithStore(st storage.Storage) *Repo {
+	return &Repo{st: st, codec: r.codec, packKeys: r.packKeys}
+}
 
 // WithWorkers returns the repository with a codec compressing on n
 // workers (a base backup's parts); 0 keeps the codec's setting.
@@ -87,7 +90,7 @@ func (r *Repo) WithWorkers(n int) *Repo {
 	}
 	c := *r.codec
 	c.Workers = n
-	return &Repo{st: r.st, codec: &c}
+	return &Repo{st: r.st, codec: &c, packKeys: r.packKeys}
 }
 
 // Check returns nil when the store holds a repository marker of a format

@@ -167,28 +167,28 @@ func TestOpenManifest(t *testing.T) {
 func TestReadBlobRun(t *testing.T) {
 	m := storagetest.NewMemory()
 	r := encryptedRepo(t, m)
-	var pack bytes.Buffer
-	var refs []BlobRef
+	var ids []string
+	var data [][]byte
 	var sums []string
 	for i, s := range []string{"first chunk", "second", "third and last"} {
-		sealed, err := r.Seal([]byte(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		refs = append(refs, BlobRef{Blob: catalog.Blob{ID: strings.Repeat(fmt.Sprint(i), 64), Offset: int64(pack.Len()), Length: int64(len(sealed.Body)), Size: int64(len(s))}})
-		sums = append(sums, sealed.SHA256)
-		pack.Write(sealed.Body)
+		ids = append(ids, strings.Repeat(fmt.Sprint(i), 64))
+		data = append(data, []byte(s))
+		sums = append(sums, fmt.Sprintf("%x", sha256.Sum256([]byte(s))))
 	}
-	sum := fmt.Sprintf("%x", sha256.Sum256(pack.Bytes()))
-	for i := range refs {
-		refs[i].Pack = sum
+	body, pi, err := r.BuildPack(ids, data)
+	if err != nil {
+		t.Fatal(err)
 	}
-	key, _ := catalog.PackKey(sum)
-	if err := m.Put(t.Context(), key, bytes.NewReader(pack.Bytes())); err != nil {
+	var refs []BlobRef
+	for _, b := range pi.Blobs {
+		refs = append(refs, BlobRef{Pack: pi.Pack, Header: pi.Header, Blob: b})
+	}
+	key, _ := catalog.PackKey(pi.Pack)
+	if err := m.Put(t.Context(), key, bytes.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	err := r.ReadBlobRun(t.Context(), []BlobRef{refs[0], refs[2]}, true, []string{sums[0], sums[2]}, func(i int, data []byte) error {
+	err = r.ReadBlobRun(t.Context(), []BlobRef{refs[0], refs[2]}, true, []string{sums[0], sums[2]}, func(i int, data []byte) error {
 		got = append(got, string(data))
 		return nil
 	})
