@@ -55,7 +55,9 @@ Chunk IDs are keyed with the dedup key (files_dedup_key, created on first use;
 every host snapshotting into the repository needs the same file; restores
 need only the age identity). The local index cache, rebuilt from the
 repository whenever it is missing, is under spool_dir when set, else the
-user's cache directory (~/.cache/pitr/).
+user's cache directory (~/.cache/pitr/). A stat cache there, per set, lets a
+snapshot skip files whose size, times, inode and device are unchanged since
+the last one from this host; --force-read reads every file.
 
 Exit status: 0 when every snapshot is stored, 3 when they are stored but
 some file kept changing while it was read (it is stored as last read and

@@ -313,3 +313,28 @@ func TestStatCacheRoundTrip(t *testing.T) {
 		t.Errorf("past the end: %v %v", e, c.failure())
 	}
 }
+
+func TestStatCacheSecretsLogNoPaths(t *testing.T) {
+	f := newCacheFixture(t)
+	o := f.opts()
+	o.Kind = KindSecrets
+	f.backup(o)
+	p := statCachePath(f.cache, "media")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 1
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if read := f.backup(o); len(read) == 0 {
+		t.Error("nothing read past the damage")
+	}
+	if !strings.Contains(f.log.String(), "files stat cache damaged") {
+		t.Errorf("no debug line about the damage: %s", f.log.String())
+	}
+	if strings.Contains(f.log.String(), "f0") || strings.Contains(f.log.String(), f.dir+"/") {
+		t.Errorf("a secrets set's file name in the log: %s", f.log.String())
+	}
+}
