@@ -37,6 +37,7 @@ type filesBackupOptions struct {
 	kind    string
 	kindSet bool // --kind given
 	exclude []string
+	force   bool // --force-read
 }
 
 func newFilesBackupCommand(e *env) *cobra.Command {
@@ -54,7 +55,9 @@ Chunk IDs are keyed with the dedup key (files_dedup_key, created on first use;
 every host snapshotting into the repository needs the same file; restores
 need only the age identity). The local index cache, rebuilt from the
 repository whenever it is missing, is under spool_dir when set, else the
-user's cache directory (~/.cache/pitr/).
+user's cache directory (~/.cache/pitr/). A stat cache there, per set, lets a
+snapshot skip files whose size, times, inode and device are unchanged since
+the last one from this host; --force-read reads every file.
 
 Exit status: 0 when every snapshot is stored, 3 when they are stored but
 some file kept changing while it was read (it is stored as last read and
@@ -69,6 +72,7 @@ flagged changed), 1 on any other error, 2 on a usage error.`,
 	cmd.Flags().StringVar(&o.set, "set", "", "take an ad hoc snapshot of PATH... as the set NAME")
 	cmd.Flags().StringVar(&o.kind, "kind", files.KindUploads, "with --set: uploads or secrets")
 	cmd.Flags().StringArrayVar(&o.exclude, "exclude", nil, "with --set: a glob of paths to leave out (repeatable)")
+	cmd.Flags().BoolVar(&o.force, "force-read", false, "read every file, even those the local stat cache says are unchanged since the last snapshot")
 	return cmd
 }
 
@@ -139,7 +143,7 @@ func runFilesBackup(ctx context.Context, e *env, o filesBackupOptions, args []st
 	var errs []error
 	changed := false
 	for _, set := range sets {
-		snap, err := filesBackup(ctx, e, r, set)
+		snap, err := filesBackup(ctx, e, r, set, o.force)
 		if snap != nil {
 			fmt.Fprintf(e.stdout, "snapshot %s of %s: %d files, %s, %s new, %s stored\n",
 				snap.ID, snap.Set, snap.Files, humanBytes(snap.Bytes), humanBytes(snap.NewBytes), humanBytes(snap.Stored))
@@ -168,14 +172,14 @@ func runFilesBackup(ctx context.Context, e *env, o filesBackupOptions, args []st
 }
 
 // filesBackup takes one snapshot of set in r.
-func filesBackup(ctx context.Context, e *env, r *repo.Repo, set config.FileSet) (*catalog.Snapshot, error) {
+func filesBackup(ctx context.Context, e *env, r *repo.Repo, set config.FileSet, forceRead bool) (*catalog.Snapshot, error) {
 	key, err := e.dedupKey(ctx)
 	if err != nil {
 		return nil, err
 	}
 	snap, err := files.Backup(ctx, files.Options{
 		Repo: r, Name: set.Name, Kind: string(set.Kind), Paths: set.Paths, Exclude: set.Exclude,
-		DedupKey: key, CacheDir: e.filesCacheDir(), PitrVersion: version, AfterRead: filesAfterRead,
+		DedupKey: key, CacheDir: e.filesCacheDir(), PitrVersion: version, AfterRead: filesAfterRead, NoCache: forceRead,
 	})
 	if errors.Is(err, repo.ErrDedupKeyMismatch) {
 		err = fmt.Errorf("files_dedup_key %s: %w", e.dedupKeyPath(), err)

@@ -170,3 +170,26 @@ func runCLIContext(ctx context.Context, args ...string) (int, string, string) {
 	code := run(ctx, args, strings.NewReader(""), &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
 }
+
+func TestFilesBackupStatCacheAndForceRead(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	filesEnv(t, dir, "")
+	t.Setenv("PITR_LOG_LEVEL", "info")
+	if code, stdout, stderr := runCLI(t, "files", "backup", "media"); code != exitOK {
+		t.Fatalf("files backup media: exit %d, %q, %q", code, stdout, stderr)
+	}
+	caches, _ := filepath.Glob(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "pitr", "*", "index", "stat-media.cache"))
+	if len(caches) != 1 {
+		t.Fatalf("stat caches: %q, want one beside the index cache", caches)
+	}
+	if fi, err := os.Stat(caches[0]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("stat cache: %v, %v; want mode 0600", fi, err)
+	}
+	code, stdout, stderr := runCLI(t, "files", "backup", "media", "--force-read")
+	if code != exitOK || !strings.Contains(stderr, `"files_reused":0,"files_read":1`) {
+		t.Fatalf("files backup media --force-read: exit %d, %q, %q", code, stdout, stderr)
+	}
+}

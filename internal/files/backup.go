@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"slices"
@@ -59,13 +60,22 @@ type Options struct {
 	// DedupKey is the repository's dedup key (LoadOrCreateDedupKey).
 	DedupKey DedupKey
 	// CacheDir is the local index cache ("" for none); see
-	// repo.Repo.LoadChunkIndexCached.
-	CacheDir    string
+	// repo.Repo.LoadChunkIndexCached. The set's stat cache is kept there
+	// too (statcache.go): files unchanged since the set's last snapshot
+	// from this host are not read again.
+	CacheDir string
+	// NoCache reads every file, ignoring the stat cache (a new one is
+	// still written).
+	NoCache     bool
 	PitrVersion string
 	Now         func() time.Time
 	// AfterRead, if set, is called after each read of a file's content,
 	// before the file is checked for changes (tests: change it there).
 	AfterRead func(path string, try int)
+
+	// trustRecent caches files however recently they changed (tests: their
+	// files are all new); see racyWindow.
+	trustRecent bool
 }
 
 // Backup takes a snapshot of one file set and returns its entry once it
@@ -127,7 +137,8 @@ func Backup(ctx context.Context, opts Options) (*catalog.Snapshot, error) {
 		return nil, err
 	}
 	log.Info().Str("set", snap.Set).Str("kind", snap.Kind).Str("snapshot", snap.ID).Int("chunks_known", ix.Len()).Msg("files snapshot started")
-	if err := store(ctx, opts, roots, pol, ix, snap, manifestKey); err != nil {
+	var cs cacheStats
+	if err := store(ctx, opts, roots, pol, ix, snap, manifestKey, &cs); err != nil {
 		// Both at once: with the store down, each waits out its timeout.
 		var wg sync.WaitGroup
 		wg.Go(func() { r.Discard(ctx, manifestKey) })
@@ -139,9 +150,14 @@ func Backup(ctx context.Context, opts Options) (*catalog.Snapshot, error) {
 	}
 	snap.EndTime = opts.Now().UTC()
 	if err := r.SaveEntry(ctx, entryKey, catalog.MarshalSnapshot(snap)); err != nil {
+		cs.next.abort()
 		return nil, fmt.Errorf("write snapshot entry: %w", err)
 	}
-	log.Info().Str("set", snap.Set).Str("snapshot", snap.ID).Int64("files", snap.Files).Int64("dirs", snap.Dirs).
+	if err := cs.next.commit(); err != nil {
+		log.Debug().Str("set", snap.Set).Err(unwrapPath(err)).Msg("files stat cache not written: the next snapshot reads every file")
+	}
+	log.Info().Str("set", snap.Set).Str("snapshot", snap.ID).Int64("files", snap.Files).
+		Int64("files_reused", cs.reused).Int64("files_read", cs.read).Int64("dirs", snap.Dirs).
 		Int64("symlinks", snap.Links).Int64("bytes", snap.Bytes).Int64("new_bytes", snap.NewBytes).
 		Int64("stored_bytes", snap.Stored).Int64("changed", snap.Changed).
 		Dur("took", snap.EndTime.Sub(snap.StartTime).Round(time.Millisecond)).Msg("files snapshot complete")
@@ -201,11 +217,53 @@ func under(p, q string) bool {
 	return strings.HasPrefix(p, q+"/")
 }
 
+// cacheStats is what the stat cache did for a snapshot: the new cache
+// (nil: none), to commit once the snapshot is stored, and how many files
+// were taken from the old one and how many read.
+type cacheStats struct {
+	next         *statWriter
+	reused, read int64
+}
+
+// openCaches opens the set's stat cache (nil if none or unusable, said
+// at debug level) and starts the new one.
+func openCaches(ctx context.Context, opts Options) (*statReader, *statWriter) {
+	p := statCachePath(opts.CacheDir, opts.Name)
+	if p == "" {
+		return nil, nil
+	}
+	log := zerolog.Ctx(ctx)
+	h := statHeaderFor(opts.CacheDir, opts.Name, opts.DedupKey.KeyID())
+	var old *statReader
+	if !opts.NoCache {
+		var err error
+		if old, err = openStatCache(p, h); err != nil {
+			log.Debug().Str("set", opts.Name).Err(unwrapPath(err)).Msg("files stat cache not used: every file is read")
+		}
+	}
+	next, err := createStatCache(p, h)
+	if err != nil {
+		log.Debug().Str("set", opts.Name).Err(unwrapPath(err)).Msg("files stat cache cannot be written: the next snapshot reads every file")
+		next = nil
+	}
+	return old, next
+}
+
 // store walks the set, chunks and stores the files, and streams the
 // manifest into manifestKey; it returns once the manifest and every pack
-// it needs are stored.
-func store(ctx context.Context, opts Options, roots []string, pol chunker.Pol, ix *repo.ChunkIndex, snap *catalog.Snapshot, manifestKey string) error {
+// it needs are stored. On success cs.next is the new stat cache, for the
+// caller to commit or abort.
+func store(ctx context.Context, opts Options, roots []string, pol chunker.Pol, ix *repo.ChunkIndex, snap *catalog.Snapshot, manifestKey string, cs *cacheStats) (err error) {
 	r := opts.Repo
+	old, next := openCaches(ctx, opts)
+	defer old.close()
+	defer func() {
+		if err != nil {
+			next.abort()
+			return
+		}
+		cs.next = next
+	}()
 	pw := r.NewPackWriter(ctx, ix, opts.CacheDir)
 	pr, pipeW := io.Pipe()
 	done := make(chan struct {
@@ -230,7 +288,16 @@ func store(ctx context.Context, opts Options, roots []string, pol chunker.Pol, i
 	}()
 	bw := bufio.NewWriterSize(pipeW, 256<<10)
 	w := newWalker(ctx, opts, pol, pw, bw, snap)
-	err := w.walkRoots(roots)
+	w.cache, w.next = old, next
+	w.cutoff = time.Now().UnixNano() - racyWindow
+	if opts.trustRecent {
+		w.cutoff = math.MaxInt64
+	}
+	err = w.walkRoots(roots)
+	cs.reused, cs.read = w.reused, w.readNo
+	if ferr := old.failure(); ferr != nil {
+		zerolog.Ctx(ctx).Debug().Str("set", opts.Name).Err(ferr).Msg("files stat cache damaged: files past the damage are read")
+	}
 	if err == nil {
 		err = bw.Flush()
 	}

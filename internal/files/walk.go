@@ -43,6 +43,14 @@ type walker struct {
 	groups  map[uint32]string
 	noXattr bool // the filesystem refused xattrs once (logged once)
 	skipped int64
+
+	// The stat cache (statcache.go): the last snapshot's (nil: none) and
+	// this one's (nil: none), files whose times are past cutoff (ns) are
+	// not cached, and the files taken from the cache and read.
+	cache          *statReader
+	next           *statWriter
+	cutoff         int64
+	reused, readNo int64
 }
 
 type devIno struct{ dev, ino uint64 }
@@ -228,13 +236,21 @@ func (w *walker) entry(p string) error {
 			}
 			w.links[id] = p
 		}
-		gone, err := w.readFile(p, &st, &e)
-		if err != nil {
-			return err
+		var gone bool
+		if !w.reuse(p, &st, &e) {
+			var err error
+			if gone, err = w.readFile(p, &st, &e); err != nil {
+				return err
+			}
+			w.readNo++
 		}
 		if gone {
 			delete(w.links, id)
 			return nil
+		}
+		if !e.Changed && st.Mtim.Nano() < w.cutoff && st.Ctim.Nano() < w.cutoff {
+			w.next.add(&statEntry{path: p, size: e.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(),
+				ino: st.Ino, dev: uint64(st.Dev), chunks: e.Chunks}) //nolint:unconvert // Dev is uint32 on some platforms
 		}
 		w.snap.Files++
 		w.snap.Bytes += e.Size
@@ -284,6 +300,25 @@ func (w *walker) groupName(gid uint32) string {
 	}
 	w.groups[gid] = n
 	return n
+}
+
+// reuse sets e's Chunks and Size from the stat cache, without opening p,
+// when p's lstat st is the cached one and the repository has every chunk
+// the cache lists.
+func (w *walker) reuse(p string, st *unix.Stat_t, e *catalog.ManifestEntry) bool {
+	c := w.cache.find(p)
+	if c == nil || c.size != st.Size || c.mtime != st.Mtim.Nano() || c.ctime != st.Ctim.Nano() ||
+		c.ino != st.Ino || c.dev != uint64(st.Dev) { //nolint:unconvert // Dev is uint32 on some platforms
+		return false
+	}
+	for _, ch := range c.chunks {
+		if !w.pw.Has(ch.ID) {
+			return false
+		}
+	}
+	e.Chunks, e.Size = c.chunks, c.size
+	w.reused++
+	return true
 }
 
 // readFile stores p's content and sets e's Chunks, Size and Changed, and
