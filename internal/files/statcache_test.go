@@ -26,10 +26,11 @@ type cacheFixture struct {
 	r     *repo.Repo
 	read  []string // files read by the last snapshot
 	log   bytes.Buffer
+	clock time.Time // the last snapshot's start
 }
 
 func newCacheFixture(t *testing.T) *cacheFixture {
-	f := &cacheFixture{t: t, dir: t.TempDir(), cache: filepath.Join(t.TempDir(), "index")}
+	f := &cacheFixture{t: t, dir: t.TempDir(), cache: filepath.Join(t.TempDir(), "index"), clock: time.Now().UTC().Truncate(time.Second)}
 	f.r = repo.New(storagetest.NewMemory(), encryptingCodec(t))
 	for i := range 20 {
 		mustWrite(t, filepath.Join(f.dir, fmt.Sprintf("d%d", i%3), fmt.Sprintf("f%02d.bin", i)), randomBytes(uint64(200+i), 1000+i*40000), 0o644)
@@ -45,6 +46,11 @@ func (f *cacheFixture) opts() Options {
 	o := opts(f.r, "media", f.dir)
 	o.CacheDir = f.cache
 	o.trustRecent = true
+	// Each snapshot a second later: a test takes more than the ten ids
+	// one second has.
+	f.clock = f.clock.Add(time.Second)
+	at := f.clock
+	o.Now = func() time.Time { return at }
 	o.AfterRead = func(p string, try int) {
 		if try == 1 {
 			f.read = append(f.read, strings.TrimPrefix(p, f.dir+"/"))
