@@ -169,7 +169,7 @@ type restorer struct {
 	needDirs    map[string]bool
 	linkTargets map[string]*catalog.ManifestEntry
 	selected    int64
-	lastParent  string // checkTarget: the last parent found to be real directories
+	lastParent  string              // checkTarget: the last parent found to be real directories
 	need        map[string]packNeed // checkChunks: by pack, what the restore reads of it
 
 	dirs       map[string]bool   // relative directories known to be real, created or checked
