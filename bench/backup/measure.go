@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -434,26 +433,9 @@ func cmdIdle(args []string) error {
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	const window, limit = 500 * time.Millisecond, 0.10
-	deadline := time.Now().Add(*maxWait)
-	start := time.Now()
-	for {
-		b0, err := harness.MachineBusy()
-		if err != nil {
-			return err
-		}
-		time.Sleep(window)
-		b1, err := harness.MachineBusy()
-		if err != nil {
-			return err
-		}
-		frac := (b1 - b0) / (window.Seconds() * float64(runtime.NumCPU()))
-		if frac < limit {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			fmt.Fprintf(os.Stderr, "machine still %.0f%% busy after %v; measuring anyway\n", 100*frac, time.Since(start).Round(time.Second))
-			return appendResult(*out, Result{Kind: "busy", BusyFrac: frac})
-		}
+	frac, busy, err := harness.WaitIdle(*maxWait)
+	if err != nil || !busy {
+		return err
 	}
+	return appendResult(*out, Result{Kind: "busy", BusyFrac: frac})
 }

@@ -2,11 +2,8 @@ package repo
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
@@ -81,21 +78,9 @@ func (r *Repo) IndexObjects(ctx context.Context) ([]string, error) {
 
 // ReadIndexObject reads and verifies one index object.
 func (r *Repo) ReadIndexObject(ctx context.Context, sum string) (*catalog.PackIndex, error) {
-	key, err := catalog.IndexKey(sum)
+	data, err := r.readIndexBytes(ctx, sum)
 	if err != nil {
 		return nil, err
-	}
-	rc, err := r.st.Get(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	if got := sha256.Sum256(data); hex.EncodeToString(got[:]) != sum {
-		return nil, fmt.Errorf("%s: %w: content does not match its name", key, ErrDamaged)
 	}
 	return catalog.UnmarshalPackIndex(data)
 }

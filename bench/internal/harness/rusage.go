@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -135,4 +136,33 @@ func (m *CPUMeter) Stop() (minioS, machineS float64, err error) {
 		return 0, 0, err
 	}
 	return mi - m.minio0, b - m.busy0, nil
+}
+
+// WaitIdle waits until the machine's CPUs are less than 10 % busy over
+// half a second, at most maxWait. When they never are, it says so on
+// stderr and returns busy true with the last busy fraction: the caller
+// records it, and the measurement goes ahead.
+func WaitIdle(maxWait time.Duration) (frac float64, busy bool, err error) {
+	const window, limit = 500 * time.Millisecond, 0.10
+	deadline := time.Now().Add(maxWait)
+	start := time.Now()
+	for {
+		b0, err := MachineBusy()
+		if err != nil {
+			return 0, false, err
+		}
+		time.Sleep(window)
+		b1, err := MachineBusy()
+		if err != nil {
+			return 0, false, err
+		}
+		frac = (b1 - b0) / (window.Seconds() * float64(runtime.NumCPU()))
+		if frac < limit {
+			return frac, false, nil
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "machine still %.0f%% busy after %v; measuring anyway\n", 100*frac, time.Since(start).Round(time.Second))
+			return frac, true, nil
+		}
+	}
 }
