@@ -33,39 +33,18 @@ var phases = []phase{
 }
 
 // series is one tool's results in one phase, by round.
-type series struct {
-	title string
-	byRnd map[int]Result
-}
+type series = harness.Series[Result]
 
-func (s *series) vals(f func(Result) float64) []float64 {
-	var rs []int
-	for r := range s.byRnd {
-		rs = append(rs, r)
-	}
-	sort.Ints(rs)
-	var out []float64
-	for _, r := range rs {
-		out = append(out, f(s.byRnd[r]))
-	}
-	return out
-}
-
-func (s *series) med(f func(Result) float64) float64 { return harness.Median(s.vals(f)) }
-
-func (s *series) maxRSS() float64 {
-	var m int64
-	for _, r := range s.byRnd {
-		m = max(m, r.MaxRSSKiB)
-	}
-	return float64(m) / 1024
+// maxRSS is the largest peak RSS over the rounds, in MiB.
+func maxRSS(s *series) float64 {
+	return s.Max(func(r Result) float64 { return float64(r.MaxRSSKiB) / 1024 })
 }
 
 // ratio is the median over rounds of tool/floor in the same round.
 func ratio(tool, floor *series, f func(Result) float64) (float64, []float64) {
 	var rs []float64
-	for rnd, r := range tool.byRnd {
-		if fr, ok := floor.byRnd[rnd]; ok && f(fr) > 0 {
+	for rnd, r := range tool.ByRound {
+		if fr, ok := floor.ByRound[rnd]; ok && f(fr) > 0 {
 			rs = append(rs, f(r)/f(fr))
 		}
 	}
@@ -121,10 +100,10 @@ func cmdReport(args []string) error {
 		}
 		s := data[r.Phase][r.Tool]
 		if s == nil {
-			s = &series{title: r.Title, byRnd: map[int]Result{}}
+			s = &series{Title: r.Title, ByRound: map[int]Result{}}
 			data[r.Phase][r.Tool] = s
 		}
-		s.byRnd[r.Round] = r
+		s.ByRound[r.Round] = r
 		rounds = max(rounds, r.Round)
 	}
 
@@ -174,20 +153,20 @@ func cmdReport(args []string) error {
 					continue
 				}
 				rm, rs := ratio(s, floor, wall)
-				p("| %s | %.2f (%s) | %s | %.2f | %.0f | %.2f | %.2f |", s.title, s.med(wall), list(s.vals(wall), "%.2f"),
-					ratioCell(t == ph.tools[0], rm, rs), s.med(cpu), s.maxRSS(), s.med(minio), s.med(mach))
+				p("| %s | %.2f (%s) | %s | %.2f | %.0f | %.2f | %.2f |", s.Title, s.Med(wall), list(s.Vals(wall), "%.2f"),
+					ratioCell(t == ph.tools[0], rm, rs), s.Med(cpu), maxRSS(s), s.Med(minio), s.Med(mach))
 				if ph.name == "backup" {
 					p(" %s |", storedCell(t, s, stored))
 				}
 				p("\n")
-				if t == "pitr" && s.maxRSS() > rssMax {
-					rssMax, rssWhere = s.maxRSS(), "pitr "+ph.name
+				if t == "pitr" && maxRSS(s) > rssMax {
+					rssMax, rssWhere = maxRSS(s), "pitr "+ph.name
 				}
 			}
-			if s := d["pitr"]; s != nil && ph.name == "backup" && s.med(func(r Result) float64 { return r.StreamS }) > 0 {
+			if s := d["pitr"]; s != nil && ph.name == "backup" && s.Med(func(r Result) float64 { return r.StreamS }) > 0 {
 				p("\n`pitr backup` from its log (medians): %.2f s connecting and checkpointing, %.2f s streaming the tar through zstd and age into MinIO, %.2f s waiting until archive_command stored the backup's last WAL segment (polled every 0.5 s) and writing the entry.\n",
-					s.med(func(r Result) float64 { return r.CheckpointS }), s.med(func(r Result) float64 { return r.StreamS }),
-					s.med(func(r Result) float64 { return r.WALWaitS }))
+					s.Med(func(r Result) float64 { return r.CheckpointS }), s.Med(func(r Result) float64 { return r.StreamS }),
+					s.Med(func(r Result) float64 { return r.WALWaitS }))
 			}
 			if s := d["pitr"]; s != nil {
 				rm, _ := ratio(s, floor, wall)
@@ -195,7 +174,7 @@ func cmdReport(args []string) error {
 				if ph.name == "restore" {
 					goal = goalRestore
 				}
-				verdicts = append(verdicts, verdict(ph.name, fmt.Sprintf("within %.2fx of %s", goal, floor.title), rm, goal))
+				verdicts = append(verdicts, verdict(ph.name, fmt.Sprintf("within %.2fx of %s", goal, floor.Title), rm, goal))
 			}
 		case "pitr":
 			p("| restore_command | start to ready s | x floor | redo s (server log) | x floor | segments restored | CPU s (server + restore_command) | MinIO CPU s | machine CPU s |\n")
@@ -207,16 +186,16 @@ func cmdReport(args []string) error {
 				}
 				rm, rs := ratio(s, floor, wall)
 				dm, ds := ratio(s, floor, redo)
-				p("| %s | %.2f (%s) | %s | %.2f (%s) | %s | %.0f | %.2f | %.2f | %.2f |\n", s.title,
-					s.med(wall), list(s.vals(wall), "%.2f"), ratioCell(t == ph.tools[0], rm, rs),
-					s.med(redo), list(s.vals(redo), "%.2f"), ratioCell(t == ph.tools[0], dm, ds),
-					s.med(func(r Result) float64 { return float64(r.Segments) }), s.med(cpu), s.med(minio), s.med(mach))
+				p("| %s | %.2f (%s) | %s | %.2f (%s) | %s | %.0f | %.2f | %.2f | %.2f |\n", s.Title,
+					s.Med(wall), list(s.Vals(wall), "%.2f"), ratioCell(t == ph.tools[0], rm, rs),
+					s.Med(redo), list(s.Vals(redo), "%.2f"), ratioCell(t == ph.tools[0], dm, ds),
+					s.Med(func(r Result) float64 { return float64(r.Segments) }), s.Med(cpu), s.Med(minio), s.Med(mach))
 			}
 			if s := d["pitr"]; s != nil {
 				rm, _ := ratio(s, floor, wall)
-				verdicts = append(verdicts, verdict("PITR replay", fmt.Sprintf("within %.2fx of %s (start to ready)", goalPITR, floor.title), rm, goalPITR))
+				verdicts = append(verdicts, verdict("PITR replay", fmt.Sprintf("within %.2fx of %s (start to ready)", goalPITR, floor.Title), rm, goalPITR))
 				dm, _ := ratio(s, floor, redo)
-				verdicts = append(verdicts, verdict("PITR replay, redo only", fmt.Sprintf("within %.2fx of %s (redo interval in the log)", goalPITR, floor.title), dm, goalPITR))
+				verdicts = append(verdicts, verdict("PITR replay, redo only", fmt.Sprintf("within %.2fx of %s (redo interval in the log)", goalPITR, floor.Title), dm, goalPITR))
 			}
 		}
 	}
@@ -248,7 +227,7 @@ func storedCell(tool string, s *series, stored map[string]Result) string {
 	if r, ok := stored[tool]; ok {
 		return fmt.Sprintf("%.0f MiB, %d objects", mib(r.StoredBytes), r.Objects)
 	}
-	for _, r := range s.byRnd {
+	for _, r := range s.ByRound {
 		if r.StoredBytes > 0 {
 			return fmt.Sprintf("%.0f MiB, %d files (uncompressed)", mib(r.StoredBytes), r.Objects)
 		}

@@ -29,40 +29,19 @@ var phaseTitles = []struct{ name, title string }{
 }
 
 // series is one tool's results in one phase, by round.
-type series struct {
-	title string
-	byRnd map[int]Result
-}
+type series = harness.Series[Result]
 
-func (s *series) vals(f func(Result) float64) []float64 {
-	var rs []int
-	for r := range s.byRnd {
-		rs = append(rs, r)
-	}
-	sort.Ints(rs)
-	var out []float64
-	for _, r := range rs {
-		out = append(out, f(s.byRnd[r]))
-	}
-	return out
-}
-
-func (s *series) med(f func(Result) float64) float64 { return harness.Median(s.vals(f)) }
-
-func (s *series) maxRSS() float64 {
-	var m int64
-	for _, r := range s.byRnd {
-		m = max(m, r.MaxRSSKiB)
-	}
-	return float64(m) / 1024
+// maxRSS is the largest peak RSS over the rounds, in MiB.
+func maxRSS(s *series) float64 {
+	return s.Max(func(r Result) float64 { return float64(r.MaxRSSKiB) / 1024 })
 }
 
 // speedup is the median over rounds of floor's wall time / tool's in the
 // same round: above 1, the tool is faster.
 func speedup(tool, floor *series) (float64, []float64) {
 	var rs []float64
-	for rnd, r := range tool.byRnd {
-		if fr, ok := floor.byRnd[rnd]; ok && r.WallS > 0 {
+	for rnd, r := range tool.ByRound {
+		if fr, ok := floor.ByRound[rnd]; ok && r.WallS > 0 {
 			rs = append(rs, fr.WallS/r.WallS)
 		}
 	}
@@ -106,8 +85,8 @@ func minMax(xs []float64) (float64, float64) {
 }
 
 func othersCell(s *series) string {
-	lo, hi := minMax(s.vals(others))
-	if len(s.byRnd) == 1 || fmt.Sprintf("%.0f", 100*lo) == fmt.Sprintf("%.0f", 100*hi) {
+	lo, hi := minMax(s.Vals(others))
+	if len(s.ByRound) == 1 || fmt.Sprintf("%.0f", 100*lo) == fmt.Sprintf("%.0f", 100*hi) {
 		return fmt.Sprintf("%.0f%%", 100*hi)
 	}
 	return fmt.Sprintf("%.0f–%.0f%%", 100*lo, 100*hi)
@@ -156,10 +135,10 @@ func cmdReport(args []string) error {
 		}
 		s := data[r.Phase][r.Tool]
 		if s == nil {
-			s = &series{title: r.Title, byRnd: map[int]Result{}}
+			s = &series{Title: r.Title, ByRound: map[int]Result{}}
 			data[r.Phase][r.Tool] = s
 		}
-		s.byRnd[r.Round] = r
+		s.ByRound[r.Round] = r
 		rounds = max(rounds, r.Round)
 	}
 	measured := strings.Fields(*toolsFlag)
@@ -227,17 +206,17 @@ func cmdReport(args []string) error {
 					ratioCell = "–"
 				}
 			}
-			wallCell := fmt.Sprintf("%.2f", s.med(wall))
-			if len(s.byRnd) > 1 {
-				wallCell += " (" + list(s.vals(wall), "%.2f") + ")"
+			wallCell := fmt.Sprintf("%.2f", s.Med(wall))
+			if len(s.ByRound) > 1 {
+				wallCell += " (" + list(s.Vals(wall), "%.2f") + ")"
 			}
-			p("| %s | %s | %s | %.1f | %s | %.0f | %.0f | %.1f | %.1f | %.0f | %.1f | %.0f | %.2f | %.2f | %s |\n", ph.title, s.title, wallCell, s.med(mbps), ratioCell,
-				s.med(func(r Result) float64 { return float64(r.PutRequests) }), s.med(gets), s.med(func(r Result) float64 { return mib(r.ReceivedBytes) }),
-				s.med(func(r Result) float64 { return mib(r.SentBytes) }),
-				s.med(func(r Result) float64 { return float64(r.ObjectsAdded) }), s.med(func(r Result) float64 { return mib(r.BytesAdded) }),
-				s.maxRSS(), s.med(cpu), s.med(func(r Result) float64 { return r.MinIOCPUS }), othersCell(s))
-			if t == "pitr" && s.maxRSS() > rssMax {
-				rssMax, rssWhere = s.maxRSS(), ph.title
+			p("| %s | %s | %s | %.1f | %s | %.0f | %.0f | %.1f | %.1f | %.0f | %.1f | %.0f | %.2f | %.2f | %s |\n", ph.title, s.Title, wallCell, s.Med(mbps), ratioCell,
+				s.Med(func(r Result) float64 { return float64(r.PutRequests) }), s.Med(gets), s.Med(func(r Result) float64 { return mib(r.ReceivedBytes) }),
+				s.Med(func(r Result) float64 { return mib(r.SentBytes) }),
+				s.Med(func(r Result) float64 { return float64(r.ObjectsAdded) }), s.Med(func(r Result) float64 { return mib(r.BytesAdded) }),
+				maxRSS(s), s.Med(cpu), s.Med(func(r Result) float64 { return r.MinIOCPUS }), othersCell(s))
+			if t == "pitr" && maxRSS(s) > rssMax {
+				rssMax, rssWhere = maxRSS(s), ph.title
 			}
 		}
 		if d["pitr"] != nil && d["restic"] != nil {
@@ -260,9 +239,9 @@ func cmdReport(args []string) error {
 			if s == nil {
 				continue
 			}
-			objs := s.med(func(r Result) float64 { return float64(r.StoredObjects) })
-			gb := s.med(func(r Result) float64 { return float64(r.InputBytes) / 1e9 })
-			stored := s.med(func(r Result) float64 { return float64(r.StoredBytes) })
+			objs := s.Med(func(r Result) float64 { return float64(r.StoredObjects) })
+			gb := s.Med(func(r Result) float64 { return float64(r.InputBytes) / 1e9 })
+			stored := s.Med(func(r Result) float64 { return float64(r.StoredBytes) })
 			if ph.name == "first" {
 				perGB[t] = objs / gb
 			}
@@ -289,19 +268,19 @@ func cmdReport(args []string) error {
 		fl := cp["floor"]
 		for _, t := range []string{"floor", "pitr"} {
 			s := cp[t]
-			rate := s.med(func(r Result) float64 { return float64(r.StoredBytes) / 1e6 / r.WallS })
+			rate := s.Med(func(r Result) float64 { return float64(r.StoredBytes) / 1e6 / r.WallS })
 			x := "1 (floor)"
 			if t != "floor" {
 				m, _ := speedup(fl, s)
 				x = fmt.Sprintf("**%.2f**", m)
 			}
-			p("| %s | %.2f | %.1f | %s | %.0f | %.0f | %.1f | %.1f | %.0f | %.1f | %.0f | %.2f | %.2f | %s |\n", s.title, s.med(wall), rate, x,
-				s.med(func(r Result) float64 { return float64(r.PutRequests) }), s.med(gets), s.med(func(r Result) float64 { return mib(r.ReceivedBytes) }),
-				s.med(func(r Result) float64 { return mib(r.SentBytes) }), s.med(func(r Result) float64 { return float64(r.StoredObjects) }),
-				s.med(func(r Result) float64 { return mib(r.StoredBytes) }), s.maxRSS(), s.med(cpu),
-				s.med(func(r Result) float64 { return r.MinIOCPUS }), othersCell(s))
-			if t == "pitr" && s.maxRSS() > rssMax {
-				rssMax, rssWhere = s.maxRSS(), "copy"
+			p("| %s | %.2f | %.1f | %s | %.0f | %.0f | %.1f | %.1f | %.0f | %.1f | %.0f | %.2f | %.2f | %s |\n", s.Title, s.Med(wall), rate, x,
+				s.Med(func(r Result) float64 { return float64(r.PutRequests) }), s.Med(gets), s.Med(func(r Result) float64 { return mib(r.ReceivedBytes) }),
+				s.Med(func(r Result) float64 { return mib(r.SentBytes) }), s.Med(func(r Result) float64 { return float64(r.StoredObjects) }),
+				s.Med(func(r Result) float64 { return mib(r.StoredBytes) }), maxRSS(s), s.Med(cpu),
+				s.Med(func(r Result) float64 { return r.MinIOCPUS }), othersCell(s))
+			if t == "pitr" && maxRSS(s) > rssMax {
+				rssMax, rssWhere = maxRSS(s), "copy"
 			}
 		}
 	} else {

@@ -119,3 +119,35 @@ func Splice(script string) func(args []string) error {
 		return os.Rename(tmp, *file)
 	}
 }
+
+// Series is one tool's results in one phase of a bench, by round.
+type Series[R any] struct {
+	Title   string
+	ByRound map[int]R
+}
+
+// Vals returns f of each round's result, in round order.
+func (s *Series[R]) Vals(f func(R) float64) []float64 {
+	rs := make([]int, 0, len(s.ByRound))
+	for r := range s.ByRound {
+		rs = append(rs, r)
+	}
+	sort.Ints(rs)
+	out := make([]float64, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, f(s.ByRound[r]))
+	}
+	return out
+}
+
+// Med is the median of Vals.
+func (s *Series[R]) Med(f func(R) float64) float64 { return Median(s.Vals(f)) }
+
+// Max is the largest of Vals (0 for none).
+func (s *Series[R]) Max(f func(R) float64) float64 {
+	var m float64
+	for _, v := range s.Vals(f) {
+		m = max(m, v)
+	}
+	return m
+}
