@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -37,9 +36,7 @@ func runDumps(ctx context.Context, e *env, db string, asJSON bool) error {
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
+		return writeJSON(e.stdout, struct {
 			Dumps   []*catalog.Dump    `json:"dumps"`
 			Damaged []repo.DamagedDump `json:"damaged_dumps"`
 		}{dumps, damaged})

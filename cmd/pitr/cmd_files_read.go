@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -60,9 +59,7 @@ func runFilesList(ctx context.Context, e *env, set string, asJSON bool) error {
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
+		return writeJSON(e.stdout, struct {
 			Snapshots []*catalog.Snapshot    `json:"snapshots"`
 			Damaged   []repo.DamagedSnapshot `json:"damaged_snapshots"`
 		}{snaps, damaged})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -102,9 +101,7 @@ func runList(ctx context.Context, e *env, asJSON bool) error {
 	}
 	sort.Strings(out.Incomplete)
 	if asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return writeJSON(e.stdout, out)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "BACKUP\tSTARTED\tDURATION\tTIMELINE\tSTART LSN\tEND LSN\tSIZE\tSTORED\tSTATUS")
