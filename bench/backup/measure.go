@@ -97,22 +97,12 @@ func summary(r Result) string {
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
-type common struct {
-	phase, tool, title, out string
-	round, minioPID         int
-}
+type common struct{ harness.Common }
 
-func (c *common) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.phase, "phase", "", "backup, restore or pitr")
-	fs.StringVar(&c.tool, "tool", "", "short name of the tool")
-	fs.StringVar(&c.title, "title", "", "display name")
-	fs.IntVar(&c.round, "round", 0, "round number")
-	fs.StringVar(&c.out, "out", "", "results file to append a JSON line to")
-	fs.IntVar(&c.minioPID, "minio-pid", 0, "MinIO's pid, to report its CPU time")
-}
+func (c *common) flags(fs *flag.FlagSet) { c.Flags(fs, "backup, restore or pitr") }
 
 func (c *common) result(kind string) Result {
-	return Result{Kind: kind, Phase: c.phase, Tool: c.tool, Title: c.title, Round: c.round}
+	return Result{Kind: kind, Phase: c.Phase, Tool: c.Tool, Title: c.Title, Round: c.Round}
 }
 
 // cmdRun runs one command and records its wall time and the CPU time and
@@ -148,7 +138,7 @@ func cmdRun(args []string) error {
 	res.Cmd = strings.Join(argv, " ")
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
-	stopCPU, err := measureCPU(c.minioPID)
+	stopCPU, err := measureCPU(c.MinioPID)
 	if err != nil {
 		return err
 	}
@@ -190,7 +180,7 @@ func cmdRun(args []string) error {
 			return err
 		}
 	}
-	return appendResult(c.out, res)
+	return appendResult(c.Out, res)
 }
 
 // pitrBackupPhases reads pitr backup's JSON log.
@@ -280,7 +270,7 @@ func cmdRecover(args []string) error {
 		return exec.Command(argv[0], argv[1:]...)
 	}
 	res := c.result("recover")
-	stopCPU, err := measureCPU(c.minioPID)
+	stopCPU, err := measureCPU(c.MinioPID)
 	if err != nil {
 		return err
 	}
@@ -334,7 +324,7 @@ func cmdRecover(args []string) error {
 	if *target != "" && !strings.Contains(res.Stopping, `at restore point "`+*target+`"`) {
 		return fmt.Errorf("recovery did not stop at restore point %q: %q (log %s)", *target, res.Stopping, *logPath)
 	}
-	return appendResult(c.out, res)
+	return appendResult(c.Out, res)
 }
 
 // logReader follows a server log written with log_line_prefix '%m [%p] '.

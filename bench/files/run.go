@@ -95,22 +95,12 @@ func summary(r Result) string {
 	return s
 }
 
-type common struct {
-	phase, tool, title, out string
-	round, minioPID         int
-}
+type common struct{ harness.Common }
 
-func (c *common) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.phase, "phase", "", "first, incr, restore or copy")
-	fs.StringVar(&c.tool, "tool", "", "short name of the tool")
-	fs.StringVar(&c.title, "title", "", "display name")
-	fs.IntVar(&c.round, "round", 0, "round number")
-	fs.StringVar(&c.out, "out", "", "results file to append a JSON line to")
-	fs.IntVar(&c.minioPID, "minio-pid", 0, "MinIO's pid, to report its CPU time")
-}
+func (c *common) flags(fs *flag.FlagSet) { c.Flags(fs, "first, incr, restore or copy") }
 
 func (c *common) result(kind string) Result {
-	return Result{Kind: kind, Phase: c.phase, Tool: c.tool, Title: c.title, Round: c.round}
+	return Result{Kind: kind, Phase: c.Phase, Tool: c.Tool, Title: c.Title, Round: c.Round}
 }
 
 // minioMetrics are MinIO's API metrics (Prometheus text, metrics v3
@@ -234,7 +224,7 @@ func cmdRun(args []string) error {
 	res.InputBytes, res.InputFiles, res.NumCPU = *inBytes, *inFiles, runtime.NumCPU()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
-	meter, err := harness.StartCPU(c.minioPID)
+	meter, err := harness.StartCPU(c.MinioPID)
 	if err != nil {
 		return err
 	}
@@ -280,7 +270,7 @@ func cmdRun(args []string) error {
 		res.ObjectsAdded, res.BytesAdded, res.StoredObjects, res.StoredBytes = n1-n0, b1-b0, n1, b1
 	}
 	fmt.Printf("%-8s %-8s round %d: %s\n", res.Phase, res.Tool, res.Round, summary(res))
-	return harness.AppendJSON(c.out, res)
+	return harness.AppendJSON(c.Out, res)
 }
 
 // plain turns off the SDK's default CRC checksums (a trailing checksum

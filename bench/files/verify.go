@@ -220,5 +220,5 @@ func cmdVerify(args []string) error {
 		got, want, len(seen), len(files), float64(nBytes)/1e6, mtimes)
 	res := c.result("verify")
 	res.Paths, res.InputFiles, res.InputBytes, res.MtimesDiffer = len(seen), len(files), nBytes, mtimes
-	return harness.AppendJSON(c.out, res)
+	return harness.AppendJSON(c.Out, res)
 }

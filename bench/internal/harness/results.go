@@ -151,3 +151,20 @@ func (s *Series[R]) Max(f func(R) float64) float64 {
 	}
 	return m
 }
+
+// Common is the flags every measuring command of a bench takes: which
+// phase, tool and round a result belongs to, and where it goes.
+type Common struct {
+	Phase, Tool, Title, Out string
+	Round, MinioPID         int
+}
+
+// Flags registers the flags; phases lists the phase names for the help.
+func (c *Common) Flags(fs *flag.FlagSet, phases string) {
+	fs.StringVar(&c.Phase, "phase", "", phases)
+	fs.StringVar(&c.Tool, "tool", "", "short name of the tool")
+	fs.StringVar(&c.Title, "title", "", "display name")
+	fs.IntVar(&c.Round, "round", 0, "round number")
+	fs.StringVar(&c.Out, "out", "", "results file to append a JSON line to")
+	fs.IntVar(&c.MinioPID, "minio-pid", 0, "MinIO's pid, to report its CPU time")
+}
