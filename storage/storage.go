@@ -185,3 +185,36 @@ func ValidKey(key string) bool {
 	}
 	return true
 }
+
+// ErrLocked is wrapped by Delete when the store refuses to remove an object
+// still under a retention lock (S3 Object Lock). Check it with errors.Is:
+// the object stays, and retrying before its lock ends cannot help.
+var ErrLocked = errors.New("object is locked")
+
+// Locker is implemented by stores that hold objects under a retention lock
+// (s3.Store on a bucket with Object Lock). Wrappers reveal it through
+// Unwrap() Storage, as for Uploads (see LockerOf).
+type Locker interface {
+	// LockedUntil reports the end of key's retention lock; the zero time
+	// means none. It wraps ErrNotExist if absent.
+	LockedUntil(ctx context.Context, key string) (time.Time, error)
+	// ExtendLock makes key's retention last at least until until; a lock
+	// already reaching further is left as it is (locks never shorten).
+	ExtendLock(ctx context.Context, key string, until time.Time) error
+}
+
+// LockerOf returns st's Locker, looking through wrappers that reveal the
+// store they wrap with Unwrap() Storage.
+func LockerOf(st Storage) (Locker, bool) {
+	for st != nil {
+		if l, ok := st.(Locker); ok {
+			return l, true
+		}
+		w, ok := st.(interface{ Unwrap() Storage })
+		if !ok {
+			break
+		}
+		st = w.Unwrap()
+	}
+	return nil, false
+}
