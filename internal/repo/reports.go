@@ -81,4 +81,3 @@ func (r *Repo) readReport(ctx context.Context, key string) (*catalog.Report, err
 	}
 	return rep, nil
 }
-
