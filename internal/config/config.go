@@ -80,6 +80,9 @@ type Config struct {
 	Offsite   *Repository `yaml:"offsite" doc:"a second repository, off-site, for copies of what repo holds; its keys are those of the top-level repository settings, unset ones with their defaults (absent: none)"`
 	Files     []FileSet   `yaml:"files" doc:"file sets: directories of the application (uploads) or its keys and certificates (secrets), snapshotted on their schedule"`
 	Retention Retention   `yaml:"retention" doc:"how long to keep what is in the repository, one policy per kind; a kind without a policy, or with every keep_ setting 0, keeps everything"`
+
+	// Restore drills (issue 11 item 3: pitr verify --restore-drill), see drill.go.
+	Drill *Drill `yaml:"drill" doc:"restore drills (pitr verify --restore-drill, and pitr daemon on drill.schedule): SQL checks on the restored copy (absent: no checks, no scheduled drill)"`
 }
 
 // Setting describes one setting for documentation and flag binding. Env
@@ -248,6 +251,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("stream_slot %q: want 1 to 63 lower-case letters, digits and underscores", c.StreamSlot)
 	}
 	if err := c.validateDaemon(); err != nil {
+		return err
+	}
+	if err := c.Drill.validate(); err != nil {
 		return err
 	}
 	switch c.LogLevel {
