@@ -2,30 +2,181 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pitr-dev/pitr/internal/repo"
+	"github.com/pitr-dev/pitr/internal/restore"
+	"github.com/pitr-dev/pitr/internal/verify"
 )
 
-// This file is a stub for the restore drill (issue 11 item 3), which
-// replaces it wholesale. cmd_verify.go uses only drillFlags, addDrillFlags
-// and runDrill, and reads the bool flag "restore-drill" by name (declared
-// here) to decide whether to call runDrill instead of the object checks.
-// cmd_verify.go itself declares --backup, --wal, --dumps, --files, --full,
-// --read-data-subset and --json: addDrillFlags must not declare those
-// again (cobra panics on a duplicate); runDrill can read them from the
-// command if it needs them.
+// The restore drill: pitr verify --restore-drill. cmd_verify.go declares
+// the verify command with --files and --json and calls addDrillFlags and,
+// with --restore-drill, runDrill.
 
 // drillFlags are the flags of pitr verify --restore-drill.
-type drillFlags struct{ to string }
+type drillFlags struct {
+	to, timeline string
+	checks       []string       // DB:SQL
+	cmd          *cobra.Command // reads --files and --json, which cmd_verify.go declares
+}
 
-// addDrillFlags declares --restore-drill and --to on the verify command.
+// drillHelp is what the drill does, for the verify command's help.
+const drillHelp = `--restore-drill restores the newest backup (or --to TARGET) into a scratch
+directory, starts PostgreSQL on it with archive_mode = off on a free port of
+127.0.0.1 and a private socket, waits for recovery, runs pg_verifybackup,
+pg_amcheck on every database and the SQL checks (drill.checks and --check),
+and, with file sets (files:, or --files for every set in the repository),
+restores the newest snapshot of each and compares its files and bytes. It
+prints the time to restore (RTO) and the point reached, saves a drill report
+in the repository, removes everything, and exits 1 on any failure.`
+
+// addDrillFlags declares --restore-drill and its flags on the verify command.
 func addDrillFlags(cmd *cobra.Command, f *drillFlags) {
-	cmd.Flags().Bool("restore-drill", false, "restore the newest backup (or --to TARGET) into a scratch directory and check it")
-	cmd.Flags().StringVar(&f.to, "to", "", "drill target, as for pitr restore --to")
+	fl := cmd.Flags()
+	fl.Bool("restore-drill", false, "restore the newest backup (or --to TARGET) into a scratch directory and check it (see above)")
+	fl.StringVar(&f.to, "to", "", "with --restore-drill: recovery target, as for pitr restore --to: "+restore.TargetUsage+" (default latest)")
+	fl.StringVar(&f.timeline, "timeline", "latest", "with --restore-drill: timeline to recover along: "+restore.TimelineUsage)
+	fl.StringArrayVar(&f.checks, "check", nil, "with --restore-drill: DB:SQL, a check on the restored copy besides drill.checks (repeatable): the first value must be a number of at least 1, or not a number")
+	f.cmd = cmd
+}
+
+// newDrillCommand is `pitr drill`, hidden: the restore drill as a command
+// of its own until cmd_verify.go (pitr verify --restore-drill) is merged;
+// the lead removes it then.
+func newDrillCommand(e *env) *cobra.Command {
+	var f drillFlags
+	cmd := &cobra.Command{
+		Use: "drill", Short: "Restore drill (pitr verify --restore-drill)", Long: drillHelp, Hidden: true,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(c *cobra.Command, _ []string) error { return runDrill(c.Context(), e, f) },
+	}
+	addDrillFlags(cmd, &f)
+	cmd.Flags().Bool("files", false, "drill every file set in the repository, not only those of files:")
+	cmd.Flags().Bool("json", false, "print the drill report as JSON")
+	return cmd
 }
 
 // runDrill runs the restore drill.
 func runDrill(ctx context.Context, e *env, f drillFlags) error {
-	return errors.New("restore drill: not yet implemented")
+	opts, err := drillOptions(ctx, e, f)
+	if err != nil {
+		return err
+	}
+	res, err := verify.Drill(ctx, opts)
+	if res == nil {
+		return err
+	}
+	if f.boolFlag("json") {
+		if jerr := writeJSON(e.stdout, res.Report(opts.Tool)); jerr != nil {
+			return jerr
+		}
+		return err
+	}
+	printDrill(e.stdout, res)
+	return err
+}
+
+// printDrill prints the summary line, then one line per problem.
+func printDrill(w io.Writer, res *verify.DrillResult) {
+	fmt.Fprintln(w, res.Summary())
+	for _, p := range res.Problems {
+		fmt.Fprintln(w, "  "+p)
+	}
+	if res.OK() {
+		fmt.Fprintf(w, "total %.1f s with checks; timeline %d, LSN %s\n", res.Total.Seconds(), res.Timeline, res.ReachedLSN)
+	}
+}
+
+func (f drillFlags) boolFlag(name string) bool {
+	if f.cmd == nil || f.cmd.Flags().Lookup(name) == nil {
+		return false
+	}
+	v, _ := f.cmd.Flags().GetBool(name)
+	return v
+}
+
+// drillOptions turns the settings and flags into the drill's options; the
+// daemon's drills use it with zero flags.
+func drillOptions(ctx context.Context, e *env, f drillFlags) (verify.DrillOptions, error) {
+	var o verify.DrillOptions
+	to := f.to
+	if to == "" {
+		to = "latest"
+	}
+	target, err := restore.ParseTarget(to)
+	if err != nil {
+		return o, fmt.Errorf("%w: --to: %v", errUsage, err)
+	}
+	timeline, err := restore.ParseTimeline(f.timeline)
+	if err != nil {
+		return o, fmt.Errorf("%w: --timeline: %v", errUsage, err)
+	}
+	var checks []verify.DrillCheck
+	if d := e.cfg.Drill; d != nil {
+		for _, c := range d.Checks {
+			checks = append(checks, verify.DrillCheck{DB: c.DB, SQL: c.SQL, Min: int64(c.Min)})
+		}
+		o.Dir = d.Dir
+	}
+	for _, c := range f.checks {
+		db, sql, ok := strings.Cut(c, ":")
+		if db, sql = strings.TrimSpace(db), strings.TrimSpace(sql); !ok || db == "" || sql == "" {
+			return o, fmt.Errorf("%w: --check %q: want DB:SQL, e.g. 'app:SELECT count(*) FROM users'", errUsage, c)
+		}
+		checks = append(checks, verify.DrillCheck{DB: db, SQL: sql, Min: 1})
+	}
+	r, err := e.Repo(ctx, true)
+	if err != nil {
+		return o, err
+	}
+	if codec := r.Codec(); codec.Encrypt && len(codec.Identities) == 0 {
+		return o, fmt.Errorf("%w: a restore drill needs the age identity file: set age_identity_file or PITR_AGE_IDENTITY_FILE", errUsage)
+	}
+	sets, err := drillFileSets(ctx, e, r, f.boolFlag("files"))
+	if err != nil {
+		return o, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return o, err
+	}
+	cmd, reads, err := restoreCommand(self, e.cfg)
+	if err != nil {
+		return o, err
+	}
+	o.Repo, o.Target, o.Timeline, o.Checks, o.FileSets = r, target, timeline, checks, sets
+	o.RestoreCommand, o.CommandReads, o.CommandExecs = cmd, reads, []string{self}
+	o.Tool = "pitr " + version
+	return o, nil
+}
+
+// drillFileSets are the file sets a drill restores: those of files:, or
+// with all every set the repository holds snapshots of.
+func drillFileSets(ctx context.Context, e *env, r *repo.Repo, all bool) ([]string, error) {
+	var sets []string
+	seen := map[string]bool{}
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			sets = append(sets, s)
+		}
+	}
+	for _, s := range e.cfg.Files {
+		add(s.Name)
+	}
+	if all {
+		snaps, _, err := r.ListSnapshots(ctx, "")
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range snaps {
+			add(s.Set)
+		}
+	}
+	return sets, nil
 }

@@ -146,6 +146,7 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newClusterUpgradeCommand(e),
 		newDemoCommand(e),
 		newCopyCommand(e),
+		newDrillCommand(e), // hidden until pitr verify --restore-drill is merged
 	)
 	return root
 }

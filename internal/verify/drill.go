@@ -228,7 +228,7 @@ func (d *drill) run(ctx context.Context) {
 	}
 	d.root = root
 	defer func() {
-		if err := os.RemoveAll(root); err != nil {
+		if err := drillRemoveAll(root); err != nil {
 			d.problem("remove scratch directory %s: %v", root, err)
 		}
 	}()
@@ -262,4 +262,18 @@ func drillOneLine(s string) string {
 // scratchPath returns a path in the scratch directory.
 func (d *drill) scratchPath(elem ...string) string {
 	return filepath.Join(append([]string{d.root}, elem...)...)
+}
+
+// drillRemoveAll removes the scratch directory. The wal-prefetch that a
+// wal-fetch of the copy started runs detached and may still be finishing a
+// download into its pg_wal when the server has stopped: try for a while.
+func drillRemoveAll(dir string) error {
+	var err error
+	for range 50 {
+		if err = os.RemoveAll(dir); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
 }

@@ -1,0 +1,161 @@
+//go:build integration
+
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/scratch"
+	"github.com/pitr-dev/pitr/internal/testenv"
+)
+
+// drillArgs runs the restore drill; "drill" is the hidden command until
+// pitr verify (whose --restore-drill calls the same runDrill) is merged.
+func drillArgs(extra ...string) []string { return append([]string{"drill"}, extra...) }
+
+// bucketKeys lists every object of a MinIO bucket.
+func bucketKeys(t *testing.T, m *testenv.MinIOServer, bucket string) []string {
+	t.Helper()
+	var keys []string
+	p := s3.NewListObjectsV2Paginator(m.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+	}
+	return keys
+}
+
+// newKeys returns the keys of after that are not in before.
+func newKeys(before, after []string) []string {
+	var out []string
+	for _, k := range after {
+		if !slices.Contains(before, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// TestRestoreDrill is issue 11's drill story on MinIO: a drill that passes
+// (amcheck on every database, postgres and template1; SQL checks over the restored rows, a file
+// set restored and counted), one that fails on a check that finds
+// nothing (exit 1 naming it); each leaves only its report in the
+// repository (no WAL, no timeline history) and nothing in the scratch
+// area.
+func TestRestoreDrill(t *testing.T) {
+	r := newRig(t, "minio")
+	c := r.cluster(nil)
+	if err := c.Exec(t.Context(), `CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Exec(t.Context(), `INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 50) g`); err != nil {
+		t.Fatal(err)
+	}
+	r.mustRun(backupEnv(c), "backup")
+	if err := c.Exec(t.Context(), `INSERT INTO notes (body) VALUES ('after the backup')`); err != nil {
+		t.Fatal(err)
+	}
+	switchAndWait(t, c, time.Minute)
+
+	// A file set with a hard link, and a config with the drill's scratch
+	// area and a check of its own.
+	dir := testenv.Dir(t)
+	uploads := filepath.Join(dir, "uploads")
+	for name, body := range map[string]string{"a.txt": "hello", "sub/b.bin": strings.Repeat("x", 70000)} {
+		writeTreeFile(t, filepath.Join(uploads, name), []byte(body), 0o644)
+	}
+	if err := os.Link(filepath.Join(uploads, "a.txt"), filepath.Join(uploads, "sub", "a-again.txt")); err != nil {
+		t.Fatal(err)
+	}
+	drills := filepath.Join(dir, "drills")
+	if err := os.Mkdir(drills, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := scratch.ChownToPostgres(drills); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "pitr.yaml")
+	if err := os.WriteFile(cfg, []byte(`files:
+  - name: uploads
+    paths: [`+uploads+`]
+drill:
+  dir: `+drills+`
+  checks:
+    - db: postgres
+      sql: SELECT count(*) FROM notes WHERE body = 'after the backup'
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.mustRun(nil, "--config", cfg, "files", "backup", "uploads")
+
+	before := bucketKeys(t, r.minio, r.bucket)
+	out := r.mustRun(nil, append([]string{"--config", cfg}, drillArgs("--check", "postgres:SELECT count(*) FROM notes")...)...)
+	t.Logf("drill:\n%s", out)
+	for _, want := range []string{"drill passed: backup ", "(RTO); amcheck ok on 2 databases; 2 checks ok; 1 file set restored and matching"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("drill output lacks %q:\n%s", want, out)
+		}
+	}
+	assertOnlyReports(t, newKeys(before, bucketKeys(t, r.minio, r.bucket)), 1)
+	assertEmptyDir(t, drills)
+
+	// A check that finds nothing fails the drill, naming the check.
+	before = bucketKeys(t, r.minio, r.bucket)
+	stdout, stderr, code := r.runEnv(nil, append([]string{"--config", cfg}, drillArgs("--check", "postgres:SELECT count(*) FROM notes WHERE false", "--json")...)...)
+	const want = "check postgres: SELECT count(*) FROM notes WHERE false: returned 0, want at least 1"
+	if code != 1 || !strings.Contains(stderr, "restore drill failed: "+want) {
+		t.Fatalf("failing drill: exit %d, stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	var rep catalog.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("drill --json: %v:\n%s", err, stdout)
+	}
+	if rep.OK || !slices.Equal(rep.Problems, []string{want}) || rep.Kind != catalog.ReportDrill || rep.Backup == "" || rep.RTOSeconds <= 0 || rep.Reached == nil {
+		t.Errorf("failed drill's report: %+v", rep)
+	}
+	assertOnlyReports(t, newKeys(before, bucketKeys(t, r.minio, r.bucket)), 1)
+	assertEmptyDir(t, drills)
+}
+
+// assertOnlyReports fails unless the new keys are n drill reports: a drill
+// stores no WAL and no timeline history.
+func assertOnlyReports(t *testing.T, added []string, n int) {
+	t.Helper()
+	var reports int
+	for _, k := range added {
+		if strings.HasPrefix(k, "db1/"+catalog.ReportKindPrefix(catalog.ReportDrill)) {
+			reports++
+			continue
+		}
+		t.Errorf("a drill stored %s in the repository", k)
+	}
+	if reports != n {
+		t.Errorf("drill reports stored: %d, want %d (new keys %q)", reports, n, added)
+	}
+}
+
+func assertEmptyDir(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("drill left %s in its scratch area", filepath.Join(dir, e.Name()))
+	}
+}
