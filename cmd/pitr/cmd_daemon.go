@@ -111,6 +111,11 @@ func runDaemon(ctx context.Context, e *env) error {
 			}})
 		}
 	}
+	if j, err := drillJob(ctx, e); err != nil { // drill.schedule: restore drills
+		return err
+	} else if j != nil {
+		opts.Jobs = append(opts.Jobs, *j)
+	}
 	opts.Previous = func(ctx context.Context) (daemon.Previous, error) {
 		var p daemon.Previous
 		l, err := r.ListBackups(ctx)

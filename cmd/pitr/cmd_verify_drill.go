@@ -6,9 +6,13 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/config"
+	"github.com/pitr-dev/pitr/internal/daemon"
 	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/internal/restore"
 	"github.com/pitr-dev/pitr/internal/verify"
@@ -179,4 +183,40 @@ func drillFileSets(ctx context.Context, e *env, r *repo.Repo, all bool) ([]strin
 		}
 	}
 	return sets, nil
+}
+
+// drillJob is the daemon's drill on drill.schedule, or nil when none is
+// scheduled or the identity, which a drill needs, is not configured (a
+// warning says so). e's storage is the daemon's.
+func drillJob(ctx context.Context, e *env) (*daemon.Job, error) {
+	d := e.cfg.Drill
+	if d == nil || d.Schedule == "" {
+		return nil, nil
+	}
+	s, err := config.ParseSchedule(d.Schedule)
+	if err != nil {
+		return nil, fmt.Errorf("%w: drill.schedule: %v", errUsage, err)
+	}
+	if e.cfg.Encryption != "none" && e.cfg.AgeIdentityFile == "" {
+		e.log.Warn().Msg("drill.schedule is set, but restore drills need the age identity and age_identity_file is not set: no drills scheduled")
+		return nil, nil
+	}
+	opts, err := drillOptions(ctx, e, drillFlags{})
+	if err != nil {
+		return nil, err
+	}
+	var prev daemon.DrillPrevious
+	if rep, err := opts.Repo.LatestReport(ctx, catalog.ReportDrill); err != nil {
+		e.log.Warn().Err(err).Msg("could not read the newest drill report")
+	} else if rep != nil && rep.OK {
+		prev = daemon.DrillPrevious{End: rep.Finished, RTO: time.Duration(rep.RTOSeconds * float64(time.Second))}
+	}
+	j := daemon.DrillJob(s, prev, func(ctx context.Context) (time.Duration, error) {
+		res, err := verify.Drill(ctx, opts)
+		if err != nil {
+			return 0, err
+		}
+		return res.RTO, nil
+	})
+	return &j, nil
 }

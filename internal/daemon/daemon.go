@@ -76,6 +76,7 @@ type Job struct {
 	Run func(ctx context.Context, retry bool) error
 
 	receiver Receiver // ReceiverJob: pitr_stream_* and /healthz follow it
+	noRetry  bool     // DrillJob: a failed run waits for the next scheduled one
 	backup   bool     // BackupJob: /healthz checks the newest backup's age
 	// bind, if set, gives Run the daemon's metrics and clock (BackupJob,
 	// DumpJob record what they stored).
@@ -190,7 +191,7 @@ func Run(ctx context.Context, opts Options) error {
 		if j.backup && j.Schedule != nil {
 			backupSchedule = j.Schedule
 		}
-		jj := &job{name: j.Name, schedule: j.Schedule, fn: j.Run, bind: j.bind}
+		jj := &job{name: j.Name, schedule: j.Schedule, fn: j.Run, bind: j.bind, noRetry: j.noRetry}
 		if j.Schedule == nil {
 			longRunning = append(longRunning, jj)
 		} else {

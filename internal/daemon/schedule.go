@@ -28,6 +28,7 @@ type job struct {
 	maxBackoff time.Duration
 	grace      time.Duration // how long a running fn may take to stop after ctx ends
 	hooks      jobHooks
+	noRetry    bool // a failed run waits for the next scheduled one
 }
 
 // jobHooks let metrics follow a job; nil members are skipped.
@@ -103,7 +104,7 @@ func (j *job) run(ctx context.Context) error {
 			delay := backoffDelay(j.backoff, j.maxBackoff, failures)
 			retryAt = time.Now().Add(delay)
 			ev := log.Error().Err(err).Int("attempt", failures)
-			if next.IsZero() || retryAt.Before(next) {
+			if !j.noRetry && (next.IsZero() || retryAt.Before(next)) {
 				ev.Dur("retry_in", delay).Msg("job failed; retrying")
 			} else {
 				retryAt = time.Time{}

@@ -196,7 +196,7 @@ func Drill(ctx context.Context, opts DrillOptions) (*DrillResult, error) {
 		res.ReportID = rep.ID
 	}
 	if !res.OK() {
-		log.Error().Str("backup", res.Backup).Int("problems", len(res.Problems)).Msg("restore drill failed")
+		log.Error().Str("backup", res.Backup).Strs("problems", res.Problems).Msg("restore drill failed")
 		msg := res.Problems[0]
 		if n := len(res.Problems) - 1; n > 0 {
 			msg += fmt.Sprintf(" (and %d more)", n)
