@@ -4,10 +4,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,11 +55,11 @@ func newKeys(before, after []string) []string {
 }
 
 // TestRestoreDrill is issue 11's drill story on MinIO: a drill that passes
-// (amcheck on every database, postgres and template1; SQL checks over the restored rows, a file
-// set restored and counted), one that fails on a check that finds
-// nothing (exit 1 naming it); each leaves only its report in the
-// repository (no WAL, no timeline history) and nothing in the scratch
-// area.
+// (amcheck on every database, postgres and template1; SQL checks over the
+// restored rows; a file set restored and counted), one that fails on a
+// check that finds nothing (exit 1 naming it); each leaves only its report
+// in the repository (no WAL, no timeline history) and nothing in the
+// scratch area.
 func TestRestoreDrill(t *testing.T) {
 	r := newRig(t, "minio")
 	c := r.cluster(nil)
@@ -157,5 +160,77 @@ func assertEmptyDir(t *testing.T, dir string) {
 	}
 	for _, e := range entries {
 		t.Errorf("drill left %s in its scratch area", filepath.Join(dir, e.Name()))
+	}
+}
+
+// TestDaemonDrill: pitr daemon runs a drill on drill.schedule and exports
+// its result; without the identity it schedules none and says why.
+func TestDaemonDrill(t *testing.T) {
+	r := newRig(t, "local")
+	c := r.cluster(nil)
+	if err := c.Exec(t.Context(), `CREATE TABLE notes AS SELECT g AS id FROM generate_series(1, 10) g`); err != nil {
+		t.Fatal(err)
+	}
+	r.mustRun(backupEnv(c), "backup")
+	port, err := scratch.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(testenv.Dir(t), "pitr.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("drill:\n  schedule: %q\n  checks:\n    - {db: postgres, sql: SELECT count(*) FROM notes, min: 10}\n",
+		cronAt(time.Now().Add(3*time.Second)))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	daemon := func(identity bool) (*exec.Cmd, *lockedBuffer) {
+		cmd := exec.Command(r.pitr, "--config", cfg, "daemon")
+		cmd.Env = append(append(os.Environ(), r.env...), "PITR_DAEMON_STREAM=false", "PITR_BACKUP_SCHEDULE=", "PITR_DUMP_SCHEDULE=",
+			"PITR_FILES_SCHEDULE=", fmt.Sprintf("PITR_METRICS_ADDR=127.0.0.1:%d", port))
+		if identity {
+			cmd.Env = append(cmd.Env, "PITR_AGE_IDENTITY_FILE="+r.identity)
+		}
+		log := &lockedBuffer{}
+		cmd.Stderr = log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill() // it may have exited already
+			_ = cmd.Wait()
+			if t.Failed() {
+				t.Logf("daemon log:\n%s", log.String())
+			}
+		})
+		return cmd, log
+	}
+	stop := func(cmd *exec.Cmd) {
+		t.Helper()
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("daemon after SIGTERM: %v", err)
+		}
+	}
+
+	cmd, log := daemon(false)
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+		return strings.Contains(log.String(), "no drills scheduled"), "no warning about the missing identity"
+	})
+	stop(cmd)
+
+	cmd, _ = daemon(true)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	var body string
+	testenv.Eventually(t, 2*time.Minute, func() (bool, string) {
+		_, body, _ = tryGet(base + "/metrics")
+		return metricValue(body, "pitr_drill_last_success_timestamp_seconds") > 0, "no drill passed yet; metrics:\n" + grepLines(body, "pitr_drill", "pitr_job")
+	})
+	if rto := metricValue(body, "pitr_drill_last_rto_seconds"); rto <= 0 || metricValue(body, "pitr_drill_failures_total") != 0 ||
+		metricValue(body, `pitr_job_runs_total{job="drill"}`) != 1 {
+		t.Errorf("drill metrics:\n%s", grepLines(body, "pitr_drill", "pitr_job"))
+	}
+	stop(cmd)
+	if reports, _ := filepath.Glob(filepath.Join(r.repoDir, "reports", "drill", "*.json")); len(reports) != 1 {
+		t.Errorf("drill reports %q, want one", reports)
 	}
 }
