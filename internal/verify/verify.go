@@ -94,7 +94,7 @@ func (r *Result) Summary() string {
 		s += fmt.Sprintf(", %d outside subset %s", r.Unselected, r.Subset)
 	}
 	if r.Sealed > 0 {
-		s += fmt.Sprintf(", %d checked by size only", r.Sealed)
+		s += fmt.Sprintf(", %d encrypted objects not opened", r.Sealed)
 	}
 	return s
 }
@@ -143,7 +143,6 @@ func Run(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	codec := r.Codec()
 	v := &verifier{opts: opts, ids: codec != nil && len(codec.Identities) > 0, sums: map[string]string{},
 		res: &Result{Started: opts.Now().UTC(), Full: opts.Full, Subset: opts.Subset.String(), Problems: []string{}}}
-	v.res.Decrypted = v.ids
 	v.st = &meteredStore{Storage: r.Store(), m: opts.Progress}
 	v.r = r.WithStore(v.st)
 	log := zerolog.Ctx(ctx)
@@ -166,6 +165,7 @@ func Run(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if err := v.state.save(opts.StateFile, opts.Now()); err != nil {
 		log.Warn().Err(err).Msg("verify state not saved: the next run reads everything again")
 	}
+	v.res.Decrypted = v.ids || v.res.Sealed == 0 // nothing encrypted was left closed
 	sort.Strings(v.res.Problems)
 	v.res.Finished = opts.Now().UTC()
 	return v.res, nil
