@@ -20,7 +20,7 @@ import (
 
 // The restore drill: pitr verify --restore-drill. cmd_verify.go declares
 // the verify command with --files and --json and calls addDrillFlags and,
-// with --restore-drill, runDrill.
+// with --restore-drill (or --to), runDrill.
 
 // drillFlags are the flags of pitr verify --restore-drill.
 type drillFlags struct {
@@ -39,7 +39,8 @@ restores the newest snapshot of each and compares its files and bytes. It
 prints the time to restore (RTO) and the point reached, saves a drill report
 in the repository, removes everything, and exits 1 on any failure.`
 
-// addDrillFlags declares --restore-drill and its flags on the verify command.
+// addDrillFlags declares --restore-drill and its flags on the verify
+// command, and adds what the drill does to its help.
 func addDrillFlags(cmd *cobra.Command, f *drillFlags) {
 	fl := cmd.Flags()
 	fl.Bool("restore-drill", false, "restore the newest backup (or --to TARGET) into a scratch directory and check it (see above)")
@@ -47,22 +48,7 @@ func addDrillFlags(cmd *cobra.Command, f *drillFlags) {
 	fl.StringVar(&f.timeline, "timeline", "latest", "with --restore-drill: timeline to recover along: "+restore.TimelineUsage)
 	fl.StringArrayVar(&f.checks, "check", nil, "with --restore-drill: DB:SQL, a check on the restored copy besides drill.checks (repeatable): the first value must be a number of at least 1, or not a number")
 	f.cmd = cmd
-}
-
-// newDrillCommand is `pitr drill`, hidden: the restore drill as a command
-// of its own until cmd_verify.go (pitr verify --restore-drill) is merged;
-// the lead removes it then.
-func newDrillCommand(e *env) *cobra.Command {
-	var f drillFlags
-	cmd := &cobra.Command{
-		Use: "drill", Short: "Restore drill (pitr verify --restore-drill)", Long: drillHelp, Hidden: true,
-		Args: usageArgs(cobra.NoArgs),
-		RunE: func(c *cobra.Command, _ []string) error { return runDrill(c.Context(), e, f) },
-	}
-	addDrillFlags(cmd, &f)
-	cmd.Flags().Bool("files", false, "drill every file set in the repository, not only those of files:")
-	cmd.Flags().Bool("json", false, "print the drill report as JSON")
-	return cmd
+	cmd.Long += "\n\n" + drillHelp
 }
 
 // runDrill runs the restore drill.

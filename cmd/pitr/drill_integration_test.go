@@ -22,9 +22,10 @@ import (
 	"github.com/pitr-dev/pitr/internal/testenv"
 )
 
-// drillArgs runs the restore drill; "drill" is the hidden command until
-// pitr verify (whose --restore-drill calls the same runDrill) is merged.
-func drillArgs(extra ...string) []string { return append([]string{"drill"}, extra...) }
+// drillArgs is the command line of a restore drill.
+func drillArgs(extra ...string) []string {
+	return append([]string{"verify", "--restore-drill"}, extra...)
+}
 
 // bucketKeys lists every object of a MinIO bucket.
 func bucketKeys(t *testing.T, m *testenv.MinIOServer, bucket string) []string {

@@ -146,7 +146,7 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newClusterUpgradeCommand(e),
 		newDemoCommand(e),
 		newCopyCommand(e),
-		newDrillCommand(e), // hidden until pitr verify --restore-drill is merged
+		newVerifyCommand(e),
 	)
 	return root
 }
