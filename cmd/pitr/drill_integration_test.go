@@ -71,6 +71,10 @@ func TestRestoreDrill(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.mustRun(backupEnv(c), "backup")
+	T, err := c.QueryString(t.Context(), `SELECT clock_timestamp()::text`)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Exec(t.Context(), `INSERT INTO notes (body) VALUES ('after the backup')`); err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +138,13 @@ drill:
 	}
 	assertOnlyReports(t, newKeys(before, bucketKeys(t, r.minio, r.bucket)), 1)
 	assertEmptyDir(t, drills)
+
+	// --to T: recovery stops before the row the config's check looks for.
+	stdout, stderr, code = r.runEnv(nil, append([]string{"--config", cfg}, drillArgs("--to", T, "--check", "postgres:SELECT count(*) FROM notes")...)...)
+	const late = "check postgres: SELECT count(*) FROM notes WHERE body = 'after the backup': returned 0, want at least 1"
+	if code != 1 || !strings.Contains(stderr, "restore drill failed: "+late) || strings.Count(stdout, "\n  ") != 1 {
+		t.Fatalf("drill --to %s: exit %d, stderr:\n%s\nstdout:\n%s", T, code, stderr, stdout)
+	}
 }
 
 // assertOnlyReports fails unless the new keys are n drill reports: a drill
