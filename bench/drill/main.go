@@ -133,10 +133,7 @@ func cmdPgbackrest(args []string) error {
 	}
 	defer func() { _ = pgctl("-m", "immediate", "-w", "stop").Run() }()
 	dsn := fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=disable", *sock, *port)
-	for {
-		if readWrite(ctx, dsn) {
-			break
-		}
+	for !readWrite(ctx, dsn) {
 		if ctx.Err() != nil {
 			return fmt.Errorf("recovery did not end within %s", *timeout)
 		}

@@ -402,7 +402,7 @@ func (q *drillConn) check(ctx context.Context, c DrillCheck) (string, bool, erro
 	if err != nil {
 		return "", false, err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // read-only: nothing to keep
 	rows, err := tx.Query(ctx, c.SQL)
 	if err != nil {
 		return "", false, err
