@@ -58,9 +58,10 @@ func newKeys(before, after []string) []string {
 // TestRestoreDrill is issue 11's drill story on MinIO: a drill that passes
 // (amcheck on every database, postgres and template1; SQL checks over the
 // restored rows; a file set restored and counted), one that fails on a
-// check that finds nothing (exit 1 naming it); each leaves only its report
-// in the repository (no WAL, no timeline history) and nothing in the
-// scratch area.
+// check that finds nothing (exit 1 naming it), one to --to TIME, and one
+// interrupted; each leaves only its report in the repository (no WAL, no
+// timeline history; the interrupted one none) and nothing in the scratch
+// area.
 func TestRestoreDrill(t *testing.T) {
 	r := newRig(t, "minio")
 	c := r.cluster(nil)
@@ -145,6 +146,39 @@ drill:
 	if code != 1 || !strings.Contains(stderr, "restore drill failed: "+late) || strings.Count(stdout, "\n  ") != 1 {
 		t.Fatalf("drill --to %s: exit %d, stderr:\n%s\nstdout:\n%s", T, code, stderr, stdout)
 	}
+
+	// Interrupted once its server runs: the server stops, the scratch
+	// directory goes, no report is saved.
+	before = bucketKeys(t, r.minio, r.bucket)
+	cmd := exec.Command(r.pitr, append([]string{"--config", cfg}, drillArgs()...)...)
+	cmd.Env = append(append(os.Environ(), r.env...), "PITR_AGE_IDENTITY_FILE="+r.identity)
+	var errBuf lockedBuffer
+	cmd.Stderr = &errBuf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	testenv.Eventually(t, time.Minute, func() (bool, string) {
+		pids, _ := filepath.Glob(filepath.Join(drills, "pitr-drill-*", "pgdata", "postmaster.pid"))
+		if len(pids) == 1 {
+			if b, err := os.ReadFile(pids[0]); err == nil {
+				_, _ = fmt.Sscan(string(b), &pid)
+			}
+		}
+		return pid > 0, "no drill server running yet"
+	})
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	if err == nil || !strings.Contains(errBuf.String(), "restore drill interrupted") {
+		t.Errorf("interrupted drill: %v, stderr:\n%s", err, errBuf.String())
+	}
+	if syscall.Kill(pid, 0) == nil {
+		t.Errorf("the interrupted drill's server (pid %d) still runs", pid)
+	}
+	assertEmptyDir(t, drills)
+	assertOnlyReports(t, newKeys(before, bucketKeys(t, r.minio, r.bucket)), 0)
 }
 
 // assertOnlyReports fails unless the new keys are n drill reports: a drill
