@@ -111,7 +111,7 @@ func drillOptions(ctx context.Context, e *env, f drillFlags) (verify.DrillOption
 		for _, c := range d.Checks {
 			checks = append(checks, verify.DrillCheck{DB: c.DB, SQL: c.SQL, Min: int64(c.Min)})
 		}
-		o.Dir = d.Dir
+		o.Dir, o.User = d.Dir, d.User
 	}
 	for _, c := range f.checks {
 		db, sql, ok := strings.Cut(c, ":")

@@ -7,6 +7,7 @@ import "fmt"
 type Drill struct {
 	Schedule string       `yaml:"schedule" doc:"when pitr daemon runs a restore drill, like backup_schedule; empty (the default) disables; the daemon then needs age_identity_file"`
 	Dir      string       `yaml:"dir" doc:"directory the drill's scratch directory is made in: it holds a full restored copy of the cluster while the drill runs (default: the system's temporary directory)"`
+	User     string       `yaml:"user" default:"postgres" doc:"role the drill's amcheck and SQL checks connect as, over the copy's private socket (a superuser of the cluster)"`
 	Checks   []DrillCheck `yaml:"checks" doc:"SQL checks run on the restored copy; each must pass"`
 }
 

@@ -23,7 +23,7 @@ drill:
 		t.Fatal(err)
 	}
 	d := c.Drill
-	if d == nil || d.Schedule != "0 4 * * 0" || len(d.Checks) != 2 || d.Checks[0].Min != 1 || d.Checks[1].Min != 0 || d.Checks[0].DB != "app" {
+	if d == nil || d.Schedule != "0 4 * * 0" || len(d.Checks) != 2 || d.Checks[0].Min != 1 || d.Checks[1].Min != 0 || d.Checks[0].DB != "app" || d.User != "postgres" {
 		t.Fatalf("drill = %+v", d)
 	}
 	if Default().Drill != nil {

@@ -320,7 +320,7 @@ func TestSectionsDocumented(t *testing.T) {
 		"retention.dumps.keep_monthly", "retention.dumps.keep_yearly", "retention.dumps.keep_within",
 		"retention.files", "retention.files.keep_last", "retention.files.keep_daily", "retention.files.keep_weekly",
 		"retention.files.keep_monthly", "retention.files.keep_yearly", "retention.files.keep_within",
-		"drill", "drill.schedule", "drill.dir", "drill.checks", "drill.checks[].db", "drill.checks[].sql", "drill.checks[].min",
+		"drill", "drill.schedule", "drill.dir", "drill.user", "drill.checks", "drill.checks[].db", "drill.checks[].sql", "drill.checks[].min",
 	}
 	if !reflect.DeepEqual(keys, want) {
 		t.Errorf("Sections() keys:\n%q\nwant\n%q", keys, want)
