@@ -71,6 +71,18 @@ func TestRestoreDrill(t *testing.T) {
 	if err := c.Exec(t.Context(), `INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 50) g`); err != nil {
 		t.Fatal(err)
 	}
+	// The backup carries a postgresql.conf naming production's data
+	// directory and an external pid file (production, started with -D,
+	// loaded neither): the drill's server must use neither.
+	prodPID := filepath.Join(testenv.Dir(t), "production.pid")
+	f, err := os.OpenFile(filepath.Join(c.DataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "data_directory = '%s'\nexternal_pid_file = '%s'\n", c.DataDir, prodPID)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	r.mustRun(backupEnv(c), "backup")
 	T, err := c.QueryString(t.Context(), `SELECT clock_timestamp()::text`)
 	if err != nil {
@@ -122,6 +134,7 @@ drill:
 	}
 	assertOnlyReports(t, newKeys(before, bucketKeys(t, r.minio, r.bucket)), 1)
 	assertEmptyDir(t, drills)
+	assertAbsent(t, prodPID)
 
 	// A check that finds nothing fails the drill, naming the check.
 	before = bucketKeys(t, r.minio, r.bucket)

@@ -30,10 +30,13 @@ import (
 //   - no synchronous standbys: commits (CREATE EXTENSION amcheck) would
 //     wait for production's standbys forever;
 //   - log to stderr (the scratch server log), no SSL (only a private unix
-//     socket is used), writable transactions for CREATE EXTENSION.
+//     socket is used), writable transactions for CREATE EXTENSION;
+//   - no external_pid_file: production's must not be overwritten.
 //
-// hba_file and ident_file are added: trust on the unix socket only, whose
-// directory only the server's user may enter.
+// openServer adds data_directory (a restored postgresql.conf naming
+// production's data directory must not send the server there), and
+// hba_file and ident_file: trust on the unix socket only, whose directory
+// only the server's user may enter.
 var drillServerSettings = map[string]string{
 	"archive_mode":                    "off",
 	"max_logical_replication_workers": "0",
@@ -41,6 +44,7 @@ var drillServerSettings = map[string]string{
 	"logging_collector":               "off",
 	"ssl":                             "off",
 	"default_transaction_read_only":   "off",
+	"external_pid_file":               "",
 }
 
 // drillPoll is how often the drill looks at a recovering server.
@@ -131,7 +135,7 @@ func (d *drill) mkdir(name string) error {
 // files, a postgresql.conf if the backup had none (Debian keeps it in
 // /etc), and a socket directory only the server's user may enter.
 func (d *drill) openServer(dataDir string) (*scratch.Cluster, error) {
-	settings := map[string]string{}
+	settings := map[string]string{"data_directory": dataDir}
 	for k, v := range drillServerSettings {
 		settings[k] = v
 	}
