@@ -31,7 +31,9 @@ import (
 //     wait for production's standbys forever;
 //   - log to stderr (the scratch server log), no SSL (only a private unix
 //     socket is used), writable transactions for CREATE EXTENSION;
-//   - no external_pid_file: production's must not be overwritten.
+//   - no external_pid_file: production's must not be overwritten;
+//   - no recovery_end_command: the restore disables one in
+//     postgresql.auto.conf only, and it may act on production's archive.
 //
 // openServer adds data_directory (a restored postgresql.conf naming
 // production's data directory must not send the server there), and
@@ -45,6 +47,7 @@ var drillServerSettings = map[string]string{
 	"ssl":                             "off",
 	"default_transaction_read_only":   "off",
 	"external_pid_file":               "",
+	"recovery_end_command":            "",
 }
 
 // drillPoll is how often the drill looks at a recovering server.
