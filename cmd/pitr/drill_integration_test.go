@@ -160,6 +160,17 @@ drill:
 		t.Fatalf("drill --to %s: exit %d, stderr:\n%s\nstdout:\n%s", T, code, stderr, stdout)
 	}
 
+	// A role the cluster does not have fails at once, naming it.
+	cfgRole := filepath.Join(dir, "pitr-role.yaml")
+	if err := os.WriteFile(cfgRole, []byte("drill:\n  dir: "+drills+"\n  user: nosuchrole\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = r.runEnv(nil, append([]string{"--config", cfgRole}, drillArgs()...)...)
+	if code != 1 || !strings.Contains(stderr, `connect to the restored server as nosuchrole: `) || !strings.Contains(stderr, `role "nosuchrole" does not exist`) {
+		t.Fatalf("drill as a missing role: exit %d, stderr:\n%s", code, stderr)
+	}
+	assertEmptyDir(t, drills)
+
 	// Interrupted once its server runs: the server stops, the scratch
 	// directory goes, no report is saved.
 	before = bucketKeys(t, r.minio, r.bucket)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/rs/zerolog"
 
@@ -49,6 +50,10 @@ var drillServerSettings = map[string]string{
 	"external_pid_file":               "",
 	"recovery_end_command":            "",
 }
+
+// drillCannotConnectNow is SQLSTATE cannot_connect_now: "the database
+// system is starting up", while recovery runs without hot standby.
+const drillCannotConnectNow = "57P03"
 
 // drillPoll is how often the drill looks at a recovering server.
 const drillPoll = 200 * time.Millisecond
@@ -183,6 +188,13 @@ func (d *drill) waitPromoted(ctx context.Context, c *scratch.Cluster) bool {
 		err := q.row(ctx, "template1", `SELECT pg_is_in_recovery()`, &inRecovery)
 		if err == nil && !inRecovery {
 			return true
+		}
+		// The server answered, and not with "starting up": a missing role
+		// or database, or authentication, will not pass by waiting.
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code != drillCannotConnectNow {
+			d.problem("connect to the restored server as %s: %v", d.opts.User, err)
+			return false
 		}
 		if !c.Running() {
 			d.problem("recovery failed: server exited; server log: %s", drillLogTail(c.LogPath(), 20))
