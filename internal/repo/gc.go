@@ -198,6 +198,12 @@ func (r *Repo) PlanPackGCWith(ctx context.Context, remaining []*catalog.Snapshot
 	}
 	opts.Now = opts.Now.UTC()
 	g := &PackGC{r: r, opts: opts, known: map[string]bool{}, refs: map[chunkKey]chunkKey{}, indexes: map[string]*catalog.PackIndex{}}
+	// Snapshots in progress first, then the complete ones: one finishing
+	// in between is seen complete.
+	inProgress, err := r.snapshotsInProgress(ctx)
+	if err != nil {
+		return nil, err
+	}
 	all, err := g.listSnapshots(ctx)
 	if err != nil {
 		return nil, err
@@ -213,7 +219,7 @@ func (r *Repo) PlanPackGCWith(ctx context.Context, remaining []*catalog.Snapshot
 			return nil, err
 		}
 	}
-	if err := g.look(ctx); err != nil {
+	if err := g.look(ctx, inProgress); err != nil {
 		return nil, err
 	}
 	g.decide()
@@ -272,11 +278,12 @@ func (g *PackGC) addRefs(ctx context.Context, s *catalog.Snapshot) error {
 	return nil
 }
 
-// look lists the packs, index objects (reading the ones not read yet),
-// condemned records and snapshots in progress.
-func (g *PackGC) look(ctx context.Context) error {
+// look lists the packs, index objects (reading the ones not read yet)
+// and condemned records; inProgress are the reservation times of the
+// snapshots in progress, listed before the complete snapshots were.
+func (g *PackGC) look(ctx context.Context, inProgress []time.Time) error {
 	r := g.r
-	st := gcState{packs: map[string]*gcPack{}}
+	st := gcState{packs: map[string]*gcPack{}, inProgress: inProgress}
 	var err error
 	if st.condemned, st.records, err = r.condemned(ctx); err != nil {
 		return err
@@ -311,16 +318,14 @@ func (g *PackGC) look(ctx context.Context) error {
 		}
 		p.indexes = append(p.indexes, sum)
 	}
+	g.st = st
 	for sum, oi := range objs {
-		if st.packs[sum] == nil && g.opts.Now.Sub(oi.ModTime) >= g.opts.Grace {
-			st.leftovers = append(st.leftovers, oi)
+		// A snapshot in progress may be storing its index object yet.
+		if st.packs[sum] == nil && g.opts.Now.Sub(oi.ModTime) >= g.opts.Grace && !g.heldBack(oi.ModTime) {
+			g.st.leftovers = append(g.st.leftovers, oi)
 		}
 	}
-	sort.Slice(st.leftovers, func(i, j int) bool { return st.leftovers[i].Key < st.leftovers[j].Key })
-	if st.inProgress, err = r.snapshotsInProgress(ctx); err != nil {
-		return err
-	}
-	g.st = st
+	sort.Slice(g.st.leftovers, func(i, j int) bool { return g.st.leftovers[i].Key < g.st.leftovers[j].Key })
 	return nil
 }
 
@@ -333,23 +338,38 @@ func (g *PackGC) decide() {
 	for _, p := range g.st.packs {
 		p.action, p.held = gcKeep, false
 	}
-	avail := g.available() // the packs condemned before this run marked
+	sums := g.sortedPacks()
+	g.spare(sums)
+	// Each referenced chunk counts for one pack only, its owner: the first
+	// staying pack holding it. A pack of duplicates (a chunk stored again
+	// beside a condemned pack, or by two hosts at once) owns nothing.
+	owner := map[string]string{}
+	for _, sum := range sums {
+		p := g.st.packs[sum]
+		if _, was := g.st.condemned[sum]; was && p.action != gcSpare || !p.stored {
+			continue
+		}
+		for _, b := range p.index.Blobs {
+			if _, ok := owner[b.ID]; !ok && g.referenced(b.ID) {
+				owner[b.ID] = sum
+			}
+		}
+	}
 
-	for _, sum := range g.sortedPacks() {
+	for _, sum := range sums {
 		p := g.st.packs[sum]
 		s.Packs++
 		s.PackBytes += p.size
 		var live, total int64
 		for _, b := range p.index.Blobs {
 			total += b.Length
-			if g.referenced(b.ID) {
+			if owner[b.ID] == sum {
 				live += b.Length
 			}
 		}
 		c, condemned := g.st.condemned[sum]
 		switch {
-		case condemned && !g.covered(p, avail):
-			p.action = gcSpare
+		case p.action == gcSpare:
 			s.SparedPacks++
 		case condemned && now.Sub(c.Since) < grace:
 			p.action = gcWait
@@ -379,7 +399,7 @@ func (g *PackGC) decide() {
 		}
 	}
 	// Chunks a repack copies: referenced, held by no pack that stays live.
-	avail = g.available()
+	avail := g.available()
 	seen := map[string]bool{}
 	for _, sum := range g.sortedPacks() {
 		p := g.st.packs[sum]
@@ -444,23 +464,55 @@ func (g *PackGC) available() *ChunkIndex {
 	return ix
 }
 
-// covered says whether every referenced chunk of p is in a pack that
-// stays (avail: condemned packs marked).
-func (g *PackGC) covered(p *gcPack, avail *ChunkIndex) bool {
-	for _, b := range p.index.Blobs {
-		if !g.referenced(b.ID) {
-			continue
-		}
-		if _, ok := avail.LookupLive(b.ID); !ok {
-			return false
+// spare un-condemns the fewest condemned packs (greedily, the one holding
+// the most referenced chunks no staying pack holds, first) so that every
+// referenced chunk is in a pack that stays: a snapshot finished since the
+// packs were condemned may use them.
+func (g *PackGC) spare(sums []string) {
+	covered := map[string]bool{}
+	add := func(p *gcPack) {
+		for _, b := range p.index.Blobs {
+			if g.referenced(b.ID) {
+				covered[b.ID] = true
+			}
 		}
 	}
-	return true
+	for _, sum := range sums {
+		if _, was := g.st.condemned[sum]; !was && g.st.packs[sum].stored {
+			add(g.st.packs[sum])
+		}
+	}
+	for {
+		var best *gcPack
+		bestN := 0
+		for _, sum := range sums {
+			p := g.st.packs[sum]
+			if _, was := g.st.condemned[sum]; !was || p.action == gcSpare || !p.stored {
+				continue
+			}
+			n := 0
+			for _, b := range p.index.Blobs {
+				if !covered[b.ID] && g.referenced(b.ID) {
+					n++
+				}
+			}
+			if n > bestN {
+				best, bestN = p, n
+			}
+		}
+		if best == nil {
+			return
+		}
+		best.action = gcSpare
+		add(best)
+	}
 }
 
 // heldBack says whether a snapshot in progress may use a pack condemned
 // at since: it was reserved before since plus the grace, so it may have
-// loaded its index before the record existed.
+// loaded its index before the record existed. For a pack without an
+// index object, since is the pack's time: such a snapshot may be about
+// to store its index object.
 func (g *PackGC) heldBack(since time.Time) bool {
 	for _, t := range g.st.inProgress {
 		if t.Before(since.Add(g.opts.Grace)) {
@@ -483,6 +535,10 @@ func (g *PackGC) Apply(ctx context.Context) error {
 	}
 	g.applied = true
 	r, log := g.r, zerolog.Ctx(ctx)
+	inProgress, err := r.snapshotsInProgress(ctx) // before the complete ones, as in the plan
+	if err != nil {
+		return err
+	}
 	all, err := g.listSnapshots(ctx)
 	if err != nil {
 		return err
@@ -498,7 +554,7 @@ func (g *PackGC) Apply(ctx context.Context) error {
 			g.known[k] = true
 		}
 	}
-	if err := g.look(ctx); err != nil {
+	if err := g.look(ctx, inProgress); err != nil {
 		return err
 	}
 	g.decide()

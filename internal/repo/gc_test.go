@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -441,5 +442,39 @@ func TestCondemnedRecords(t *testing.T) {
 	got, ids, err = r.condemned(t.Context())
 	if _, ok := got[x]; err != nil || ok || len(ids) != 2 {
 		t.Fatalf("condemned %v from %v (%v); want the superseded record ignored", got, ids, err)
+	}
+}
+
+// A chunk stored twice counts for one pack: the pack of duplicates is
+// condemned and goes, the other stays; of two condemned packs a finished
+// snapshot uses, only the one it needs is spared.
+func TestPackGCDuplicates(t *testing.T) {
+	r, mem, clock := gcRepo(t)
+	t0 := *clock
+	cs := chunks(6, 2, 4096)
+	p1, p2 := storeGCPack(t, r, cs), storeGCPack(t, r, cs)
+	s := gcSnapshot(t, r, "media", t0, cs)
+	if sum := applyGC(t, r, []*catalog.Snapshot{s}, t0.Add(2*time.Hour)); sum.CondemnPacks != 1 {
+		t.Fatalf("%+v: want one of two identical packs condemned", sum)
+	}
+	applyGC(t, r, []*catalog.Snapshot{s}, t0.Add(4*time.Hour))
+	if packExists(t, mem, p1) == packExists(t, mem, p2) {
+		t.Fatal("want exactly one of the two packs kept")
+	}
+
+	r, mem, clock = gcRepo(t)
+	t0 = *clock
+	old, extra := chunks(7, 2, 4096), chunks(8, 1, 4096)
+	p1 = storeGCPack(t, r, old)
+	p2 = storeGCPack(t, r, append(slices.Clone(old), extra...))
+	applyGC(t, r, nil, t0.Add(2*time.Hour)) // condemns both
+	s = gcSnapshot(t, r, "media", t0.Add(90*time.Minute), append(slices.Clone(old), extra...))
+	sum := applyGC(t, r, []*catalog.Snapshot{s}, t0.Add(2*time.Hour+time.Minute))
+	if sum.SparedPacks != 1 || sum.WaitingPacks != 1 {
+		t.Fatalf("%+v: want only the pack holding all three chunks spared", sum)
+	}
+	sum = applyGC(t, r, []*catalog.Snapshot{s}, t0.Add(4*time.Hour))
+	if sum.DeletePacks != 1 || packExists(t, mem, p1) || !packExists(t, mem, p2) {
+		t.Fatalf("%+v: want the pack of duplicates deleted, the other kept", sum)
 	}
 }
