@@ -7,13 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/storage"
@@ -67,8 +70,9 @@ import (
 // the new record, old superseded records (ignored, deleted next run).
 //
 // Assumptions: one pack GC at a time (pitr retain runs it); the grace is
-// longer than a snapshot takes from loading its index to reserving its
-// id (moments) and than the clock skew between hosts; every host
+// longer than a snapshot takes from reading the records (at the end of
+// loading its index) to reserving its id (moments), and than the clock
+// skew between hosts and the store; every host
 // snapshotting runs a pitr that reads the records. A leftover
 // reservation of a killed snapshot holds back deletions until retention
 // cleans it up: that only delays them.
@@ -302,14 +306,32 @@ func (g *PackGC) look(ctx context.Context, inProgress []time.Time) error {
 	if err != nil {
 		return fmt.Errorf("pack gc: %w", err)
 	}
+	var mu sync.Mutex
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(8)
+	var missing []string
 	for _, sum := range sums {
-		pi := g.indexes[sum]
-		if pi == nil {
-			if pi, err = r.ReadIndexObject(ctx, sum); err != nil {
+		if g.indexes[sum] == nil {
+			missing = append(missing, sum)
+		}
+	}
+	for _, sum := range missing {
+		eg.Go(func() error {
+			pi, err := r.ReadIndexObject(ectx, sum)
+			if err != nil {
 				return fmt.Errorf("pack gc: %w", err)
 			}
+			mu.Lock()
+			defer mu.Unlock()
 			g.indexes[sum] = pi
-		}
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return err
+	}
+	for _, sum := range sums {
+		pi := g.indexes[sum]
 		p := st.packs[pi.Pack]
 		if p == nil {
 			oi, ok := objs[pi.Pack]
@@ -725,7 +747,7 @@ func (g *PackGC) record(ctx context.Context, keep map[string]catalog.CondemnedPa
 	if len(keep) > 0 {
 		host, _ := os.Hostname()
 		c := &catalog.Condemned{Format: catalog.FormatVersion, Time: g.opts.Now, Host: host, Packs: []catalog.CondemnedPack{}, Supersedes: old}
-		for _, ps := range slices.Sorted(mapKeys(keep)) {
+		for _, ps := range slices.Sorted(maps.Keys(keep)) {
 			c.Packs = append(c.Packs, keep[ps])
 		}
 		id, err := r.createRecord(ctx, c)
@@ -745,16 +767,6 @@ func (g *PackGC) record(ctx context.Context, keep map[string]catalog.CondemnedPa
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func sameCondemned(a, b map[string]catalog.CondemnedPack) bool {
@@ -871,7 +883,7 @@ func (r *Repo) readRecord(ctx context.Context, id string) (*catalog.Condemned, e
 }
 
 // condemnInto marks the condemned packs in ix (LoadChunkIndex's first
-// step).
+// and last step).
 func (r *Repo) condemnInto(ctx context.Context, ix *ChunkIndex) error {
 	cs, _, err := r.condemned(ctx)
 	if err != nil {

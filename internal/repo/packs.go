@@ -109,8 +109,9 @@ func (r *Repo) ReadIndexObject(ctx context.Context, sum string) (*catalog.PackIn
 }
 
 // LoadChunkIndex reads every index object not in ix yet (nil: a new
-// index) and returns ix. It reads the condemned-pack records first
-// (gc.go): LookupLive leaves their packs out.
+// index) and returns ix. It reads the condemned-pack records (gc.go)
+// before and after the index objects: LookupLive leaves their packs out,
+// including those of a record written while it read.
 func (r *Repo) LoadChunkIndex(ctx context.Context, ix *ChunkIndex) (*ChunkIndex, error) {
 	if ix == nil {
 		ix = NewChunkIndex()
@@ -131,6 +132,9 @@ func (r *Repo) LoadChunkIndex(ctx context.Context, ix *ChunkIndex) (*ChunkIndex,
 			return nil, err
 		}
 		ix.Add(sum, pi)
+	}
+	if err := r.condemnInto(ctx, ix); err != nil { // again: one written while we read
+		return nil, err
 	}
 	return ix, nil
 }

@@ -343,7 +343,7 @@ func (w *PackWriter) Stats() PackStats {
 // cache directory dir where it has them, fetching the others (several at
 // once) and adding them to it. dir "" is no cache. A cache that cannot
 // be written is only slower. Condemned-pack records are always read from
-// the repository.
+// the repository, before and after the index objects.
 func (r *Repo) LoadChunkIndexCached(ctx context.Context, ix *ChunkIndex, dir string) (*ChunkIndex, error) {
 	if ix == nil {
 		ix = NewChunkIndex()
@@ -391,6 +391,9 @@ func (r *Repo) LoadChunkIndexCached(ctx context.Context, ix *ChunkIndex, dir str
 		})
 	}
 	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := r.condemnInto(ctx, ix); err != nil { // again: one written while we read
 		return nil, err
 	}
 	return ix, nil
