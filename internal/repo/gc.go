@@ -127,6 +127,25 @@ func (s PackGCSummary) Frees() (now, later int64) {
 	return s.DeleteBytes, s.CondemnBytes
 }
 
+// String is the summary in one line, e.g. "condemn 3 packs (48.0 MiB),
+// delete 2 (32.0 MiB), repack 1 (5 chunks), 4 waiting".
+func (s PackGCSummary) String() string {
+	out := fmt.Sprintf("condemn %d packs (%s), delete %d (%s), repack %d (%d chunks), %d waiting",
+		s.CondemnPacks, mib(s.CondemnBytes), s.DeletePacks, mib(s.DeleteBytes), s.RepackPacks, s.RepackChunks, s.WaitingPacks)
+	if s.HeldPacks > 0 {
+		out += fmt.Sprintf(" (%d held by snapshots in progress)", s.HeldPacks)
+	}
+	if s.SparedPacks > 0 {
+		out += fmt.Sprintf(", %d un-condemned", s.SparedPacks)
+	}
+	if s.LockedPacks > 0 {
+		out += fmt.Sprintf(", %d locked (%s)", s.LockedPacks, mib(s.LockedBytes))
+	}
+	return out
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
 // PackGC is a planned pack GC: PlanPackGC looks, Apply acts.
 type PackGC struct {
 	r       *Repo
@@ -237,7 +256,7 @@ func (r *Repo) canReadManifests(snaps []*catalog.Snapshot) error {
 		return nil
 	}
 	for _, s := range snaps {
-		if s.Encrypted {
+		if s.Encrypted || r.codec == nil {
 			return fmt.Errorf("reclaiming file packs needs the age identity (age_identity_file) to read snapshot manifests: snapshot %s of %s is encrypted", s.ID, s.Set)
 		}
 	}
@@ -408,7 +427,8 @@ func (g *PackGC) decide() {
 			p.action = gcCondemn
 			s.CondemnPacks++
 			s.CondemnBytes += p.size
-		case g.opts.RepackBelow > 0 && float64(live) < g.opts.RepackBelow*float64(total):
+		case g.opts.RepackBelow > 0 && float64(live) < g.opts.RepackBelow*float64(total) && (g.r.Encrypted() || p.index.Header == 4):
+			// (chunks of an encrypted pack are never copied into a plaintext one)
 			p.action = gcRepack
 			s.RepackPacks++
 			s.RepackBytes += p.size

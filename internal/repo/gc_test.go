@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -476,5 +477,57 @@ func TestPackGCDuplicates(t *testing.T) {
 	sum = applyGC(t, r, []*catalog.Snapshot{s}, t0.Add(4*time.Hour))
 	if sum.DeletePacks != 1 || packExists(t, mem, p1) || !packExists(t, mem, p2) {
 		t.Fatalf("%+v: want the pack of duplicates deleted, the other kept", sum)
+	}
+}
+
+func TestPackGCSummaryString(t *testing.T) {
+	s := PackGCSummary{CondemnPacks: 3, CondemnBytes: 48 << 20, DeletePacks: 2, DeleteBytes: 32 << 20, RepackPacks: 1, RepackChunks: 5, WaitingPacks: 4, HeldPacks: 1, LockedPacks: 1, LockedBytes: 1 << 20}
+	want := "condemn 3 packs (48.0 MiB), delete 2 (32.0 MiB), repack 1 (5 chunks), 4 waiting (1 held by snapshots in progress), 1 locked (1.0 MiB)"
+	if got := s.String(); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	if now, later := s.Frees(); now != 32<<20 || later != 48<<20 {
+		t.Errorf("frees %d now, %d later", now, later)
+	}
+}
+
+// The local index cache drops the index objects pack GC deleted.
+func TestPackGCPrunesIndexCache(t *testing.T) {
+	r, _, clock := gcRepo(t)
+	t0 := *clock
+	cache := t.TempDir()
+	b := chunks(2, 2, 4096)
+	ix := NewChunkIndex()
+	w := r.NewPackWriter(t.Context(), ix, cache)
+	for _, c := range b {
+		if _, err := w.Add(c.id, c.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	applyGC(t, r, nil, t0.Add(2*time.Hour))
+	applyGC(t, r, nil, t0.Add(4*time.Hour))
+	if _, err := r.LoadChunkIndexCached(t.Context(), nil, cache); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, "*.json")); len(left) != 0 {
+		t.Errorf("cache keeps %v after the pack went", left)
+	}
+}
+
+// Chunks of an encrypted pack are never repacked by a pitr with
+// encryption off.
+func TestPackGCNoPlaintextRepack(t *testing.T) {
+	r, mem, clock := gcRepo(t)
+	t0 := *clock
+	cs := chunks(4, 4, 8192)
+	storeGCPack(t, r, cs)
+	s := gcSnapshot(t, r, "media", t0, cs[1:2])
+	plain := New(mem, &envelope.Codec{Identities: r.Codec().Identities})
+	g, err := plain.PlanPackGC(t.Context(), []*catalog.Snapshot{s}, t0.Add(2*time.Hour), time.Hour)
+	if err != nil || g.Summary().RepackPacks != 0 {
+		t.Fatalf("%v %+v: want no repack", err, g.Summary())
 	}
 }
