@@ -257,7 +257,7 @@ func (r *Repo) canReadManifests(snaps []*catalog.Snapshot) error {
 	}
 	for _, s := range snaps {
 		if s.Encrypted || r.codec == nil {
-			return fmt.Errorf("reclaiming file packs needs the age identity (age_identity_file) to read snapshot manifests: snapshot %s of %s is encrypted", s.ID, s.Set)
+			return fmt.Errorf("reclaiming file packs needs the age identity (age_identity_file) to read the manifest of snapshot %s of %s", s.ID, s.Set)
 		}
 	}
 	return nil
