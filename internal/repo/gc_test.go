@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"path/filepath"
 	"slices"
@@ -529,5 +530,46 @@ func TestPackGCNoPlaintextRepack(t *testing.T) {
 	g, err := plain.PlanPackGC(t.Context(), []*catalog.Snapshot{s}, t0.Add(2*time.Hour), time.Hour)
 	if err != nil || g.Summary().RepackPacks != 0 {
 		t.Fatalf("%v %+v: want no repack", err, g.Summary())
+	}
+}
+
+// failPackDelete fails the first delete of a pack.
+type failPackDelete struct {
+	storage.Storage
+	failed bool
+}
+
+func (f *failPackDelete) Delete(ctx context.Context, key string) error {
+	if !f.failed && strings.HasPrefix(key, catalog.PacksPrefix) {
+		f.failed = true
+		return errors.New("disk on fire")
+	}
+	return f.Storage.Delete(ctx, key)
+}
+
+// A deletion cut short between the index object and the pack leaves a
+// pack without an index: an error now, removed by the next run.
+func TestPackGCDeleteCutShort(t *testing.T) {
+	_, mem, clock := gcRepo(t)
+	st := &failPackDelete{Storage: mem}
+	r := sealingRepo(t, st)
+	t0 := *clock
+	packB := storeGCPack(t, r, chunks(2, 2, 4096))
+	applyGC(t, r, nil, t0.Add(2*time.Hour))
+	g := planGC(t, r, nil, t0.Add(4*time.Hour))
+	if err := g.Apply(t.Context()); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("apply: %v; want the delete's error", err)
+	}
+	if s := g.Summary(); s.DeletePacks != 0 {
+		t.Errorf("%+v: a pack not deleted is counted", s)
+	}
+	if !packExists(t, mem, packB) || countKeys(t, mem, catalog.IndexPrefix) != 0 {
+		t.Fatal("want the pack left without its index object")
+	}
+	if s := applyGC(t, r, nil, t0.Add(4*time.Hour)); s.LeftoverPacks != 1 || packExists(t, mem, packB) {
+		t.Fatalf("%+v: want the pack without an index deleted", s)
+	}
+	if n := countKeys(t, mem, catalog.CondemnedPrefix); n != 0 {
+		t.Fatalf("%d records left", n)
 	}
 }
