@@ -573,3 +573,32 @@ func TestPackGCDeleteCutShort(t *testing.T) {
 		t.Fatalf("%d records left", n)
 	}
 }
+
+// lockedStore holds every object under a retention lock until until.
+type lockedStore struct {
+	storage.Storage
+	until time.Time
+}
+
+func (l *lockedStore) LockedUntil(context.Context, string) (time.Time, error) { return l.until, nil }
+func (l *lockedStore) ExtendLock(context.Context, string, time.Time) error   { return nil }
+
+// A condemned pack still under an Object Lock is counted and kept
+// condemned, not deleted, until the lock ends.
+func TestPackGCRespectsLocks(t *testing.T) {
+	_, mem, clock := gcRepo(t)
+	t0 := *clock
+	st := &lockedStore{Storage: mem, until: t0.Add(5 * time.Hour)}
+	r := sealingRepo(t, st)
+	packB := storeGCPack(t, r, chunks(2, 2, 4096))
+	applyGC(t, r, nil, t0.Add(2*time.Hour))
+	if s := applyGC(t, r, nil, t0.Add(4*time.Hour)); s.LockedPacks != 1 || s.DeletePacks != 0 || !packExists(t, mem, packB) {
+		t.Fatalf("%+v: want the locked pack kept and counted", s)
+	}
+	if n := countKeys(t, mem, catalog.CondemnedPrefix); n != 1 {
+		t.Fatalf("%d records; want the locked pack still condemned", n)
+	}
+	if s := applyGC(t, r, nil, t0.Add(6*time.Hour)); s.DeletePacks != 1 || packExists(t, mem, packB) {
+		t.Fatalf("%+v: want the pack deleted once its lock ended", s)
+	}
+}
