@@ -581,7 +581,7 @@ type lockedStore struct {
 }
 
 func (l *lockedStore) LockedUntil(context.Context, string) (time.Time, error) { return l.until, nil }
-func (l *lockedStore) ExtendLock(context.Context, string, time.Time) error   { return nil }
+func (l *lockedStore) ExtendLock(context.Context, string, time.Time) error    { return nil }
 
 // A condemned pack still under an Object Lock is counted and kept
 // condemned, not deleted, until the lock ends.
