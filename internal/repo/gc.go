@@ -34,8 +34,10 @@ import (
 //     referenced bytes are below RepackBelow of their blobs' bytes, once
 //     their live chunks are copied (ReadBlob, then a PackWriter) into new
 //     packs with their own index objects: a repack is new objects, never a
-//     rewrite. Packs younger than the grace are left alone (a snapshot in
-//     progress may have just stored them).
+//     rewrite. A chunk held by several packs counts for one, its owner
+//     (the first staying pack holding it), so a pack of duplicates is a
+//     candidate too. Packs younger than the grace are left alone (a
+//     snapshot in progress may have just stored them).
 //  2. Phase 1 condemns the candidates: a create-only record
 //     files/condemned/<id>.json lists them with the time each was first
 //     condemned (catalog's gc.go). From then on LoadChunkIndex marks them
@@ -51,8 +53,11 @@ import (
 //     progress (a reservation without its entry) was reserved before the
 //     record's time plus the grace: such a snapshot may have loaded its
 //     index before the record existed, and its packs and chunk
-//     references are not visible yet. A condemned pack found referenced
-//     again, with no other copy, is un-condemned.
+//     references are not visible yet. Snapshots in progress are listed
+//     before the complete ones, so one finishing in between is seen. A
+//     condemned pack found referenced again, with no other copy, is
+//     un-condemned (the fewest such packs that hold every referenced
+//     chunk).
 //  4. Each run that changes the condemned set writes one new record
 //     carrying every pack still condemned (with its first time), leaving
 //     out the deleted and un-condemned ones, and naming the records it
@@ -61,7 +66,9 @@ import (
 //     they read, so a record being replaced is never missed.
 //  5. Packs without an index object older than the grace (a snapshot
 //     killed between pack and index, or a deletion cut short between the
-//     two) are deleted.
+//     two) are deleted, unless a snapshot in progress was reserved before
+//     the pack's time plus the grace (it may be storing the index object).
+//     Packs under an Object Lock are counted and stay condemned.
 //
 // What a crash leaves: before the record, new repacked packs (indexed,
 // harmless duplicates) and nothing condemned; after deleting some index
@@ -70,12 +77,14 @@ import (
 // the new record, old superseded records (ignored, deleted next run).
 //
 // Assumptions: one pack GC at a time (pitr retain runs it); the grace is
-// longer than a snapshot takes from reading the records (at the end of
-// loading its index) to reserving its id (moments), and than the clock
-// skew between hosts and the store; every host
-// snapshotting runs a pitr that reads the records. A leftover
-// reservation of a killed snapshot holds back deletions until retention
-// cleans it up: that only delays them.
+// longer than the longest snapshot (retention removes older reservations
+// as leftovers, and a snapshot whose reservation is gone is no longer
+// seen in progress), than a snapshot takes from reading the records (at
+// the end of loading its index) to reserving its id (moments), and than
+// the clock skew between hosts and the store; every host snapshotting
+// runs a pitr that reads the records. A leftover reservation of a killed
+// snapshot holds back deletions until retention cleans it up: that only
+// delays them.
 
 // DefaultRepackBelow is the share of referenced bytes under which a pack
 // is repacked.
