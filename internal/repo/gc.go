@@ -161,6 +161,7 @@ type PackGC struct {
 	opts    PackGCOptions
 	known   map[string]bool               // complete snapshots at plan time: set/id
 	refs    map[chunkKey]chunkKey         // referenced chunk ID -> plaintext SHA-256
+	refsMu  sync.Mutex                    // guards refs while manifests are read
 	indexes map[string]*catalog.PackIndex // index objects read, by SHA-256 (immutable)
 	st      gcState
 	summary PackGCSummary
@@ -246,10 +247,8 @@ func (r *Repo) PlanPackGCWith(ctx context.Context, remaining []*catalog.Snapshot
 	if err := r.canReadManifests(append(slices.Clip(remaining), all...)); err != nil {
 		return nil, err
 	}
-	for _, s := range remaining {
-		if err := g.addRefs(ctx, s); err != nil {
-			return nil, err
-		}
+	if err := g.addAllRefs(ctx, remaining); err != nil {
+		return nil, err
 	}
 	if err := g.look(ctx, inProgress); err != nil {
 		return nil, err
@@ -286,6 +285,17 @@ func (g *PackGC) listSnapshots(ctx context.Context) ([]*catalog.Snapshot, error)
 	return all, nil
 }
 
+// addAllRefs adds the chunks the manifests of snaps name to the
+// referenced set, reading a few manifests at once.
+func (g *PackGC) addAllRefs(ctx context.Context, snaps []*catalog.Snapshot) error {
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(4)
+	for _, s := range snaps {
+		eg.Go(func() error { return g.addRefs(ectx, s) })
+	}
+	return eg.Wait()
+}
+
 // addRefs adds the chunks the manifest of s names to the referenced set.
 func (g *PackGC) addRefs(ctx context.Context, s *catalog.Snapshot) error {
 	m, err := g.r.OpenManifest(ctx, s)
@@ -294,6 +304,8 @@ func (g *PackGC) addRefs(ctx context.Context, s *catalog.Snapshot) error {
 	}
 	defer m.Close()
 	err = m.Scan(ctx, func(e *catalog.ManifestEntry) error {
+		g.refsMu.Lock()
+		defer g.refsMu.Unlock()
 		for _, c := range e.Chunks {
 			id, ok := parseChunkKey(c.ID)
 			sum, ok2 := parseChunkKey(c.SHA256)
@@ -597,13 +609,15 @@ func (g *PackGC) Apply(ctx context.Context) error {
 	if err := r.canReadManifests(all); err != nil {
 		return err
 	}
+	var finished []*catalog.Snapshot // since the plan
 	for _, s := range all {
 		if k := s.Set + "/" + s.ID; !g.known[k] {
-			if err := g.addRefs(ctx, s); err != nil {
-				return err
-			}
+			finished = append(finished, s)
 			g.known[k] = true
 		}
+	}
+	if err := g.addAllRefs(ctx, finished); err != nil {
+		return err
 	}
 	if err := g.look(ctx, inProgress); err != nil {
 		return err

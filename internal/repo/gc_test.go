@@ -602,3 +602,28 @@ func TestPackGCRespectsLocks(t *testing.T) {
 		t.Fatalf("%+v: want the pack deleted once its lock ended", s)
 	}
 }
+
+// Several manifests, read at once: every pack one of them uses stays.
+func TestPackGCManySnapshots(t *testing.T) {
+	r, mem, clock := gcRepo(t)
+	t0 := *clock
+	var kept []*catalog.Snapshot
+	var packs []string
+	for i := range 6 {
+		cs := chunks(byte(10+i), 2, 4096)
+		packs = append(packs, storeGCPack(t, r, cs))
+		s := gcSnapshot(t, r, "media", t0.Add(time.Duration(i)*time.Minute), cs)
+		if i%2 == 0 {
+			kept = append(kept, s)
+		}
+	}
+	applyGC(t, r, kept, t0.Add(2*time.Hour))
+	if s := applyGC(t, r, kept, t0.Add(4*time.Hour)); s.DeletePacks != 3 || s.Chunks != 6 {
+		t.Fatalf("%+v: want the 3 packs of the dropped snapshots deleted", s)
+	}
+	for i, p := range packs {
+		if packExists(t, mem, p) != (i%2 == 0) {
+			t.Errorf("pack %d: exists %v", i, !(i%2 == 0))
+		}
+	}
+}
