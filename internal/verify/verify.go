@@ -24,7 +24,7 @@ import (
 // Options configures Run.
 type Options struct {
 	// Backup limits the run to one backup: its parts and the WAL on its
-	// chains. "" is every backup.
+	// chains (all the WAL with WAL). "" is every backup.
 	Backup string
 	// What to verify; all false is everything (backups, WAL, dumps and
 	// file snapshots). Backup implies Backups.
@@ -101,6 +101,12 @@ func (r *Result) Summary() string {
 
 // NoIdentity is the line a run without the identity reports.
 const NoIdentity = "no identity: checked presence, sizes and pack checksums; contents not decrypted"
+
+// errVanished: an object listed was deleted before it was read (a
+// concurrent pitr retain, or wal-receive removing the chunks of a segment
+// stored whole). What entries name is checked against the listing, so this
+// is no problem.
+var errVanished = errors.New("deleted since the listing")
 
 // task is one object to read.
 type task struct {
@@ -206,12 +212,12 @@ func (v *verifier) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if v.opts.Dumps && v.opts.Backup == "" {
+	if v.opts.Dumps {
 		if err := v.dumps(ctx); err != nil {
 			return err
 		}
 	}
-	if v.opts.Files && v.opts.Backup == "" {
+	if v.opts.Files {
 		if err := v.files(ctx); err != nil {
 			return err
 		}
@@ -250,15 +256,19 @@ func (v *verifier) readAll(ctx context.Context, tasks []task) error {
 			total += t.obj.Size
 		}
 	}
-	progress.SetTotal(v.opts.Progress, total)
+	progress.SetTotal(v.opts.Progress, v.res.Bytes+total) // manifests were read already
 	defer progress.Done(v.opts.Progress)
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(metered(ctx))
 	g.SetLimit(v.opts.Workers)
 	for _, t := range todo {
 		g.Go(func() error {
 			err := t.read(gctx)
 			if err := gctx.Err(); err != nil {
 				return err
+			}
+			if errors.Is(err, errVanished) {
+				zerolog.Ctx(ctx).Debug().Str("key", t.obj.Key).Msg("deleted since the listing: not verified")
+				return nil
 			}
 			v.mu.Lock()
 			defer v.mu.Unlock()
@@ -297,7 +307,7 @@ func (v *verifier) sealed(o storage.ObjectInfo, encrypted bool, sha string, plai
 func (v *verifier) readSealed(ctx context.Context, key string, encrypted bool, sha string, plainBytes int64) error {
 	rc, err := v.st.Get(ctx, key)
 	if errors.Is(err, storage.ErrNotExist) {
-		return fmt.Errorf("%s: missing (deleted after the listing?)", key)
+		return errVanished
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", key, err)
@@ -399,9 +409,17 @@ type meteredStore struct {
 	m progress.Meter
 }
 
+// meterKey marks the context of the reads a meteredStore reports: the
+// objects verified, not the entries and indexes read to plan the run.
+type meterKey struct{}
+
+func metered(ctx context.Context) context.Context { return context.WithValue(ctx, meterKey{}, true) }
+
+func (s *meteredStore) on(ctx context.Context) bool { return s.m != nil && ctx.Value(meterKey{}) != nil }
+
 func (s *meteredStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	rc, err := s.Storage.Get(ctx, key)
-	if err != nil || s.m == nil {
+	if err != nil || !s.on(ctx) {
 		return rc, err
 	}
 	return meteredBody{rc, s.m}, nil
@@ -409,7 +427,7 @@ func (s *meteredStore) Get(ctx context.Context, key string) (io.ReadCloser, erro
 
 func (s *meteredStore) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
 	rc, err := s.Storage.GetRange(ctx, key, offset, length)
-	if err != nil || s.m == nil {
+	if err != nil || !s.on(ctx) {
 		return rc, err
 	}
 	return meteredBody{rc, s.m}, nil
