@@ -415,7 +415,9 @@ type meterKey struct{}
 
 func metered(ctx context.Context) context.Context { return context.WithValue(ctx, meterKey{}, true) }
 
-func (s *meteredStore) on(ctx context.Context) bool { return s.m != nil && ctx.Value(meterKey{}) != nil }
+func (s *meteredStore) on(ctx context.Context) bool {
+	return s.m != nil && ctx.Value(meterKey{}) != nil
+}
 
 func (s *meteredStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	rc, err := s.Storage.Get(ctx, key)
