@@ -147,6 +147,9 @@ func Run(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 		opts.Backups, opts.WAL, opts.Dumps, opts.Files = true, true, true, true
 	}
 	codec := r.Codec()
+	if codec == nil {
+		return nil, errors.New("verify: the repository has no codec")
+	}
 	v := &verifier{opts: opts, ids: codec != nil && len(codec.Identities) > 0, sums: map[string]string{},
 		res: &Result{Started: opts.Now().UTC(), Full: opts.Full, Subset: opts.Subset.String(), Problems: []string{}}}
 	v.st = &meteredStore{Storage: r.Store(), m: opts.Progress}
@@ -171,7 +174,9 @@ func Run(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if err := v.state.save(opts.StateFile, opts.Now()); err != nil {
 		log.Warn().Err(err).Msg("verify state not saved: the next run reads everything again")
 	}
-	v.res.Decrypted = v.ids || v.res.Sealed == 0 // nothing encrypted was left closed
+	// Contents were checked: with the identity, or in a repository that
+	// does not encrypt and held nothing encrypted.
+	v.res.Decrypted = v.ids || !codec.Encrypt && v.res.Sealed == 0
 	sort.Strings(v.res.Problems)
 	v.res.Finished = opts.Now().UTC()
 	return v.res, nil
