@@ -121,7 +121,7 @@ verify() { # phase round [flags...]
 
 machine_facts() {
 	local stored
-	stored=$("$PITR" list --json 2>/dev/null | grep -o '"stored": *[0-9]*' | head -1 | grep -o '[0-9]*$' || echo '?')
+	stored=$("$PITR" list --json 2>/dev/null | python3 -c 'import json, sys; print(sum(b["stored"] for b in json.load(sys.stdin)["backups"]))' || echo 0)
 	{
 		echo "- pgbench scale $SCALE ($((DB_BYTES / 1000000)) MB of data files), one base backup ($((stored / 1000000)) MB stored) and its WAL; incremental: pgbench -t $INCR_TX, then a WAL switch."
 		echo "- Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM; MinIO $("$MINIO" --version | head -1 | awk '{print $3}') over TLS on 127.0.0.1, data in the page cache; pitr $PITR_REV, zstd and age. Shared with other work: see the others' CPU column."
