@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/pitr-dev/pitr/internal/catalog"
 )
 
 // fullRepo stores a backup with its WAL and three more segments, a dump
@@ -317,3 +319,29 @@ type meter struct {
 func (m *meter) SetTotal(n int64) { m.mu.Lock(); m.total = n; m.mu.Unlock() }
 func (m *meter) Add(n int64)      { m.mu.Lock(); m.added += n; m.mu.Unlock() }
 func (m *meter) Done()            { m.mu.Lock(); m.done = true; m.mu.Unlock() }
+
+// A streamed chunk is checked against the SHA-256 in its key and the
+// length of its byte range.
+func TestVerifyStreamChunks(t *testing.T) {
+	tr := newTestRepo(t)
+	name := "000000010000000000000003"
+	var keys []string
+	for i, data := range []string{"0123456789", "short"} { // the second claims 10 bytes too
+		sealed, err := tr.r.Seal([]byte(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := int64(i * 10)
+		key, err := catalog.StreamChunkKey(name, start, start+10, seg, sealed.SHA256, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.put(key, sealed.Body)
+		keys = append(keys, key)
+	}
+	res := tr.run(tr.r, Options{WAL: true})
+	wantProblems(t, res, keys[1]+": 5 bytes of plaintext, 10 recorded")
+	if res.Objects != 2 {
+		t.Errorf("read %d objects, want 2", res.Objects)
+	}
+}
