@@ -123,7 +123,7 @@ func (v *verifier) manifests(ctx context.Context, snaps []*catalog.Snapshot, chu
 			v.count(&v.res.Sealed)
 			continue
 		}
-		if !gone && v.verified(o, levelContent) {
+		if !gone && !v.opts.Full && v.verified(o, levelContent) {
 			v.count(&v.res.Skipped)
 			continue
 		}
@@ -138,6 +138,7 @@ func (v *verifier) manifests(ctx context.Context, snaps []*catalog.Snapshot, chu
 			v.res.Bytes += o.Size
 			if err != nil {
 				v.res.Problems = append(v.res.Problems, oneLine(err.Error()))
+				delete(v.state.Objects, o.Key)
 				return nil
 			}
 			v.state.record(o, levelContent)

@@ -160,9 +160,6 @@ func Run(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 		log.Warn().Err(err).Msg("verify state ignored")
 	}
 	v.state = state
-	if opts.Full {
-		v.state.Objects = map[string]stateObject{}
-	}
 	if err := v.run(ctx); err != nil {
 		return nil, err
 	}
@@ -254,7 +251,7 @@ func (v *verifier) readAll(ctx context.Context, tasks []task) error {
 		switch {
 		case !v.opts.Subset.Has(t.obj.Key):
 			v.res.Unselected++
-		case v.verified(t.obj, t.level):
+		case !v.opts.Full && v.verified(t.obj, t.level):
 			v.res.Skipped++
 		default:
 			todo = append(todo, t)
@@ -281,6 +278,7 @@ func (v *verifier) readAll(ctx context.Context, tasks []task) error {
 			v.res.Bytes += t.obj.Size
 			if err != nil {
 				v.res.Problems = append(v.res.Problems, oneLine(err.Error()))
+				delete(v.state.Objects, t.obj.Key) // damaged since it was verified: every run names it
 				return nil
 			}
 			v.state.record(t.obj, t.level)
