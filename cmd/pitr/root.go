@@ -146,6 +146,7 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newClusterUpgradeCommand(e),
 		newDemoCommand(e),
 		newCopyCommand(e),
+		newVerifyCommand(e),
 	)
 	return root
 }

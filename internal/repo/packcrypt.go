@@ -245,6 +245,11 @@ func (r *Repo) readPackKey(ctx context.Context, ref BlobRef) (cipher.AEAD, error
 	if err != nil {
 		return nil, fmt.Errorf("read header of pack %.16s: %w", ref.Pack, err)
 	}
+	return r.packKeyOf(hdr, ref)
+}
+
+// packKeyOf unwraps the key in hdr, ref's pack header as read.
+func (r *Repo) packKeyOf(hdr []byte, ref BlobRef) (cipher.AEAD, error) {
 	if int64(len(hdr)) != ref.Header || int64(binary.BigEndian.Uint32(hdr))+4 != ref.Header {
 		return nil, fmt.Errorf("pack %.16s: %w: header length does not match its index", ref.Pack, ErrDamaged)
 	}
