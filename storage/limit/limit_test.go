@@ -196,7 +196,10 @@ func TestSharedLimiter(t *testing.T) {
 	for _, st := range []*Store{a, b} {
 		wg.Add(2)
 		go func() { defer wg.Done(); errs <- st.Put(t.Context(), "whole", bytes.NewReader(data)) }()
-		go func() { defer wg.Done(); errs <- st.Put(t.Context(), "streamed", io.MultiReader(bytes.NewReader(data))) }()
+		go func() {
+			defer wg.Done()
+			errs <- st.Put(t.Context(), "streamed", io.MultiReader(bytes.NewReader(data)))
+		}()
 	}
 	wg.Wait()
 	for _, st := range []*Store{a, b} {
