@@ -62,6 +62,9 @@ func New(st storage.Storage, up, down *rate.Limiter) *Store {
 	return &Store{inner: st, up: up, down: down}
 }
 
+// Limiters returns the upload and download limiters (nil: unlimited).
+func (s *Store) Limiters() (up, down *rate.Limiter) { return s.up, s.down }
+
 // Unwrap returns the wrapped store, so storage.UploadsOf and
 // storage.LockerOf see through the limit.
 func (s *Store) Unwrap() storage.Storage { return s.inner }
