@@ -185,7 +185,7 @@ func newLogger(w io.Writer, level, format string) zerolog.Logger {
 		return oneLine(err.Error())
 	}
 	if format == "console" || (format == "auto" && isTerminal(w)) {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+		w = zerolog.ConsoleWriter{Out: barLog{w}, TimeFormat: "15:04:05.000"} // barLog: progress.go
 	}
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil || level == "" {
