@@ -31,7 +31,7 @@ BENCH=limit
 
 trap stop_pids EXIT
 mkdir -p "$WORK"
-rm -f "$WORK/results.jsonl"
+rm -f "$WORK/results.jsonl" "$WORK/report.md"
 build_harness limit
 build_pitr
 start_minio limit
