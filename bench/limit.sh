@@ -6,11 +6,14 @@
 #   shared    two Puts at once to two stores sharing one limiter
 #   pitr-up   pitr --limit-upload ${LIMIT}MiB files backup of a $SIZE MiB file
 #   pitr-down pitr --limit-download ${LIMIT}MiB files restore of it
-# Each rate must be within 10 % of the limit; the script fails otherwise.
+#   pitr-up-free, pitr-down-free: the same without a limit (the baseline)
+# The decorator phases must run within 10 % of the limit; the pitr commands
+# (which also chunk, write and sync files) must not exceed it. The script
+# fails otherwise.
 # Writes the Markdown section to $WORK/report.md and, unless
 # PITR_BENCH_WRITE_DOCS=0, into docs/BENCHMARKS.md between this script's markers.
 #
-# About a minute (each phase takes SIZE/LIMIT seconds):
+# About a minute and a half (each phase takes SIZE/LIMIT seconds):
 #   bash bench/limit.sh
 # Environment (defaults in brackets):
 #   PITR_BENCH_LIMIT_WORK  scratch: MinIO data, the file, results [/var/tmp/pitr-bench-limit]

@@ -9,10 +9,14 @@
 //	          repository) sharing one limiter: together they get the limit
 //	pitr-up   `pitr --limit-upload L files backup` of a file of that size
 //	pitr-down `pitr --limit-download L files restore` of that snapshot
+//	pitr-up-free, pitr-down-free  the same without a limit, into a
+//	          repository of their own: the baseline
 //
 // The rate is the object bytes moved over the wall time of the phase (for
 // the pitr phases: the bytes the snapshot stored, over the whole command,
-// start-up included).
+// start-up included). The decorator phases must run within 10 % of the
+// limit; a whole pitr command, which also chunks, writes and syncs files,
+// must not exceed it.
 //
 // It is its own main package, not a test, so `go test ./...` never runs it.
 // Run bench/limit.sh rather than this directly.

@@ -31,15 +31,30 @@ type Result struct {
 	What       string  `json:"what"`
 	LimitMiBps float64 `json:"limit_mib_s"`
 	Bytes      int64   `json:"bytes"`
-	WallS      float64 `json:"wall_s"`
+	WallS      float64 `json:"wall_s"`  // the phase; for uploads, until the last byte was read from the source
+	WholeS     float64 `json:"whole_s"` // the whole call or command, its store's answer included
 	MiBps      float64 `json:"mib_s"`
 	Ratio      float64 `json:"ratio"` // MiBps / LimitMiBps
-	Pass       bool    `json:"pass"`  // within tolerance of the limit
+	Goal       string  `json:"goal"`  // goalWithin, goalCap or goalNone
+	Pass       bool    `json:"pass"`
 	Rev        string  `json:"rev,omitempty"`
 	Host       string  `json:"host,omitempty"`
 }
 
 const tolerance = 0.10
+
+// recorder records a phase: bytes over wall, and the whole call's time.
+type recorder func(phase, what string, bytes int64, wall, whole time.Duration) error
+
+// Goals. A transfer through the decorator must run at the limit; a whole
+// pitr command also spends time on other work (start-up, chunking,
+// writing and syncing files), so it must only never exceed the limit. A
+// run without a limit is the baseline that shows the limit at work.
+const (
+	goalWithin = "within 10 % of the limit"
+	goalCap    = "not above the limit (+10 %)"
+	goalNone   = "baseline, no limit"
+)
 
 type runFlags struct {
 	limitMiB, sizeMiB int
@@ -59,7 +74,7 @@ func cmdRun(args []string) error {
 	fs.StringVar(&f.pitr, "pitr", "", "pitr binary for the pitr-up and pitr-down phases (none: skipped)")
 	fs.StringVar(&f.work, "work", os.TempDir(), "scratch directory for the pitr phases")
 	fs.StringVar(&f.rev, "rev", "", "pitr revision measured, for the report")
-	fs.StringVar(&f.phases, "phases", "upload download shared pitr-up pitr-down", "phases to run")
+	fs.StringVar(&f.phases, "phases", "upload download shared pitr-up pitr-down pitr-up-free pitr-down-free", "phases to run")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,14 +90,21 @@ func cmdRun(args []string) error {
 	bps := int64(f.limitMiB) << 20
 	size := int64(f.sizeMiB) << 20
 	var results []Result
-	record := func(phase, what string, bytes int64, wall time.Duration) error {
-		r := Result{Phase: phase, What: what, LimitMiBps: float64(f.limitMiB), Bytes: bytes, WallS: wall.Seconds(), Rev: f.rev}
+	var record recorder = func(phase, what string, bytes int64, wall, whole time.Duration) error {
+		r := Result{Phase: phase, What: what, LimitMiBps: float64(f.limitMiB), Bytes: bytes, WallS: wall.Seconds(), WholeS: whole.Seconds(), Rev: f.rev}
 		r.Host, _ = os.Hostname()
 		r.MiBps = float64(bytes) / (1 << 20) / wall.Seconds()
 		r.Ratio = r.MiBps / r.LimitMiBps
-		r.Pass = r.Ratio >= 1-tolerance && r.Ratio <= 1+tolerance
-		fmt.Fprintf(os.Stderr, "%-9s %7.1f MiB in %6.2fs: %6.2f MiB/s, %.3f of the limit (%s)\n",
-			phase, float64(bytes)/(1<<20), r.WallS, r.MiBps, r.Ratio, map[bool]string{true: "pass", false: "FAIL"}[r.Pass])
+		switch {
+		case strings.HasSuffix(phase, "-free"):
+			r.Goal, r.Pass = goalNone, true
+		case strings.HasPrefix(phase, "pitr-"):
+			r.Goal, r.Pass = goalCap, r.Ratio <= 1+tolerance
+		default:
+			r.Goal, r.Pass = goalWithin, r.Ratio >= 1-tolerance && r.Ratio <= 1+tolerance
+		}
+		fmt.Fprintf(os.Stderr, "%-14s %7.1f MiB in %6.2fs (whole %6.2fs): %7.2f MiB/s, %.3f of the limit (%s: %s)\n",
+			phase, float64(bytes)/(1<<20), r.WallS, r.WholeS, r.MiBps, r.Ratio, r.Goal, map[bool]string{true: "pass", false: "FAIL"}[r.Pass])
 		results = append(results, r)
 		return harness.AppendJSON(f.out, r)
 	}
@@ -93,7 +115,7 @@ func cmdRun(args []string) error {
 			err = storePhase(ctx, phase, open, bps, size, record)
 		case "shared":
 			err = sharedPhase(ctx, open, bps, size, record)
-		case "pitr-up", "pitr-down":
+		case "pitr-up", "pitr-down", "pitr-up-free", "pitr-down-free":
 			if f.pitr == "" {
 				fmt.Fprintf(os.Stderr, "%s: no --pitr binary, skipped\n", phase)
 				continue
@@ -113,7 +135,7 @@ func cmdRun(args []string) error {
 	}
 	for _, r := range results {
 		if !r.Pass {
-			return fmt.Errorf("%s: %.2f MiB/s is not within %.0f %% of the %d MiB/s limit", r.Phase, r.MiBps, 100*tolerance, f.limitMiB)
+			return fmt.Errorf("%s: %.2f MiB/s against a %d MiB/s limit: want %s", r.Phase, r.MiBps, f.limitMiB, r.Goal)
 		}
 	}
 	return nil
@@ -127,11 +149,32 @@ func newRandom(seed byte) io.Reader { return random{rand.NewChaCha8([32]byte{see
 
 func (r random) Read(p []byte) (int, error) { return r.r.Read(p) }
 
+// source is size bytes of newRandom(seed) that note when they were read
+// to the end: for an upload, the limiter's part ends there, and what
+// follows (the store sending its last buffered parts and answering) is
+// the store's. On a machine as busy as this one that tail takes seconds.
+type source struct {
+	r   io.Reader
+	end time.Time
+}
+
+func newSource(seed byte, size int64) *source {
+	return &source{r: io.LimitReader(newRandom(seed), size)}
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err == io.EOF && s.end.IsZero() {
+		s.end = time.Now()
+	}
+	return n, err
+}
+
 const benchKey = "limit/object"
 
 // storePhase uploads size bytes through a limited store (upload), or reads
 // them back (download).
-func storePhase(ctx context.Context, phase string, open func(string) (storage.Storage, error), bps, size int64, record func(string, string, int64, time.Duration) error) error {
+func storePhase(ctx context.Context, phase string, open func(string) (storage.Storage, error), bps, size int64, record recorder) error {
 	raw, err := open("bench")
 	if err != nil {
 		return err
@@ -140,10 +183,11 @@ func storePhase(ctx context.Context, phase string, open func(string) (storage.St
 	start := time.Now()
 	if phase == "upload" {
 		st := limit.New(raw, lim, nil)
-		if err := st.Put(ctx, benchKey, io.LimitReader(newRandom(1), size)); err != nil {
+		src := newSource(1, size)
+		if err := st.Put(ctx, benchKey, src); err != nil {
 			return err
 		}
-		return record(phase, "one Put through storage/limit over storage/s3", size, time.Since(start))
+		return record(phase, "one Put through storage/limit over storage/s3", size, src.end.Sub(start), time.Since(start))
 	}
 	st := limit.New(raw, nil, lim)
 	rc, err := st.Get(ctx, benchKey)
@@ -155,12 +199,13 @@ func storePhase(ctx context.Context, phase string, open func(string) (storage.St
 	if err != nil {
 		return err
 	}
-	return record(phase, "one Get through storage/limit over storage/s3", n, time.Since(start))
+	wall := time.Since(start)
+	return record(phase, "one Get through storage/limit over storage/s3", n, wall, wall)
 }
 
 // sharedPhase puts half the bytes into each of two stores at once, both
 // limited by one limiter: the pair gets the limit, not twice it.
-func sharedPhase(ctx context.Context, open func(string) (storage.Storage, error), bps, size int64, record func(string, string, int64, time.Duration) error) error {
+func sharedPhase(ctx context.Context, open func(string) (storage.Storage, error), bps, size int64, record recorder) error {
 	lim := limit.NewLimiter(bps)
 	var stores []storage.Storage
 	for _, prefix := range []string{"primary", "offsite"} {
@@ -173,49 +218,68 @@ func sharedPhase(ctx context.Context, open func(string) (storage.Storage, error)
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, len(stores))
+	srcs := []*source{newSource(2, size/2), newSource(3, size/2)}
 	for i, st := range stores {
-		wg.Go(func() { errs[i] = st.Put(ctx, benchKey, io.LimitReader(newRandom(byte(2+i)), size/2)) })
+		wg.Go(func() { errs[i] = st.Put(ctx, benchKey, srcs[i]) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return record("shared", "two Puts at once to two stores, one limiter", size, time.Since(start))
+	end := srcs[0].end
+	if srcs[1].end.After(end) {
+		end = srcs[1].end
+	}
+	return record("shared", "two Puts at once to two stores, one limiter", size, end.Sub(start), time.Since(start))
 }
 
-// pitrPhase runs the pitr binary with a limit flag: a files backup of one
+// pitrPhase runs the pitr binary with a limit flag (without one for the
+// -free phases, into a repository of their own): a files backup of one
 // file of size random bytes (stored as they are: random data does not
 // compress, encryption is off), or its restore.
-func pitrPhase(ctx context.Context, phase string, f runFlags, endpoint string, size int64, record func(string, string, int64, time.Duration) error) error {
+func pitrPhase(ctx context.Context, phase string, f runFlags, endpoint string, size int64, record recorder) error {
+	free := strings.HasSuffix(phase, "-free")
+	up := strings.HasPrefix(phase, "pitr-up")
+	prefix := "pitr"
+	if free {
+		prefix = "pitr-free"
+	}
 	dir := filepath.Join(f.work, "pitr-limit")
-	src, cfg := filepath.Join(dir, "src"), filepath.Join(dir, "pitr.yaml")
-	flagArg := fmt.Sprintf("%dMiB", f.limitMiB)
+	src, cfg := filepath.Join(dir, "src"), filepath.Join(dir, prefix+".yaml")
 	var args []string
-	if phase == "pitr-up" {
-		if err := os.RemoveAll(dir); err != nil {
-			return err
-		}
+	limitFlag := "--limit-download"
+	if up {
+		limitFlag = "--limit-upload"
+	}
+	if !free {
+		args = []string{limitFlag, fmt.Sprintf("%dMiB", f.limitMiB)}
+	}
+	shown := len(args) + 2 // the limit and "files backup" or "files restore", for the report
+	if up {
 		if err := os.MkdirAll(src, 0o755); err != nil {
 			return err
 		}
-		if err := writeRandom(filepath.Join(src, "media.bin"), size); err != nil {
-			return err
+		file := filepath.Join(src, "media.bin")
+		if fi, err := os.Stat(file); err != nil || fi.Size() != size {
+			if err := writeRandom(file, size); err != nil {
+				return err
+			}
 		}
-		conf := fmt.Sprintf("repo: s3://%s/pitr\ns3_endpoint: %s\nencryption: none\nlog_format: json\nfiles_dedup_key: %s\nfiles:\n  - name: media\n    paths: [%s]\n",
-			f.bucket, endpoint, filepath.Join(dir, "dedup.key"), src)
+		conf := fmt.Sprintf("repo: s3://%s/%s\ns3_endpoint: %s\nencryption: none\nlog_format: json\nfiles_dedup_key: %s\nfiles:\n  - name: media\n    paths: [%s]\n",
+			f.bucket, prefix, endpoint, filepath.Join(dir, prefix+".key"), src)
 		if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 			return err
 		}
-		args = []string{"--config", cfg, "--limit-upload", flagArg, "files", "backup", "media"}
+		args = append(args, "files", "backup", "media")
 	} else {
 		target := filepath.Join(dir, "restored")
 		if err := os.RemoveAll(target); err != nil {
 			return err
 		}
-		args = []string{"--config", cfg, "--limit-download", flagArg, "files", "restore", "--set", "media", "--target", target}
+		args = append(args, "files", "restore", "--set", "media", "--target", target)
 	}
-	cmd := exec.CommandContext(ctx, f.pitr, args...)
-	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
+	cmd := exec.CommandContext(ctx, f.pitr, append([]string{"--config", cfg}, args...)...)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(dir, prefix+"-cache"))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -225,15 +289,11 @@ func pitrPhase(ctx context.Context, phase string, f runFlags, endpoint string, s
 		return fmt.Errorf("pitr %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	fmt.Fprintf(os.Stderr, "pitr: %s", out)
-	stored, err := storedBytes(ctx, f.bucket, "pitr/files/")
+	stored, err := storedBytes(ctx, f.bucket, prefix+"/files/")
 	if err != nil {
 		return err
 	}
-	what := "`pitr --limit-upload " + flagArg + " files backup` (bytes stored)"
-	if phase == "pitr-down" {
-		what = "`pitr --limit-download " + flagArg + " files restore` (bytes stored)"
-	}
-	return record(phase, what, stored, wall)
+	return record(phase, "`pitr "+strings.Join(args[:shown], " ")+"` (bytes stored)", stored, wall, wall)
 }
 
 func writeRandom(path string, size int64) error {
@@ -266,15 +326,20 @@ func markdown(f runFlags, rs []Result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Bandwidth limit (bench/limit.sh)\n\n")
 	fmt.Fprintf(&b, "A limit of %d MiB/s, %d MiB per phase, local MinIO over TLS; pitr %s, %d CPUs, %s. "+
-		"Rate: object bytes over the phase's wall time (the pitr phases: the bytes the snapshot stored, over the whole command). "+
-		"Goal: within %.0f %% of the limit.\n\n", f.limitMiB, f.sizeMiB, f.rev, runtime.NumCPU(), time.Now().UTC().Format("2006-01-02"), 100*tolerance)
-	fmt.Fprintln(&b, "| phase | what | MiB | seconds | MiB/s | of the limit | |\n|---|---|--:|--:|--:|--:|---|")
+		"Rate: object bytes over the phase's wall time, which for an upload ends when the limited reader gave the store its last byte "+
+		"(\"whole\": until the store answered, its last buffered parts sent); the pitr phases: the bytes the snapshot stored, over the whole command, "+
+		"start-up, chunking and writing files included, so the goal there is not to exceed the limit; the -free phases run the same commands "+
+		"without a limit, into a repository of their own.\n\n", f.limitMiB, f.sizeMiB, f.rev, runtime.NumCPU(), time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintln(&b, "| phase | what | MiB | seconds | whole | MiB/s | of the limit | goal | |\n|---|---|--:|--:|--:|--:|--:|---|---|")
 	for _, r := range rs {
-		verdict := "within 10 %"
+		verdict := "met"
 		if !r.Pass {
-			verdict = "**outside 10 %**"
+			verdict = "**missed**"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.1f | %.2f | %.2f | %.3f | %s |\n", r.Phase, r.What, float64(r.Bytes)/(1<<20), r.WallS, r.MiBps, r.Ratio, verdict)
+		if r.Goal == goalNone {
+			verdict = ""
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.1f | %.2f | %.2f | %.2f | %.3f | %s | %s |\n", r.Phase, r.What, float64(r.Bytes)/(1<<20), r.WallS, r.WholeS, r.MiBps, r.Ratio, r.Goal, verdict)
 	}
 	return b.String()
 }
