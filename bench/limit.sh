@@ -32,7 +32,11 @@ BENCH=limit
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-trap stop_pids EXIT
+cleanup() {
+	stop_pids
+	rm -rf "$WORK/pitr-limit/src" "$WORK/pitr-limit/restored" "$WORK/minio/data"
+}
+trap cleanup EXIT
 mkdir -p "$WORK"
 rm -f "$WORK/results.jsonl" "$WORK/report.md"
 build_harness limit
@@ -47,5 +51,4 @@ if [ "${PITR_BENCH_WRITE_DOCS:-1}" = 1 ] && [ -s "$WORK/report.md" ]; then
 	"$H" splice --file "$ROOT/docs/BENCHMARKS.md" --section "$WORK/report.md"
 	log "docs/BENCHMARKS.md updated"
 fi
-rm -rf "$WORK/pitr-limit/src" "$WORK/pitr-limit/restored" "$WORK/minio/data"
 exit "$status"

@@ -296,7 +296,7 @@ func TestNewLimiter(t *testing.T) {
 		burst int // 0: nil limiter
 	}{
 		{0, 0}, {-5, 0},
-		{1, minBurst}, {800 << 10, 80 << 10}, {50 << 20, maxBurst},
+		{1, minBurst}, {800 << 10, 200 << 10}, {50 << 20, maxBurst},
 	} {
 		lim := NewLimiter(tt.bps)
 		switch {
