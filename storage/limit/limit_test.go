@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -269,6 +270,10 @@ func (p *passThrough) ListUploads(context.Context, string, func(storage.Upload) 
 }
 func (p *passThrough) AbortUpload(context.Context, string, string) error { return nil }
 
+// LockedUntil and ExtendLock make passThrough a storage.Locker.
+func (p *passThrough) LockedUntil(context.Context, string) (time.Time, error) { return time.Time{}, nil }
+func (p *passThrough) ExtendLock(context.Context, string, time.Time) error    { return nil }
+
 // TestUnlimited: nil limiters hand the caller's reader and the store's
 // body through untouched (the S3 store picks its upload path by the
 // reader's type), and Unwrap reveals the store's optional interfaces.
@@ -284,6 +289,9 @@ func TestUnlimited(t *testing.T) {
 	}
 	if _, ok := storage.UploadsOf(st); !ok {
 		t.Error("UploadsOf does not see through the limit")
+	}
+	if _, ok := storage.LockerOf(New(inner, NewLimiter(1<<20), NewLimiter(1<<20))); !ok {
+		t.Error("LockerOf does not see through the limit")
 	}
 	if _, ok := storage.UploadsOf(New(storagetest.NewMemory(), nil, nil)); ok {
 		t.Error("UploadsOf found uploads in a memory store")
