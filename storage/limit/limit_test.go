@@ -271,8 +271,10 @@ func (p *passThrough) ListUploads(context.Context, string, func(storage.Upload) 
 func (p *passThrough) AbortUpload(context.Context, string, string) error { return nil }
 
 // LockedUntil and ExtendLock make passThrough a storage.Locker.
-func (p *passThrough) LockedUntil(context.Context, string) (time.Time, error) { return time.Time{}, nil }
-func (p *passThrough) ExtendLock(context.Context, string, time.Time) error    { return nil }
+func (p *passThrough) LockedUntil(context.Context, string) (time.Time, error) {
+	return time.Time{}, nil
+}
+func (p *passThrough) ExtendLock(context.Context, string, time.Time) error { return nil }
 
 // TestUnlimited: nil limiters hand the caller's reader and the store's
 // body through untouched (the S3 store picks its upload path by the
