@@ -103,7 +103,7 @@ func runDaemon(ctx context.Context, e *env) error {
 		}
 		if s != nil {
 			opts.Jobs = append(opts.Jobs, daemon.Job{Name: "files " + set.Name, Schedule: s, Run: func(ctx context.Context, _ bool) error {
-				_, err := filesBackup(ctx, e, r, set, false)
+				_, err := filesBackup(ctx, e, r, set, false, nil)
 				if err == nil || errors.Is(err, files.ErrChanged) { // stored either way
 					offsite.Kick()
 				}

@@ -58,6 +58,11 @@ type Config struct {
 	RetryTimeout    time.Duration `yaml:"retry_timeout" default:"1m" doc:"the most one wal-push or wal-fetch takes in all, retries of transient storage errors included: then it fails (PostgreSQL retries archive_command later; wal-fetch exits 126 and recovery stops), so a stalled store cannot hold up archiving or recovery; 0: no total, wal-fetch tries once. Raise it for WAL segments over 64 MiB on slow links"`
 	StorageTimeout  time.Duration `yaml:"storage_timeout" default:"30s" doc:"the longest any storage request waits with nothing moving: to connect, for the TLS handshake, for the response to start, and with an upload or download that stalls; the attempt then fails and is retried. Not a cap on transfers that keep moving (a base backup part may take an hour)"`
 
+	// Bandwidth limits (issue 11 item 8): one pair per process, shared by
+	// every repository and transfer (storage/limit).
+	LimitUpload   ByteRate `yaml:"limit_upload" default:"0" doc:"the most object bytes per second this process sends to storage, all repositories and transfers together (the daemon's jobs too): 50MiB, 1.5MB, 800KiB or plain bytes; 0 is unlimited; --limit-upload overrides it"`
+	LimitDownload ByteRate `yaml:"limit_download" default:"0" doc:"the most object bytes per second this process reads from storage, like limit_upload; --limit-download overrides it"`
+
 	PGDSN            DSN           `yaml:"pg_dsn" doc:"libpq connection string for backups and dumps, e.g. 'host=/run/postgresql user=postgres' (default: PGHOST, PGPORT, PGUSER, PGPASSWORD); printed with its password redacted"`
 	BackupWALTimeout time.Duration `yaml:"backup_wal_timeout" default:"5m" doc:"how long pitr backup waits for archive_command or wal-receive to store the WAL the backup needs"`
 	BackupStaleAfter time.Duration `yaml:"backup_stale_after" default:"24h" doc:"pitr backup removes leftovers of interrupted backups older than this; 0 keeps them"`
@@ -204,6 +209,12 @@ func setString(f reflect.Value, s string) error {
 			return fmt.Errorf("%q is not true or false", s)
 		}
 		f.Set(reflect.ValueOf(&b))
+	case ByteRate:
+		r, err := ParseByteRate(s)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(r))
 	case time.Duration:
 		d, err := time.ParseDuration(strings.TrimSpace(s))
 		if err != nil {
@@ -338,6 +349,8 @@ func envValue(f reflect.Value) (string, bool) {
 		}
 		return strconv.FormatBool(*x), true
 	case time.Duration:
+		return x.String(), true
+	case ByteRate:
 		return x.String(), true
 	case []string:
 		return strings.Join(x, ","), true
@@ -516,6 +529,8 @@ func describeType(t reflect.Type) string {
 	switch t {
 	case reflect.TypeOf(time.Duration(0)):
 		return "a duration like 30s or 5m"
+	case reflect.TypeOf(ByteRate(0)):
+		return "a rate like 50MiB, 1.5MB or 800KiB"
 	case reflect.TypeOf([]string(nil)):
 		return "a list of strings"
 	case reflect.TypeOf(SecretString{}), reflect.TypeOf(DSN{}):
