@@ -48,7 +48,7 @@ func TestEvaluate(t *testing.T) {
 			edit: func(s *status.Status, _ *Target) { s.Backups[0].EndTime = now.Add(-50 * time.Hour) },
 			more: []string{"CRITICAL: last backup 2d ago (more than 48h)"}},
 		{name: "backup thresholds from flags", state: Warning,
-			th: func(th *Thresholds) { th.BackupAge = Pair{Warn: time.Second, Crit: 0} },
+			th:   func(th *Thresholds) { th.BackupAge = Pair{Warn: time.Second, Crit: 0} },
 			more: []string{"WARNING: last backup 7h ago (more than 1s)"}},
 		{name: "newest backup not usable", state: Warning,
 			edit: func(s *status.Status, _ *Target) {
@@ -107,10 +107,14 @@ func TestEvaluate(t *testing.T) {
 			edit: func(s *status.Status, _ *Target) { s.Offsite = &status.Offsite{Repo: "s3://off/x"} },
 			line: "PITR OK - last backup 7h ago, WAL 12s behind, last verified 20h ago, last drill passed 20h ago, off-site up to date | backup_age=25200s;93600;172800 wal_age=12s;300;900 wal_gaps=0 verify_age=72000s;691200;1296000 drill_age=72000s;691200;1296000 drill_rto=41.3s copy_lag=0s;3600;21600"},
 		{name: "offsite unreadable", state: Critical,
-			edit: func(s *status.Status, _ *Target) { s.Offsite = &status.Offsite{Repo: "s3://off/x", Error: "no repository"} },
+			edit: func(s *status.Status, _ *Target) {
+				s.Offsite = &status.Offsite{Repo: "s3://off/x", Error: "no repository"}
+			},
 			more: []string{"CRITICAL: off-site repository s3://off/x unreadable: no repository"}},
 		{name: "repository unreadable", state: Unknown,
-			edit: func(s *status.Status, _ *Target) { *s = status.Status{Name: "x", Repo: "s3://b/x", Error: "connection refused"} },
+			edit: func(s *status.Status, _ *Target) {
+				*s = status.Status{Name: "x", Repo: "s3://b/x", Error: "connection refused"}
+			},
 			line: "PITR UNKNOWN - repository s3://b/x unreadable: connection refused"},
 	}
 	for _, tt := range tests {
