@@ -80,6 +80,11 @@ type Config struct {
 	Offsite   *Repository `yaml:"offsite" doc:"a second repository, off-site, for copies of what repo holds; its keys are those of the top-level repository settings, unset ones with their defaults (absent: none)"`
 	Files     []FileSet   `yaml:"files" doc:"file sets: directories of the application (uploads) or its keys and certificates (secrets), snapshotted on their schedule"`
 	Retention Retention   `yaml:"retention" doc:"how long to keep what is in the repository, one policy per kind; a kind without a policy, or with every keep_ setting 0, keeps everything"`
+
+	// Monitoring (issue 11: pitr check, pitr status, the daemon's metrics
+	// of monitored repositories; see monitor.go).
+	Check   *Check      `yaml:"check" doc:"thresholds of pitr check (absent: the defaults); each flag --warn-X/--max-X overrides one"`
+	Monitor []Monitored `yaml:"monitor" doc:"repositories pitr status, pitr check and pitr daemon watch (other clusters', on a monitoring host); a daemon with only monitor: and no repo runs only that"`
 }
 
 // Setting describes one setting for documentation and flag binding. Env
