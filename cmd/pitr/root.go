@@ -146,6 +146,8 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newClusterUpgradeCommand(e),
 		newDemoCommand(e),
 		newCopyCommand(e),
+		newStatusCommand(e),
+		newCheckCommand(e),
 	)
 	return root
 }

@@ -325,7 +325,7 @@ func evaluate(t Target, th Thresholds) cluster {
 
 	// WAL.
 	switch {
-	case s.WAL.NewestTime == nil && !th.WALAge.Off():
+	case s.WAL.NewestTime == nil && !th.WALAge.Off() && len(s.Backups) > 0: // else "no backup" says it
 		c.add(Critical, "no WAL archived")
 	case s.WAL.NewestTime != nil:
 		age := time.Duration(s.WAL.AgeSeconds * float64(time.Second))

@@ -33,6 +33,7 @@ type Options struct {
 	// primary's.
 	Offsite    *repo.Repo
 	OffsiteURL string
+	OffsiteErr error // it could not be opened: recorded in Status.Offsite
 	// Rules, if set, says for each backup id the retention rules that keep
 	// it ("daily", "pinned", ...); see retention.Plan.
 	Rules func(backups []*catalog.Backup, now time.Time) map[string][]string
@@ -209,7 +210,9 @@ func Gather(ctx context.Context, r *repo.Repo, opts Options) (*Status, error) {
 	if s.Drill, err = report(ctx, r, catalog.ReportDrill, s.Checked); err != nil {
 		return nil, err
 	}
-	if opts.Offsite != nil {
+	if opts.OffsiteErr != nil {
+		s.Offsite = &Offsite{Repo: opts.OffsiteURL, Error: opts.OffsiteErr.Error(), MissingBackups: []string{}}
+	} else if opts.Offsite != nil {
 		s.Offsite = offsite(ctx, opts.Offsite, opts.OffsiteURL, l, ix, s.Checked)
 	}
 	return s, nil

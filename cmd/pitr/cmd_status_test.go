@@ -1,0 +1,141 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/repo"
+	"github.com/pitr-dev/pitr/internal/status"
+	"github.com/pitr-dev/pitr/storage/local"
+	"github.com/pitr-dev/pitr/storage/storagetest"
+	"github.com/pitr-dev/pitr/wal"
+)
+
+// localRepo makes a repository (the marker only) in a new directory
+// named name and returns its URL.
+func localRepo(t *testing.T, name string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	st, err := local.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Create(t.Context(), st, nil, "test"); err != nil {
+		t.Fatal(err)
+	}
+	return "file://" + dir
+}
+
+// monCLI runs pitr in-process with no config file and PITR_* unset.
+func monCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	empty := filepath.Join(t.TempDir(), "empty.yaml")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PITR_CONFIG", empty)
+	t.Setenv("PITR_LOG_LEVEL", "error")
+	code, stdout, stderr = runCLI(t, args...)
+	return stdout, stderr, code
+}
+
+// A repository without a backup is CRITICAL "no backup" (exit 2), and
+// check's failures are UNKNOWN (exit 3) with a status line on stdout.
+func TestCheckExitCodes(t *testing.T) {
+	url := localRepo(t, "db1")
+	out, _, code := monCLI(t, "check", "--repo", url)
+	if code != 2 || !strings.HasPrefix(out, "PITR CRITICAL - no backup | ") {
+		t.Errorf("fresh repository: exit %d\n%s", code, out)
+	}
+	for _, args := range [][]string{
+		{"check"}, // no repository
+		{"check", "--repo", url, "--warn-wal-age", "soon"},
+		{"check", "--repo", url, "--warn-wal-age", "1h", "--max-wal-age", "1m"},
+		{"check", "--repo", "file://" + t.TempDir()}, // not a repository
+		{"check", "extra"},
+	} {
+		out, _, code := monCLI(t, args...)
+		if code != 3 || !strings.HasPrefix(out, "PITR UNKNOWN - ") || strings.Count(out, "\n") > 2 {
+			t.Errorf("pitr %v: exit %d, want 3 and one UNKNOWN line\n%s", args, code, out)
+		}
+	}
+}
+
+// A backup with its WAL is OK with verify and drill checks off, and the
+// thresholds given as flags apply.
+func TestCheckBackupAges(t *testing.T) {
+	m := storagetest.NewMemory()
+	e, out := memEnv(m)
+	e.cfg.Repo = "file:///mem/db1"
+	end := time.Now().Add(-2 * time.Hour).UTC()
+	for i := uint64(1); i <= 2; i++ {
+		key, _ := catalog.WALKey(wal.SegmentFileName(1, i, seg), strings.Repeat("a", 64), true)
+		put(t, m, key, "x")
+	}
+	b := &catalog.Backup{ID: catalog.BackupID(end), Format: catalog.FormatVersion, Timeline: 1, WALSegmentSize: seg, Encrypted: true,
+		StartWAL: wal.SegmentFileName(1, 1, seg), EndWAL: wal.SegmentFileName(1, 2, seg), StartTime: end.Add(-time.Minute), EndTime: end}
+	for _, name := range []string{"base.tar", "backup_manifest"} {
+		key, _ := catalog.BackupPartKey(b.ID, name, true)
+		b.Parts = append(b.Parts, catalog.Part{Name: name, Key: key, SHA256: strings.Repeat("0", 64), Stored: 4})
+		put(t, m, key, "part")
+	}
+	put(t, m, catalog.BackupEntryKey(b.ID), string(catalog.MarshalBackup(b)))
+	off := map[string]time.Duration{"warn_verify_age": 0, "max_verify_age": 0, "warn_drill_age": 0, "max_drill_age": 0}
+	if err := runCheck(t.Context(), e, nil, off); err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(out.String(), "PITR OK - last backup 2h ago, WAL 0s behind | backup_age=72") {
+		t.Errorf("output %s", out)
+	}
+	for _, tt := range []struct {
+		warn, max time.Duration
+		code      int
+	}{{time.Hour, 0, 1}, {time.Second, time.Hour, 2}} {
+		out.Reset()
+		set := map[string]time.Duration{"warn_backup_age": tt.warn, "max_backup_age": tt.max}
+		for k, v := range off {
+			set[k] = v
+		}
+		err := runCheck(t.Context(), e, nil, set)
+		var ec exitCodeError
+		if !errors.As(err, &ec) || ec.code != tt.code || ec.err != nil {
+			t.Errorf("warn %s max %s: %v, want exit %d\n%s", tt.warn, tt.max, err, tt.code, out)
+		}
+	}
+}
+
+// Two repositories: status --json lists both, labelled by their
+// prefix's last element; check labels perfdata and problems.
+func TestStatusSeveralRepositories(t *testing.T) {
+	a, b := localRepo(t, "db1"), localRepo(t, "db2")
+	out, stderr, code := monCLI(t, "status", "--json", "--repo", a, "--repo", b)
+	if code != 0 {
+		t.Fatalf("status: exit %d: %s", code, stderr)
+	}
+	var all []status.Status
+	if err := json.Unmarshal([]byte(out), &all); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(all) != 2 || all[0].Name != "db1" || all[1].Name != "db2" || all[0].Repo != a {
+		t.Fatalf("statuses %+v", all)
+	}
+	out, _, code = monCLI(t, "check", "--repo", a, "--repo", b)
+	if code != 2 || !strings.HasPrefix(out, "PITR CRITICAL - 2 clusters: 0 ok, 0 warning, 2 critical, 0 unknown; db1: no backup; db2: no backup | db1.wal_gaps=0 db2.wal_gaps=0\n") ||
+		!strings.Contains(out, "\nCRITICAL db2: no backup\n") {
+		t.Errorf("check: exit %d\n%s", code, out)
+	}
+	out, _, code = monCLI(t, "status", "--repo", a, "--repo", b)
+	if code != 0 || !strings.Contains(out, "cluster db1: "+a) || !strings.Contains(out, "cluster db2: "+b) {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+	t.Logf("status:\n%s", out)
+}
