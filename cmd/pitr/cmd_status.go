@@ -15,6 +15,8 @@ import (
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/check"
 	"github.com/pitr-dev/pitr/internal/config"
+	"github.com/pitr-dev/pitr/internal/daemon"
+	"github.com/pitr-dev/pitr/internal/envelope"
 	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/internal/status"
 	"github.com/pitr-dev/pitr/storage/location"
@@ -162,7 +164,10 @@ func (e *env) gatherAll(ctx context.Context, ms []monitored) ([]*status.Status, 
 			out = append(out, &status.Status{Name: m.name, Repo: m.settings.Repo, Checked: time.Now().UTC(), Error: oneLine(err.Error())})
 			continue
 		}
-		if histories {
+		switch {
+		case e.cfg.Encryption == "none": // no warning each time: e.Codec logs one
+			r, opts.Histories = repo.New(r.Store(), &envelope.Codec{}), true
+		case histories:
 			if codec, cerr := e.Codec(true); cerr == nil {
 				r, opts.Histories = repo.New(r.Store(), codec), true
 			}
@@ -350,4 +355,38 @@ func printNewest(w io.Writer, header, none string, ns []status.Newest, ago func(
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\n", n.Name, n.Count, newest, age, humanBytes(n.Bytes), n.Damaged)
 	}
 	tw.Flush()
+}
+
+// monitorJob is the daemon's job for the monitor: section (nil when
+// there is none): each repository's status every minute, as metrics.
+func (e *env) monitorJob() (*daemon.Job, error) {
+	if len(e.cfg.Monitor) == 0 {
+		return nil, nil
+	}
+	ms, err := e.monitoredRepos(nil)
+	if err != nil {
+		return nil, err
+	}
+	repos := make([]daemon.Monitored, len(ms))
+	for i, m := range ms {
+		repos[i] = daemon.Monitored{Name: m.name, Gather: func(ctx context.Context) (*status.Status, error) {
+			all, err := e.gatherAll(ctx, []monitored{m})
+			if err != nil {
+				return nil, err
+			}
+			return all[0], nil
+		}}
+	}
+	j := daemon.MonitorJob(repos, time.Minute)
+	return &j, nil
+}
+
+// runMonitorDaemon is pitr daemon on a host that only monitors (monitor:
+// and no repo): metrics of the monitored repositories, nothing else.
+func runMonitorDaemon(ctx context.Context, e *env) error {
+	j, err := e.monitorJob()
+	if err != nil {
+		return err
+	}
+	return daemon.Run(ctx, daemon.Options{Jobs: []daemon.Job{*j}, MetricsAddr: e.cfg.MetricsAddr, Version: version})
 }

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +18,7 @@ import (
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/internal/status"
+	"github.com/pitr-dev/pitr/internal/testenv"
 	"github.com/pitr-dev/pitr/storage/local"
 	"github.com/pitr-dev/pitr/storage/storagetest"
 	"github.com/pitr-dev/pitr/wal"
@@ -138,4 +145,48 @@ func TestStatusSeveralRepositories(t *testing.T) {
 		t.Errorf("status: exit %d\n%s", code, out)
 	}
 	t.Logf("status:\n%s", out)
+}
+
+// A daemon with only monitor: (no repo) serves the monitored
+// repositories' metrics, labelled by cluster, and nothing else.
+func TestDaemonMonitorOnly(t *testing.T) {
+	a, b := localRepo(t, "db1"), localRepo(t, "db2")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := filepath.Join(t.TempDir(), "pitr.yaml")
+	yml := fmt.Sprintf("metrics_addr: %s\nmonitor:\n  - repo: %s\n  - name: billing\n    repo: %s\n", addr, a, b)
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PITR_REPO", "")
+	os.Unsetenv("PITR_REPO")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int)
+	var stderr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"daemon", "--config", cfg, "--log-level", "error"}, strings.NewReader(""), io.Discard, &stderr)
+	}()
+	var body string
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		bs, _ := io.ReadAll(resp.Body)
+		body = string(bs)
+		return strings.Contains(body, `pitr_monitor_up{cluster="billing"} 1`) && strings.Contains(body, `pitr_monitor_up{cluster="db1"} 1`),
+			"monitored repositories not up in /metrics"
+	})
+	if !strings.Contains(body, `pitr_backups{cluster="db1"} 0`) || strings.Contains(body, "pitr_stream_connected") {
+		t.Errorf("metrics:\n%s", body)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("daemon exit %d: %s", code, stderr.String())
+	}
 }
