@@ -138,7 +138,9 @@ func (r *Repo) ListPins(ctx context.Context) (*Pins, error) {
 	for ref := range byRef {
 		refs = append(refs, ref)
 	}
-	sort.Slice(refs, func(i, j int) bool { return refs[i].String() < refs[j].String() || refs[i].String() == refs[j].String() && refs[i].Kind < refs[j].Kind })
+	sort.Slice(refs, func(i, j int) bool {
+		return refs[i].String() < refs[j].String() || refs[i].String() == refs[j].String() && refs[i].Kind < refs[j].Kind
+	})
 	for _, ref := range refs {
 		recs := byRef[ref]
 		sort.Slice(recs, func(i, j int) bool { return catalog.PinRecordLess(recs[i].at, recs[j].at) })
