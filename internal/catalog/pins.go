@@ -122,10 +122,10 @@ func ParsePinKey(key string) (ref PinRef, at string, ok bool) {
 	return ref, at, true
 }
 
-// PinRecordLess orders record ids of one item oldest first: by their
-// second, then their sequence number (key order puts "Z-1.json" before
-// "Z.json").
-func PinRecordLess(a, b string) bool {
+// IDLess orders ids of BackupIDSeq's form (backups, dumps, reports, pin
+// records) oldest first: by their second, then their sequence number
+// (key order puts "Z-1.json" before "Z.json").
+func IDLess(a, b string) bool {
 	ta, _ := BackupIDTime(a)
 	tb, _ := BackupIDTime(b)
 	if !ta.Equal(tb) {

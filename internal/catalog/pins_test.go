@@ -26,7 +26,7 @@ func TestPinKeyRoundTrip(t *testing.T) {
 	if _, err := PinKey(PinRef{Kind: PinBackup, ID: "nope"}, "20261202T000000Z"); err == nil {
 		t.Error("PinKey accepted a bad id")
 	}
-	if !PinRecordLess("20261202T000000Z", "20261202T000000Z-1") || PinRecordLess("20261202T000001Z", "20261202T000000Z-9") {
+	if !IDLess("20261202T000000Z", "20261202T000000Z-1") || IDLess("20261202T000001Z", "20261202T000000Z-9") {
 		t.Error("PinRecordLess: wrong order")
 	}
 }

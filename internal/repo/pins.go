@@ -143,7 +143,7 @@ func (r *Repo) ListPins(ctx context.Context) (*Pins, error) {
 	})
 	for _, ref := range refs {
 		recs := byRef[ref]
-		sort.Slice(recs, func(i, j int) bool { return catalog.PinRecordLess(recs[i].at, recs[j].at) })
+		sort.Slice(recs, func(i, j int) bool { return catalog.IDLess(recs[i].at, recs[j].at) })
 		newest := recs[len(recs)-1]
 		p, err := r.readPin(ctx, newest.oi.Key)
 		if err != nil {
