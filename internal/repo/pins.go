@@ -19,6 +19,10 @@ import (
 // snapshot.
 var ErrNoSuchItem = errors.New("no such item")
 
+// ErrBadItemName is wrapped when a pin's argument is not of the form
+// ID, DB/ID or SET/ID.
+var ErrBadItemName = errors.New("not an item name")
+
 // ResolveItem finds the complete item s names: a backup id, or a dump or
 // snapshot written DB/ID or SET/ID ("dump:DB/ID" or "files:SET/ID" when a
 // database and a set share the name).
@@ -32,7 +36,7 @@ func (r *Repo) ResolveItem(ctx context.Context, s string) (catalog.PinRef, error
 	i := strings.LastIndexByte(s, '/')
 	if i < 0 {
 		if kind != "" || !catalog.ValidBackupID(s) {
-			return catalog.PinRef{}, fmt.Errorf("%q is not a backup id, DB/ID or SET/ID (e.g. 20261122T020000Z or app/20261122T020000Z)", s)
+			return catalog.PinRef{}, fmt.Errorf("%w: %q is not a backup id, DB/ID or SET/ID (e.g. 20261122T020000Z or app/20261122T020000Z)", ErrBadItemName, s)
 		}
 		if _, err := r.st.Stat(ctx, catalog.BackupEntryKey(s)); err != nil {
 			return catalog.PinRef{}, notFound(err, "backup "+s)
@@ -41,7 +45,7 @@ func (r *Repo) ResolveItem(ctx context.Context, s string) (catalog.PinRef, error
 	}
 	group, id := s[:i], s[i+1:]
 	if !catalog.ValidBackupID(id) || group == "" {
-		return catalog.PinRef{}, fmt.Errorf("%q is not DB/ID or SET/ID (e.g. app/20261122T020000Z)", s)
+		return catalog.PinRef{}, fmt.Errorf("%w: %q is not DB/ID or SET/ID (e.g. app/20261122T020000Z)", ErrBadItemName, s)
 	}
 	var found []catalog.PinRef
 	if kind != catalog.PinSnapshot {

@@ -29,7 +29,7 @@ func TestPins(t *testing.T) {
 			t.Errorf("ResolveItem(%q) = %v, want ErrNoSuchItem", s, err)
 		}
 	}
-	if _, err := r.ResolveItem(ctx, "latest"); err == nil || errors.Is(err, ErrNoSuchItem) {
+	if _, err := r.ResolveItem(ctx, "latest"); !errors.Is(err, ErrBadItemName) {
 		t.Errorf("ResolveItem(latest) = %v, want a usage-like error", err)
 	}
 
