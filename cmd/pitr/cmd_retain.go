@@ -8,9 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/pitr-dev/pitr/internal/config"
+	"github.com/pitr-dev/pitr/internal/daemon"
 	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/internal/retention"
 )
@@ -202,4 +204,27 @@ func printRetain(w io.Writer, res *retention.Result) {
 	if res.DryRun {
 		fmt.Fprintln(w, "dry run: nothing deleted")
 	}
+}
+
+// daemonRetainer is the daemon's retention after each successful job: the
+// config's policies, every kind. It is nil when daemon_retain is off or no
+// policy is configured.
+func daemonRetainer(e *env, r *repo.Repo) *daemon.Retainer {
+	rt := e.cfg.Retention
+	if (e.cfg.DaemonRetain != nil && !*e.cfg.DaemonRetain) || (rt.Backups.KeepsAll() && rt.Dumps.KeepsAll() && rt.Files.KeepsAll()) {
+		return nil
+	}
+	return daemon.NewRetainer(func(ctx context.Context) error {
+		o, err := retainOptions(&e.cfg, retainFlags{})
+		if err != nil {
+			return err
+		}
+		res, err := retention.Run(ctx, r, o)
+		if res != nil {
+			var buf strings.Builder
+			printRetain(&buf, res)
+			zerolog.Ctx(ctx).Info().Strs("result", strings.Split(strings.TrimSpace(buf.String()), "\n")).Msg("retention result")
+		}
+		return err
+	})
 }
