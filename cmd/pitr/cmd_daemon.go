@@ -65,6 +65,10 @@ func runDaemon(ctx context.Context, e *env) error {
 		opts.Jobs = append(opts.Jobs, daemon.Job{Name: "offsite copy", Run: func(ctx context.Context, _ bool) error { return offsite.Run(ctx) }})
 		offsite.Kick()
 	}
+	retainer := daemonRetainer(e, r) // nil without a policy or with daemon_retain off
+	if retainer != nil {
+		opts.Jobs = append(opts.Jobs, retainer.Job())
+	}
 	if e.cfg.DaemonStream == nil || *e.cfg.DaemonStream {
 		r, err := newReceiver(ctx, e)
 		if err != nil {
@@ -88,6 +92,7 @@ func runDaemon(ctx context.Context, e *env) error {
 			})
 			if err == nil {
 				offsite.Kick()
+				retainer.Kick()
 			}
 			return err
 		}))
@@ -97,6 +102,7 @@ func runDaemon(ctx context.Context, e *env) error {
 			_, err := dump.Run(ctx, dump.Options{Repo: r, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
 			if err == nil {
 				offsite.Kick()
+				retainer.Kick()
 			}
 			return err
 		}))
@@ -112,6 +118,7 @@ func runDaemon(ctx context.Context, e *env) error {
 				_, err := filesBackup(ctx, e, r, set, false)
 				if err == nil || errors.Is(err, files.ErrChanged) { // stored either way
 					offsite.Kick()
+					retainer.Kick()
 				}
 				return err
 			}})

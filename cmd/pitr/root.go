@@ -146,6 +146,9 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newClusterUpgradeCommand(e),
 		newDemoCommand(e),
 		newCopyCommand(e),
+		newRetainCommand(e),
+		newPinCommand(e),
+		newUnpinCommand(e),
 		newStatusCommand(e),
 		newCheckCommand(e),
 	)

@@ -71,6 +71,10 @@ type Config struct {
 	MetricsAddr        string        `yaml:"metrics_addr" default:"127.0.0.1:9187" doc:"where pitr daemon serves /metrics (Prometheus) and /healthz; empty disables"`
 	StoreMaxOutage     time.Duration `yaml:"store_max_outage" default:"1m" doc:"how long pitr daemon's storage requests may keep failing, or streamed WAL wait to be stored, before /healthz answers 503"`
 
+	// Retention (issue 11, retain): the daemon runs retain after each
+	// successful scheduled job.
+	DaemonRetain *bool `yaml:"daemon_retain" default:"true" doc:"pitr daemon runs pitr retain (the retention: policies) after each successful scheduled backup, dump or file snapshot; a failure is logged and counted in pitr_retain_failures_total"`
+
 	LogLevel  string `yaml:"log_level" default:"info" doc:"debug, info, warn or error"`
 	LogFormat string `yaml:"log_format" default:"auto" doc:"auto (console on a terminal, else JSON), console or json"`
 
