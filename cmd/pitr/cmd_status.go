@@ -12,7 +12,6 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/spf13/cobra"
 
-	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/check"
 	"github.com/pitr-dev/pitr/internal/config"
 	"github.com/pitr-dev/pitr/internal/daemon"
@@ -155,7 +154,13 @@ func (e *env) gatherAll(ctx context.Context, ms []monitored) ([]*status.Status, 
 	histories := e.cfg.Encryption == "none" || e.cfg.AgeIdentityFile != ""
 	out := make([]*status.Status, 0, len(ms))
 	for _, m := range ms {
-		opts := status.Options{Name: m.name, URL: m.settings.Repo, Rules: e.retentionRules()}
+		// retention.backups is the primary's; a monitored repository's
+		// policy is its own host's, not known here: no rules then.
+		opts := status.Options{Name: m.name, URL: m.settings.Repo, Loc: time.Local}
+		if m.primary {
+			p := policyOf(e.cfg.Retention.Backups)
+			opts.Retention = &p
+		}
 		r, err := e.openMonitored(ctx, m)
 		if errors.Is(err, errUsage) {
 			return nil, err
@@ -189,13 +194,6 @@ func (e *env) gatherAll(ctx context.Context, ms []monitored) ([]*status.Status, 
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-// retentionRules says which retention rule keeps each backup.
-// TODO(issue 11): retention.Plan with retention.backups, once
-// internal/retention is merged; until then no rules are shown.
-func (e *env) retentionRules() func([]*catalog.Backup, time.Time) map[string][]string {
-	return nil
 }
 
 func runStatus(ctx context.Context, e *env, urls []string, asJSON bool) error {

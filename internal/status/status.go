@@ -15,6 +15,7 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/repo"
+	"github.com/pitr-dev/pitr/internal/retention"
 	"github.com/pitr-dev/pitr/wal"
 )
 
@@ -34,10 +35,15 @@ type Options struct {
 	Offsite    *repo.Repo
 	OffsiteURL string
 	OffsiteErr error // it could not be opened: recorded in Status.Offsite
-	// Rules, if set, says for each backup id the retention rules that keep
-	// it ("daily", "pinned", ...); see retention.Plan.
-	Rules func(backups []*catalog.Backup, now time.Time) map[string][]string
-	Now   func() time.Time
+	// Retention is the backups' retention policy (retention.backups): each
+	// backup's KeptBy is the rules that keep it, pins included, as pitr
+	// retain would decide now (retention.Plan); Loc is the time zone of
+	// its calendar days (nil: UTC).
+	// nil: not computed (a monitored repository's policy is its own
+	// host's).
+	Retention *retention.Policy
+	Loc       *time.Location
+	Now       func() time.Time
 }
 
 // Status is one repository's state at Checked.
@@ -77,8 +83,9 @@ type Backup struct {
 	Stored    int64     `json:"stored"`
 	Usable    bool      `json:"usable"`
 	Status    string    `json:"status"` // "ok", or why it is not restorable
-	// KeptBy are the retention rules that keep it (empty: no policy, or
-	// not computed).
+	// KeptBy are the retention rules that keep it now ("daily",
+	// "pinned", "all" when there is no policy...; see retention.Plan);
+	// empty: the policy deletes it at the next pitr retain.
 	KeptBy []string `json:"kept_by"`
 }
 
@@ -181,9 +188,9 @@ func Gather(ctx context.Context, r *repo.Repo, opts Options) (*Status, error) {
 	if err := walState(ctx, r, ix, l, s, opts); err != nil {
 		return nil, err
 	}
-	var rules map[string][]string
-	if opts.Rules != nil {
-		rules = opts.Rules(l.Backups, s.Checked)
+	rules, err := keptBy(ctx, r, l.Backups, opts, s.Checked)
+	if err != nil {
+		return nil, err
 	}
 	for _, u := range l.Check(ix) {
 		b := Backup{ID: u.Backup.ID, StartTime: u.Backup.StartTime, EndTime: u.Backup.EndTime, Timeline: u.Backup.Timeline,
@@ -216,6 +223,27 @@ func Gather(ctx context.Context, r *repo.Repo, opts Options) (*Status, error) {
 		s.Offsite = offsite(ctx, opts.Offsite, opts.OffsiteURL, l, ix, s.Checked)
 	}
 	return s, nil
+}
+
+// keptBy returns, by backup id, the retention rules that keep it.
+func keptBy(ctx context.Context, r *repo.Repo, backups []*catalog.Backup, opts Options, now time.Time) (map[string][]string, error) {
+	if opts.Retention == nil {
+		return nil, nil
+	}
+	pins, err := r.ListPins(ctx)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]retention.Item, 0, len(backups))
+	for _, b := range backups {
+		items = append(items, retention.Item{Kind: retention.KindBackup, ID: b.ID, Time: b.StartTime, Timeline: b.Timeline,
+			Pinned: pins.Pinned(catalog.PinRef{Kind: catalog.PinBackup, ID: b.ID})})
+	}
+	out := map[string][]string{}
+	for _, d := range retention.Plan(items, *opts.Retention, now, opts.Loc) {
+		out[d.Item.ID] = d.Reasons
+	}
+	return out, nil
 }
 
 // cluster fills the bound cluster's system identifier and version.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/repo"
+	"github.com/pitr-dev/pitr/internal/retention"
 	"github.com/pitr-dev/pitr/storage/storagetest"
 	"github.com/pitr-dev/pitr/wal"
 )
@@ -150,5 +151,38 @@ func TestGatherOffsiteLag(t *testing.T) {
 	if s.Offsite == nil || s.Offsite.Error != "" || s.Offsite.LagSeconds != 1800 ||
 		s.Offsite.MissingWAL != wal.SegmentFileName(1, 2, seg) || len(s.Offsite.MissingBackups) != 1 {
 		t.Fatalf("offsite %+v", s.Offsite)
+	}
+}
+
+// Each backup shows the rules of the backups policy that keep it, pins
+// included; without a policy given, none.
+func TestGatherKeptBy(t *testing.T) {
+	f := newFixture(t)
+	f.segment(1)
+	ids := []string{"20261120T020000Z", "20261121T020000Z", "20261122T020000Z"}
+	for i, id := range ids {
+		f.clock = t0.Add(time.Duration(i-2) * 24 * time.Hour)
+		f.backup(id, 1, 1)
+	}
+	r := repo.New(f.m, nil)
+	if err := r.SavePin(t.Context(), &catalog.Pin{PinRef: catalog.PinRef{Kind: catalog.PinBackup, ID: ids[0]}, Pinned: true, At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock = t0.Add(time.Hour)
+	s := f.gather(Options{Retention: &retention.Policy{KeepLast: 1}})
+	got := map[string]string{}
+	for _, b := range s.Backups {
+		got[b.ID] = strings.Join(b.KeptBy, ",")
+	}
+	want := map[string]string{ids[0]: "pinned", ids[1]: "", ids[2]: "last,newest"}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("%s kept by %q, want %q", id, got[id], w)
+		}
+	}
+	for _, b := range f.gather(Options{}).Backups {
+		if len(b.KeptBy) != 0 {
+			t.Errorf("no policy given: %s kept by %v", b.ID, b.KeptBy)
+		}
 	}
 }
