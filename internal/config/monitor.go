@@ -99,7 +99,7 @@ func (c *Config) ValidateMonitor() error {
 			name = ClusterName(m.Repo)
 		}
 		if !clusterName.MatchString(name) {
-			return fmt.Errorf("%s.name %q: want letters, digits and any of _ - .", key, name)
+			return fmt.Errorf("%s.name %q: want only letters, digits, '_', '-' and '.' in it", key, name)
 		}
 		if j, ok := first[name]; ok {
 			return fmt.Errorf("%s: cluster name %q is used twice (first in monitor[%d]); set name", key, name, j)

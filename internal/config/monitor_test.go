@@ -46,7 +46,7 @@ func TestMonitorValidate(t *testing.T) {
 	}{
 		{Config{Monitor: []Monitored{{Repo: "s3://a/db1"}, {Repo: "s3://b/db1"}}}, `monitor[1]: cluster name "db1" is used twice (first in monitor[0]); set name`},
 		{Config{Monitor: []Monitored{{Repo: "http://x"}}}, `monitor[0].repo "http://x": want s3://bucket/prefix or file:///absolute/path`},
-		{Config{Monitor: []Monitored{{Name: "a b", Repo: "s3://a/x"}}}, `monitor[0].name "a b": want letters, digits, _, - and .`},
+		{Config{Monitor: []Monitored{{Name: "a b", Repo: "s3://a/x"}}}, `monitor[0].name "a b": want only letters, digits, '_', '-' and '.' in it`},
 		{Config{Check: &Check{WarnWALAge: time.Hour, MaxWALAge: time.Minute}}, "check.warn_wal_age 1h0m0s is above check.max_wal_age 1m0s"},
 		{Config{Check: &Check{MaxDumpAge: -time.Second}}, "check.max_dump_age: must be 0 or more"},
 	} {
