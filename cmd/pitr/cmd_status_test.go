@@ -190,3 +190,36 @@ func TestDaemonMonitorOnly(t *testing.T) {
 		t.Fatalf("daemon exit %d: %s", code, stderr.String())
 	}
 }
+
+// With offsite:, status and check compare the off-site repository.
+func TestStatusOffsite(t *testing.T) {
+	a, b := localRepo(t, "db1"), localRepo(t, "copy")
+	st, err := local.Open(strings.TrimPrefix(a, "file://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := catalog.WALKey(wal.SegmentFileName(1, 1, seg), strings.Repeat("a", 64), true)
+	if err := st.Put(t.Context(), key, strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "pitr.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("repo: %s\nencryption: none\noffsite:\n  repo: %s\n", a, b)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PITR_LOG_LEVEL", "error")
+	code, out, stderr := runCLI(t, "status", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "off-site "+b+": ") || !strings.Contains(out, "WAL from "+wal.SegmentFileName(1, 1, seg)) {
+		t.Errorf("status: exit %d %s\n%s", code, stderr, out)
+	}
+	code, out, _ = runCLI(t, "check", "--config", cfg)
+	if code != 2 || !strings.Contains(out, " copy_lag=") {
+		t.Errorf("check: exit %d\n%s", code, out)
+	}
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("repo: %s\nencryption: none\noffsite:\n  repo: %s\n", a, "file:///nonexistent/x")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCLI(t, "check", "--config", cfg)
+	if code != 2 || !strings.Contains(out, "\nCRITICAL: off-site repository file:///nonexistent/x unreadable: ") {
+		t.Errorf("check, off-site missing: exit %d\n%s", code, out)
+	}
+}
