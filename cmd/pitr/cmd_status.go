@@ -70,7 +70,7 @@ func (e *env) monitoredRepos(urls []string) ([]monitored, error) {
 		if name == "" {
 			name = config.ClusterName(m.Repo)
 		}
-		return monitored{name: name, settings: m.Repository()}
+		return monitored{name: name, settings: e.cfg.MonitoredRepository(m)}
 	}
 	primary := func() monitored {
 		m := monitored{name: config.ClusterName(e.cfg.Repo), settings: e.cfg.Primary(), primary: true, databases: e.cfg.DumpDatabases}

@@ -3,10 +3,17 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/repo"
@@ -108,4 +115,46 @@ func TestCheckExitCodesReal(t *testing.T) {
 		strings.Join(s.Backups[0].KeptBy, ",") != "all,newest" {
 		t.Errorf("status --json: %+v", s)
 	}
+}
+
+// TestStatusFleetMinIO: two clusters' prefixes in one MinIO bucket, named
+// by --repo and by monitor:; status labels both, check reports the worst
+// and an unreachable store is UNKNOWN.
+func TestStatusFleetMinIO(t *testing.T) {
+	m := testenv.MinIO(t)
+	bucket := m.NewBucket(t)
+	for _, prefix := range []string{"fleet/db1", "fleet/db2"} {
+		_, err := m.Client().PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(prefix + "/" + catalog.MarkerKey),
+			Body: bytes.NewReader(catalog.MarshalMarker(time.Now(), "test"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &rig{t: t, pitr: testenv.PitrBinary(t), env: append([]string{"PITR_S3_ENDPOINT=" + m.Endpoint, "PITR_LOG_FORMAT=json"}, m.Env()...)}
+	a, b := "s3://"+bucket+"/fleet/db1", "s3://"+bucket+"/fleet/db2"
+	js, stderr, code := r.run("status", "--json", "--repo", a, "--repo", b)
+	var all []status.Status
+	if err := json.Unmarshal([]byte(js), &all); err != nil || code != 0 {
+		t.Fatalf("status --json: exit %d %v %s\n%s", code, err, stderr, js)
+	}
+	if len(all) != 2 || all[0].Name != "db1" || all[1].Name != "db2" || all[0].Error != "" || all[1].Error != "" {
+		t.Fatalf("statuses: %+v", all)
+	}
+
+	cfg := filepath.Join(t.TempDir(), "monitor.yaml")
+	yml := fmt.Sprintf("monitor:\n  - repo: %s\n  - name: billing\n    repo: %s\n  - repo: s3://%s/fleet/gone\n", a, b, bucket)
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := r.check("--config", cfg)
+	if code != 2 || !strings.HasPrefix(out, "PITR CRITICAL - 3 clusters: 0 ok, 0 warning, 2 critical, 1 unknown; db1: no backup; billing: no backup | ") ||
+		!strings.Contains(out, "\nUNKNOWN gone: repository s3://"+bucket+"/fleet/gone unreadable: no repository") {
+		t.Fatalf("check: exit %d\n%s", code, out)
+	}
+	m.Stop(t)
+	out, code = r.check("--repo", a)
+	if code != 3 || !strings.HasPrefix(out, "PITR UNKNOWN - repository "+a+" unreadable: ") {
+		t.Fatalf("store down: exit %d\n%s", code, out)
+	}
+	t.Logf("store down: %s", out)
 }

@@ -88,7 +88,7 @@ type Config struct {
 	// Monitoring (issue 11: pitr check, pitr status, the daemon's metrics
 	// of monitored repositories; see monitor.go).
 	Check   *Check      `yaml:"check" doc:"thresholds of pitr check (absent: the defaults); each flag --warn-X/--max-X overrides one"`
-	Monitor []Monitored `yaml:"monitor" doc:"repositories pitr status, pitr check and pitr daemon watch (other clusters', on a monitoring host); a daemon with only monitor: and no repo runs only that"`
+	Monitor []Monitored `yaml:"monitor" doc:"repositories pitr status, pitr check and pitr daemon watch (other clusters', on a monitoring host); each entry's unset repository keys are the top-level settings'; a daemon with only monitor: and no repo runs only that"`
 }
 
 // Setting describes one setting for documentation and flag binding. Env

@@ -41,7 +41,9 @@ func DefaultCheck() Check {
 
 // Monitored is one entry of monitor:, a repository pitr status, pitr
 // check and the daemon watch (another cluster's, on a monitoring host).
-// Its repository keys are those of offsite:.
+// Its repository keys are those of offsite:; unlike there, an unset one
+// is the top-level setting's (see Config.MonitoredRepository), so a fleet
+// in one bucket lists only its prefixes.
 type Monitored struct {
 	Name                  string `yaml:"name" doc:"the cluster's label in output and metrics (default: the repository prefix's last element): letters, digits, _, - and ."`
 	Repo                  string `yaml:"repo"`
@@ -51,13 +53,34 @@ type Monitored struct {
 	S3SSE                 string `yaml:"s3_sse"`
 	S3SSEKMSKeyID         string `yaml:"s3_sse_kms_key_id"`
 	S3StorageClass        string `yaml:"s3_storage_class"`
-	S3NoConditionalWrites *bool  `yaml:"s3_no_conditional_writes" default:"false"`
+	S3NoConditionalWrites *bool  `yaml:"s3_no_conditional_writes"`
 }
 
-// Repository returns m's repository settings.
+// Repository returns m's repository settings, as given.
 func (m Monitored) Repository() Repository {
 	return Repository{Repo: m.Repo, S3Endpoint: m.S3Endpoint, S3ForcePathStyle: m.S3ForcePathStyle, S3Region: m.S3Region,
 		S3SSE: m.S3SSE, S3SSEKMSKeyID: m.S3SSEKMSKeyID, S3StorageClass: m.S3StorageClass, S3NoConditionalWrites: m.S3NoConditionalWrites}
+}
+
+// MonitoredRepository returns m's repository settings with each unset
+// one taken from the top-level settings.
+func (c *Config) MonitoredRepository(m Monitored) Repository {
+	r, top := m.Repository(), c.Primary()
+	or := func(a, b string) string {
+		if a != "" {
+			return a
+		}
+		return b
+	}
+	r.S3Endpoint, r.S3Region = or(r.S3Endpoint, top.S3Endpoint), or(r.S3Region, top.S3Region)
+	r.S3SSE, r.S3SSEKMSKeyID, r.S3StorageClass = or(r.S3SSE, top.S3SSE), or(r.S3SSEKMSKeyID, top.S3SSEKMSKeyID), or(r.S3StorageClass, top.S3StorageClass)
+	if r.S3ForcePathStyle == nil {
+		r.S3ForcePathStyle = top.S3ForcePathStyle
+	}
+	if r.S3NoConditionalWrites == nil {
+		r.S3NoConditionalWrites = top.S3NoConditionalWrites
+	}
+	return r
 }
 
 // ClusterName is the label of the repository at url: its prefix's last

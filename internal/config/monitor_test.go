@@ -66,3 +66,14 @@ func TestClusterName(t *testing.T) {
 		}
 	}
 }
+
+func TestMonitoredRepositoryInherits(t *testing.T) {
+	c := Default()
+	c.S3Endpoint, c.S3Region = "http://minio:9000", "eu-west-1"
+	yes := true
+	r := c.MonitoredRepository(Monitored{Repo: "s3://b/db1", S3Region: "us-east-2", S3ForcePathStyle: &yes})
+	if r.Repo != "s3://b/db1" || r.S3Endpoint != "http://minio:9000" || r.S3Region != "us-east-2" || !*r.S3ForcePathStyle ||
+		r.S3NoConditionalWrites == nil || *r.S3NoConditionalWrites {
+		t.Errorf("MonitoredRepository = %+v", r)
+	}
+}
