@@ -223,3 +223,15 @@ func TestStatusOffsite(t *testing.T) {
 		t.Errorf("check, off-site missing: exit %d\n%s", code, out)
 	}
 }
+
+// An exit status without an error (pitr check printed its result) exits
+// with that status and prints nothing more.
+func TestPrintErrorSilentExit(t *testing.T) {
+	var w bytes.Buffer
+	if code := printError(&w, nil, fmt.Errorf("wrapped: %w", exitCodeError{code: 1})); code != 1 || w.Len() != 0 {
+		t.Errorf("printError = %d, printed %q", code, w.String())
+	}
+	if s := (exitCodeError{code: 2}).Error(); s != "exit status 2" {
+		t.Errorf("Error() = %q", s)
+	}
+}
