@@ -107,10 +107,12 @@ var (
 	descMonVerifyOK = prometheus.NewDesc("pitr_verify_last_ok", "1 if the last pitr verify passed.", []string{"cluster"}, nil)
 	descMonDrill    = prometheus.NewDesc("pitr_drill_last_timestamp_seconds", "Unix time the last restore drill ended.", []string{"cluster"}, nil)
 	descMonDrillOK  = prometheus.NewDesc("pitr_drill_last_ok", "1 if the last restore drill passed.", []string{"cluster"}, nil)
-	descMonRTO      = prometheus.NewDesc("pitr_drill_last_rto_seconds", "Time to restore measured by the last restore drill that passed.", []string{"cluster"}, nil)
-	descMonCopyLag  = prometheus.NewDesc("pitr_copy_lag_seconds", "How long the off-site repository has lacked something of the primary (0: up to date).", []string{"cluster"}, nil)
-	descMonDump     = prometheus.NewDesc("pitr_dump_newest_timestamp_seconds", "Unix time the newest dump of a database ended.", []string{"cluster", "db"}, nil)
-	descMonFiles    = prometheus.NewDesc("pitr_files_newest_timestamp_seconds", "Unix time the newest snapshot of a file set ended.", []string{"cluster", "set"}, nil)
+	// Not pitr_drill_last_rto_seconds: a daemon running drills itself
+	// exports that, unlabelled, in the same registry.
+	descMonRTO     = prometheus.NewDesc("pitr_drill_rto_seconds", "Time to restore measured by the monitored repository's last restore drill that passed.", []string{"cluster"}, nil)
+	descMonCopyLag = prometheus.NewDesc("pitr_copy_lag_seconds", "How long the off-site repository has lacked something of the primary (0: up to date).", []string{"cluster"}, nil)
+	descMonDump    = prometheus.NewDesc("pitr_dump_newest_timestamp_seconds", "Unix time the newest dump of a database ended.", []string{"cluster", "db"}, nil)
+	descMonFiles   = prometheus.NewDesc("pitr_files_newest_timestamp_seconds", "Unix time the newest snapshot of a file set ended.", []string{"cluster", "set"}, nil)
 )
 
 func (c *monitorCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -46,7 +46,7 @@ func TestMonitorJob(t *testing.T) {
 		`pitr_wal_gaps{cluster="db1"} 1`,
 		`pitr_verify_last_ok{cluster="db1"} 0`,
 		`pitr_drill_last_ok{cluster="db1"} 1`,
-		`pitr_drill_last_rto_seconds{cluster="db1"} 41.5`,
+		`pitr_drill_rto_seconds{cluster="db1"} 41.5`,
 		`pitr_copy_lag_seconds{cluster="db1"} 70`,
 		`pitr_dump_newest_timestamp_seconds{cluster="db1",db="app"} 1.7953416e+09`,
 	} {
