@@ -326,6 +326,9 @@ func printReport(w io.Writer, kind string, r *status.Report, ago func(time.Time)
 	if r.Reached != nil {
 		fmt.Fprintf(w, ", reached %s", r.Reached.UTC().Format(time.RFC3339))
 	}
+	if kind == "verify" && r.OK && !r.Decrypted {
+		fmt.Fprint(w, " (without the identity: presence, sizes and ciphertext checksums only)")
+	}
 	if r.Summary != "" {
 		fmt.Fprintf(w, ": %s", r.Summary)
 	}
