@@ -350,7 +350,7 @@ func printNewest(w io.Writer, header, none string, ns []status.Newest, ago func(
 	fmt.Fprintln(tw, header+"\tNEWEST\tAGE\tSIZE\tDAMAGED")
 	for _, n := range ns {
 		newest, age := "-", "-"
-		if n.Count > 0 {
+		if n.ID != "" {
 			newest, age = n.ID, ago(n.EndTime)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\n", n.Name, n.Count, newest, age, humanBytes(n.Bytes), n.Damaged)

@@ -377,14 +377,14 @@ func entries(c *cluster, kind, label, what string, have []status.Newest, want []
 	seen := map[string]bool{}
 	for _, n := range have {
 		seen[n.Name] = true
-		if n.Count == 0 {
+		if n.ID == "" {
 			c.add(Critical, "no readable %s of %s %s (%d damaged)", kind, what, n.Name, n.Damaged)
 			continue
 		}
 		age := now.Sub(n.EndTime)
 		c.age(label+"."+n.Name, "last "+kind+" of "+strings.ReplaceAll(n.Name, "%", "%%")+" %s ago", age, p)
 		if n.Damaged > 0 {
-			c.add(Warning, "%d damaged %s entries of %s %s", n.Damaged, kind, what, n.Name)
+			c.add(Warning, "%d damaged %s entries of %s %s, newer than the newest readable one", n.Damaged, kind, what, n.Name)
 		}
 	}
 	for _, name := range want {

@@ -72,15 +72,23 @@ func TestEvaluate(t *testing.T) {
 			more: []string{"WARNING: damaged backup entry X: not valid JSON"}},
 		{name: "dumps per database", state: Critical,
 			edit: func(s *status.Status, tg *Target) {
-				s.Dumps = []status.Newest{{Name: "app", Count: 3, EndTime: now.Add(-time.Hour)}, {Name: "old db", Count: 1, EndTime: now.Add(-30 * time.Hour)}}
+				s.Dumps = []status.Newest{{Name: "app", Count: 3, ID: "20261122T110000Z", EndTime: now.Add(-time.Hour)}, {Name: "old db", Count: 1, ID: "20261121T060000Z", EndTime: now.Add(-30 * time.Hour)}}
 				tg.Databases = []string{"app", "billing"}
 			},
 			more: []string{"CRITICAL: no dump of database billing", "WARNING: last dump of old db 30h ago (more than 26h)"}},
 		{name: "dump perfdata label quoted", state: Critical,
 			edit: func(s *status.Status, tg *Target) {
-				s.Dumps = []status.Newest{{Name: "old db", Count: 1, EndTime: now.Add(-50 * time.Hour)}}
+				s.Dumps = []status.Newest{{Name: "old db", Count: 1, ID: "20261121T060000Z", EndTime: now.Add(-50 * time.Hour)}}
 			},
 			line: "PITR CRITICAL - last dump of old db 2d ago (more than 48h) | backup_age=25200s;93600;172800 wal_age=12s;300;900 wal_gaps=0 'dump_age.old db'=180000s;93600;172800 verify_age=72000s;691200;1296000 drill_age=72000s;691200;1296000 drill_rto=41.3s"},
+		{name: "dump entries all damaged", state: Critical,
+			edit: func(s *status.Status, _ *Target) { s.Dumps = []status.Newest{{Name: "app", Count: 2, Damaged: 2}} },
+			more: []string{"CRITICAL: no readable dump of database app (2 damaged)"}},
+		{name: "newest dump damaged", state: Warning,
+			edit: func(s *status.Status, _ *Target) {
+				s.Dumps = []status.Newest{{Name: "app", Count: 2, ID: "20261122T110000Z", EndTime: now.Add(-time.Hour), Damaged: 1}}
+			},
+			more: []string{"WARNING: 1 damaged dump entries of database app, newer than the newest readable one"}},
 		{name: "file set missing", state: Critical,
 			edit: func(_ *status.Status, tg *Target) { tg.FileSets = []string{"uploads"} },
 			more: []string{"CRITICAL: no snapshot of file set uploads"}},

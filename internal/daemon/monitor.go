@@ -188,12 +188,12 @@ func (c *monitorCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descMonCopyLag, lag)
 		}
 		for _, d := range s.Dumps {
-			if d.Count > 0 {
+			if d.ID != "" {
 				gauge(descMonDump, unix(d.EndTime), d.Name)
 			}
 		}
 		for _, f := range s.FileSets {
-			if f.Count > 0 {
+			if f.ID != "" {
 				gauge(descMonFiles, unix(f.EndTime), f.Name)
 			}
 		}

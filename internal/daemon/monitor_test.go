@@ -21,7 +21,7 @@ func TestMonitorJob(t *testing.T) {
 		Verify:  &status.Report{OK: false, Finished: t0.Add(-2 * time.Hour)},
 		Drill:   &status.Report{OK: true, Finished: t0.Add(-3 * time.Hour), RTOSeconds: 41.5},
 		Offsite: &status.Offsite{LagSeconds: 60},
-		Dumps:   []status.Newest{{Name: "app", Count: 2, EndTime: t0.Add(-4 * time.Hour)}},
+		Dumps:   []status.Newest{{Name: "app", Count: 2, ID: "20261122T100000Z", EndTime: t0.Add(-4 * time.Hour)}},
 	}
 	job := MonitorJob([]Monitored{
 		{Name: "db1", Gather: func(context.Context) (*status.Status, error) { return good, nil }},

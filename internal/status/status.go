@@ -110,14 +110,16 @@ type WAL struct {
 }
 
 // Newest is a kind of entry for one database or file set: how many, and
-// the newest.
+// the newest readable one.
 type Newest struct {
-	Name    string    `json:"name"` // database or set
-	Count   int       `json:"count"`
+	Name    string    `json:"name"`  // database or set
+	Count   int       `json:"count"` // entries, readable or not
 	ID      string    `json:"newest_id"`
 	EndTime time.Time `json:"newest_time"`
 	Bytes   int64     `json:"bytes"` // of the newest
-	Damaged int       `json:"damaged,omitempty"`
+	// Damaged counts the entries newer than the newest readable one that
+	// cannot be read (all of them when none is readable).
+	Damaged int `json:"damaged,omitempty"`
 }
 
 // Report is the newest verify or drill report.
@@ -313,62 +315,31 @@ func walState(ctx context.Context, r *repo.Repo, ix *wal.Index, l *repo.Backups,
 	return nil
 }
 
-// entries fills the dumps per database and snapshots per file set.
+// entries fills the dumps per database and snapshots per file set,
+// reading only the newest entry of each (and those newer that are
+// damaged).
 func entries(ctx context.Context, r *repo.Repo, s *Status) error {
-	dumps, damagedDumps, err := r.ListDumps(ctx, "")
+	dumps, err := r.NewestDumps(ctx)
 	if err != nil {
 		return err
 	}
-	byDB := map[string]*Newest{}
-	var order []string
-	add := func(name string) *Newest {
-		if byDB[name] == nil {
-			byDB[name] = &Newest{Name: name}
-			order = append(order, name)
+	for _, n := range dumps {
+		x := Newest{Name: n.Name, Count: n.Entries, Damaged: len(n.Damaged)}
+		if d := n.Dump; d != nil {
+			x.ID, x.EndTime, x.Bytes = d.ID, d.EndTime, d.Bytes
 		}
-		return byDB[name]
+		s.Dumps = append(s.Dumps, x)
 	}
-	for _, d := range dumps { // by database, oldest first
-		n := add(d.Database)
-		n.Count++
-		if !d.EndTime.Before(n.EndTime) {
-			n.ID, n.EndTime, n.Bytes = d.ID, d.EndTime, d.Bytes
-		}
-	}
-	for _, d := range damagedDumps {
-		add(d.Database).Damaged++
-	}
-	sort.Strings(order)
-	for _, name := range order {
-		s.Dumps = append(s.Dumps, *byDB[name])
-	}
-
-	snaps, damagedSnaps, err := r.ListSnapshots(ctx, "")
+	snaps, err := r.NewestSnapshots(ctx)
 	if err != nil {
 		return err
 	}
-	bySet := map[string]*Newest{}
-	order = nil
-	addSet := func(name string) *Newest {
-		if bySet[name] == nil {
-			bySet[name] = &Newest{Name: name}
-			order = append(order, name)
+	for _, n := range snaps {
+		x := Newest{Name: n.Name, Count: n.Entries, Damaged: len(n.Damaged)}
+		if sn := n.Snapshot; sn != nil {
+			x.ID, x.EndTime, x.Bytes = sn.ID, sn.EndTime, sn.Bytes
 		}
-		return bySet[name]
-	}
-	for _, sn := range snaps {
-		n := addSet(sn.Set)
-		n.Count++
-		if !sn.EndTime.Before(n.EndTime) {
-			n.ID, n.EndTime, n.Bytes = sn.ID, sn.EndTime, sn.Bytes
-		}
-	}
-	for _, d := range damagedSnaps {
-		addSet(d.Set).Damaged++
-	}
-	sort.Strings(order)
-	for _, name := range order {
-		s.FileSets = append(s.FileSets, *bySet[name])
+		s.FileSets = append(s.FileSets, x)
 	}
 	return nil
 }
