@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/smithy-go"
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pitr-dev/pitr/internal/check"
 	"github.com/pitr-dev/pitr/internal/config"
@@ -146,54 +147,71 @@ func (e *env) openMonitored(ctx context.Context, m monitored) (*repo.Repo, error
 	return r, err
 }
 
-// gatherAll reads each repository's status; one that cannot be read has
-// Status.Error set (a usage error, such as a bad URL, fails it all).
+// gatherAll reads each repository's status, four at a time, in the
+// order of ms; one that cannot be read has Status.Error set (a usage
+// error, such as a bad URL, fails it all).
 func (e *env) gatherAll(ctx context.Context, ms []monitored) ([]*status.Status, error) {
-	// With the identity, or unencrypted, the timeline histories can be
-	// read, and the windows follow the timeline restore follows.
-	histories := e.cfg.Encryption == "none" || e.cfg.AgeIdentityFile != ""
-	out := make([]*status.Status, 0, len(ms))
-	for _, m := range ms {
-		// retention.backups is the primary's; a monitored repository's
-		// policy is its own host's, not known here: no rules then.
-		opts := status.Options{Name: m.name, URL: m.settings.Repo, Loc: time.Local}
-		if m.primary {
-			p := policyOf(e.cfg.Retention.Backups)
-			opts.Retention = &p
-		}
-		r, err := e.openMonitored(ctx, m)
-		if errors.Is(err, errUsage) {
-			return nil, err
-		}
-		if err != nil {
-			out = append(out, &status.Status{Name: m.name, Repo: m.settings.Repo, Checked: time.Now().UTC(), Error: oneLine(err.Error())})
-			continue
-		}
-		switch {
-		case e.cfg.Encryption == "none": // no warning each time: e.Codec logs one
-			r, opts.Histories = repo.New(r.Store(), &envelope.Codec{}), true
-		case histories:
-			if codec, cerr := e.Codec(true); cerr == nil {
-				r, opts.Histories = repo.New(r.Store(), codec), true
-			}
-		}
-		if m.offsiteURL != "" {
-			opts.OffsiteURL = m.offsiteURL
-			if _, _, err := copyTarget(&e.cfg, ""); err != nil {
-				opts.OffsiteErr = err
-			} else if st, err := e.OpenSecond(ctx, *e.cfg.Offsite, true, false); err != nil {
-				opts.OffsiteErr = err
-			} else if opts.Offsite, err = repo.Open(ctx, st, nil, m.offsiteURL); err != nil {
-				opts.Offsite, opts.OffsiteErr = nil, err
-			}
-		}
-		s, err := status.Gather(ctx, r, opts)
-		if err != nil {
-			s = &status.Status{Name: m.name, Repo: m.settings.Repo, Checked: time.Now().UTC(), Error: oneLine(err.Error())}
-		}
-		out = append(out, s)
+	out := make([]*status.Status, len(ms))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i, m := range ms {
+		g.Go(func() error {
+			s, err := e.gatherOne(gctx, m)
+			out[i] = s
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// gatherOne reads one repository's status; only a usage error is
+// returned, any other is the status's Error.
+func (e *env) gatherOne(ctx context.Context, m monitored) (*status.Status, error) {
+	failed := func(err error) *status.Status {
+		return &status.Status{Name: m.name, Repo: m.settings.Repo, Checked: time.Now().UTC(), Error: oneLine(err.Error())}
+	}
+	// retention.backups is the primary's; a monitored repository's
+	// policy is its own host's, not known here: no rules then.
+	opts := status.Options{Name: m.name, URL: m.settings.Repo, Loc: time.Local}
+	if m.primary {
+		p := policyOf(e.cfg.Retention.Backups)
+		opts.Retention = &p
+	}
+	r, err := e.openMonitored(ctx, m)
+	if errors.Is(err, errUsage) {
+		return nil, err
+	}
+	if err != nil {
+		return failed(err), nil
+	}
+	// With the identity, or unencrypted, the timeline histories can be
+	// read, and the windows follow the timeline restore follows.
+	switch {
+	case e.cfg.Encryption == "none": // no warning each time: e.Codec logs one
+		r, opts.Histories = repo.New(r.Store(), &envelope.Codec{}), true
+	case e.cfg.AgeIdentityFile != "":
+		if codec, cerr := e.Codec(true); cerr == nil {
+			r, opts.Histories = repo.New(r.Store(), codec), true
+		}
+	}
+	if m.offsiteURL != "" {
+		opts.OffsiteURL = m.offsiteURL
+		if _, _, err := copyTarget(&e.cfg, ""); err != nil {
+			opts.OffsiteErr = err
+		} else if st, err := e.OpenSecond(ctx, *e.cfg.Offsite, true, false); err != nil {
+			opts.OffsiteErr = err
+		} else if opts.Offsite, err = repo.Open(ctx, st, nil, m.offsiteURL); err != nil {
+			opts.Offsite, opts.OffsiteErr = nil, err
+		}
+	}
+	s, err := status.Gather(ctx, r, opts)
+	if err != nil {
+		return failed(err), nil
+	}
+	return s, nil
 }
 
 func runStatus(ctx context.Context, e *env, urls []string, asJSON bool) error {
@@ -371,11 +389,7 @@ func (e *env) monitorJob() (*daemon.Job, error) {
 	repos := make([]daemon.Monitored, len(ms))
 	for i, m := range ms {
 		repos[i] = daemon.Monitored{Name: m.name, Gather: func(ctx context.Context) (*status.Status, error) {
-			all, err := e.gatherAll(ctx, []monitored{m})
-			if err != nil {
-				return nil, err
-			}
-			return all[0], nil
+			return e.gatherOne(ctx, m)
 		}}
 	}
 	j := daemon.MonitorJob(repos, time.Minute)
