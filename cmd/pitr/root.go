@@ -150,6 +150,11 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newClusterUpgradeCommand(e),
 		newDemoCommand(e),
 		newCopyCommand(e),
+		newRetainCommand(e),
+		newPinCommand(e),
+		newUnpinCommand(e),
+		newStatusCommand(e),
+		newCheckCommand(e),
 		newVerifyCommand(e),
 	)
 	return root

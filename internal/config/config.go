@@ -81,6 +81,10 @@ type Config struct {
 	MetricsAddr        string        `yaml:"metrics_addr" default:"127.0.0.1:9187" doc:"where pitr daemon serves /metrics (Prometheus) and /healthz; empty disables"`
 	StoreMaxOutage     time.Duration `yaml:"store_max_outage" default:"1m" doc:"how long pitr daemon's storage requests may keep failing, or streamed WAL wait to be stored, before /healthz answers 503"`
 
+	// Retention (issue 11, retain): the daemon runs retain after each
+	// successful scheduled job.
+	DaemonRetain *bool `yaml:"daemon_retain" default:"true" doc:"pitr daemon runs pitr retain (the retention: policies) after each successful scheduled backup, dump or file snapshot; a failure is logged and counted in pitr_retain_failures_total"`
+
 	LogLevel  string `yaml:"log_level" default:"info" doc:"debug, info, warn or error"`
 	LogFormat string `yaml:"log_format" default:"auto" doc:"auto (console on a terminal, else JSON), console or json"`
 
@@ -90,6 +94,11 @@ type Config struct {
 	Offsite   *Repository `yaml:"offsite" doc:"a second repository, off-site, for copies of what repo holds; its keys are those of the top-level repository settings, unset ones with their defaults (absent: none)"`
 	Files     []FileSet   `yaml:"files" doc:"file sets: directories of the application (uploads) or its keys and certificates (secrets), snapshotted on their schedule"`
 	Retention Retention   `yaml:"retention" doc:"how long to keep what is in the repository, one policy per kind; a kind without a policy, or with every keep_ setting 0, keeps everything"`
+
+	// Monitoring (issue 11: pitr check, pitr status, the daemon's metrics
+	// of monitored repositories; see monitor.go).
+	Check   *Check      `yaml:"check" doc:"thresholds of pitr check (absent: the defaults); each flag --warn-X/--max-X overrides one"`
+	Monitor []Monitored `yaml:"monitor" doc:"repositories pitr status, pitr check and pitr daemon watch (other clusters', on a monitoring host); each entry's unset repository keys are the top-level settings'; a daemon with only monitor: and no repo runs only that"`
 }
 
 // Setting describes one setting for documentation and flag binding. Env

@@ -270,6 +270,9 @@ func (c *Config) validateSections() error {
 	if err := c.validateFiles(); err != nil {
 		return err
 	}
+	if err := c.ValidateMonitor(); err != nil {
+		return err
+	}
 	return c.Retention.validate()
 }
 

@@ -321,6 +321,13 @@ func TestSectionsDocumented(t *testing.T) {
 		"retention.dumps.keep_monthly", "retention.dumps.keep_yearly", "retention.dumps.keep_within",
 		"retention.files", "retention.files.keep_last", "retention.files.keep_daily", "retention.files.keep_weekly",
 		"retention.files.keep_monthly", "retention.files.keep_yearly", "retention.files.keep_within",
+		// monitor part
+		"check", "check.warn_backup_age", "check.max_backup_age", "check.warn_wal_age", "check.max_wal_age",
+		"check.warn_dump_age", "check.max_dump_age", "check.warn_files_age", "check.max_files_age",
+		"check.warn_verify_age", "check.max_verify_age", "check.warn_drill_age", "check.max_drill_age",
+		"check.warn_copy_lag", "check.max_copy_lag",
+		"monitor", "monitor[].name", "monitor[].repo", "monitor[].s3_endpoint", "monitor[].s3_force_path_style", "monitor[].s3_region",
+		"monitor[].s3_sse", "monitor[].s3_sse_kms_key_id", "monitor[].s3_storage_class", "monitor[].s3_no_conditional_writes",
 	}
 	if !reflect.DeepEqual(keys, want) {
 		t.Errorf("Sections() keys:\n%q\nwant\n%q", keys, want)
