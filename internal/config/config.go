@@ -41,6 +41,11 @@ type Config struct {
 
 	S3NoConditionalWrites *bool `yaml:"s3_no_conditional_writes" default:"false" doc:"for S3-compatible stores that ignore If-None-Match on writes (which would silently overwrite): objects that must never be replaced are then written after a HEAD check for the key, which two writers can race"`
 
+	// Immutable storage (issue 11, lock): S3 Object Lock on upload; per
+	// repository, so Repository has both keys too.
+	S3ObjectLock     string `yaml:"s3_object_lock" doc:"S3 Object Lock on every upload: governance or compliance (the bucket must be created with Object Lock); empty: off. See docs/STORAGE.md"`
+	S3ObjectLockDays int    `yaml:"s3_object_lock_days" doc:"days each upload stays locked with s3_object_lock; 0: from retention.backups, the longest of keep_within, keep_daily days, keep_weekly*7, keep_monthly*31 and keep_yearly*366 days, at least 1; pitr retain extends the locks of what it keeps"`
+
 	Encryption        string   `yaml:"encryption" default:"age" doc:"age, or none to store objects unencrypted (logs a warning on every run)"`
 	AgeRecipients     []string `yaml:"age_recipients" doc:"age public keys (age1...) to encrypt to, comma-separated"`
 	AgeRecipientsFile string   `yaml:"age_recipients_file" doc:"file with age public keys, one per line"`

@@ -312,6 +312,7 @@ func TestSectionsDocumented(t *testing.T) {
 	want := []string{
 		"offsite", "offsite.repo", "offsite.s3_endpoint", "offsite.s3_force_path_style", "offsite.s3_region", "offsite.s3_sse",
 		"offsite.s3_sse_kms_key_id", "offsite.s3_storage_class", "offsite.s3_no_conditional_writes",
+		"offsite.s3_object_lock", "offsite.s3_object_lock_days",
 		"files", "files[].name", "files[].kind", "files[].paths", "files[].exclude", "files[].schedule",
 		"retention",
 		"retention.backups", "retention.backups.keep_last", "retention.backups.keep_daily", "retention.backups.keep_weekly",
@@ -355,7 +356,7 @@ func TestRedactedSections(t *testing.T) {
 			break
 		}
 	}
-	if at < 0 || len(lines)-at != 36 {
+	if at < 0 || len(lines)-at != 38 {
 		t.Fatalf("Redacted() has %d section lines from %d:\n%s", len(lines)-at, at, strings.Join(lines, "\n"))
 	}
 	want := `offsite.repo=s3://away/pitr
@@ -366,6 +367,8 @@ offsite.s3_sse=aws:kms
 offsite.s3_sse_kms_key_id=alias/pitr
 offsite.s3_storage_class=GLACIER_IR
 offsite.s3_no_conditional_writes=true
+offsite.s3_object_lock=
+offsite.s3_object_lock_days=0
 files[0].name=uploads
 files[0].kind=uploads
 files[0].paths=/srv/app/uploads,/srv/app/media
