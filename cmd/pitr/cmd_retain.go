@@ -11,10 +11,13 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/config"
 	"github.com/pitr-dev/pitr/internal/daemon"
 	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/internal/retention"
+	"github.com/pitr-dev/pitr/storage"
+	"github.com/pitr-dev/pitr/wal"
 )
 
 // retainFlags are pitr retain's flags.
@@ -150,6 +153,9 @@ func runRetain(ctx context.Context, e *env, f retainFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := retainHooks(ctx, e, r, &o); err != nil {
+		return err
+	}
 	res, err := retention.Run(ctx, r, o)
 	if res != nil {
 		if f.asJSON {
@@ -219,6 +225,9 @@ func daemonRetainer(e *env, r *repo.Repo) *daemon.Retainer {
 		if err != nil {
 			return err
 		}
+		if err := retainHooks(ctx, e, r, &o); err != nil {
+			return err
+		}
 		res, err := retention.Run(ctx, r, o)
 		if res != nil {
 			var buf strings.Builder
@@ -227,4 +236,49 @@ func daemonRetainer(e *env, r *repo.Repo) *daemon.Retainer {
 		}
 		return err
 	})
+}
+
+// retainHooks sets the file-pack garbage collection (it reads the kept
+// snapshots' manifests: with encryption, that needs the identity) and,
+// with S3 Object Lock, the extension of the kept chain's locks.
+func retainHooks(ctx context.Context, e *env, r *repo.Repo, o *retention.Options) error {
+	if o.DoFiles {
+		var keyed *repo.Repo
+		if e.cfg.Encryption == "none" || e.cfg.AgeIdentityFile != "" {
+			codec, err := e.Codec(false) // recipients: a repack writes new packs
+			if err != nil {
+				return err
+			}
+			withKey, err := e.Codec(true)
+			if err != nil {
+				return err
+			}
+			codec.Identities = withKey.Identities
+			keyed = repo.New(r.Store(), codec)
+		}
+		o.PlanPacks = func(ctx context.Context, remaining []*catalog.Snapshot, now time.Time, grace time.Duration) (*retention.PackPlan, error) {
+			if keyed == nil {
+				if len(remaining) == 0 {
+					return nil, nil
+				}
+				return &retention.PackPlan{Summary: "not collected: reading the kept snapshots needs the identity (age_identity_file)"}, nil
+			}
+			g, err := keyed.PlanPackGC(ctx, remaining, now, grace)
+			if err != nil {
+				return nil, err
+			}
+			s := g.Summary()
+			return &retention.PackPlan{Bytes: s.DeleteBytes, Apply: g.Apply,
+				Summary: fmt.Sprintf("delete %d (%s), condemn %d (%s, deleted after the grace), repack %d, waiting %d",
+					s.DeletePacks, humanBytes(s.DeleteBytes), s.CondemnPacks, humanBytes(s.CondemnBytes), s.RepackPacks, s.WaitingPacks)}, nil
+		}
+	}
+	if _, ok := storage.LockerOf(r.Store()); ok && e.cfg.S3ObjectLock != "" {
+		days := e.cfg.ObjectLockDays(e.cfg.Primary())
+		o.ExtendLocks = func(ctx context.Context, kept []*catalog.Backup, ix *wal.Index) (int, error) {
+			until := time.Now().Add(time.Duration(days) * 24 * time.Hour)
+			return retention.ExtendLocks(ctx, r.Store(), kept, ix, until)
+		}
+	}
+	return nil
 }
