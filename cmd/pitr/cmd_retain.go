@@ -199,7 +199,9 @@ func printRetain(w io.Writer, res *retention.Result) {
 	if res.Packs != nil {
 		fmt.Fprintf(w, "file packs: %s (%s)\n", res.Packs.Summary, humanBytes(res.Packs.Bytes))
 	}
-	fmt.Fprintf(w, "window: %s\n", repo.Describe(res.Windows))
+	if res.Backups != nil {
+		fmt.Fprintf(w, "window: %s\n", repo.Describe(res.Windows))
+	}
 	if res.Locked > 0 {
 		until := ""
 		if !res.LockedUntil.IsZero() {
