@@ -157,16 +157,14 @@ func runRetain(ctx context.Context, e *env, f retainFlags) error {
 		return err
 	}
 	res, err := retention.Run(ctx, r, o)
-	if res != nil {
-		if f.asJSON {
-			if jerr := writeJSON(e.stdout, res); jerr != nil && err == nil {
-				err = jerr
-			}
-		} else {
-			printRetain(e.stdout, res)
-		}
+	if err != nil {
+		return err // what was planned is not what was done: print nothing
 	}
-	return err
+	if f.asJSON {
+		return writeJSON(e.stdout, res)
+	}
+	printRetain(e.stdout, res)
+	return nil
 }
 
 // printRetain prints one line per kind, the same for a dry run and a real

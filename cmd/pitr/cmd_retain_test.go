@@ -113,3 +113,29 @@ func TestPinCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// retain --json is snake_case; --dumps alone leaves backups and WAL alone.
+func TestRetainJSONAndKinds(t *testing.T) {
+	m := storagetest.NewMemory()
+	now := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
+	old := storeBackup(t, m, now.Add(-48*time.Hour), 1)
+	storeBackup(t, m, now.Add(-24*time.Hour), 3)
+	e, out := memEnv(m)
+	if err := runRetain(t.Context(), e, retainFlags{dumps: true, last: 1, policySet: true, asJSON: true}); err != nil {
+		t.Fatal(err)
+	}
+	js := out.String()
+	for _, want := range []string{`"dumps": {`, `"decisions": [`, `"reasons": [`, `"kind": "backup"`} {
+		if !strings.Contains(js, want) {
+			t.Errorf("--json lacks %s:\n%s", want, js)
+		}
+	}
+	for _, bad := range []string{`"Item"`, `"backups": {`, `"wal": {`} {
+		if strings.Contains(js, bad) {
+			t.Errorf("--json has %s:\n%s", bad, js)
+		}
+	}
+	if _, err := m.Stat(t.Context(), catalog.BackupEntryKey(old.ID)); err != nil {
+		t.Errorf("retain --dumps deleted a backup: %v", err)
+	}
+}
