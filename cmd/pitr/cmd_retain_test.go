@@ -8,6 +8,7 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/config"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage/storagetest"
 	"github.com/pitr-dev/pitr/wal"
 )
@@ -137,5 +138,25 @@ func TestRetainJSONAndKinds(t *testing.T) {
 	}
 	if _, err := m.Stat(t.Context(), catalog.BackupEntryKey(old.ID)); err != nil {
 		t.Errorf("retain --dumps deleted a backup: %v", err)
+	}
+}
+
+// The daemon retains only with a policy configured and daemon_retain on.
+func TestDaemonRetainer(t *testing.T) {
+	m := storagetest.NewMemory()
+	e, _ := memEnv(m)
+	e.cfg = config.Default()
+	r := repo.New(m, nil)
+	if daemonRetainer(e, r) != nil {
+		t.Error("retainer without a policy")
+	}
+	e.cfg.Retention.Dumps = &config.Policy{KeepLast: 3}
+	if daemonRetainer(e, r) == nil {
+		t.Error("no retainer with a dumps policy")
+	}
+	off := false
+	e.cfg.DaemonRetain = &off
+	if daemonRetainer(e, r) != nil {
+		t.Error("retainer with daemon_retain off")
 	}
 }
