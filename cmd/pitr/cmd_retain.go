@@ -243,31 +243,31 @@ func daemonRetainer(e *env, r *repo.Repo) *daemon.Retainer {
 // with S3 Object Lock, the extension of the kept chain's locks.
 func retainHooks(ctx context.Context, e *env, r *repo.Repo, o *retention.Options) error {
 	if o.DoFiles {
-		var keyed *repo.Repo
-		if e.cfg.Encryption == "none" || e.cfg.AgeIdentityFile != "" {
-			codec, err := e.Codec(false) // recipients: a repack writes new packs
-			if err != nil {
-				return err
-			}
-			withKey, err := e.Codec(true)
-			if err != nil {
-				return err
-			}
-			codec.Identities = withKey.Identities
-			keyed = repo.New(r.Store(), codec)
-		}
 		o.PlanPacks = func(ctx context.Context, remaining []*catalog.Snapshot, now time.Time, grace time.Duration) (*retention.PackPlan, error) {
-			if keyed == nil {
-				if len(remaining) == 0 {
-					return nil, nil
+			pr := r // with no snapshot kept, no manifest is read
+			if len(remaining) > 0 {
+				if e.cfg.Encryption != "none" && e.cfg.AgeIdentityFile == "" {
+					return &retention.PackPlan{Summary: "not collected: reading the kept snapshots needs the identity (age_identity_file)"}, nil
 				}
-				return &retention.PackPlan{Summary: "not collected: reading the kept snapshots needs the identity (age_identity_file)"}, nil
+				codec, err := e.Codec(false) // recipients: a repack writes new packs
+				if err != nil {
+					return nil, err
+				}
+				withKey, err := e.Codec(true)
+				if err != nil {
+					return nil, err
+				}
+				codec.Identities = withKey.Identities
+				pr = repo.New(r.Store(), codec)
 			}
-			g, err := keyed.PlanPackGC(ctx, remaining, now, grace)
+			g, err := pr.PlanPackGC(ctx, remaining, now, grace)
 			if err != nil {
 				return nil, err
 			}
 			s := g.Summary()
+			if s.Packs == 0 && s.DeletePacks == 0 && s.WaitingPacks == 0 {
+				return nil, nil // no file snapshots in this repository: nothing to say
+			}
 			return &retention.PackPlan{Bytes: s.DeleteBytes, Apply: g.Apply,
 				Summary: fmt.Sprintf("delete %d (%s), condemn %d (%s, deleted after the grace), repack %d, waiting %d",
 					s.DeletePacks, humanBytes(s.DeleteBytes), s.CondemnPacks, humanBytes(s.CondemnBytes), s.RepackPacks, s.WaitingPacks)}, nil
