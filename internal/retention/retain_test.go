@@ -394,3 +394,42 @@ func TestRunLockedAndDenied(t *testing.T) {
 		t.Errorf("objects changed")
 	}
 }
+
+// pinning lists pins/ as st does, and pins ref just before the n-th listing.
+type pinning struct {
+	storage.Storage
+	n     int
+	calls int
+	pin   func()
+}
+
+func (s *pinning) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if prefix == catalog.PinsPrefix {
+		if s.calls++; s.calls == s.n {
+			s.pin()
+		}
+	}
+	return s.Storage.List(ctx, prefix, fn)
+}
+
+// An item pinned while retain plans is kept: retain reads the pins again
+// before deleting, and plans again.
+func TestRunPinnedWhilePlanning(t *testing.T) {
+	f := newFixture(t)
+	w := f.world()
+	ctx := t.Context()
+	st := &pinning{Storage: f.m, n: 2}
+	r := repo.New(st, nil)
+	st.pin = func() {
+		if err := repo.New(f.m, nil).SavePin(ctx, &catalog.Pin{PinRef: catalog.PinRef{Kind: catalog.PinBackup, ID: w.b1.ID}, Pinned: true, At: f.now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Run(ctx, r, options(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.has(catalog.BackupEntryKey(w.b1.ID)) || res.Backups.Delete != 0 || !f.has(w.backupFile) {
+		t.Errorf("backup pinned while planning: entry stored %v, %+v, its WAL %v", f.has(catalog.BackupEntryKey(w.b1.ID)), res.Backups, f.has(w.backupFile))
+	}
+}
