@@ -433,3 +433,31 @@ func TestRunPinnedWhilePlanning(t *testing.T) {
 		t.Errorf("backup pinned while planning: entry stored %v, %+v, its WAL %v", f.has(catalog.BackupEntryKey(w.b1.ID)), res.Backups, f.has(w.backupFile))
 	}
 }
+
+// On a store with Object Lock, locked objects are reported (with the end
+// of their lock), not an error, and the kept chain's locks are extended.
+func TestRunObjectLock(t *testing.T) {
+	f := newFixture(t)
+	f.m.LockFor = 7 * 24 * time.Hour
+	w := f.world()
+	ctx := t.Context()
+	o := options(f)
+	until := f.now.Add(30 * 24 * time.Hour)
+	o.ExtendLocks = func(ctx context.Context, kept []*catalog.Backup, ix *wal.Index) (int, error) {
+		return ExtendLocks(ctx, f.m, kept, ix, until)
+	}
+	res, err := Run(ctx, repo.New(f.m, nil), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Locked == 0 || res.LockedUntil.IsZero() || res.Extended == 0 {
+		t.Errorf("locked %d until %v, extended %d: want all set", res.Locked, res.LockedUntil, res.Extended)
+	}
+	if !f.has(catalog.BackupEntryKey(w.b1.ID)) || !f.has(w.tl1seg1) {
+		t.Errorf("a locked backup or its WAL was deleted")
+	}
+	got, err := f.m.LockedUntil(ctx, catalog.BackupEntryKey(w.b3.ID))
+	if err != nil || got.Before(until) {
+		t.Errorf("kept backup locked until %v (%v), want at least %v", got, err, until)
+	}
+}
