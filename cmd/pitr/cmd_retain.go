@@ -69,7 +69,7 @@ command that deletes: it needs storage credentials that may.`,
 	fl.IntVar(&f.monthly, "keep-monthly", 0, "keep the newest of each of the last N months")
 	fl.IntVar(&f.yearly, "keep-yearly", 0, "keep the newest of each of the last N years")
 	fl.StringVar(&f.within, "keep-within", "", "keep everything newer than this, e.g. 30d or 72h")
-	fl.StringVar(&f.grace, "grace", "", "remove leftovers of interrupted jobs older than this (default: backup_stale_after)")
+	fl.StringVar(&f.grace, "grace", "", "remove leftovers of interrupted jobs older than this; 0 keeps them (default: backup_stale_after)")
 	return cmd
 }
 
