@@ -252,8 +252,8 @@ func makePlan(ctx context.Context, r *repo.Repo, o Options, pins *repo.Pins) (*p
 					p.res.Leftovers.Delete++
 					p.res.Leftovers.Bytes += s.Bytes()
 				}
-			} else if sel.backups {
-				young = append(young, s)
+			} else if sel.backups && s.Newest.After(o.Now.Add(-max(o.Grace, 24*time.Hour))) {
+				young = append(young, s) // maybe still running (with grace 0, a day's activity says so)
 			}
 		}
 	}
