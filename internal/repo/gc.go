@@ -34,8 +34,10 @@ import (
 //     referenced bytes are below RepackBelow of their blobs' bytes, once
 //     their live chunks are copied (ReadBlob, then a PackWriter) into new
 //     packs with their own index objects: a repack is new objects, never a
-//     rewrite. Packs younger than the grace are left alone (a snapshot in
-//     progress may have just stored them).
+//     rewrite. A chunk held by several packs counts for one, its owner
+//     (the first staying pack holding it), so a pack of duplicates is a
+//     candidate too. Packs younger than the grace are left alone (a
+//     snapshot in progress may have just stored them).
 //  2. Phase 1 condemns the candidates: a create-only record
 //     files/condemned/<id>.json lists them with the time each was first
 //     condemned (catalog's gc.go). From then on LoadChunkIndex marks them
@@ -51,8 +53,11 @@ import (
 //     progress (a reservation without its entry) was reserved before the
 //     record's time plus the grace: such a snapshot may have loaded its
 //     index before the record existed, and its packs and chunk
-//     references are not visible yet. A condemned pack found referenced
-//     again, with no other copy, is un-condemned.
+//     references are not visible yet. Snapshots in progress are listed
+//     before the complete ones, so one finishing in between is seen. A
+//     condemned pack found referenced again, with no other copy, is
+//     un-condemned (the fewest such packs that hold every referenced
+//     chunk).
 //  4. Each run that changes the condemned set writes one new record
 //     carrying every pack still condemned (with its first time), leaving
 //     out the deleted and un-condemned ones, and naming the records it
@@ -61,7 +66,9 @@ import (
 //     they read, so a record being replaced is never missed.
 //  5. Packs without an index object older than the grace (a snapshot
 //     killed between pack and index, or a deletion cut short between the
-//     two) are deleted.
+//     two) are deleted, unless a snapshot in progress was reserved before
+//     the pack's time plus the grace (it may be storing the index object).
+//     Packs under an Object Lock are counted and stay condemned.
 //
 // What a crash leaves: before the record, new repacked packs (indexed,
 // harmless duplicates) and nothing condemned; after deleting some index
@@ -70,12 +77,14 @@ import (
 // the new record, old superseded records (ignored, deleted next run).
 //
 // Assumptions: one pack GC at a time (pitr retain runs it); the grace is
-// longer than a snapshot takes from reading the records (at the end of
-// loading its index) to reserving its id (moments), and than the clock
-// skew between hosts and the store; every host
-// snapshotting runs a pitr that reads the records. A leftover
-// reservation of a killed snapshot holds back deletions until retention
-// cleans it up: that only delays them.
+// longer than the longest snapshot (retention removes older reservations
+// as leftovers, and a snapshot whose reservation is gone is no longer
+// seen in progress), than a snapshot takes from reading the records (at
+// the end of loading its index) to reserving its id (moments), and than
+// the clock skew between hosts and the store; every host snapshotting
+// runs a pitr that reads the records. A leftover reservation of a killed
+// snapshot holds back deletions until retention cleans it up: that only
+// delays them.
 
 // DefaultRepackBelow is the share of referenced bytes under which a pack
 // is repacked.
@@ -127,12 +136,32 @@ func (s PackGCSummary) Frees() (now, later int64) {
 	return s.DeleteBytes, s.CondemnBytes
 }
 
+// String is the summary in one line, e.g. "condemn 3 packs (48.0 MiB),
+// delete 2 (32.0 MiB), repack 1 (5 chunks), 4 waiting".
+func (s PackGCSummary) String() string {
+	out := fmt.Sprintf("condemn %d packs (%s), delete %d (%s), repack %d (%d chunks), %d waiting",
+		s.CondemnPacks, mib(s.CondemnBytes), s.DeletePacks, mib(s.DeleteBytes), s.RepackPacks, s.RepackChunks, s.WaitingPacks)
+	if s.HeldPacks > 0 {
+		out += fmt.Sprintf(" (%d held by snapshots in progress)", s.HeldPacks)
+	}
+	if s.SparedPacks > 0 {
+		out += fmt.Sprintf(", %d un-condemned", s.SparedPacks)
+	}
+	if s.LockedPacks > 0 {
+		out += fmt.Sprintf(", %d locked (%s)", s.LockedPacks, mib(s.LockedBytes))
+	}
+	return out
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
 // PackGC is a planned pack GC: PlanPackGC looks, Apply acts.
 type PackGC struct {
 	r       *Repo
 	opts    PackGCOptions
 	known   map[string]bool               // complete snapshots at plan time: set/id
 	refs    map[chunkKey]chunkKey         // referenced chunk ID -> plaintext SHA-256
+	refsMu  sync.Mutex                    // guards refs while manifests are read
 	indexes map[string]*catalog.PackIndex // index objects read, by SHA-256 (immutable)
 	st      gcState
 	summary PackGCSummary
@@ -218,10 +247,8 @@ func (r *Repo) PlanPackGCWith(ctx context.Context, remaining []*catalog.Snapshot
 	if err := r.canReadManifests(append(slices.Clip(remaining), all...)); err != nil {
 		return nil, err
 	}
-	for _, s := range remaining {
-		if err := g.addRefs(ctx, s); err != nil {
-			return nil, err
-		}
+	if err := g.addAllRefs(ctx, remaining); err != nil {
+		return nil, err
 	}
 	if err := g.look(ctx, inProgress); err != nil {
 		return nil, err
@@ -237,8 +264,8 @@ func (r *Repo) canReadManifests(snaps []*catalog.Snapshot) error {
 		return nil
 	}
 	for _, s := range snaps {
-		if s.Encrypted {
-			return fmt.Errorf("reclaiming file packs needs the age identity (age_identity_file) to read snapshot manifests: snapshot %s of %s is encrypted", s.ID, s.Set)
+		if s.Encrypted || r.codec == nil {
+			return fmt.Errorf("reclaiming file packs needs the age identity (age_identity_file) to read the manifest of snapshot %s of %s", s.ID, s.Set)
 		}
 	}
 	return nil
@@ -258,6 +285,17 @@ func (g *PackGC) listSnapshots(ctx context.Context) ([]*catalog.Snapshot, error)
 	return all, nil
 }
 
+// addAllRefs adds the chunks the manifests of snaps name to the
+// referenced set, reading a few manifests at once.
+func (g *PackGC) addAllRefs(ctx context.Context, snaps []*catalog.Snapshot) error {
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(4)
+	for _, s := range snaps {
+		eg.Go(func() error { return g.addRefs(ectx, s) })
+	}
+	return eg.Wait()
+}
+
 // addRefs adds the chunks the manifest of s names to the referenced set.
 func (g *PackGC) addRefs(ctx context.Context, s *catalog.Snapshot) error {
 	m, err := g.r.OpenManifest(ctx, s)
@@ -266,6 +304,8 @@ func (g *PackGC) addRefs(ctx context.Context, s *catalog.Snapshot) error {
 	}
 	defer m.Close()
 	err = m.Scan(ctx, func(e *catalog.ManifestEntry) error {
+		g.refsMu.Lock()
+		defer g.refsMu.Unlock()
 		for _, c := range e.Chunks {
 			id, ok := parseChunkKey(c.ID)
 			sum, ok2 := parseChunkKey(c.SHA256)
@@ -408,7 +448,8 @@ func (g *PackGC) decide() {
 			p.action = gcCondemn
 			s.CondemnPacks++
 			s.CondemnBytes += p.size
-		case g.opts.RepackBelow > 0 && float64(live) < g.opts.RepackBelow*float64(total):
+		case g.opts.RepackBelow > 0 && float64(live) < g.opts.RepackBelow*float64(total) && (g.r.Encrypted() || p.index.Header == 4):
+			// (chunks of an encrypted pack are never copied into a plaintext one)
 			p.action = gcRepack
 			s.RepackPacks++
 			s.RepackBytes += p.size
@@ -568,13 +609,15 @@ func (g *PackGC) Apply(ctx context.Context) error {
 	if err := r.canReadManifests(all); err != nil {
 		return err
 	}
+	var finished []*catalog.Snapshot // since the plan
 	for _, s := range all {
 		if k := s.Set + "/" + s.ID; !g.known[k] {
-			if err := g.addRefs(ctx, s); err != nil {
-				return err
-			}
+			finished = append(finished, s)
 			g.known[k] = true
 		}
+	}
+	if err := g.addAllRefs(ctx, finished); err != nil {
+		return err
 	}
 	if err := g.look(ctx, inProgress); err != nil {
 		return err

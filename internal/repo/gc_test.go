@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -476,5 +478,152 @@ func TestPackGCDuplicates(t *testing.T) {
 	sum = applyGC(t, r, []*catalog.Snapshot{s}, t0.Add(4*time.Hour))
 	if sum.DeletePacks != 1 || packExists(t, mem, p1) || !packExists(t, mem, p2) {
 		t.Fatalf("%+v: want the pack of duplicates deleted, the other kept", sum)
+	}
+}
+
+func TestPackGCSummaryString(t *testing.T) {
+	s := PackGCSummary{CondemnPacks: 3, CondemnBytes: 48 << 20, DeletePacks: 2, DeleteBytes: 32 << 20, RepackPacks: 1, RepackChunks: 5, WaitingPacks: 4, HeldPacks: 1, LockedPacks: 1, LockedBytes: 1 << 20}
+	want := "condemn 3 packs (48.0 MiB), delete 2 (32.0 MiB), repack 1 (5 chunks), 4 waiting (1 held by snapshots in progress), 1 locked (1.0 MiB)"
+	if got := s.String(); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	if now, later := s.Frees(); now != 32<<20 || later != 48<<20 {
+		t.Errorf("frees %d now, %d later", now, later)
+	}
+}
+
+// The local index cache drops the index objects pack GC deleted.
+func TestPackGCPrunesIndexCache(t *testing.T) {
+	r, _, clock := gcRepo(t)
+	t0 := *clock
+	cache := t.TempDir()
+	b := chunks(2, 2, 4096)
+	ix := NewChunkIndex()
+	w := r.NewPackWriter(t.Context(), ix, cache)
+	for _, c := range b {
+		if _, err := w.Add(c.id, c.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	applyGC(t, r, nil, t0.Add(2*time.Hour))
+	applyGC(t, r, nil, t0.Add(4*time.Hour))
+	if _, err := r.LoadChunkIndexCached(t.Context(), nil, cache); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, "*.json")); len(left) != 0 {
+		t.Errorf("cache keeps %v after the pack went", left)
+	}
+}
+
+// Chunks of an encrypted pack are never repacked by a pitr with
+// encryption off.
+func TestPackGCNoPlaintextRepack(t *testing.T) {
+	r, mem, clock := gcRepo(t)
+	t0 := *clock
+	cs := chunks(4, 4, 8192)
+	storeGCPack(t, r, cs)
+	s := gcSnapshot(t, r, "media", t0, cs[1:2])
+	plain := New(mem, &envelope.Codec{Identities: r.Codec().Identities})
+	g, err := plain.PlanPackGC(t.Context(), []*catalog.Snapshot{s}, t0.Add(2*time.Hour), time.Hour)
+	if err != nil || g.Summary().RepackPacks != 0 {
+		t.Fatalf("%v %+v: want no repack", err, g.Summary())
+	}
+}
+
+// failPackDelete fails the first delete of a pack.
+type failPackDelete struct {
+	storage.Storage
+	failed bool
+}
+
+func (f *failPackDelete) Delete(ctx context.Context, key string) error {
+	if !f.failed && strings.HasPrefix(key, catalog.PacksPrefix) {
+		f.failed = true
+		return errors.New("disk on fire")
+	}
+	return f.Storage.Delete(ctx, key)
+}
+
+// A deletion cut short between the index object and the pack leaves a
+// pack without an index: an error now, removed by the next run.
+func TestPackGCDeleteCutShort(t *testing.T) {
+	_, mem, clock := gcRepo(t)
+	st := &failPackDelete{Storage: mem}
+	r := sealingRepo(t, st)
+	t0 := *clock
+	packB := storeGCPack(t, r, chunks(2, 2, 4096))
+	applyGC(t, r, nil, t0.Add(2*time.Hour))
+	g := planGC(t, r, nil, t0.Add(4*time.Hour))
+	if err := g.Apply(t.Context()); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("apply: %v; want the delete's error", err)
+	}
+	if s := g.Summary(); s.DeletePacks != 0 {
+		t.Errorf("%+v: a pack not deleted is counted", s)
+	}
+	if !packExists(t, mem, packB) || countKeys(t, mem, catalog.IndexPrefix) != 0 {
+		t.Fatal("want the pack left without its index object")
+	}
+	if s := applyGC(t, r, nil, t0.Add(4*time.Hour)); s.LeftoverPacks != 1 || packExists(t, mem, packB) {
+		t.Fatalf("%+v: want the pack without an index deleted", s)
+	}
+	if n := countKeys(t, mem, catalog.CondemnedPrefix); n != 0 {
+		t.Fatalf("%d records left", n)
+	}
+}
+
+// lockedStore holds every object under a retention lock until until.
+type lockedStore struct {
+	storage.Storage
+	until time.Time
+}
+
+func (l *lockedStore) LockedUntil(context.Context, string) (time.Time, error) { return l.until, nil }
+func (l *lockedStore) ExtendLock(context.Context, string, time.Time) error    { return nil }
+
+// A condemned pack still under an Object Lock is counted and kept
+// condemned, not deleted, until the lock ends.
+func TestPackGCRespectsLocks(t *testing.T) {
+	_, mem, clock := gcRepo(t)
+	t0 := *clock
+	st := &lockedStore{Storage: mem, until: t0.Add(5 * time.Hour)}
+	r := sealingRepo(t, st)
+	packB := storeGCPack(t, r, chunks(2, 2, 4096))
+	applyGC(t, r, nil, t0.Add(2*time.Hour))
+	if s := applyGC(t, r, nil, t0.Add(4*time.Hour)); s.LockedPacks != 1 || s.DeletePacks != 0 || !packExists(t, mem, packB) {
+		t.Fatalf("%+v: want the locked pack kept and counted", s)
+	}
+	if n := countKeys(t, mem, catalog.CondemnedPrefix); n != 1 {
+		t.Fatalf("%d records; want the locked pack still condemned", n)
+	}
+	if s := applyGC(t, r, nil, t0.Add(6*time.Hour)); s.DeletePacks != 1 || packExists(t, mem, packB) {
+		t.Fatalf("%+v: want the pack deleted once its lock ended", s)
+	}
+}
+
+// Several manifests, read at once: every pack one of them uses stays.
+func TestPackGCManySnapshots(t *testing.T) {
+	r, mem, clock := gcRepo(t)
+	t0 := *clock
+	var kept []*catalog.Snapshot
+	var packs []string
+	for i := range 6 {
+		cs := chunks(byte(10+i), 2, 4096)
+		packs = append(packs, storeGCPack(t, r, cs))
+		s := gcSnapshot(t, r, "media", t0.Add(time.Duration(i)*time.Minute), cs)
+		if i%2 == 0 {
+			kept = append(kept, s)
+		}
+	}
+	applyGC(t, r, kept, t0.Add(2*time.Hour))
+	if s := applyGC(t, r, kept, t0.Add(4*time.Hour)); s.DeletePacks != 3 || s.Chunks != 6 {
+		t.Fatalf("%+v: want the 3 packs of the dropped snapshots deleted", s)
+	}
+	for i, p := range packs {
+		if packExists(t, mem, p) != (i%2 == 0) {
+			t.Errorf("pack %d: exists %v", i, !(i%2 == 0))
+		}
 	}
 }

@@ -357,6 +357,7 @@ func (r *Repo) LoadChunkIndexCached(ctx context.Context, ix *ChunkIndex, dir str
 	}
 	if dir != "" {
 		_ = os.MkdirAll(dir, 0o700)
+		pruneIndexCache(dir, sums)
 	}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
@@ -417,6 +418,24 @@ func (r *Repo) readIndexBytes(ctx context.Context, sum string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w: content does not match its name", key, ErrDamaged)
 	}
 	return data, nil
+}
+
+// pruneIndexCache removes the cached index objects the repository no
+// longer lists (pack GC deleted them), best effort.
+func pruneIndexCache(dir string, sums []string) {
+	listed := make(map[string]bool, len(sums))
+	for _, s := range sums {
+		listed[s+".json"] = true
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, de := range des {
+		if name := de.Name(); de.Type().IsRegular() && len(name) == 64+len(".json") && filepath.Ext(name) == ".json" && !listed[name] {
+			_ = os.Remove(filepath.Join(dir, name))
+		}
+	}
 }
 
 func readCachedIndex(dir, sum string) (*catalog.PackIndex, bool) {

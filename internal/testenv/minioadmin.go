@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/minio/madmin-go/v3"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // MinIOUser is a MinIO user with its own policy, made through MinIO's admin
@@ -95,7 +96,10 @@ func (m *MinIOServer) admin(t testing.TB) *madmin.AdminClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	adm, err := madmin.New(u.Host, m.AccessKey, m.SecretKey, strings.EqualFold(u.Scheme, "https"))
+	adm, err := madmin.NewWithOptions(u.Host, &madmin.Options{
+		Creds:  credentials.NewStaticV4(m.AccessKey, m.SecretKey, ""),
+		Secure: strings.EqualFold(u.Scheme, "https"),
+	})
 	if err != nil {
 		t.Fatalf("minio admin client: %v", err)
 	}

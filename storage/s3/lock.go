@@ -107,10 +107,17 @@ func noRetention(err error) bool {
 	case "NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError":
 		return true
 	case "InvalidRequest":
-		// AWS and MinIO: "Bucket is missing Object Lock Configuration".
-		return strings.Contains(strings.ToLower(ae.ErrorMessage()), "object lock configuration")
+		return missingLockConfig(ae)
 	}
 	return false
+}
+
+// missingLockConfig reports the answer of a bucket without Object Lock to
+// a request that needs it: "Bucket is missing ObjectLockConfiguration"
+// (MinIO), "Bucket is missing Object Lock Configuration" (AWS).
+func missingLockConfig(ae smithy.APIError) bool {
+	msg := strings.ReplaceAll(strings.ToLower(ae.ErrorMessage()), " ", "")
+	return ae.ErrorCode() == "InvalidRequest" && strings.Contains(msg, "objectlockconfiguration")
 }
 
 // ExtendLock sets key's retention to until with PutObjectRetention, unless

@@ -163,3 +163,30 @@ func TestMinIONoDeleteUser(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMinIOLockWithoutLockedBucket: a store set to lock on a bucket made
+// without Object Lock fails its uploads at once (permanent: no retry can
+// help), naming the cause.
+func TestMinIOLockWithoutLockedBucket(t *testing.T) {
+	srv := testenv.MinIO(t)
+	opts := minioOptions(srv, srv.NewBucket(t))
+	opts.ObjectLockMode, opts.ObjectLockDays = "compliance", 1
+	st := newMinIOStore(t, opts)
+	for _, data := range [][]byte{[]byte("small"), bytes.Repeat([]byte("x"), MinPartSize+1)} {
+		err := st.Put(t.Context(), "k", bytes.NewReader(data))
+		if err == nil || !errors.Is(err, storage.ErrPermanent) || !strings.Contains(strings.ToLower(err.Error()), "object lock") {
+			t.Errorf("put of %d bytes = %v, want a permanent error naming Object Lock", len(data), err)
+		}
+		t.Logf("put of %d bytes: %v", len(data), err)
+	}
+	plain := newMinIOStore(t, minioOptions(srv, opts.Bucket))
+	if err := plain.Put(t.Context(), "k", strings.NewReader("v")); err != nil {
+		t.Fatal(err)
+	}
+	if until, err := plain.LockedUntil(t.Context(), "k"); err != nil || !until.IsZero() {
+		t.Errorf("LockedUntil on a bucket without Object Lock = %s, %v; want zero", until, err)
+	}
+	if err := plain.Delete(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -898,6 +898,9 @@ func permanent(err error) error {
 	if errors.As(err, &ae) && permanentCodes[ae.ErrorCode()] {
 		return storage.Permanent(err)
 	}
+	if errors.As(err, &ae) && missingLockConfig(ae) {
+		return storage.Permanent(fmt.Errorf("%w (uploads are set to be locked, but the bucket was not created with Object Lock; see docs/STORAGE.md)", err))
+	}
 	var re interface{ HTTPStatusCode() int }
 	if errors.As(err, &re) {
 		switch re.HTTPStatusCode() {
