@@ -26,7 +26,7 @@ func newPinCommand(e *env) *cobra.Command {
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error { return runPin(c.Context(), e, args[0], true, note) },
 	}
-	cmd.Flags().StringVar(&note, "note", "", "why it is kept, shown by pitr status")
+	cmd.Flags().StringVar(&note, "note", "", "why it is kept, recorded with the pin")
 	return cmd
 }
 

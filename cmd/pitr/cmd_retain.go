@@ -11,10 +11,13 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/config"
 	"github.com/pitr-dev/pitr/internal/daemon"
 	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/internal/retention"
+	"github.com/pitr-dev/pitr/storage"
+	"github.com/pitr-dev/pitr/wal"
 )
 
 // retainFlags are pitr retain's flags.
@@ -66,7 +69,7 @@ command that deletes: it needs storage credentials that may.`,
 	fl.IntVar(&f.monthly, "keep-monthly", 0, "keep the newest of each of the last N months")
 	fl.IntVar(&f.yearly, "keep-yearly", 0, "keep the newest of each of the last N years")
 	fl.StringVar(&f.within, "keep-within", "", "keep everything newer than this, e.g. 30d or 72h")
-	fl.StringVar(&f.grace, "grace", "", "remove leftovers of interrupted jobs older than this (default: backup_stale_after)")
+	fl.StringVar(&f.grace, "grace", "", "remove leftovers of interrupted jobs older than this; 0 keeps them (default: backup_stale_after)")
 	return cmd
 }
 
@@ -150,17 +153,18 @@ func runRetain(ctx context.Context, e *env, f retainFlags) error {
 	if err != nil {
 		return err
 	}
-	res, err := retention.Run(ctx, r, o)
-	if res != nil {
-		if f.asJSON {
-			if jerr := writeJSON(e.stdout, res); jerr != nil && err == nil {
-				err = jerr
-			}
-		} else {
-			printRetain(e.stdout, res)
-		}
+	if err := retainHooks(ctx, e, r, &o); err != nil {
+		return err
 	}
-	return err
+	res, err := retention.Run(ctx, r, o)
+	if err != nil {
+		return err // what was planned is not what was done: print nothing
+	}
+	if f.asJSON {
+		return writeJSON(e.stdout, res)
+	}
+	printRetain(e.stdout, res)
+	return nil
 }
 
 // printRetain prints one line per kind, the same for a dry run and a real
@@ -193,7 +197,9 @@ func printRetain(w io.Writer, res *retention.Result) {
 	if res.Packs != nil {
 		fmt.Fprintf(w, "file packs: %s (%s)\n", res.Packs.Summary, humanBytes(res.Packs.Bytes))
 	}
-	fmt.Fprintf(w, "window: %s\n", repo.Describe(res.Windows))
+	if res.Backups != nil {
+		fmt.Fprintf(w, "window: %s\n", repo.Describe(res.Windows))
+	}
 	if res.Locked > 0 {
 		until := ""
 		if !res.LockedUntil.IsZero() {
@@ -219,6 +225,9 @@ func daemonRetainer(e *env, r *repo.Repo) *daemon.Retainer {
 		if err != nil {
 			return err
 		}
+		if err := retainHooks(ctx, e, r, &o); err != nil {
+			return err
+		}
 		res, err := retention.Run(ctx, r, o)
 		if res != nil {
 			var buf strings.Builder
@@ -227,4 +236,49 @@ func daemonRetainer(e *env, r *repo.Repo) *daemon.Retainer {
 		}
 		return err
 	})
+}
+
+// retainHooks sets the file-pack garbage collection (it reads the kept
+// snapshots' manifests: with encryption, that needs the identity) and,
+// with S3 Object Lock, the extension of the kept chain's locks.
+func retainHooks(ctx context.Context, e *env, r *repo.Repo, o *retention.Options) error {
+	if o.DoFiles {
+		o.PlanPacks = func(ctx context.Context, remaining []*catalog.Snapshot, now time.Time, grace time.Duration) (*retention.PackPlan, error) {
+			pr := r // with no snapshot kept, no manifest is read
+			if len(remaining) > 0 {
+				if e.cfg.Encryption != "none" && e.cfg.AgeIdentityFile == "" {
+					return &retention.PackPlan{Summary: "not collected: reading the kept snapshots needs the identity (age_identity_file)"}, nil
+				}
+				codec, err := e.Codec(false) // recipients: a repack writes new packs
+				if err != nil {
+					return nil, err
+				}
+				withKey, err := e.Codec(true)
+				if err != nil {
+					return nil, err
+				}
+				codec.Identities = withKey.Identities
+				pr = repo.New(r.Store(), codec)
+			}
+			g, err := pr.PlanPackGC(ctx, remaining, now, grace)
+			if err != nil {
+				return nil, err
+			}
+			s := g.Summary()
+			if s.Packs == 0 && s.DeletePacks == 0 && s.WaitingPacks == 0 {
+				return nil, nil // no file snapshots in this repository: nothing to say
+			}
+			return &retention.PackPlan{Bytes: s.DeleteBytes, Apply: g.Apply,
+				Summary: fmt.Sprintf("delete %d (%s), condemn %d (%s, deleted after the grace), repack %d, waiting %d",
+					s.DeletePacks, humanBytes(s.DeleteBytes), s.CondemnPacks, humanBytes(s.CondemnBytes), s.RepackPacks, s.WaitingPacks)}, nil
+		}
+	}
+	if _, ok := storage.LockerOf(r.Store()); ok && e.cfg.S3ObjectLock != "" {
+		days := e.cfg.ObjectLockDays(e.cfg.Primary())
+		o.ExtendLocks = func(ctx context.Context, kept []*catalog.Backup, ix *wal.Index) (int, error) {
+			until := time.Now().Add(time.Duration(days) * 24 * time.Hour)
+			return retention.ExtendLocks(ctx, r.Store(), kept, ix, until)
+		}
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/config"
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/storage/storagetest"
 	"github.com/pitr-dev/pitr/wal"
 )
@@ -111,5 +112,51 @@ func TestPinCommand(t *testing.T) {
 	}
 	if err := runPin(t.Context(), e, b.ID, false, ""); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// retain --json is snake_case; --dumps alone leaves backups and WAL alone.
+func TestRetainJSONAndKinds(t *testing.T) {
+	m := storagetest.NewMemory()
+	now := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
+	old := storeBackup(t, m, now.Add(-48*time.Hour), 1)
+	storeBackup(t, m, now.Add(-24*time.Hour), 3)
+	e, out := memEnv(m)
+	if err := runRetain(t.Context(), e, retainFlags{dumps: true, last: 1, policySet: true, asJSON: true}); err != nil {
+		t.Fatal(err)
+	}
+	js := out.String()
+	for _, want := range []string{`"dumps": {`, `"decisions": [`, `"reasons": [`, `"kind": "backup"`} {
+		if !strings.Contains(js, want) {
+			t.Errorf("--json lacks %s:\n%s", want, js)
+		}
+	}
+	for _, bad := range []string{`"Item"`, `"backups": {`, `"wal": {`} {
+		if strings.Contains(js, bad) {
+			t.Errorf("--json has %s:\n%s", bad, js)
+		}
+	}
+	if _, err := m.Stat(t.Context(), catalog.BackupEntryKey(old.ID)); err != nil {
+		t.Errorf("retain --dumps deleted a backup: %v", err)
+	}
+}
+
+// The daemon retains only with a policy configured and daemon_retain on.
+func TestDaemonRetainer(t *testing.T) {
+	m := storagetest.NewMemory()
+	e, _ := memEnv(m)
+	e.cfg = config.Default()
+	r := repo.New(m, nil)
+	if daemonRetainer(e, r) != nil {
+		t.Error("retainer without a policy")
+	}
+	e.cfg.Retention.Dumps = &config.Policy{KeepLast: 3}
+	if daemonRetainer(e, r) == nil {
+		t.Error("no retainer with a dumps policy")
+	}
+	off := false
+	e.cfg.DaemonRetain = &off
+	if daemonRetainer(e, r) != nil {
+		t.Error("retainer with daemon_retain off")
 	}
 }

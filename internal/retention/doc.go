@@ -55,7 +55,10 @@
 //     the newest backup's start.
 //   - Pins: the pin records are read again before deleting; an item
 //     pinned meanwhile makes retain plan again.
-//   - File packs only through the gc's two-phase protocol.
+//   - File packs only through the gc's two-phase protocol, which assumes
+//     one retain at a time per repository.
+//   - The grace must be longer than the longest job: a job running longer
+//     looks like a leftover.
 //
 // A dry run (Options.DryRun) plans the same and deletes nothing: its
 // Result equals the real run's, windows included.

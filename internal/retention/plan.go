@@ -42,19 +42,19 @@ func (p Policy) Empty() bool { return p == Policy{} }
 
 // Item is one complete entry of the repository, as Plan sees it.
 type Item struct {
-	Kind     string    // KindBackup, KindDump or KindSnapshot
-	Group    string    // the database of a dump, the set of a snapshot; "" for backups
-	ID       string    // the entry's id
-	Time     time.Time // recorded start time; Plan orders by it, then by ID
-	Timeline uint32    // a backup's timeline; 0 for others
-	Pinned   bool      // pitr pin: kept whatever the policy
+	Kind     string    `json:"kind"`               // KindBackup, KindDump or KindSnapshot
+	Group    string    `json:"group,omitempty"`    // the database of a dump, the set of a snapshot; "" for backups
+	ID       string    `json:"id"`                 // the entry's id
+	Time     time.Time `json:"time"`               // recorded start time; Plan orders by it, then by ID
+	Timeline uint32    `json:"timeline,omitempty"` // a backup's timeline; 0 for others
+	Pinned   bool      `json:"pinned,omitempty"`   // pitr pin: kept whatever the policy
 }
 
 // Decision says whether to keep an item, and why.
 type Decision struct {
-	Item    Item
-	Keep    bool
-	Reasons []string // every rule that keeps it, in the order of the Reason constants
+	Item    Item     `json:"item"`
+	Keep    bool     `json:"keep"`
+	Reasons []string `json:"reasons,omitempty"` // every rule that keeps it, in the order of the Reason constants
 }
 
 // Plan decides, for each item, whether p keeps it. Items are grouped by

@@ -91,7 +91,7 @@ type plan struct {
 	pins      []string
 	reports   []string
 	kept      []*catalog.Backup
-	ix        *wal.Index // the WAL that remains
+	ix        *wal.Index // the WAL that remains (nil without backups selected)
 	deleted   map[catalog.PinRef]bool
 }
 
@@ -157,27 +157,26 @@ func makePlan(ctx context.Context, r *repo.Repo, o Options, pins *repo.Pins) (*p
 		bds = Plan(items, Policy{}, o.Now, o.Loc)
 	}
 	// The newest restorable backup stays too: the newest by time may be one
-	// whose parts are gone.
-	ix0WAL, err := r.ListWAL(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ix0, err := repo.IndexOf(ctx, ix0WAL)
-	if err != nil {
-		return nil, err
-	}
-	usable := ""
-	for _, u := range l.Check(ix0) {
-		if u.Usable && (usable == "" || !u.Backup.StartTime.Before(byID[usable].StartTime)) {
-			usable = u.Backup.ID
-		}
-	}
-	for i := range bds {
-		if bds[i].Item.ID == usable && !bds[i].Keep {
-			bds[i].Keep, bds[i].Reasons = true, append(bds[i].Reasons, ReasonNewest)
-		}
-	}
+	// whose parts are gone. WAL is only looked at with backups.
+	var walObjs []storage.ObjectInfo
 	if o.DoBackups {
+		if walObjs, err = r.ListWAL(ctx); err != nil {
+			return nil, err
+		}
+		if p.ix, err = repo.IndexOf(ctx, walObjs); err != nil {
+			return nil, err
+		}
+		usable := ""
+		for _, u := range l.Check(p.ix) {
+			if u.Usable && (usable == "" || !u.Backup.StartTime.Before(byID[usable].StartTime)) {
+				usable = u.Backup.ID
+			}
+		}
+		for i := range bds {
+			if bds[i].Item.ID == usable && !bds[i].Keep {
+				bds[i].Keep, bds[i].Reasons = true, append(bds[i].Reasons, ReasonNewest)
+			}
+		}
 		p.res.Backups = &KindResult{}
 		p.count(p.res.Backups, bds, inv.Backups, func(d Decision) string { return catalog.BackupPrefix(d.Item.ID) })
 	}
@@ -253,20 +252,19 @@ func makePlan(ctx context.Context, r *repo.Repo, o Options, pins *repo.Pins) (*p
 					p.res.Leftovers.Delete++
 					p.res.Leftovers.Bytes += s.Bytes()
 				}
-			} else if sel.backups {
-				young = append(young, s)
+			} else if sel.backups && s.Newest.After(o.Now.Add(-max(o.Grace, 24*time.Hour))) {
+				young = append(young, s) // maybe still running (with grace 0, a day's activity says so)
 			}
 		}
 	}
 
-	// WAL.
-	p.ix = ix0
+	// WAL, and the window that remains.
 	if o.DoBackups {
-		if err := p.planWAL(ctx, ix0WAL, l, young); err != nil {
+		if err := p.planWAL(ctx, walObjs, l, young); err != nil {
 			return nil, err
 		}
+		p.res.Windows = repo.Windows(repo.Check(p.kept, p.ix))
 	}
-	p.res.Windows = repo.Windows(repo.Check(p.kept, p.ix))
 
 	// Superseded pin records and old reports.
 	p.res.Pins = &KindResult{}
@@ -481,7 +479,7 @@ func apply(ctx context.Context, r *repo.Repo, o Options, p *plan) error {
 			return fmt.Errorf("file packs: %w", err)
 		}
 	}
-	if o.ExtendLocks != nil {
+	if o.ExtendLocks != nil && o.DoBackups {
 		kept := append([]*catalog.Backup(nil), p.kept...)
 		sort.Slice(kept, func(i, j int) bool { return kept[i].StartTime.Before(kept[j].StartTime) })
 		n, err := o.ExtendLocks(ctx, kept, p.ix)

@@ -394,3 +394,70 @@ func TestRunLockedAndDenied(t *testing.T) {
 		t.Errorf("objects changed")
 	}
 }
+
+// pinning lists pins/ as st does, and pins ref just before the n-th listing.
+type pinning struct {
+	storage.Storage
+	n     int
+	calls int
+	pin   func()
+}
+
+func (s *pinning) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if prefix == catalog.PinsPrefix {
+		if s.calls++; s.calls == s.n {
+			s.pin()
+		}
+	}
+	return s.Storage.List(ctx, prefix, fn)
+}
+
+// An item pinned while retain plans is kept: retain reads the pins again
+// before deleting, and plans again.
+func TestRunPinnedWhilePlanning(t *testing.T) {
+	f := newFixture(t)
+	w := f.world()
+	ctx := t.Context()
+	st := &pinning{Storage: f.m, n: 2}
+	r := repo.New(st, nil)
+	st.pin = func() {
+		if err := repo.New(f.m, nil).SavePin(ctx, &catalog.Pin{PinRef: catalog.PinRef{Kind: catalog.PinBackup, ID: w.b1.ID}, Pinned: true, At: f.now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Run(ctx, r, options(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.has(catalog.BackupEntryKey(w.b1.ID)) || res.Backups.Delete != 0 || !f.has(w.backupFile) {
+		t.Errorf("backup pinned while planning: entry stored %v, %+v, its WAL %v", f.has(catalog.BackupEntryKey(w.b1.ID)), res.Backups, f.has(w.backupFile))
+	}
+}
+
+// On a store with Object Lock, locked objects are reported (with the end
+// of their lock), not an error, and the kept chain's locks are extended.
+func TestRunObjectLock(t *testing.T) {
+	f := newFixture(t)
+	f.m.LockFor = 7 * 24 * time.Hour
+	w := f.world()
+	ctx := t.Context()
+	o := options(f)
+	until := f.now.Add(30 * 24 * time.Hour)
+	o.ExtendLocks = func(ctx context.Context, kept []*catalog.Backup, ix *wal.Index) (int, error) {
+		return ExtendLocks(ctx, f.m, kept, ix, until)
+	}
+	res, err := Run(ctx, repo.New(f.m, nil), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Locked == 0 || res.LockedUntil.IsZero() || res.Extended == 0 {
+		t.Errorf("locked %d until %v, extended %d: want all set", res.Locked, res.LockedUntil, res.Extended)
+	}
+	if !f.has(catalog.BackupEntryKey(w.b1.ID)) || !f.has(w.tl1seg1) {
+		t.Errorf("a locked backup or its WAL was deleted")
+	}
+	got, err := f.m.LockedUntil(ctx, catalog.BackupEntryKey(w.b3.ID))
+	if err != nil || got.Before(until) {
+		t.Errorf("kept backup locked until %v (%v), want at least %v", got, err, until)
+	}
+}
