@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pitr-dev/pitr/internal/backup"
+	"github.com/pitr-dev/pitr/internal/progress"
 )
 
 func newBackupCommand(e *env) *cobra.Command {
@@ -30,10 +31,13 @@ func runBackup(ctx context.Context, e *env, fast bool) error {
 	if err != nil {
 		return err
 	}
+	bar := newMeter(e, "backup", 0) // the server's estimate comes with the first bytes
 	b, err := backup.Run(ctx, backup.Options{
 		Repo: r, DSN: e.cfg.PGDSN.Reveal(), Fast: fast,
 		WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
+		Progress: bar,
 	})
+	progress.Done(bar)
 	if err != nil {
 		return err
 	}

@@ -70,5 +70,14 @@ func locationOptions(c *config.Config, r config.Repository, create bool) locatio
 		StorageClass: r.S3StorageClass, PartSize: int64(c.S3PartSizeMiB) << 20,
 		Concurrency: c.S3Concurrency, Timeout: c.StorageTimeout,
 		NoConditionalWrites: r.S3NoConditionalWrites != nil && *r.S3NoConditionalWrites,
+		ObjectLockMode:      r.S3ObjectLock, ObjectLockDays: objectLockDays(c, r),
 	}}
+}
+
+// objectLockDays is r's lock length, 0 without a lock.
+func objectLockDays(c *config.Config, r config.Repository) int {
+	if r.S3ObjectLock == "" {
+		return 0
+	}
+	return c.ObjectLockDays(r)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/config"
 	"github.com/pitr-dev/pitr/internal/copy"
+	"github.com/pitr-dev/pitr/internal/progress"
 	"github.com/pitr-dev/pitr/storage"
 )
 
@@ -103,7 +104,12 @@ func runCopy(ctx context.Context, e *env, o copyOptions) error {
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
-	res, err := copy.Run(ctx, copy.Options{Source: src.Store(), Target: dst, DryRun: o.dryRun, Verify: o.verify, Retry: e.retryPolicy()})
+	var bar progress.Meter // the job knows the bytes to copy once it has listed both sides
+	if !o.dryRun {
+		bar = newMeter(e, "copy", 0)
+	}
+	res, err := copy.Run(ctx, copy.Options{Source: src.Store(), Target: dst, DryRun: o.dryRun, Verify: o.verify, Retry: e.retryPolicy(), Progress: bar})
+	progress.Done(bar)
 	if o.dryRun && err == nil {
 		return printBehind(e, target.Repo, res)
 	}

@@ -30,7 +30,10 @@ up to an hour. /metrics (Prometheus) and /healthz are served on metrics_addr;
 /healthz answers 503 when storage has failed, or streamed WAL waited to be
 stored, for longer than store_max_outage.
 SIGTERM stops streaming after storing what it has and cancels a running backup
-or dump (an interrupted one is never listed), then exits 0.`,
+or dump (an interrupted one is never listed), then exits 0.
+With a monitor: section, it also reads each listed repository's state every
+minute and exports it in /metrics, labelled cluster; with monitor: and no repo
+(a monitoring host), that is all it does.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error { return runDaemon(c.Context(), e) },
 	}
@@ -38,6 +41,9 @@ or dump (an interrupted one is never listed), then exits 0.`,
 
 func runDaemon(ctx context.Context, e *env) error {
 	longRunningGC()
+	if e.cfg.Repo == "" && len(e.cfg.Monitor) > 0 { // a monitoring host: monitor: only
+		return runMonitorDaemon(ctx, e)
+	}
 	r, err := e.WritableRepo(ctx)
 	if err != nil {
 		return err
@@ -58,6 +64,10 @@ func runDaemon(ctx context.Context, e *env) error {
 	if offsite != nil {
 		opts.Jobs = append(opts.Jobs, daemon.Job{Name: "offsite copy", Run: func(ctx context.Context, _ bool) error { return offsite.Run(ctx) }})
 		offsite.Kick()
+	}
+	retainer := daemonRetainer(e, r) // nil without a policy or with daemon_retain off
+	if retainer != nil {
+		opts.Jobs = append(opts.Jobs, retainer.Job())
 	}
 	if e.cfg.DaemonStream == nil || *e.cfg.DaemonStream {
 		r, err := newReceiver(ctx, e)
@@ -82,6 +92,7 @@ func runDaemon(ctx context.Context, e *env) error {
 			})
 			if err == nil {
 				offsite.Kick()
+				retainer.Kick()
 			}
 			return err
 		}))
@@ -91,6 +102,7 @@ func runDaemon(ctx context.Context, e *env) error {
 			_, err := dump.Run(ctx, dump.Options{Repo: r, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
 			if err == nil {
 				offsite.Kick()
+				retainer.Kick()
 			}
 			return err
 		}))
@@ -103,9 +115,10 @@ func runDaemon(ctx context.Context, e *env) error {
 		}
 		if s != nil {
 			opts.Jobs = append(opts.Jobs, daemon.Job{Name: "files " + set.Name, Schedule: s, Run: func(ctx context.Context, _ bool) error {
-				_, err := filesBackup(ctx, e, r, set, false)
+				_, err := filesBackup(ctx, e, r, set, false, nil)
 				if err == nil || errors.Is(err, files.ErrChanged) { // stored either way
 					offsite.Kick()
+					retainer.Kick()
 				}
 				return err
 			}})
@@ -136,6 +149,12 @@ func runDaemon(ctx context.Context, e *env) error {
 			p.Dumps[d.Database] = d.EndTime // oldest first: the newest wins
 		}
 		return p, nil
+	}
+	if j, err := e.monitorJob(); err != nil || j != nil { // monitor: too
+		if err != nil {
+			return err
+		}
+		opts.Jobs = append(opts.Jobs, *j)
 	}
 	return daemon.Run(ctx, opts)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/config"
 	"github.com/pitr-dev/pitr/internal/files"
+	"github.com/pitr-dev/pitr/internal/progress"
 	"github.com/pitr-dev/pitr/internal/repo"
 )
 
@@ -143,7 +144,9 @@ func runFilesBackup(ctx context.Context, e *env, o filesBackupOptions, args []st
 	var errs []error
 	changed := false
 	for _, set := range sets {
-		snap, err := filesBackup(ctx, e, r, set, o.force)
+		bar := newMeter(e, "files "+set.Name, 0) // bytes scanned; the total is not known
+		snap, err := filesBackup(ctx, e, r, set, o.force, bar)
+		progress.Done(bar)
 		if snap != nil {
 			fmt.Fprintf(e.stdout, "snapshot %s of %s: %d files, %s, %s new, %s stored\n",
 				snap.ID, snap.Set, snap.Files, humanBytes(snap.Bytes), humanBytes(snap.NewBytes), humanBytes(snap.Stored))
@@ -171,8 +174,9 @@ func runFilesBackup(ctx context.Context, e *env, o filesBackupOptions, args []st
 	return nil
 }
 
-// filesBackup takes one snapshot of set in r.
-func filesBackup(ctx context.Context, e *env, r *repo.Repo, set config.FileSet, forceRead bool) (*catalog.Snapshot, error) {
+// filesBackup takes one snapshot of set in r; bar (nil: none) hears the
+// bytes scanned.
+func filesBackup(ctx context.Context, e *env, r *repo.Repo, set config.FileSet, forceRead bool, bar progress.Meter) (*catalog.Snapshot, error) {
 	key, err := e.dedupKey(ctx)
 	if err != nil {
 		return nil, err
@@ -180,6 +184,7 @@ func filesBackup(ctx context.Context, e *env, r *repo.Repo, set config.FileSet, 
 	snap, err := files.Backup(ctx, files.Options{
 		Repo: r, Name: set.Name, Kind: string(set.Kind), Paths: set.Paths, Exclude: set.Exclude,
 		DedupKey: key, CacheDir: e.filesCacheDir(), PitrVersion: version, AfterRead: filesAfterRead, NoCache: forceRead,
+		Progress: bar,
 	})
 	if errors.Is(err, repo.ErrDedupKeyMismatch) {
 		err = fmt.Errorf("files_dedup_key %s: %w", e.dedupKeyPath(), err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/files"
+	"github.com/pitr-dev/pitr/internal/progress"
 	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/internal/restore"
 )
@@ -216,7 +217,9 @@ func runFilesRestore(ctx context.Context, e *env, f filesRestoreFlags) error {
 	if codec := r.Codec(); s.Encrypted && len(codec.Identities) == 0 {
 		return fmt.Errorf("%w: snapshot %s of %s is encrypted: restoring needs the age identity file: set age_identity_file or PITR_AGE_IDENTITY_FILE", errUsage, s.ID, s.Set)
 	}
-	st, err := files.Restore(ctx, r, files.RestoreOptions{Snapshot: s, Target: f.target, Include: f.include, Force: f.force})
+	bar := newMeter(e, "files restore", 0) // the job knows the bytes to write
+	st, err := files.Restore(ctx, r, files.RestoreOptions{Snapshot: s, Target: f.target, Include: f.include, Force: f.force, Progress: bar})
+	progress.Done(bar)
 	if err != nil {
 		return err
 	}

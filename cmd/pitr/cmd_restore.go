@@ -14,6 +14,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
+	"github.com/pitr-dev/pitr/internal/progress"
 	"github.com/pitr-dev/pitr/internal/restore"
 )
 
@@ -111,11 +112,13 @@ func runRestore(ctx context.Context, e *env, f restoreFlags) error {
 	if err := restore.Preflight(ctx, restore.PreflightOptions{DataDir: f.pgdata, Read: reads, Exec: []string{self}, Start: f.start, Port: f.port}); err != nil {
 		return err
 	}
+	bar := newMeter(e, "restore", 0) // the job knows the backup's size
 	res, err := restore.Run(ctx, restore.Options{
 		Repo: r, Target: target, BackupID: f.backupID, DataDir: f.pgdata, Force: f.force,
 		TablespaceMap: tsMap, RestoreCommand: restoreCmd,
-		Timeline: timeline, ArchiveOff: archiveOff, Out: e.stdout,
+		Timeline: timeline, ArchiveOff: archiveOff, Out: e.stdout, Progress: bar,
 	})
+	progress.Done(bar)
 	if err != nil {
 		return err
 	}

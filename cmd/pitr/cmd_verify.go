@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/pitr-dev/pitr/internal/progress"
 	"github.com/pitr-dev/pitr/internal/verify"
 )
 
@@ -82,7 +83,11 @@ func runVerify(ctx context.Context, e *env, o verifyOptions) error {
 	if err != nil {
 		return err
 	}
+	if !o.json {
+		opts.Progress = newMeter(e, "verify", 0) // the job sets the total it will read
+	}
 	res, err := verify.Run(ctx, r, opts)
+	progress.Done(opts.Progress)
 	if err != nil {
 		return err
 	}

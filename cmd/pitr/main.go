@@ -36,7 +36,12 @@ type exitCodeError struct {
 	err  error
 }
 
-func (e exitCodeError) Error() string { return e.err.Error() }
+func (e exitCodeError) Error() string {
+	if e.err == nil { // the command printed its result (pitr check)
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
 func (e exitCodeError) Unwrap() error { return e.err }
 
 func main() {
@@ -56,6 +61,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil && ran != nil && ran.Name() == "wal-fetch" {
 		err = fetchExit(err)
 	}
+	if err != nil && ran != nil && ran.Name() == "check" {
+		err = checkExit(stdout, err)
+	}
 	return printError(stderr, ran, err)
 }
 
@@ -64,6 +72,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func printError(w io.Writer, ran *cobra.Command, err error) int {
 	if err == nil {
 		return exitOK
+	}
+	if ec := (exitCodeError{}); errors.As(err, &ec) && ec.err == nil {
+		return ec.code // the output said it all
 	}
 	msg := oneLine(err.Error())
 	if errors.Is(err, errUsage) && !strings.HasSuffix(msg, "config --doc')") { // a config file error names its own help

@@ -83,6 +83,7 @@ type env struct {
 	stdout     io.Writer
 	stdin      io.Reader // questions on a terminal (restore --start); see interactive
 	store      storage.Storage
+	limits     processLimits // --limit-upload/--limit-download: one pair for all stores (limit.go)
 }
 
 func newRootCommand() *cobra.Command {
@@ -91,7 +92,7 @@ func newRootCommand() *cobra.Command {
 
 // newRootCommandEnv builds the commands on e (run passes its streams).
 func newRootCommandEnv(e *env) *cobra.Command {
-	var configFile, repo, logLevel, logFormat string
+	var configFile, repo, logLevel, logFormat, limitUpload, limitDownload string
 	root := &cobra.Command{
 		Use:           "pitr",
 		Short:         "Point-in-time recovery for PostgreSQL: WAL archiving, base backups and restore to object storage",
@@ -109,7 +110,8 @@ func newRootCommandEnv(e *env) *cobra.Command {
 			if err := e.load(configFile, os.LookupEnv); err != nil {
 				return err
 			}
-			for key, val := range map[string]string{"repo": repo, "log_level": logLevel, "log_format": logFormat} {
+			for key, val := range map[string]string{"repo": repo, "log_level": logLevel, "log_format": logFormat,
+				"limit_upload": limitUpload, "limit_download": limitDownload} {
 				if f := c.Flags().Lookup(strings.ReplaceAll(key, "_", "-")); f != nil && f.Changed {
 					if err := e.cfg.Set(key, val); err != nil {
 						return fmt.Errorf("%w: --%s: %v", errUsage, f.Name, err)
@@ -127,6 +129,8 @@ func newRootCommandEnv(e *env) *cobra.Command {
 	pf.StringVar(&repo, "repo", "", "repository URL, overrides PITR_REPO")
 	pf.StringVar(&logLevel, "log-level", "", "debug, info, warn or error")
 	pf.StringVar(&logFormat, "log-format", "", "auto, console or json")
+	pf.StringVar(&limitUpload, "limit-upload", "", "most bytes per second sent to storage, e.g. 50MiB (0: unlimited), overrides PITR_LIMIT_UPLOAD")
+	pf.StringVar(&limitDownload, "limit-download", "", "most bytes per second read from storage, e.g. 50MiB (0: unlimited), overrides PITR_LIMIT_DOWNLOAD")
 	root.AddCommand(
 		newWALPushCommand(e),
 		newWALFetchCommand(e),
@@ -146,6 +150,11 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newClusterUpgradeCommand(e),
 		newDemoCommand(e),
 		newCopyCommand(e),
+		newRetainCommand(e),
+		newPinCommand(e),
+		newUnpinCommand(e),
+		newStatusCommand(e),
+		newCheckCommand(e),
 		newVerifyCommand(e),
 	)
 	return root
@@ -182,7 +191,7 @@ func newLogger(w io.Writer, level, format string) zerolog.Logger {
 		return oneLine(err.Error())
 	}
 	if format == "console" || (format == "auto" && isTerminal(w)) {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+		w = zerolog.ConsoleWriter{Out: barLog{w}, TimeFormat: "15:04:05.000"} // barLog: progress.go
 	}
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil || level == "" {
@@ -236,7 +245,7 @@ func (e *env) open(ctx context.Context, create bool) (storage.Storage, error) {
 	case err != nil:
 		return nil, err
 	}
-	e.store = st
+	e.store = e.limits.wrap(&e.cfg, st)
 	return e.store, nil
 }
 
@@ -341,7 +350,7 @@ func (e *env) OpenSecond(ctx context.Context, r config.Repository, offsite, crea
 	case err != nil:
 		return nil, err
 	}
-	return st, nil
+	return e.limits.wrap(&e.cfg, st), nil
 }
 
 func (e *env) retryPolicy() retry.Policy { return retry.Policy{Timeout: e.cfg.RetryTimeout} }

@@ -15,15 +15,19 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/testenv"
+	"github.com/pitr-dev/pitr/storage"
 )
 
 // flipObject changes one byte of a stored object (keeping its size), as a
 // bit rot or a tampering would.
-func (r *rig) flipObject(key string, offset int) {
+func (r *rig) flipObject(key string, offset int) { r.flipObjectUnder("db1/", key, offset) }
+
+// flipObjectUnder is flipObject for a repository under prefix.
+func (r *rig) flipObjectUnder(prefix, key string, offset int) {
 	r.t.Helper()
 	ctx := r.t.Context()
 	cl := r.minio.Client()
-	full := "db1/" + key
+	full := prefix + key
 	out, err := cl.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(r.bucket), Key: aws.String(full)})
 	if err != nil {
 		r.t.Fatal(err)
@@ -93,5 +97,47 @@ func TestVerifyMinIO(t *testing.T) {
 	}
 	if n := len(list.Contents); n != 4 {
 		t.Fatalf("%d verify reports stored, want 4", n)
+	}
+}
+
+// TestVerifyFilesMinIO: a real file snapshot verifies (manifest, chunks,
+// packs); a byte flipped in a stored pack is named, with the identity (its
+// blob does not authenticate) and without it (the stored bytes do not
+// match the pack's key).
+func TestVerifyFilesMinIO(t *testing.T) {
+	dir, keys := t.TempDir(), t.TempDir()
+	m, bucket := filesMinIO(t, dir, keys)
+	for i := range 4 {
+		writeTreeFile(t, filepath.Join(dir, "media", string(rune('a'+i))+".bin"), randomData(uint64(i), 1<<20), 0o644)
+	}
+	if code, _, stderr := runCLI(t, "files", "backup", "media"); code != exitOK {
+		t.Fatalf("files backup: exit %d: %s", code, stderr)
+	}
+	code, stdout, stderr := runCLI(t, "verify", "--files")
+	t.Logf("verify --files: %s", stdout)
+	if code != exitOK || !strings.HasPrefix(stdout, "verify ok: ") {
+		t.Fatalf("verify --files: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	var pack string
+	err := filesRepo(t).Store().List(t.Context(), catalog.PacksPrefix, func(o storage.ObjectInfo) error {
+		pack = o.Key
+		return nil
+	})
+	if err != nil || pack == "" {
+		t.Fatalf("no pack stored (%v)", err)
+	}
+	r := &rig{t: t, minio: m, bucket: bucket}
+	r.flipObjectUnder("pitr/", pack, -40)
+	code, stdout, _ = runCLI(t, "verify", "--files")
+	t.Logf("verify --files, a pack flipped: exit %d\n%s", code, stdout)
+	if code != exitError || !strings.Contains(stdout, pack+": ") || !strings.Contains(stdout, "does not authenticate") {
+		t.Fatalf("verify --files with %s damaged: exit %d, %q", pack, code, stdout)
+	}
+	t.Setenv("PITR_AGE_IDENTITY_FILE", "")
+	code, stdout, _ = runCLI(t, "verify", "--files")
+	t.Logf("verify --files without the identity: exit %d\n%s", code, stdout)
+	if code != exitError || !strings.Contains(stdout, pack+": pack ") || !strings.Contains(stdout, "sha256 mismatch") {
+		t.Fatalf("verify --files without the identity, %s damaged: exit %d, %q", pack, code, stdout)
 	}
 }

@@ -22,12 +22,14 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/pg"
+	"github.com/pitr-dev/pitr/internal/progress"
 	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/wal"
 )
@@ -45,6 +47,9 @@ type Options struct {
 	StaleAfter  time.Duration
 	PitrVersion string
 	Now         func() time.Time
+	// Progress hears the bytes the server has sent, against its estimate
+	// of the total; nil shows nothing (and asks the server for no estimate).
+	Progress progress.Meter
 }
 
 // ErrWALTimeout is wrapped when the backup's WAL did not arrive in time.
@@ -114,7 +119,7 @@ func Run(ctx context.Context, opts Options) (_ *catalog.Backup, err error) {
 	if r.Codec().Workers == 0 {
 		parts = r.WithWorkers(min(runtime.NumCPU(), 4))
 	}
-	bb, err := pg.StartBaseBackup(ctx, conn, pg.BaseBackupOptions{Label: b.Label, Fast: opts.Fast, Manifest: true})
+	bb, err := pg.StartBaseBackup(ctx, conn, pg.BaseBackupOptions{Label: b.Label, Fast: opts.Fast, Manifest: true, Progress: serverProgress(opts.Progress)})
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +162,18 @@ func Run(ctx context.Context, opts Options) (_ *catalog.Backup, err error) {
 	log.Info().Str("backup", b.ID).Str("end_lsn", b.EndLSN).Int64("bytes", b.Bytes).Int64("stored", b.Stored).
 		Dur("took", b.EndTime.Sub(b.StartTime).Round(time.Millisecond)).Msg("backup complete")
 	return b, nil
+}
+
+// serverProgress passes BASE_BACKUP's progress on to m (nil for none).
+func serverProgress(m progress.Meter) func(done, total int64) {
+	if m == nil {
+		return nil
+	}
+	var last atomic.Int64
+	return func(done, total int64) {
+		m.SetTotal(max(total, 0))
+		m.Add(done - last.Swap(done))
+	}
 }
 
 // storePart streams one part through the envelope into storage.

@@ -41,6 +41,11 @@ type Config struct {
 
 	S3NoConditionalWrites *bool `yaml:"s3_no_conditional_writes" default:"false" doc:"for S3-compatible stores that ignore If-None-Match on writes (which would silently overwrite): objects that must never be replaced are then written after a HEAD check for the key, which two writers can race"`
 
+	// Immutable storage (issue 11, lock): S3 Object Lock on upload; per
+	// repository, so Repository has both keys too.
+	S3ObjectLock     string `yaml:"s3_object_lock" doc:"S3 Object Lock on every upload: governance or compliance (the bucket must be created with Object Lock); empty: off. See docs/STORAGE.md"`
+	S3ObjectLockDays int    `yaml:"s3_object_lock_days" doc:"days each upload stays locked with s3_object_lock; 0: from retention.backups, the longest of keep_within, keep_daily days, keep_weekly*7, keep_monthly*31 and keep_yearly*366 days, at least 1; pitr retain extends the locks of what it keeps"`
+
 	Encryption        string   `yaml:"encryption" default:"age" doc:"age, or none to store objects unencrypted (logs a warning on every run)"`
 	AgeRecipients     []string `yaml:"age_recipients" doc:"age public keys (age1...) to encrypt to, comma-separated"`
 	AgeRecipientsFile string   `yaml:"age_recipients_file" doc:"file with age public keys, one per line"`
@@ -52,6 +57,11 @@ type Config struct {
 	SpoolDir        string        `yaml:"spool_dir" doc:"directory for look-ahead acknowledgements and prefetched WAL (default: pg_wal/pitr)"`
 	RetryTimeout    time.Duration `yaml:"retry_timeout" default:"1m" doc:"the most one wal-push or wal-fetch takes in all, retries of transient storage errors included: then it fails (PostgreSQL retries archive_command later; wal-fetch exits 126 and recovery stops), so a stalled store cannot hold up archiving or recovery; 0: no total, wal-fetch tries once. Raise it for WAL segments over 64 MiB on slow links"`
 	StorageTimeout  time.Duration `yaml:"storage_timeout" default:"30s" doc:"the longest any storage request waits with nothing moving: to connect, for the TLS handshake, for the response to start, and with an upload or download that stalls; the attempt then fails and is retried. Not a cap on transfers that keep moving (a base backup part may take an hour)"`
+
+	// Bandwidth limits (issue 11 item 8): one pair per process, shared by
+	// every repository and transfer (storage/limit).
+	LimitUpload   ByteRate `yaml:"limit_upload" default:"0" doc:"the most object bytes per second this process sends to storage, all repositories and transfers together (the daemon's jobs too): 50MiB, 1.5MB, 800KiB or plain bytes; 0 is unlimited; --limit-upload overrides it"`
+	LimitDownload ByteRate `yaml:"limit_download" default:"0" doc:"the most object bytes per second this process reads from storage, like limit_upload; --limit-download overrides it"`
 
 	PGDSN            DSN           `yaml:"pg_dsn" doc:"libpq connection string for backups and dumps, e.g. 'host=/run/postgresql user=postgres' (default: PGHOST, PGPORT, PGUSER, PGPASSWORD); printed with its password redacted"`
 	BackupWALTimeout time.Duration `yaml:"backup_wal_timeout" default:"5m" doc:"how long pitr backup waits for archive_command or wal-receive to store the WAL the backup needs"`
@@ -71,6 +81,10 @@ type Config struct {
 	MetricsAddr        string        `yaml:"metrics_addr" default:"127.0.0.1:9187" doc:"where pitr daemon serves /metrics (Prometheus) and /healthz; empty disables"`
 	StoreMaxOutage     time.Duration `yaml:"store_max_outage" default:"1m" doc:"how long pitr daemon's storage requests may keep failing, or streamed WAL wait to be stored, before /healthz answers 503"`
 
+	// Retention (issue 11, retain): the daemon runs retain after each
+	// successful scheduled job.
+	DaemonRetain *bool `yaml:"daemon_retain" default:"true" doc:"pitr daemon runs pitr retain (the retention: policies) after each successful scheduled backup, dump or file snapshot; a failure is logged and counted in pitr_retain_failures_total"`
+
 	LogLevel  string `yaml:"log_level" default:"info" doc:"debug, info, warn or error"`
 	LogFormat string `yaml:"log_format" default:"auto" doc:"auto (console on a terminal, else JSON), console or json"`
 
@@ -80,6 +94,11 @@ type Config struct {
 	Offsite   *Repository `yaml:"offsite" doc:"a second repository, off-site, for copies of what repo holds; its keys are those of the top-level repository settings, unset ones with their defaults (absent: none)"`
 	Files     []FileSet   `yaml:"files" doc:"file sets: directories of the application (uploads) or its keys and certificates (secrets), snapshotted on their schedule"`
 	Retention Retention   `yaml:"retention" doc:"how long to keep what is in the repository, one policy per kind; a kind without a policy, or with every keep_ setting 0, keeps everything"`
+
+	// Monitoring (issue 11: pitr check, pitr status, the daemon's metrics
+	// of monitored repositories; see monitor.go).
+	Check   *Check      `yaml:"check" doc:"thresholds of pitr check (absent: the defaults); each flag --warn-X/--max-X overrides one"`
+	Monitor []Monitored `yaml:"monitor" doc:"repositories pitr status, pitr check and pitr daemon watch (other clusters', on a monitoring host); each entry's unset repository keys are the top-level settings'; a daemon with only monitor: and no repo runs only that"`
 
 	// Restore drills (issue 11 item 3: pitr verify --restore-drill), see drill.go.
 	Drill *Drill `yaml:"drill" doc:"restore drills (pitr verify --restore-drill, and pitr daemon on drill.schedule): SQL checks on the restored copy (absent: no checks, no scheduled drill)"`
@@ -202,6 +221,12 @@ func setString(f reflect.Value, s string) error {
 			return fmt.Errorf("%q is not true or false", s)
 		}
 		f.Set(reflect.ValueOf(&b))
+	case ByteRate:
+		r, err := ParseByteRate(s)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(r))
 	case time.Duration:
 		d, err := time.ParseDuration(strings.TrimSpace(s))
 		if err != nil {
@@ -339,6 +364,8 @@ func envValue(f reflect.Value) (string, bool) {
 		}
 		return strconv.FormatBool(*x), true
 	case time.Duration:
+		return x.String(), true
+	case ByteRate:
 		return x.String(), true
 	case []string:
 		return strings.Join(x, ","), true
@@ -517,6 +544,8 @@ func describeType(t reflect.Type) string {
 	switch t {
 	case reflect.TypeOf(time.Duration(0)):
 		return "a duration like 30s or 5m"
+	case reflect.TypeOf(ByteRate(0)):
+		return "a rate like 50MiB, 1.5MB or 800KiB"
 	case reflect.TypeOf([]string(nil)):
 		return "a list of strings"
 	case reflect.TypeOf(SecretString{}), reflect.TypeOf(DSN{}):

@@ -35,6 +35,8 @@ type Repository struct {
 	S3SSEKMSKeyID         string `yaml:"s3_sse_kms_key_id"`
 	S3StorageClass        string `yaml:"s3_storage_class"`
 	S3NoConditionalWrites *bool  `yaml:"s3_no_conditional_writes" default:"false"`
+	S3ObjectLock          string `yaml:"s3_object_lock"`
+	S3ObjectLockDays      int    `yaml:"s3_object_lock_days"`
 }
 
 // Primary returns the primary repository's settings (the top-level repo
@@ -49,6 +51,8 @@ func (c *Config) Primary() Repository {
 		S3SSEKMSKeyID:         c.S3SSEKMSKeyID,
 		S3StorageClass:        c.S3StorageClass,
 		S3NoConditionalWrites: c.S3NoConditionalWrites,
+		S3ObjectLock:          c.S3ObjectLock,
+		S3ObjectLockDays:      c.S3ObjectLockDays,
 	}
 }
 
@@ -224,8 +228,34 @@ func (r Repository) validate(prefix string) error {
 		return fmt.Errorf("%srepo %q: want s3://bucket/prefix or file:///absolute/path", prefix, r.Repo)
 	case r.S3SSE != "" && r.S3SSE != "AES256" && r.S3SSE != "aws:kms":
 		return fmt.Errorf("%ss3_sse %q: want AES256 or aws:kms", prefix, r.S3SSE)
+	case r.S3ObjectLock != "" && r.S3ObjectLock != "governance" && r.S3ObjectLock != "compliance":
+		return fmt.Errorf("%ss3_object_lock %q: want governance or compliance (or empty: off)", prefix, r.S3ObjectLock)
+	case r.S3ObjectLock != "" && !strings.HasPrefix(r.Repo, "s3://"):
+		return fmt.Errorf("%ss3_object_lock %s: repository %s is not on S3; Object Lock needs an s3:// repository", prefix, r.S3ObjectLock, r.Repo)
+	case r.S3ObjectLockDays < 0 || r.S3ObjectLockDays > 36500:
+		return fmt.Errorf("%ss3_object_lock_days %d: want 0 (from the backup retention policy) to 36500", prefix, r.S3ObjectLockDays)
+	case r.S3ObjectLockDays != 0 && r.S3ObjectLock == "":
+		return fmt.Errorf("%ss3_object_lock_days %d: set s3_object_lock (governance or compliance) too", prefix, r.S3ObjectLockDays)
 	}
 	return nil
+}
+
+// ObjectLockDays is how many days an upload to r stays locked: r's
+// s3_object_lock_days, or with 0 the longest time the backup retention
+// policy keeps a backup for (keep_within; keep_daily days; keep_weekly
+// weeks of 7 days; keep_monthly months of 31; keep_yearly years of 366),
+// at least 1. keep_last alone gives 1: retain extends the locks of the
+// backups it keeps, and of the WAL they need, each time it runs.
+func (c *Config) ObjectLockDays(r Repository) int {
+	if r.S3ObjectLockDays > 0 {
+		return r.S3ObjectLockDays
+	}
+	days := 1
+	if p := c.Retention.Backups; p != nil {
+		within := int((p.KeepWithin + 24*time.Hour - 1) / (24 * time.Hour))
+		days = max(days, within, p.KeepDaily, p.KeepWeekly*7, p.KeepMonthly*31, p.KeepYearly*366)
+	}
+	return days
 }
 
 // validateSections checks offsite:, files: and retention:.
@@ -238,6 +268,9 @@ func (c *Config) validateSections() error {
 		// copy points repo (or --repo) at it; copy and the daemon refuse it.
 	}
 	if err := c.validateFiles(); err != nil {
+		return err
+	}
+	if err := c.ValidateMonitor(); err != nil {
 		return err
 	}
 	return c.Retention.validate()

@@ -312,6 +312,7 @@ func TestSectionsDocumented(t *testing.T) {
 	want := []string{
 		"offsite", "offsite.repo", "offsite.s3_endpoint", "offsite.s3_force_path_style", "offsite.s3_region", "offsite.s3_sse",
 		"offsite.s3_sse_kms_key_id", "offsite.s3_storage_class", "offsite.s3_no_conditional_writes",
+		"offsite.s3_object_lock", "offsite.s3_object_lock_days",
 		"files", "files[].name", "files[].kind", "files[].paths", "files[].exclude", "files[].schedule",
 		"retention",
 		"retention.backups", "retention.backups.keep_last", "retention.backups.keep_daily", "retention.backups.keep_weekly",
@@ -320,6 +321,13 @@ func TestSectionsDocumented(t *testing.T) {
 		"retention.dumps.keep_monthly", "retention.dumps.keep_yearly", "retention.dumps.keep_within",
 		"retention.files", "retention.files.keep_last", "retention.files.keep_daily", "retention.files.keep_weekly",
 		"retention.files.keep_monthly", "retention.files.keep_yearly", "retention.files.keep_within",
+		// monitor part
+		"check", "check.warn_backup_age", "check.max_backup_age", "check.warn_wal_age", "check.max_wal_age",
+		"check.warn_dump_age", "check.max_dump_age", "check.warn_files_age", "check.max_files_age",
+		"check.warn_verify_age", "check.max_verify_age", "check.warn_drill_age", "check.max_drill_age",
+		"check.warn_copy_lag", "check.max_copy_lag",
+		"monitor", "monitor[].name", "monitor[].repo", "monitor[].s3_endpoint", "monitor[].s3_force_path_style", "monitor[].s3_region",
+		"monitor[].s3_sse", "monitor[].s3_sse_kms_key_id", "monitor[].s3_storage_class", "monitor[].s3_no_conditional_writes",
 		"drill", "drill.schedule", "drill.dir", "drill.user", "drill.checks", "drill.checks[].db", "drill.checks[].sql", "drill.checks[].min",
 	}
 	if !reflect.DeepEqual(keys, want) {
@@ -356,7 +364,7 @@ func TestRedactedSections(t *testing.T) {
 			break
 		}
 	}
-	if at < 0 || len(lines)-at != 36 {
+	if at < 0 || len(lines)-at != 38 {
 		t.Fatalf("Redacted() has %d section lines from %d:\n%s", len(lines)-at, at, strings.Join(lines, "\n"))
 	}
 	want := `offsite.repo=s3://away/pitr
@@ -367,6 +375,8 @@ offsite.s3_sse=aws:kms
 offsite.s3_sse_kms_key_id=alias/pitr
 offsite.s3_storage_class=GLACIER_IR
 offsite.s3_no_conditional_writes=true
+offsite.s3_object_lock=
+offsite.s3_object_lock_days=0
 files[0].name=uploads
 files[0].kind=uploads
 files[0].paths=/srv/app/uploads,/srv/app/media

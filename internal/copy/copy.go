@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/progress"
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/retry"
 )
@@ -37,6 +38,9 @@ type Options struct {
 	// ProgressEvery is how often a long copy logs what it did so far;
 	// default 30s.
 	ProgressEvery time.Duration
+	// Progress hears the bytes copied, against those the target lacks;
+	// nil shows nothing.
+	Progress progress.Meter
 }
 
 // Kind groups objects for the counts: by their top-level prefix.
@@ -213,6 +217,7 @@ func (c *copier) run(ctx context.Context) error {
 		return err
 	}
 	log.Debug().Int("entries", len(entries)).Int("objects", len(objects)).Int("target_objects", len(have)).Msg("listed both repositories")
+	progress.SetTotal(c.opts.Progress, behind(have, objects, entries))
 	if err := c.each(ctx, objects, have); err != nil {
 		return err
 	}
@@ -235,6 +240,19 @@ func (c *copier) run(ctx context.Context) error {
 		return fmt.Errorf("%d entries not copied (%s): fix them in the source, or remove them there", len(held), strings.Join(held[:min(3, len(held))], "; "))
 	}
 	return nil
+}
+
+// behind is the bytes of the objects the target lacks or holds at another
+// size: about what Run copies.
+func behind(have map[string]int64, lists ...[]storage.ObjectInfo) (n int64) {
+	for _, l := range lists {
+		for _, o := range l {
+			if size, ok := have[o.Key]; !ok || size != o.Size {
+				n += o.Size
+			}
+		}
+	}
+	return n
 }
 
 // checkTarget reads the source's marker and refuses a target that is
@@ -534,7 +552,7 @@ func (c *copier) copyNew(ctx context.Context, key string) (n int64, differs bool
 		var existed bool
 		var sum string
 		var err error
-		n, sum, existed, err = transfer(ctx, c.src, c.dst, key, key)
+		n, sum, existed, err = transfer(ctx, c.src, c.dst, key, key, c.opts.Progress)
 		if err != nil {
 			return retryable(err)
 		}
@@ -575,7 +593,7 @@ func (c *copier) repair(ctx context.Context, o storage.ObjectInfo, srcSum string
 	}
 	q := QuarantinePrefix + c.now.Format("20060102T150405Z") + "/" + o.Key
 	err := retry.Do(ctx, c.opts.Retry, func(ctx context.Context) error {
-		_, sum, existed, err := transfer(ctx, c.dst, c.dst, o.Key, q)
+		_, sum, existed, err := transfer(ctx, c.dst, c.dst, o.Key, q, nil)
 		if errors.Is(err, errVanished) {
 			return nil // gone already (a repair killed after its delete)
 		}
@@ -624,8 +642,9 @@ func namedSum(key string) (string, bool) {
 
 // transfer streams fromKey of from into toKey of to, create-only, and
 // returns the bytes and SHA-256 of the source object. existed: to held
-// toKey already (storage.ErrExist), and was left as it was.
-func transfer(ctx context.Context, from, to storage.Storage, fromKey, toKey string) (n int64, sum string, existed bool, err error) {
+// toKey already (storage.ErrExist), and was left as it was. m (nil: none)
+// hears the bytes read.
+func transfer(ctx context.Context, from, to storage.Storage, fromKey, toKey string, m progress.Meter) (n int64, sum string, existed bool, err error) {
 	rc, err := from.Get(ctx, fromKey)
 	if errors.Is(err, storage.ErrNotExist) {
 		return 0, "", false, errVanished
@@ -635,7 +654,7 @@ func transfer(ctx context.Context, from, to storage.Storage, fromKey, toKey stri
 	}
 	defer rc.Close()
 	h := sha256.New()
-	cr := &countReader{r: io.TeeReader(rc, h)}
+	cr := &countReader{r: io.TeeReader(progress.Reader(m, rc), h)}
 	err = to.Create(ctx, toKey, cr)
 	if errors.Is(err, storage.ErrExist) {
 		// The rest of the source, for its hash.

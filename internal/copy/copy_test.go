@@ -529,3 +529,36 @@ func (s *slowTarget) Create(ctx context.Context, key string, r io.Reader) error 
 	<-s.release
 	return s.Storage.Create(ctx, key, r)
 }
+
+// meter records what a job reports.
+type meter struct {
+	mu           sync.Mutex
+	total, added int64
+}
+
+func (m *meter) SetTotal(n int64) { m.mu.Lock(); m.total = n; m.mu.Unlock() }
+func (m *meter) Add(n int64)      { m.mu.Lock(); m.added += n; m.mu.Unlock() }
+func (m *meter) Done()            {}
+
+// TestCopyProgress: the meter's total is the bytes the target lacks, and
+// it hears every byte copied; a second run has nothing to copy.
+func TestCopyProgress(t *testing.T) {
+	f := newFixture(t)
+	dst := storagetest.NewMemory()
+	var m meter
+	run(t, Options{Source: f.src, Target: dst, Progress: &m})
+	var want int64 // every object but the marker, which is written from the bytes read first
+	for k, b := range keys(t, f.src) {
+		if k != catalog.MarkerKey {
+			want += int64(len(b))
+		}
+	}
+	if m.total != want || m.added != want {
+		t.Errorf("meter total %d, added %d; want %d for both", m.total, m.added, want)
+	}
+	var again meter
+	run(t, Options{Source: f.src, Target: dst, Progress: &again})
+	if again.total != 0 || again.added != 0 {
+		t.Errorf("second run: meter total %d, added %d; want nothing to copy", again.total, again.added)
+	}
+}

@@ -20,8 +20,8 @@ import (
 // store (a Stat of the repository marker) when nothing else asked it for
 // a while, so an outage shows on an idle daemon too.
 //
-// A request counts as a success when the store answered (ErrNotExist
-// and ErrExist included), as a failure when it did not, and not at all when the
+// A request counts as a success when the store answered (ErrNotExist,
+// ErrExist and ErrLocked included), as a failure when it did not, and not at all when the
 // caller gave up (its context ended) or the caller's own reader or List
 // callback failed.
 type StoreMonitor struct {
@@ -86,7 +86,7 @@ func (m *StoreMonitor) observe(ctx context.Context, start time.Time, err error) 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lastRequest = now
-	if err == nil || errors.Is(err, storage.ErrNotExist) || errors.Is(err, storage.ErrExist) {
+	if err == nil || errors.Is(err, storage.ErrNotExist) || errors.Is(err, storage.ErrExist) || errors.Is(err, storage.ErrLocked) {
 		m.lastSuccess, m.failingSince, m.failures = now, time.Time{}, 0
 		return
 	}

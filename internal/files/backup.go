@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/progress"
 	"github.com/pitr-dev/pitr/internal/repo"
 )
 
@@ -72,6 +73,9 @@ type Options struct {
 	// AfterRead, if set, is called after each read of a file's content,
 	// before the file is checked for changes (tests: change it there).
 	AfterRead func(path string, try int)
+	// Progress hears the bytes of the files scanned (read, or known from
+	// the stat cache); the total is not known beforehand. nil: nothing.
+	Progress progress.Meter
 
 	// trustRecent caches files however recently they changed (tests: their
 	// files are all new); see racyWindow.

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/progress"
 	"github.com/pitr-dev/pitr/internal/repo"
 )
 
@@ -42,6 +43,9 @@ type RestoreOptions struct {
 	// Workers is how many files are written at once; 0 means 8 (each
 	// holds one chunk in memory: at most 8 MiB).
 	Workers int
+	// Progress hears the file bytes written, against the total to
+	// restore; nil shows nothing.
+	Progress progress.Meter
 }
 
 // RestoreStats counts what Restore did.
@@ -117,6 +121,7 @@ func Restore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (RestoreSta
 	if err := man.Scan(ctx, x.checkTarget); err != nil {
 		return x.stats, err
 	}
+	progress.SetTotal(opts.Progress, x.wantBytes)
 	spool, err := newPackSpool(r.Store(), x.need, target)
 	if err != nil {
 		return x.stats, err
@@ -171,6 +176,7 @@ type restorer struct {
 	selected    int64
 	lastParent  string              // checkTarget: the last parent found to be real directories
 	need        map[string]packNeed // checkChunks: by pack, what the restore reads of it
+	wantBytes   int64               // checkChunks: file bytes to write, for Progress
 
 	dirs       map[string]bool   // relative directories known to be real, created or checked
 	restoredAs map[string]string // link target path -> relative path restored with its content
@@ -370,6 +376,7 @@ func (x *restorer) checkChunks(e *catalog.ManifestEntry) error {
 		if ref.Size != c.Size {
 			return fmt.Errorf("restore %s: chunk %.16s: index says %d bytes, manifest %d", quotePath(e.Path), c.ID, ref.Size, c.Size)
 		}
+		x.wantBytes += c.Size
 		n := x.need[ref.Pack]
 		n.blobs++
 		n.bytes += ref.Length
@@ -597,6 +604,7 @@ func (x *restorer) file(ctx context.Context, name string, e, src *catalog.Manife
 				return err
 			}
 			n += int64(len(data))
+			progress.Add(x.opts.Progress, int64(len(data)))
 			return nil
 		})
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/progress"
 	"github.com/pitr-dev/pitr/internal/repo"
 )
 
@@ -318,6 +319,7 @@ func (w *walker) reuse(p string, st *unix.Stat_t, e *catalog.ManifestEntry) bool
 	}
 	e.Chunks, e.Size = c.chunks, c.size
 	w.reused++
+	progress.Add(w.opts.Progress, c.size)
 	return true
 }
 
@@ -413,6 +415,7 @@ func (w *walker) chunk(f *os.File) ([]catalog.ChunkRef, int64, error) {
 		}
 		refs = append(refs, catalog.ChunkRef{ID: id, SHA256: chunkSum(c.Data), Size: int64(len(c.Data))})
 		n += int64(len(c.Data))
+		progress.Add(w.opts.Progress, int64(len(c.Data)))
 	}
 }
 

@@ -28,19 +28,41 @@ type BlobRef struct {
 // ChunkIndex is what the repository's index objects say: every stored
 // chunk ID and where it is. It needs no secret key.
 type ChunkIndex struct {
-	blobs   map[string]BlobRef
-	indexes map[string]bool // index object SHA-256s read
+	blobs     map[string]BlobRef
+	indexes   map[string]bool // index object SHA-256s read
+	condemned map[string]bool // packs condemned by pack GC (gc.go): no dedup against them
 }
 
 // NewChunkIndex returns an empty index (a repository with no chunks).
 func NewChunkIndex() *ChunkIndex {
-	return &ChunkIndex{blobs: map[string]BlobRef{}, indexes: map[string]bool{}}
+	return &ChunkIndex{blobs: map[string]BlobRef{}, indexes: map[string]bool{}, condemned: map[string]bool{}}
 }
 
-// Lookup returns where chunk id is stored.
+// Lookup returns where chunk id is stored, in a pack not condemned if
+// one holds it: a restore reads a condemned pack until it is deleted.
 func (ix *ChunkIndex) Lookup(id string) (BlobRef, bool) {
 	b, ok := ix.blobs[id]
 	return b, ok
+}
+
+// LookupLive is Lookup leaving out condemned packs: what a snapshot may
+// deduplicate against. A chunk only a condemned pack holds is stored
+// again, since pack GC may delete that pack once its grace has passed.
+func (ix *ChunkIndex) LookupLive(id string) (BlobRef, bool) {
+	b, ok := ix.blobs[id]
+	if !ok || ix.condemned[b.Pack] {
+		return BlobRef{}, false
+	}
+	return b, true
+}
+
+// Condemn marks packs (SHA-256s) as condemned; call it before adding
+// their index objects, so that a chunk also held by a live pack is found
+// there.
+func (ix *ChunkIndex) Condemn(packs ...string) {
+	for _, p := range packs {
+		ix.condemned[p] = true
+	}
 }
 
 // Len is the number of chunks the index knows.
@@ -50,11 +72,12 @@ func (ix *ChunkIndex) Len() int { return len(ix.blobs) }
 func (ix *ChunkIndex) Has(sum string) bool { return ix.indexes[sum] }
 
 // Add records the chunks of one index object (sum: its SHA-256). A chunk
-// stored in two packs (two hosts racing) keeps the first location seen.
+// stored in two packs (two hosts racing, or stored again beside a
+// condemned pack) keeps the first location seen in a pack not condemned.
 func (ix *ChunkIndex) Add(sum string, pi *catalog.PackIndex) {
 	ix.indexes[sum] = true
 	for _, b := range pi.Blobs {
-		if _, ok := ix.blobs[b.ID]; !ok {
+		if old, ok := ix.blobs[b.ID]; !ok || ix.condemned[old.Pack] && !ix.condemned[pi.Pack] {
 			ix.blobs[b.ID] = BlobRef{Pack: pi.Pack, Header: pi.Header, Blob: b}
 		}
 	}
@@ -86,10 +109,15 @@ func (r *Repo) ReadIndexObject(ctx context.Context, sum string) (*catalog.PackIn
 }
 
 // LoadChunkIndex reads every index object not in ix yet (nil: a new
-// index) and returns ix.
+// index) and returns ix. It reads the condemned-pack records (gc.go)
+// before and after the index objects: LookupLive leaves their packs out,
+// including those of a record written while it read.
 func (r *Repo) LoadChunkIndex(ctx context.Context, ix *ChunkIndex) (*ChunkIndex, error) {
 	if ix == nil {
 		ix = NewChunkIndex()
+	}
+	if err := r.condemnInto(ctx, ix); err != nil {
+		return nil, err
 	}
 	sums, err := r.IndexObjects(ctx)
 	if err != nil {
@@ -104,6 +132,9 @@ func (r *Repo) LoadChunkIndex(ctx context.Context, ix *ChunkIndex) (*ChunkIndex,
 			return nil, err
 		}
 		ix.Add(sum, pi)
+	}
+	if err := r.condemnInto(ctx, ix); err != nil { // again: one written while we read
+		return nil, err
 	}
 	return ix, nil
 }

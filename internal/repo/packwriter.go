@@ -117,14 +117,15 @@ func (r *Repo) NewPackWriter(ctx context.Context, ix *ChunkIndex, cacheDir strin
 	return w
 }
 
-// Has says whether chunk id is stored or added this run already.
+// Has says whether chunk id is stored, in a pack not condemned, or added
+// this run already.
 func (w *PackWriter) Has(id string) bool {
 	if w.seen[id] {
 		return true
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	_, ok := w.ix.Lookup(id)
+	_, ok := w.ix.LookupLive(id)
 	return ok
 }
 
@@ -341,10 +342,14 @@ func (w *PackWriter) Stats() PackStats {
 // LoadChunkIndexCached is LoadChunkIndex reading index objects from the
 // cache directory dir where it has them, fetching the others (several at
 // once) and adding them to it. dir "" is no cache. A cache that cannot
-// be written is only slower.
+// be written is only slower. Condemned-pack records are always read from
+// the repository, before and after the index objects.
 func (r *Repo) LoadChunkIndexCached(ctx context.Context, ix *ChunkIndex, dir string) (*ChunkIndex, error) {
 	if ix == nil {
 		ix = NewChunkIndex()
+	}
+	if err := r.condemnInto(ctx, ix); err != nil {
+		return nil, err
 	}
 	sums, err := r.IndexObjects(ctx)
 	if err != nil {
@@ -352,6 +357,7 @@ func (r *Repo) LoadChunkIndexCached(ctx context.Context, ix *ChunkIndex, dir str
 	}
 	if dir != "" {
 		_ = os.MkdirAll(dir, 0o700)
+		pruneIndexCache(dir, sums)
 	}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
@@ -388,6 +394,9 @@ func (r *Repo) LoadChunkIndexCached(ctx context.Context, ix *ChunkIndex, dir str
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	if err := r.condemnInto(ctx, ix); err != nil { // again: one written while we read
+		return nil, err
+	}
 	return ix, nil
 }
 
@@ -409,6 +418,24 @@ func (r *Repo) readIndexBytes(ctx context.Context, sum string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w: content does not match its name", key, ErrDamaged)
 	}
 	return data, nil
+}
+
+// pruneIndexCache removes the cached index objects the repository no
+// longer lists (pack GC deleted them), best effort.
+func pruneIndexCache(dir string, sums []string) {
+	listed := make(map[string]bool, len(sums))
+	for _, s := range sums {
+		listed[s+".json"] = true
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, de := range des {
+		if name := de.Name(); de.Type().IsRegular() && len(name) == 64+len(".json") && filepath.Ext(name) == ".json" && !listed[name] {
+			_ = os.Remove(filepath.Join(dir, name))
+		}
+	}
 }
 
 func readCachedIndex(dir, sum string) (*catalog.PackIndex, bool) {

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/progress"
 	"github.com/pitr-dev/pitr/internal/repo"
 )
 
@@ -51,6 +52,9 @@ type Options struct {
 	ArchiveOff bool
 	// Out gets the timeline choice and its alternatives; nil: not shown.
 	Out io.Writer
+	// Progress hears the backup's bytes as they are unpacked, against
+	// their total; nil shows nothing.
+	Progress progress.Meter
 }
 
 // Result reports what Run restored.
@@ -150,6 +154,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Parallel)
 	stats := make([]ExtractStats, len(b.Parts))
+	progress.SetTotal(opts.Progress, b.Bytes)
 	for i, p := range b.Parts {
 		g.Go(func() error {
 			var err error
@@ -203,13 +208,14 @@ func restorePart(ctx context.Context, opts Options, b *catalog.Backup, p catalog
 		return ExtractStats{}, fmt.Errorf("backup %s part %s: %w", b.ID, p.Name, err)
 	}
 	defer r.Close()
+	src := progress.Reader(opts.Progress, r)
 	if !strings.HasSuffix(p.Name, ".tar") {
 		// backup_manifest: kept for pg_verifybackup.
 		f, err := os.OpenFile(filepath.Join(staging, p.Name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return ExtractStats{}, err
 		}
-		n, err := io.Copy(f, r)
+		n, err := io.Copy(f, src)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -224,7 +230,7 @@ func restorePart(ctx context.Context, opts Options, b *catalog.Backup, p catalog
 	} else if p.Name != "base.tar" {
 		return ExtractStats{}, fmt.Errorf("backup %s: unexpected part %s", b.ID, p.Name)
 	}
-	st, err := Extract(ctx, r, dir, ExtractOptions{Owner: owner.ptr(), Name: p.Name})
+	st, err := Extract(ctx, src, dir, ExtractOptions{Owner: owner.ptr(), Name: p.Name})
 	if err != nil {
 		return st, fmt.Errorf("backup %s part %s: %w", b.ID, p.Name, err)
 	}

@@ -279,17 +279,22 @@ var bucketUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
 // name. Buckets live as long as the server.
 func (m *MinIOServer) NewBucket(t testing.TB) string {
 	t.Helper()
-	prefix := strings.Trim(bucketUnsafe.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
-	if len(prefix) > 40 {
-		prefix = strings.Trim(prefix[:40], "-")
-	}
-	name := "t-" + prefix + "-" + randomHex(6)
+	name := bucketName(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := m.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 		t.Fatalf("create bucket %s: %v", name, err)
 	}
 	return name
+}
+
+// bucketName is a new bucket name after the test's.
+func bucketName(t testing.TB) string {
+	prefix := strings.Trim(bucketUnsafe.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
+	if len(prefix) > 40 {
+		prefix = strings.Trim(prefix[:40], "-")
+	}
+	return "t-" + prefix + "-" + randomHex(6)
 }
 
 func (m *MinIOServer) logTail(n int) string {

@@ -99,12 +99,21 @@ type gap struct {
 // test for the WAL names the backup needs (nil: all).
 func (v *verifier) chains(backups []*catalog.Backup, ix *wal.Index, ts *wal.Timelines) func(name string) bool {
 	maxSeg := map[int64]uint64{} // by segment size: the highest segment number archived
+	for _, b := range backups {
+		maxSeg[b.WALSegmentSize] = 0
+	}
 	for key := range v.listing {
-		if o, ok := catalog.ParseWALKey(key); ok {
-			for _, b := range backups {
-				if n, err := wal.ParseName(o.Name); err == nil && n.Kind == wal.KindSegment && n.SegNo(b.WALSegmentSize) > maxSeg[b.WALSegmentSize] {
-					maxSeg[b.WALSegmentSize] = n.SegNo(b.WALSegmentSize)
-				}
+		o, ok := catalog.ParseWALKey(key)
+		if !ok {
+			continue
+		}
+		n, err := wal.ParseName(o.Name)
+		if err != nil || n.Kind != wal.KindSegment {
+			continue
+		}
+		for size, max := range maxSeg {
+			if wal.ValidSegmentSize(size) && n.SegNo(size) > max {
+				maxSeg[size] = n.SegNo(size)
 			}
 		}
 	}
@@ -159,7 +168,7 @@ func (v *verifier) chains(backups []*catalog.Backup, ix *wal.Index, ts *wal.Time
 		v.problem("wal: %s missing on timeline %d: breaks the window from %s after %s",
 			segmentRange(g.from, g.to), g.tli, backupList(g.backups), g.after.UTC().Format(time.RFC3339))
 	}
-	if v.opts.Backup == "" {
+	if v.opts.Backup == "" || v.opts.WAL {
 		return nil
 	}
 	return func(name string) bool {

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/storage"
 )
 
 // files checks file snapshots: every index object against its name and
@@ -77,6 +79,9 @@ func (v *verifier) files(ctx context.Context) error {
 		}
 		v.add(task{obj: o, level: level, read: func(ctx context.Context) error {
 			_, err := v.r.CheckPack(ctx, pi, open, v.sum)
+			if errors.Is(err, storage.ErrNotExist) {
+				return errVanished
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", key, err)
 			}
@@ -107,7 +112,7 @@ func (v *verifier) manifests(ctx context.Context, snaps []*catalog.Snapshot, chu
 			break
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(metered(ctx))
 	g.SetLimit(v.opts.Workers)
 	for _, s := range snaps {
 		o, ok := v.present(s.Manifest.Key, fmt.Sprintf("manifest of snapshot %s of %s", s.ID, s.Set), s.Manifest.Stored)
@@ -118,7 +123,7 @@ func (v *verifier) manifests(ctx context.Context, snaps []*catalog.Snapshot, chu
 			v.count(&v.res.Sealed)
 			continue
 		}
-		if !gone && v.verified(o, levelContent) {
+		if !gone && !v.opts.Full && v.verified(o, levelContent) {
 			v.count(&v.res.Skipped)
 			continue
 		}
@@ -133,6 +138,7 @@ func (v *verifier) manifests(ctx context.Context, snaps []*catalog.Snapshot, chu
 			v.res.Bytes += o.Size
 			if err != nil {
 				v.res.Problems = append(v.res.Problems, oneLine(err.Error()))
+				delete(v.state.Objects, o.Key)
 				return nil
 			}
 			v.state.record(o, levelContent)

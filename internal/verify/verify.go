@@ -24,7 +24,7 @@ import (
 // Options configures Run.
 type Options struct {
 	// Backup limits the run to one backup: its parts and the WAL on its
-	// chains. "" is every backup.
+	// chains (all the WAL with WAL). "" is every backup.
 	Backup string
 	// What to verify; all false is everything (backups, WAL, dumps and
 	// file snapshots). Backup implies Backups.
@@ -102,6 +102,12 @@ func (r *Result) Summary() string {
 // NoIdentity is the line a run without the identity reports.
 const NoIdentity = "no identity: checked presence, sizes and pack checksums; contents not decrypted"
 
+// errVanished: an object listed was deleted before it was read (a
+// concurrent pitr retain, or wal-receive removing the chunks of a segment
+// stored whole). What entries name is checked against the listing, so this
+// is no problem.
+var errVanished = errors.New("deleted since the listing")
+
 // task is one object to read.
 type task struct {
 	obj   storage.ObjectInfo
@@ -141,6 +147,9 @@ func Run(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 		opts.Backups, opts.WAL, opts.Dumps, opts.Files = true, true, true, true
 	}
 	codec := r.Codec()
+	if codec == nil {
+		return nil, errors.New("verify: the repository has no codec")
+	}
 	v := &verifier{opts: opts, ids: codec != nil && len(codec.Identities) > 0, sums: map[string]string{},
 		res: &Result{Started: opts.Now().UTC(), Full: opts.Full, Subset: opts.Subset.String(), Problems: []string{}}}
 	v.st = &meteredStore{Storage: r.Store(), m: opts.Progress}
@@ -151,9 +160,6 @@ func Run(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 		log.Warn().Err(err).Msg("verify state ignored")
 	}
 	v.state = state
-	if opts.Full {
-		v.state.Objects = map[string]stateObject{}
-	}
 	if err := v.run(ctx); err != nil {
 		return nil, err
 	}
@@ -165,7 +171,9 @@ func Run(ctx context.Context, r *repo.Repo, opts Options) (*Result, error) {
 	if err := v.state.save(opts.StateFile, opts.Now()); err != nil {
 		log.Warn().Err(err).Msg("verify state not saved: the next run reads everything again")
 	}
-	v.res.Decrypted = v.ids || v.res.Sealed == 0 // nothing encrypted was left closed
+	// Contents were checked: with the identity, or in a repository that
+	// does not encrypt and held nothing encrypted.
+	v.res.Decrypted = v.ids || !codec.Encrypt && v.res.Sealed == 0
 	sort.Strings(v.res.Problems)
 	v.res.Finished = opts.Now().UTC()
 	return v.res, nil
@@ -206,12 +214,12 @@ func (v *verifier) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if v.opts.Dumps && v.opts.Backup == "" {
+	if v.opts.Dumps {
 		if err := v.dumps(ctx); err != nil {
 			return err
 		}
 	}
-	if v.opts.Files && v.opts.Backup == "" {
+	if v.opts.Files {
 		if err := v.files(ctx); err != nil {
 			return err
 		}
@@ -243,16 +251,16 @@ func (v *verifier) readAll(ctx context.Context, tasks []task) error {
 		switch {
 		case !v.opts.Subset.Has(t.obj.Key):
 			v.res.Unselected++
-		case v.verified(t.obj, t.level):
+		case !v.opts.Full && v.verified(t.obj, t.level):
 			v.res.Skipped++
 		default:
 			todo = append(todo, t)
 			total += t.obj.Size
 		}
 	}
-	progress.SetTotal(v.opts.Progress, total)
+	progress.SetTotal(v.opts.Progress, v.res.Bytes+total) // manifests were read already
 	defer progress.Done(v.opts.Progress)
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(metered(ctx))
 	g.SetLimit(v.opts.Workers)
 	for _, t := range todo {
 		g.Go(func() error {
@@ -260,12 +268,17 @@ func (v *verifier) readAll(ctx context.Context, tasks []task) error {
 			if err := gctx.Err(); err != nil {
 				return err
 			}
+			if errors.Is(err, errVanished) {
+				zerolog.Ctx(ctx).Debug().Str("key", t.obj.Key).Msg("deleted since the listing: not verified")
+				return nil
+			}
 			v.mu.Lock()
 			defer v.mu.Unlock()
 			v.res.Objects++
 			v.res.Bytes += t.obj.Size
 			if err != nil {
 				v.res.Problems = append(v.res.Problems, oneLine(err.Error()))
+				delete(v.state.Objects, t.obj.Key) // damaged since it was verified: every run names it
 				return nil
 			}
 			v.state.record(t.obj, t.level)
@@ -297,7 +310,7 @@ func (v *verifier) sealed(o storage.ObjectInfo, encrypted bool, sha string, plai
 func (v *verifier) readSealed(ctx context.Context, key string, encrypted bool, sha string, plainBytes int64) error {
 	rc, err := v.st.Get(ctx, key)
 	if errors.Is(err, storage.ErrNotExist) {
-		return fmt.Errorf("%s: missing (deleted after the listing?)", key)
+		return errVanished
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", key, err)
@@ -399,9 +412,19 @@ type meteredStore struct {
 	m progress.Meter
 }
 
+// meterKey marks the context of the reads a meteredStore reports: the
+// objects verified, not the entries and indexes read to plan the run.
+type meterKey struct{}
+
+func metered(ctx context.Context) context.Context { return context.WithValue(ctx, meterKey{}, true) }
+
+func (s *meteredStore) on(ctx context.Context) bool {
+	return s.m != nil && ctx.Value(meterKey{}) != nil
+}
+
 func (s *meteredStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	rc, err := s.Storage.Get(ctx, key)
-	if err != nil || s.m == nil {
+	if err != nil || !s.on(ctx) {
 		return rc, err
 	}
 	return meteredBody{rc, s.m}, nil
@@ -409,7 +432,7 @@ func (s *meteredStore) Get(ctx context.Context, key string) (io.ReadCloser, erro
 
 func (s *meteredStore) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
 	rc, err := s.Storage.GetRange(ctx, key, offset, length)
-	if err != nil || s.m == nil {
+	if err != nil || !s.on(ctx) {
 		return rc, err
 	}
 	return meteredBody{rc, s.m}, nil

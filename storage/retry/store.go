@@ -18,9 +18,10 @@ var _ storage.Storage = (*Store)(nil)
 // transient error, with the backoff of Do, until the policy's time runs out
 // (per call, not in all: bound the whole job with its context). It never
 // retries an error wrapping storage.ErrNotExist, storage.ErrExist or
-// storage.ErrPermanent, one from a context that ended (or a cancelled one),
-// an invalid key or range, or an error returned by List's fn. Retries are
-// logged at warn level by the logger in the call's context.
+// storage.ErrPermanent (which a store's storage.ErrLocked wraps too), one
+// from a context that ended (or a cancelled one), an invalid key or range,
+// or an error returned by List's fn. Retries are logged at warn level by
+// the logger in the call's context.
 //
 // Put and Create retry only when the reader can be read again from where
 // the call found it: an io.Seeker (*os.File, *bytes.Reader,
@@ -47,7 +48,9 @@ func New(st storage.Storage, p Policy) *Store {
 	return &Store{inner: st, policy: p}
 }
 
-// Unwrap returns the wrapped store, for storage.UploadsOf.
+// Unwrap returns the wrapped store, for storage.UploadsOf and
+// storage.LockerOf: a Locker's calls go to the store itself, whose SDK
+// retries them per request.
 func (s *Store) Unwrap() storage.Storage { return s.inner }
 
 // do runs fn under the policy, marking the errors retrying cannot fix.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/storagetest"
@@ -336,5 +337,29 @@ func TestStoreZeroPolicy(t *testing.T) {
 	f.Fail(storagetest.OpStat, 3, storagetest.ErrDown)
 	if _, err := New(f, Policy{}).Stat(t.Context(), "x"); !errors.Is(err, storagetest.ErrDown) || f.Calls(storagetest.OpStat) != 1 {
 		t.Fatalf("Stat = %v after %d calls", err, f.Calls(storagetest.OpStat))
+	}
+}
+
+// TestStoreLocker: LockerOf finds the wrapped store's Locker, and a delete
+// refused for a lock is not retried.
+func TestStoreLocker(t *testing.T) {
+	ctx := t.Context()
+	mem := storagetest.NewMemory()
+	mem.LockFor = time.Hour
+	f := storagetest.NewFaulty(mem)
+	if err := mem.Put(ctx, "k", strings.NewReader("v")); err != nil {
+		t.Fatal(err)
+	}
+	s := New(mem, fast)
+	l, ok := storage.LockerOf(s)
+	if !ok || l != storage.Locker(mem) {
+		t.Fatal("LockerOf does not find the wrapped store's Locker")
+	}
+	if _, ok := storage.LockerOf(New(f, fast)); ok {
+		t.Error("LockerOf found a Locker in a store without one")
+	}
+	calls := f.Calls(storagetest.OpDelete)
+	if err := New(f, fast).Delete(ctx, "k"); !errors.Is(err, storage.ErrLocked) || f.Calls(storagetest.OpDelete) != calls+1 {
+		t.Errorf("Delete of a locked object = %v after %d calls, want ErrLocked after 1", err, f.Calls(storagetest.OpDelete)-calls)
 	}
 }

@@ -32,6 +32,10 @@
 //
 // Errors: answers that retrying cannot fix (403, a wrong secret, a missing
 // bucket) wrap storage.ErrPermanent; see permanent.
+//
+// Object Lock: with Options.ObjectLockMode, new objects are locked on
+// upload, Store is a storage.Locker, and Delete removes versions by id so
+// that a versioned bucket never keeps a hidden object; see lock.go.
 package s3
 
 import (
@@ -133,6 +137,12 @@ type Options struct {
 	// If-None-Match on writes: Create then checks for the key with
 	// HeadObject before an ordinary Put, a check two writers can race.
 	NoConditionalWrites bool
+	// ObjectLockMode locks every new object with S3 Object Lock:
+	// "governance" or "compliance" ("" for none), for ObjectLockDays (at
+	// least 1) from its upload. The bucket must have Object Lock enabled.
+	// See lock.go.
+	ObjectLockMode string
+	ObjectLockDays int
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -148,8 +158,11 @@ type Store struct {
 	partSize    int
 	concurrency int
 	timeout     time.Duration
-	noCond      bool      // Options.NoConditionalWrites
-	bufs        sync.Pool // of *[]byte, partSize long
+	noCond      bool                 // Options.NoConditionalWrites
+	bufs        sync.Pool            // of *[]byte, partSize long
+	lockMode    types.ObjectLockMode // Options.ObjectLockMode; "" for none
+	lockDays    int
+	now         func() time.Time
 }
 
 // New returns a store for opts.Bucket. It does not contact the store.
@@ -235,7 +248,19 @@ func newStore(opts Options) (*Store, error) {
 		concurrency: defaultConcurrency,
 		class:       types.StorageClass(opts.StorageClass),
 		noCond:      opts.NoConditionalWrites,
+		now:         time.Now,
 	}
+	mode, err := ParseLockMode(opts.ObjectLockMode)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case mode != "" && opts.ObjectLockDays < 1:
+		return nil, fmt.Errorf("object lock days %d: want at least 1", opts.ObjectLockDays)
+	case mode == "" && opts.ObjectLockDays != 0:
+		return nil, errors.New("object lock days without an object lock mode")
+	}
+	s.lockMode, s.lockDays = mode, opts.ObjectLockDays
 	switch opts.SSE {
 	case "":
 		if opts.SSEKMSKeyID != "" {
@@ -428,16 +453,19 @@ func contentMD5(b []byte) *string {
 }
 
 func (s *Store) putObject(ctx context.Context, key string, data []byte, ifNoneMatch *string) error {
+	mode, until := s.lockInput()
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:               &s.bucket,
-		Key:                  s.full(key),
-		Body:                 bytes.NewReader(data), // seekable: the SDK rewinds it to retry
-		ContentLength:        aws.Int64(int64(len(data))),
-		ContentMD5:           contentMD5(data),
-		IfNoneMatch:          ifNoneMatch,
-		ServerSideEncryption: s.sse,
-		SSEKMSKeyId:          s.kmsKeyID,
-		StorageClass:         s.class,
+		Bucket:                    &s.bucket,
+		Key:                       s.full(key),
+		Body:                      bytes.NewReader(data), // seekable: the SDK rewinds it to retry
+		ContentLength:             aws.Int64(int64(len(data))),
+		ContentMD5:                contentMD5(data),
+		IfNoneMatch:               ifNoneMatch,
+		ServerSideEncryption:      s.sse,
+		SSEKMSKeyId:               s.kmsKeyID,
+		StorageClass:              s.class,
+		ObjectLockMode:            mode,
+		ObjectLockRetainUntilDate: until,
 	})
 	return err
 }
@@ -472,16 +500,19 @@ func (s *Store) putSection(ctx context.Context, key string, sec *io.SectionReade
 	if _, err := io.Copy(h, io.NewSectionReader(sec, 0, sec.Size())); err != nil {
 		return err
 	}
+	mode, until := s.lockInput()
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:               &s.bucket,
-		Key:                  s.full(key),
-		Body:                 sec, // seekable: the SDK rewinds it to retry
-		ContentLength:        aws.Int64(sec.Size()),
-		ContentMD5:           aws.String(base64.StdEncoding.EncodeToString(h.Sum(nil))),
-		IfNoneMatch:          ifNoneMatch,
-		ServerSideEncryption: s.sse,
-		SSEKMSKeyId:          s.kmsKeyID,
-		StorageClass:         s.class,
+		Bucket:                    &s.bucket,
+		Key:                       s.full(key),
+		Body:                      sec, // seekable: the SDK rewinds it to retry
+		ContentLength:             aws.Int64(sec.Size()),
+		ContentMD5:                aws.String(base64.StdEncoding.EncodeToString(h.Sum(nil))),
+		IfNoneMatch:               ifNoneMatch,
+		ServerSideEncryption:      s.sse,
+		SSEKMSKeyId:               s.kmsKeyID,
+		StorageClass:              s.class,
+		ObjectLockMode:            mode,
+		ObjectLockRetainUntilDate: until,
 	})
 	return err
 }
@@ -490,12 +521,15 @@ func (s *Store) putSection(ctx context.Context, key string, sec *io.SectionReade
 // s.concurrency at once. We do not use the SDK's feature/s3/manager uploader:
 // it sends no Content-MD5 per part, so the store could not verify them.
 func (s *Store) putMultipart(ctx context.Context, key string, r io.Reader, first, second part, ifNoneMatch *string) (err error) {
+	mode, until := s.lockInput()
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket:               &s.bucket,
-		Key:                  s.full(key),
-		ServerSideEncryption: s.sse,
-		SSEKMSKeyId:          s.kmsKeyID,
-		StorageClass:         s.class,
+		Bucket:                    &s.bucket,
+		Key:                       s.full(key),
+		ServerSideEncryption:      s.sse,
+		SSEKMSKeyId:               s.kmsKeyID,
+		StorageClass:              s.class,
+		ObjectLockMode:            mode,
+		ObjectLockRetainUntilDate: until,
 	})
 	if err != nil {
 		s.release(first)
@@ -751,15 +785,30 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(storage.ObjectI
 	return nil
 }
 
-// Delete removes the object; S3 answers success for a missing key.
+// Delete removes the object; S3 answers success for a missing key. On a
+// versioned bucket it removes every version, and wraps storage.ErrLocked
+// if the store keeps one for its Object Lock (see lock.go).
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if !storage.ValidKey(key) {
 		return fmt.Errorf("delete: invalid key %q", key)
 	}
-	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: s.full(key)})
+	if s.lockMode != "" {
+		if err := s.deleteVersions(ctx, key); err != nil {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+		return nil
+	}
+	out, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: s.full(key)})
 	var nsk *types.NoSuchKey // some S3-compatible stores say so
 	if err != nil && !errors.As(err, &nsk) {
 		return fmt.Errorf("delete %s: %w", key, permanent(err))
+	}
+	if err == nil && aws.ToBool(out.DeleteMarker) {
+		// A versioned bucket hid the object behind a marker: remove it
+		// for real, or show it again.
+		if err := s.deleteVersions(ctx, key); err != nil {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
 	}
 	return nil
 }
@@ -848,6 +897,9 @@ func permanent(err error) error {
 	var ae smithy.APIError
 	if errors.As(err, &ae) && permanentCodes[ae.ErrorCode()] {
 		return storage.Permanent(err)
+	}
+	if errors.As(err, &ae) && missingLockConfig(ae) {
+		return storage.Permanent(fmt.Errorf("%w (uploads are set to be locked, but the bucket was not created with Object Lock; see docs/STORAGE.md)", err))
 	}
 	var re interface{ HTTPStatusCode() int }
 	if errors.As(err, &re) {

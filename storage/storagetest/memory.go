@@ -23,6 +23,10 @@ type Memory struct {
 	// Now gives the ModTime of objects Put from now on; time.Now if nil.
 	// Set it before the store is shared.
 	Now func() time.Time
+	// LockFor, if positive, locks every object Put from now on for that
+	// long, as a bucket with S3 Object Lock does: Delete refuses it with
+	// storage.ErrLocked until then. Set it before the store is shared.
+	LockFor time.Duration
 
 	mu      sync.Mutex
 	objects map[string]memObject
@@ -31,6 +35,7 @@ type Memory struct {
 type memObject struct {
 	data    []byte // never modified once stored
 	modTime time.Time
+	locked  time.Time // retention lock until; zero for none
 }
 
 // NewMemory returns an empty in-memory store.
@@ -65,17 +70,24 @@ func (m *Memory) put(ctx context.Context, key string, r io.Reader, create bool) 
 	if err != nil {
 		return fmt.Errorf("%s: %w", key, err)
 	}
-	now := time.Now
-	if m.Now != nil {
-		now = m.Now
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.objects[key]; ok && create {
 		return fmt.Errorf("%s: %w", key, storage.ErrExist)
 	}
-	m.objects[key] = memObject{data: data, modTime: now().UTC()}
+	o := memObject{data: data, modTime: m.now()}
+	if m.LockFor > 0 {
+		o.locked = o.modTime.Add(m.LockFor)
+	}
+	m.objects[key] = o
 	return nil
+}
+
+func (m *Memory) now() time.Time {
+	if m.Now != nil {
+		return m.Now().UTC()
+	}
+	return time.Now().UTC()
 }
 
 // Get returns a reader over the object's bytes.
@@ -164,7 +176,39 @@ func (m *Memory) Delete(ctx context.Context, key string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok && o.locked.After(m.now()) {
+		return storage.Permanent(fmt.Errorf("delete %s: %w until %s", key, storage.ErrLocked, o.locked.Format(time.RFC3339)))
+	}
 	delete(m.objects, key)
+	return nil
+}
+
+var _ storage.Locker = (*Memory)(nil)
+
+// LockedUntil reports the object's retention lock (see LockFor).
+func (m *Memory) LockedUntil(ctx context.Context, key string) (time.Time, error) {
+	o, err := m.lookup(ctx, key)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("locked until %s: %w", key, err)
+	}
+	return o.locked, nil
+}
+
+// ExtendLock locks the object until at least until; it never shortens.
+func (m *Memory) ExtendLock(ctx context.Context, key string, until time.Time) error {
+	if _, err := m.lookup(ctx, key); err != nil {
+		return fmt.Errorf("extend lock of %s: %w", key, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok {
+		return fmt.Errorf("extend lock of %s: %w", key, storage.ErrNotExist)
+	}
+	if until.After(o.locked) {
+		o.locked = until.UTC()
+		m.objects[key] = o
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -78,6 +79,8 @@ type Receiver struct {
 	status Status
 	marked bool   // the repository marker was checked (Run's goroutine only)
 	bound  string // the system identifier the repository was verified to belong to (same)
+
+	deleteRefused atomic.Bool // the store refused to delete a chunk; logged once
 }
 
 // New returns a Receiver; Run starts it.

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/wal"
 )
 
@@ -150,8 +151,13 @@ func (s *session) removeChunks(ctx context.Context, name string) int {
 	g.SetLimit(8)
 	for _, c := range chunks {
 		g.Go(func() error {
-			if s.r.opts.Store.Delete(ctx, c.Key) == nil {
+			err := s.r.opts.Store.Delete(ctx, c.Key)
+			if err == nil {
 				n.Add(1)
+			} else if errors.Is(err, storage.ErrPermanent) && s.r.deleteRefused.CompareAndSwap(false, true) {
+				// Credentials that cannot delete (the database host's, see
+				// docs/STORAGE.md): say so once, not once a segment.
+				s.log.Warn().Err(err).Msg("storage refuses to delete streamed chunks; pitr retain removes them")
 			}
 			return nil
 		})
