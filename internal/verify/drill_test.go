@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,5 +94,29 @@ func TestDrillOneLine(t *testing.T) {
 	}
 	if got := drillLimitLines("a\nb\nc\n", 2); !strings.HasPrefix(got, "a | b | (1 more lines)") {
 		t.Errorf("%q", got)
+	}
+}
+
+// A drill that cannot restore (no backup; a file set without snapshots)
+// fails with one line per problem, saves its report, and leaves nothing
+// in its scratch area.
+func TestDrillNothingToRestore(t *testing.T) {
+	tr := newTestRepo(t)
+	dir := t.TempDir()
+	clock := t0
+	res, err := Drill(t.Context(), DrillOptions{
+		Repo: tr.r, RestoreCommand: "false", Dir: dir, FileSets: []string{"uploads"}, Tool: "pitr test",
+		Now: func() time.Time { clock = clock.Add(time.Second); return clock },
+	})
+	if !errors.Is(err, ErrDrillFailed) || res == nil || len(res.Problems) != 2 ||
+		!strings.HasPrefix(res.Problems[0], "restore: ") || !strings.HasPrefix(res.Problems[1], "files uploads: ") {
+		t.Fatalf("Drill = %+v, %v; want two problems (restore, files)", res, err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("scratch area holds %d entries after the drill", len(entries))
+	}
+	rep, err := tr.r.LatestReport(t.Context(), catalog.ReportDrill)
+	if err != nil || rep == nil || rep.OK || len(rep.Problems) != 2 || rep.ID != res.ReportID || rep.Tool != "pitr test" {
+		t.Fatalf("saved report %+v, %v", rep, err)
 	}
 }
