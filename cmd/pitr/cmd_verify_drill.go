@@ -13,6 +13,7 @@ import (
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/config"
 	"github.com/pitr-dev/pitr/internal/daemon"
+	"github.com/pitr-dev/pitr/internal/progress"
 	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/internal/restore"
 	"github.com/pitr-dev/pitr/internal/verify"
@@ -142,6 +143,9 @@ func drillOptions(ctx context.Context, e *env, f drillFlags) (verify.DrillOption
 	o.Repo, o.Target, o.Timeline, o.Checks, o.FileSets = r, target, timeline, checks, sets
 	o.RestoreCommand, o.CommandReads, o.CommandExecs = cmd, reads, []string{self}
 	o.Tool = "pitr " + version
+	if !f.boolFlag("json") && f.cmd != nil { // a command on a terminal; not the daemon
+		o.Progress = func(label string) progress.Meter { return newMeter(e, label, 0) }
+	}
 	return o, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/progress"
 	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/internal/restore"
 	"github.com/pitr-dev/pitr/internal/scratch"
@@ -57,6 +58,10 @@ type DrillOptions struct {
 	// Tool names the program in the report, e.g. "pitr 1.4.0".
 	Tool string
 	Now  func() time.Time
+	// Progress, if set, gives a meter for each restore (the backup, each
+	// file set), named by label; a nil one shows nothing. The drill ends
+	// each one.
+	Progress func(label string) progress.Meter
 }
 
 // DrillResult is what a drill found. Problems is empty when it passed.
@@ -257,6 +262,14 @@ func drillOneLine(s string) string {
 		}
 	}
 	return strings.Join(parts, " | ")
+}
+
+// meter returns the progress meter of one restore, or nil.
+func (d *drill) meter(label string) progress.Meter {
+	if d.opts.Progress == nil {
+		return nil
+	}
+	return d.opts.Progress(label)
 }
 
 // scratchPath returns a path in the scratch directory.

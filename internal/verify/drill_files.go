@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pitr-dev/pitr/internal/files"
+	"github.com/pitr-dev/pitr/internal/progress"
 )
 
 // files restores the newest snapshot of each of opts.FileSets into the
@@ -33,7 +34,10 @@ func (d *drill) fileSet(ctx context.Context, set string) {
 	}
 	target := d.scratchPath("files", set)
 	defer os.RemoveAll(target)
-	if _, err := files.Restore(ctx, d.opts.Repo, files.RestoreOptions{Snapshot: snap, Target: target}); err != nil {
+	bar := d.meter("drill: files " + set)
+	_, err = files.Restore(ctx, d.opts.Repo, files.RestoreOptions{Snapshot: snap, Target: target, Progress: bar})
+	progress.Done(bar)
+	if err != nil {
 		if ctx.Err() == nil {
 			d.problem("files %s: restore snapshot %s: %v", set, snap.ID, err)
 		}

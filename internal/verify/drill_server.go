@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pitr-dev/pitr/internal/pgserver"
+	"github.com/pitr-dev/pitr/internal/progress"
 	"github.com/pitr-dev/pitr/internal/restore"
 	"github.com/pitr-dev/pitr/internal/scratch"
 )
@@ -89,10 +90,12 @@ func (d *drill) database(ctx context.Context) {
 		}
 	}
 	start := o.Now()
+	bar := d.meter("drill: restore")
 	_, err = restore.Run(ctx, restore.Options{
 		Repo: o.Repo, Target: o.Target, BackupID: b.ID, DataDir: dataDir, TablespaceMap: tsMap,
-		RestoreCommand: o.RestoreCommand, Timeline: o.Timeline, ArchiveOff: true, Now: o.Now,
+		RestoreCommand: o.RestoreCommand, Timeline: o.Timeline, ArchiveOff: true, Now: o.Now, Progress: bar,
 	})
+	progress.Done(bar)
 	if err != nil {
 		d.problem("restore backup %s: %v", b.ID, err)
 		return
