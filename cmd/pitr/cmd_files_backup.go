@@ -221,19 +221,23 @@ func (e *env) dedupKey(ctx context.Context) (files.DedupKey, error) {
 	return k, nil
 }
 
-// filesCacheDir is the local chunk-index cache for the repository:
-// <spool_dir>/files-index/<hash of the repository URL> when spool_dir is
-// set, else <user cache dir>/pitr/<hash>/index; "" (no cache) when
-// neither is known.
-func (e *env) filesCacheDir() string {
+// filesCacheDir is the local chunk-index cache for the repository (see
+// repoCacheDir); "" (no cache) when no place is known.
+func (e *env) filesCacheDir() string { return e.repoCacheDir("files-index", "index") }
+
+// repoCacheDir is a local place for what pitr remembers of the repository:
+// <spool_dir>/<spoolName>/<hash of the repository URL> when spool_dir is
+// set, else <user cache dir>/pitr/<hash>/<cacheName>; "" when neither is
+// known.
+func (e *env) repoCacheDir(spoolName, cacheName string) string {
 	sum := sha256.Sum256([]byte(e.cfg.Repo))
 	h := hex.EncodeToString(sum[:8])
 	if e.cfg.SpoolDir != "" {
-		return filepath.Join(e.cfg.SpoolDir, "files-index", h)
+		return filepath.Join(e.cfg.SpoolDir, spoolName, h)
 	}
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(dir, "pitr", h, "index")
+	return filepath.Join(dir, "pitr", h, cacheName)
 }

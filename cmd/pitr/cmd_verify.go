@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -120,18 +116,6 @@ func runVerify(ctx context.Context, e *env, o verifyOptions) error {
 }
 
 // verifyStateFile is where verify records what it verified in the
-// repository: <spool_dir>/verified/<hash of the repository URL> when
-// spool_dir is set, else <user cache dir>/pitr/<hash>/verified; "" (none:
-// every run reads everything) when neither is known.
-func (e *env) verifyStateFile() string {
-	sum := sha256.Sum256([]byte(e.cfg.Repo))
-	h := hex.EncodeToString(sum[:8])
-	if e.cfg.SpoolDir != "" {
-		return filepath.Join(e.cfg.SpoolDir, "verified", h)
-	}
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(dir, "pitr", h, "verified")
-}
+// repository (see repoCacheDir); "" (none: every run reads everything)
+// when no place is known.
+func (e *env) verifyStateFile() string { return e.repoCacheDir("verified", "verified") }

@@ -18,7 +18,6 @@ import (
 	"github.com/pitr-dev/pitr/internal/envelope"
 	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/internal/status"
-	"github.com/pitr-dev/pitr/storage/location"
 )
 
 // monitored is one repository pitr status and check look at.
@@ -103,15 +102,8 @@ func (e *env) openMonitored(ctx context.Context, m monitored) (*repo.Repo, error
 	if m.primary && e.store != nil { // tests, and a daemon that opened it already
 		return repo.Open(ctx, e.store, nil, m.settings.Repo)
 	}
-	st, err := location.Open(ctx, m.settings.Repo, locationOptions(&e.cfg, m.settings, false))
-	var usage *location.UsageError
-	var none *location.NoRepositoryError
-	switch {
-	case errors.As(err, &usage):
-		return nil, fmt.Errorf("%w: %s", errUsage, usage.Msg)
-	case errors.As(err, &none):
-		return nil, repo.NoRepository(none.URL, none.Why)
-	case err != nil:
+	st, err := openLocation(ctx, m.settings.Repo, locationOptions(&e.cfg, m.settings, false))
+	if err != nil {
 		return nil, err
 	}
 	r, err := repo.Open(ctx, st, nil, m.settings.Repo)

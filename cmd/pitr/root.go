@@ -234,15 +234,8 @@ func (e *env) open(ctx context.Context, create bool) (storage.Storage, error) {
 	if err := e.cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	st, err := location.Open(ctx, e.cfg.Repo, locationOptions(&e.cfg, e.cfg.Primary(), create))
-	var usage *location.UsageError
-	var none *location.NoRepositoryError
-	switch {
-	case errors.As(err, &usage):
-		return nil, fmt.Errorf("%w: %s", errUsage, usage.Msg)
-	case errors.As(err, &none):
-		return nil, repo.NoRepository(none.URL, none.Why)
-	case err != nil:
+	st, err := openLocation(ctx, e.cfg.Repo, locationOptions(&e.cfg, e.cfg.Primary(), create))
+	if err != nil {
 		return nil, err
 	}
 	e.store = e.limits.wrap(&e.cfg, st)
@@ -339,7 +332,18 @@ func (e *env) OpenSecond(ctx context.Context, r config.Repository, offsite, crea
 	case offsite && idOK:
 		opts.S3.Credentials = credentials.NewStaticCredentialsProvider(id, secret, os.Getenv("PITR_OFFSITE_AWS_SESSION_TOKEN"))
 	}
-	st, err := location.Open(ctx, r.Repo, opts)
+	st, err := openLocation(ctx, r.Repo, opts)
+	if err != nil {
+		return nil, err
+	}
+	return e.limits.wrap(&e.cfg, st), nil
+}
+
+// openLocation opens the store at url, its errors as the commands report
+// them: a bad URL or setting is a usage error, a place without a
+// repository "no repository at URL".
+func openLocation(ctx context.Context, url string, opts location.Options) (storage.Storage, error) {
+	st, err := location.Open(ctx, url, opts)
 	var usage *location.UsageError
 	var none *location.NoRepositoryError
 	switch {
@@ -350,7 +354,7 @@ func (e *env) OpenSecond(ctx context.Context, r config.Repository, offsite, crea
 	case err != nil:
 		return nil, err
 	}
-	return e.limits.wrap(&e.cfg, st), nil
+	return st, nil
 }
 
 func (e *env) retryPolicy() retry.Policy { return retry.Policy{Timeout: e.cfg.RetryTimeout} }

@@ -34,22 +34,35 @@ type Reservation struct {
 // an unused id: harmless, removed with the leftovers of incomplete backups.
 func (r *Repo) ReserveID(ctx context.Context, t time.Time, keyOf func(id string) (string, error)) (string, error) {
 	host, _ := os.Hostname()
+	id, err := r.createFirstFree(ctx, t, keyOf, func(id string) []byte {
+		b, _ := json.Marshal(Reservation{ID: id, Reserved: t.UTC(), Host: host})
+		return append(b, '\n')
+	})
+	if err != nil {
+		return "", fmt.Errorf("reserve id: %w", err)
+	}
+	return id, nil
+}
+
+// createFirstFree creates keyOf(id) create-only with body(id), for the
+// first id of the second t falls in that is free: catalog.BackupIDSeq(t, 0),
+// then -1 and so on up to catalog.MaxIDSeq. It returns the id taken.
+func (r *Repo) createFirstFree(ctx context.Context, t time.Time, keyOf func(id string) (string, error), body func(id string) []byte) (string, error) {
 	for seq := range catalog.MaxIDSeq + 1 {
 		id := catalog.BackupIDSeq(t, seq)
 		key, err := keyOf(id)
 		if err != nil {
 			return "", err
 		}
-		b, _ := json.Marshal(Reservation{ID: id, Reserved: t.UTC(), Host: host})
-		err = r.st.Create(ctx, key, bytes.NewReader(append(b, '\n')))
+		err = r.st.Create(ctx, key, bytes.NewReader(body(id)))
 		if err == nil {
 			return id, nil
 		}
 		if !errors.Is(err, storage.ErrExist) {
-			return "", fmt.Errorf("reserve id %s: %w", id, err)
+			return "", fmt.Errorf("%s: %w", id, err)
 		}
 	}
-	return "", fmt.Errorf("reserve id: all %d ids of %s are taken", catalog.MaxIDSeq+1, catalog.BackupID(t))
+	return "", fmt.Errorf("all %d ids of %s are taken", catalog.MaxIDSeq+1, catalog.BackupID(t))
 }
 
 // ReleaseID removes the reservation object key of a job that failed

@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -89,20 +88,13 @@ func (r *Repo) SavePin(ctx context.Context, p *catalog.Pin) error {
 		p.Host, _ = os.Hostname()
 	}
 	p.At = p.At.UTC()
-	for seq := range catalog.MaxIDSeq + 1 {
-		key, err := catalog.PinKey(p.PinRef, catalog.BackupIDSeq(p.At, seq))
-		if err != nil {
-			return err
-		}
-		err = r.st.Create(ctx, key, bytes.NewReader(catalog.MarshalPin(p)))
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, storage.ErrExist) {
-			return fmt.Errorf("save pin of %s: %w", p.PinRef, err)
-		}
+	_, err := r.createFirstFree(ctx, p.At, func(id string) (string, error) {
+		return catalog.PinKey(p.PinRef, id)
+	}, func(string) []byte { return catalog.MarshalPin(p) })
+	if err != nil {
+		return fmt.Errorf("save pin of %s: %w", p.PinRef, err)
 	}
-	return fmt.Errorf("save pin of %s: all %d record ids of %s are taken", p.PinRef, catalog.MaxIDSeq+1, catalog.BackupID(p.At))
+	return nil
 }
 
 // Pins is what the pin records say.

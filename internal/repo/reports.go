@@ -1,9 +1,7 @@
 package repo
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,21 +19,14 @@ func (r *Repo) SaveReport(ctx context.Context, rep *catalog.Report) error {
 	if rep.Host == "" {
 		rep.Host, _ = os.Hostname()
 	}
-	for seq := range catalog.MaxIDSeq + 1 {
-		rep.ID = catalog.BackupIDSeq(rep.Started, seq)
-		key, err := catalog.ReportKey(rep.Kind, rep.ID)
-		if err != nil {
-			return err
-		}
-		err = r.st.Create(ctx, key, bytes.NewReader(catalog.MarshalReport(rep)))
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, storage.ErrExist) {
-			return fmt.Errorf("save %s report: %w", rep.Kind, err)
-		}
+	_, err := r.createFirstFree(ctx, rep.Started, func(id string) (string, error) {
+		rep.ID = id
+		return catalog.ReportKey(rep.Kind, id)
+	}, func(string) []byte { return catalog.MarshalReport(rep) })
+	if err != nil {
+		return fmt.Errorf("save %s report: %w", rep.Kind, err)
 	}
-	return fmt.Errorf("save %s report: all %d ids of %s are taken", rep.Kind, catalog.MaxIDSeq+1, catalog.BackupID(rep.Started))
+	return nil
 }
 
 // ListReports returns the keys of kind's reports, oldest first (by id:
