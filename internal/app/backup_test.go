@@ -198,3 +198,31 @@ func TestBackupRestorePointFails(t *testing.T) {
 		t.Error("hook ran or objects left after a failed restore point")
 	}
 }
+
+func TestFind(t *testing.T) {
+	f, r, _ := newFake(t)
+	opts := f.options(r)
+	a, err := Backup(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.App = "zulip"
+	_ = os.Remove(f.marker)
+	z, err := Backup(t.Context(), opts) // same second, other app: the same id
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, want := range map[string]*catalog.App{"mastodon/" + a.ID: a, "zulip/latest": z, "zulip": z} {
+		if got, err := Find(t.Context(), r, ref); err != nil || got.App != want.App || got.ID != want.ID {
+			t.Errorf("Find(%s) = %+v, %v", ref, got, err)
+		}
+	}
+	if _, err := Find(t.Context(), r, a.ID); !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "mastodon/"+a.ID+", zulip/"+a.ID) {
+		t.Errorf("ambiguous id: %v", err)
+	}
+	for _, ref := range []string{"20261201T150000Z", "Nope/x", "mastodon/x", "nosuch"} {
+		if _, err := Find(t.Context(), r, ref); err == nil {
+			t.Errorf("Find(%s) found something", ref)
+		}
+	}
+}
