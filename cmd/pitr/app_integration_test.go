@@ -4,12 +4,17 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/scratch"
 	"github.com/pitr-dev/pitr/internal/testenv"
 	"github.com/pitr-dev/pitr/wal"
 )
@@ -121,5 +126,71 @@ func TestAppBackupMinIO(t *testing.T) {
 	}
 	if list := r.mustRun(env, "app", "list"); strings.Count(list, "shop") != 1 {
 		t.Errorf("app list:\n%s", list)
+	}
+}
+
+// TestDaemonAppSchedule: an app with a schedule is the daemon's job
+// "app <name>": it takes the app point when due.
+func TestDaemonAppSchedule(t *testing.T) {
+	r := newRig(t, "local")
+	c := r.cluster(nil)
+	appDB(t, c)
+	uploads := filepath.Join(t.TempDir(), "uploads")
+	writeTreeFile(t, filepath.Join(uploads, "b.txt"), []byte("hello"), 0o640)
+	cfg := filepath.Join(testenv.Dir(t), "pitr.yaml")
+	y := "files:\n  - name: uploads\n    paths: [" + uploads + "]\napps:\n  - name: shop\n    database: {cluster: true}\n    files: [uploads]\n" +
+		"    schedule: \"" + cronAt(time.Now().Add(3*time.Second)) + "\"\n"
+	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port, err := scratch.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(backupEnv(c), "PITR_CONFIG="+cfg, "PITR_DAEMON_STREAM=false", "PITR_BACKUP_SCHEDULE=", "PITR_DUMP_SCHEDULE=",
+		"PITR_FILES_SCHEDULE=", fmt.Sprintf("PITR_METRICS_ADDR=127.0.0.1:%d", port))
+	cmd := exec.Command(r.pitr, "daemon")
+	cmd.Env = append(append(os.Environ(), r.env...), env...)
+	var log lockedBuffer
+	cmd.Stderr = &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", log.String())
+		}
+	})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	var points []*catalog.App
+	testenv.Eventually(t, 60*time.Second, func() (bool, string) {
+		// No repository until the first job writes one: app list fails then.
+		if out, _, code := r.runEnv(env, "app", "list", "--json"); code == 0 {
+			var l struct{ Apps []*catalog.App }
+			if err := json.Unmarshal([]byte(out), &l); err != nil {
+				t.Fatal(err)
+			}
+			points = l.Apps
+		}
+		return len(points) == 1, fmt.Sprintf("%d app points", len(points))
+	})
+	if points[0].RestorePoint == nil || len(points[0].Snapshots) != 1 {
+		t.Fatalf("app point of the scheduled run: %+v", points[0])
+	}
+	_, body, _ := tryGet(base + "/metrics")
+	if runs, fails := metricValue(body, `pitr_job_runs_total{job="app shop"}`), metricValue(body, `pitr_job_failures_total{job="app shop"}`); runs != 1 || fails != 0 {
+		t.Errorf("app shop runs %v, failures %v; want 1, 0", runs, fails)
 	}
 }
