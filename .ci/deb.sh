@@ -31,7 +31,8 @@ version() {
 		echo "deb.sh: not a git checkout: set PITR_VERSION" >&2
 		return 1
 	fi
-	local v dirty=""
+	local d v dirty=""
+	git update-index -q --refresh >/dev/null 2>&1 || true # a touched file is not a change
 	if ! git diff-index --quiet HEAD -- 2>/dev/null; then
 		dirty="+dirty"
 	fi

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pitr-dev/pitr/internal/testenv"
 )
@@ -162,8 +163,9 @@ func TestDebPackage(t *testing.T) {
 }
 
 // TestDebVersion runs .ci/deb.sh --print-version in a scratch git
-// repository: without a tag, on a tag, after it, on a pre-release tag and
-// with uncommitted changes; dpkg must order the versions as the commits.
+// repository: without a tag, on a tag (with a file touched), after it, on a
+// pre-release tag and with uncommitted changes; dpkg must order the versions
+// as the commits.
 func TestDebVersion(t *testing.T) {
 	debNeedTools(t, "bash", "git", "dpkg")
 	script, err := os.ReadFile(filepath.Join(debRepoRoot(t), ".ci", "deb.sh"))
@@ -197,6 +199,11 @@ func TestDebVersion(t *testing.T) {
 	}
 	got = append(got, untagged)
 	git("tag", "v1.2.3")
+	// A touched file (new mtime, same bytes) is no change.
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, ".ci", "deb.sh"), later, later); err != nil {
+		t.Fatal(err)
+	}
 	if v := version(); v != "1.2.3" {
 		t.Errorf("on tag v1.2.3: version = %q, want 1.2.3", v)
 	}
