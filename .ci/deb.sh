@@ -114,7 +114,8 @@ if [[ -z "${SOURCE_DATE_EPOCH:-}" ]] && git rev-parse --git-dir >/dev/null 2>&1;
 fi
 
 say "nfpm $nfpm_version: $deb"
+# nfpm runs here: built for this machine, whatever GOOS/GOARCH pitr was for.
 PITR_DEB_STAGE="$stage" PITR_DEB_VERSION="$ver" PITR_DEB_ARCH="$arch" \
-	go run "github.com/goreleaser/nfpm/v2/cmd/nfpm@$nfpm_version" package \
+	GOOS="$(go env GOHOSTOS)" GOARCH="$(go env GOHOSTARCH)" go run "github.com/goreleaser/nfpm/v2/cmd/nfpm@$nfpm_version" package \
 	--config packaging/nfpm.yaml --packager deb --target "$deb" >&2
 printf '%s\n' "$deb"
