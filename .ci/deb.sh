@@ -10,7 +10,7 @@
 # commits later -> 1.2.3+3.g<sha>, v1.3.0-rc1 -> 1.3.0~rc1), or without a tag
 # 0.0.0~git<commit time, UTC, YYYYMMDDHHMMSS>.<sha>, so later commits sort
 # later for apt; +dirty marks a tree with uncommitted changes. PITR_VERSION
-# overrides it. The package layout is packaging/nfpm.yaml; nfpm is run with
+# overrides it. The package layout is .ci/packaging/nfpm.yaml; nfpm is run with
 # `go run` at a pinned version (module and build cache, no go.mod entry).
 set -euo pipefail
 umask 022
@@ -103,7 +103,7 @@ else
 	cp -R README.md docs examples "$stage/doc/"
 fi
 {
-	cat packaging/copyright # ends in a Comment: field the module lines continue
+	cat .ci/packaging/copyright # ends in a Comment: field the module lines continue
 	go version -m "$stage/pitr" | awk '$1 == "dep" { printf " %s %s\n", $2, $3 }'
 } >"$stage/doc/copyright"
 
@@ -117,5 +117,5 @@ say "nfpm $nfpm_version: $deb"
 # nfpm runs here: built for this machine, whatever GOOS/GOARCH pitr was for.
 PITR_DEB_STAGE="$stage" PITR_DEB_VERSION="$ver" PITR_DEB_ARCH="$arch" \
 	GOOS="$(go env GOHOSTOS)" GOARCH="$(go env GOHOSTARCH)" go run "github.com/goreleaser/nfpm/v2/cmd/nfpm@$nfpm_version" package \
-	--config packaging/nfpm.yaml --packager deb --target "$deb" >&2
+	--config .ci/packaging/nfpm.yaml --packager deb --target "$deb" >&2
 printf '%s\n' "$deb"
