@@ -231,8 +231,10 @@ type RestoreOptions struct {
 	// KeepSettings are original absolute paths: one that exists under
 	// Root is left as it is (with what is under it), not restored.
 	KeepSettings []string
-	// PGData is where the cluster goes; "" restores no cluster.
-	PGData string
+	// PGData is where the cluster goes; needed when the app point has a
+	// restore point, unless SkipCluster.
+	PGData      string
+	SkipCluster bool // restore no cluster (e.g. only the dumps)
 	// Dumps restores the app point's logical dumps (RestoreDump).
 	Dumps bool
 	// Installed lists the PostgreSQL majors this machine can run
@@ -299,7 +301,10 @@ func Restore(ctx context.Context, opts RestoreOptions) (*RestoreResult, error) {
 	res := &RestoreResult{Choice: choice}
 	fmt.Fprintln(out, choice.Describe())
 
-	cluster := opts.PGData != "" && a.RestorePoint != nil
+	cluster := a.RestorePoint != nil && !opts.SkipCluster
+	if cluster && opts.PGData == "" {
+		return nil, fmt.Errorf("app point %s holds the cluster (restore point %s): say where it goes with --pgdata DIR or apps[].database.pgdata, or skip it with --no-cluster", a.ID, a.RestorePoint.Name)
+	}
 	if opts.PGData != "" && a.RestorePoint == nil {
 		res.warn(out, fmt.Sprintf("app point %s has no restore point (the app has no cluster): no database restored into %s", a.ID, opts.PGData))
 	}

@@ -219,11 +219,17 @@ func TestRestore(t *testing.T) {
 	if len(f.db)+len(f.files) != 0 {
 		t.Errorf("jobs ran after the refusal: %+v %+v", f.db, f.files)
 	}
-	// Without a cluster to restore (no --pgdata), the major does not matter.
+	// No --pgdata for a point with a cluster: told what to pass.
 	opts.PGData = ""
+	if _, err := Restore(t.Context(), opts); err == nil || !strings.Contains(err.Error(), "--pgdata DIR") {
+		t.Errorf("no pgdata: %v", err)
+	}
+	// Without the cluster (--no-cluster), the major does not matter.
+	opts.SkipCluster = true
 	if _, err := Restore(t.Context(), opts); err != nil || len(f.files) != 1 || len(f.db) != 0 {
 		t.Errorf("files only: %v, %+v", err, f)
 	}
+	opts.SkipCluster = false
 
 	// A failing database restore fails the restore, naming the part.
 	f = &fakeJobs{fail: errors.New("no backup")}
