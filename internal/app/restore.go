@@ -178,14 +178,6 @@ func VersionWarnings(recorded, now map[string]string) []string {
 	return out
 }
 
-func firstLine(s string) string {
-	line, _, more := strings.Cut(s, "\n")
-	if more {
-		return line + " ..."
-	}
-	return line
-}
-
 // DBRequest is what RestoreOptions.RestoreDB restores.
 type DBRequest struct {
 	PGData string
@@ -240,8 +232,9 @@ type RestoreOptions struct {
 	// Installed lists the PostgreSQL majors this machine can run
 	// (InstalledMajors); checked against the app point's.
 	Installed func() []string
-	// Versions runs the app's version commands now; nil compares nothing.
-	Versions func(ctx context.Context) map[string]string
+	// Versions are the app's version commands, run now and compared with
+	// the recorded outputs: differences are warnings.
+	Versions []Version
 
 	RestoreDB    func(ctx context.Context, req DBRequest) (DBResult, error)
 	RestoreFiles func(ctx context.Context, req FilesRequest) (FilesResult, error)
@@ -317,8 +310,12 @@ func Restore(ctx context.Context, opts RestoreOptions) (*RestoreResult, error) {
 			return nil, err
 		}
 	}
-	if opts.Versions != nil {
-		for _, w := range VersionWarnings(a.Versions, opts.Versions(ctx)) {
+	if len(opts.Versions) > 0 {
+		now := map[string]string{}
+		for _, v := range opts.Versions {
+			now[v.Name] = runVersion(ctx, v)
+		}
+		for _, w := range VersionWarnings(a.Versions, now) {
 			res.warn(out, w)
 		}
 	}

@@ -110,15 +110,15 @@ func TestVersionWarnings(t *testing.T) {
 	}
 }
 
-// fakeJobs records what Restore asked the jobs for.
-type fakeJobs struct {
+// restoreJobs records what Restore asked the jobs for.
+type restoreJobs struct {
 	db    []DBRequest
 	files []FilesRequest
 	dumps []string
 	fail  error
 }
 
-func (f *fakeJobs) wire(o *RestoreOptions) {
+func (f *restoreJobs) wire(o *RestoreOptions) {
 	o.RestoreDB = func(_ context.Context, req DBRequest) (DBResult, error) {
 		f.db = append(f.db, req)
 		return DBResult{Backup: "20261122T120000Z", Files: 1000, Bytes: 30 << 20}, f.fail
@@ -170,14 +170,12 @@ func TestRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	f := &fakeJobs{}
+	f := &restoreJobs{}
 	opts := RestoreOptions{Repo: r, App: "chat", Root: root, PGData: "/x/pgdata", Dumps: true,
 		KeepSettings: []string{"/etc/chat/settings[1].py", "/etc/chat/absent.conf"},
 		Installed:    func() []string { return []string{"15"} },
-		Versions: func(context.Context) map[string]string {
-			return map[string]string{"app": "chat 2.2", "os": "Debian 12"}
-		},
-		Out: &out}
+		Versions:     []Version{{Name: "app", Command: []string{"echo", "chat 2.2"}}, {Name: "os", Command: []string{"echo", "Debian 12"}}},
+		Out:          &out}
 	f.wire(&opts)
 	res, err := Restore(t.Context(), opts)
 	if err != nil {
@@ -200,7 +198,7 @@ func TestRestore(t *testing.T) {
 	}
 
 	// --to TIME: the database to the time.
-	f = &fakeJobs{}
+	f = &restoreJobs{}
 	opts.To = RestoreTo{Time: rt0.Add(time.Hour)}
 	f.wire(&opts)
 	if _, err := Restore(t.Context(), opts); err != nil || len(f.db) != 1 || !f.db[0].Time.Equal(rt0.Add(time.Hour)) {
@@ -209,7 +207,7 @@ func TestRestore(t *testing.T) {
 
 	// PostgreSQL 16 recorded, 15 installed: refused, nothing run.
 	p16 := point(0, "160004")
-	f = &fakeJobs{}
+	f = &restoreJobs{}
 	opts = RestoreOptions{Repo: appRepo(t, p16), App: "chat", Root: root, PGData: "/x/pgdata", Installed: func() []string { return []string{"15"} }}
 	f.wire(&opts)
 	_, err = Restore(t.Context(), opts)
@@ -232,7 +230,7 @@ func TestRestore(t *testing.T) {
 	opts.SkipCluster = false
 
 	// A failing database restore fails the restore, naming the part.
-	f = &fakeJobs{fail: errors.New("no backup")}
+	f = &restoreJobs{fail: errors.New("no backup")}
 	opts.PGData = "/x/pgdata"
 	opts.Installed = func() []string { return []string{"16"} }
 	f.wire(&opts)
