@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pitr-dev/pitr/internal/scratch"
 	"github.com/pitr-dev/pitr/internal/testenv"
 )
 
@@ -160,4 +163,71 @@ apps:
 	if code != 1 || !strings.Contains(stderr, "exists at the target") {
 		t.Errorf("restore over restored files: exit %d, %s", code, stderr)
 	}
+}
+
+// TestAppRestoreDumps: an app without the cluster, kept as logical dumps;
+// after its database is dropped, app restore brings it back into the
+// running server (pg_dsn), a second time refused while it exists and
+// accepted over it with --force.
+func TestAppRestoreDumps(t *testing.T) {
+	r := newRig(t, "minio")
+	c := r.cluster(nil)
+	if err := c.Exec(t.Context(), `CREATE DATABASE docs`); err != nil {
+		t.Fatal(err)
+	}
+	docs := scratchDB(t, c, "docs")
+	if _, err := docs.Exec(t.Context(), `CREATE TABLE doc (id int PRIMARY KEY, title text); INSERT INTO doc SELECT g, 'doc ' || g FROM generate_series(1, 40) g`); err != nil {
+		t.Fatal(err)
+	}
+	docs.Close(t.Context())
+	dir := testenv.Dir(t)
+	cfg := filepath.Join(dir, "pitr.yaml")
+	if err := os.WriteFile(cfg, []byte("apps:\n  - name: archive\n    database:\n      dumps: [docs]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, string, int) {
+		t.Helper()
+		return r.runEnv(backupEnv(c), append([]string{"--config", cfg}, args...)...)
+	}
+	if out, stderr, code := run("app", "backup", "archive"); code != 0 {
+		t.Fatalf("app backup: exit %d: %s%s", code, out, stderr)
+	}
+	if err := c.Exec(t.Context(), `DROP DATABASE docs`); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	out, stderr, code := run("app", "restore", "archive", "--root", root)
+	if code != 0 || !strings.Contains(out, "  dump docs: dump ") || strings.Contains(out, "archive") && strings.Contains(out, "rehearsal") {
+		t.Fatalf("app restore: exit %d:\n%s%s", code, out, stderr)
+	}
+	t.Logf("app restore:\n%s", out)
+	count := func() int64 {
+		t.Helper()
+		conn := scratchDB(t, c, "docs")
+		defer conn.Close(t.Context())
+		var n int64
+		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM doc`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 40 {
+		t.Errorf("docs has %d rows after app restore, want 40", n)
+	}
+	if _, stderr, code := run("app", "restore", "archive", "--root", root); code != 1 || !strings.Contains(stderr, "docs") {
+		t.Errorf("restore over the existing database: exit %d: %s", code, stderr)
+	}
+	if out, stderr, code := run("app", "restore", "archive", "--root", root, "--force"); code != 0 || count() != 40 {
+		t.Errorf("restore --force over the existing database: exit %d: %s%s", code, out, stderr)
+	}
+}
+
+// scratchDB connects to database db of c.
+func scratchDB(t *testing.T, c *scratch.Cluster, db string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), c.DSN(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }

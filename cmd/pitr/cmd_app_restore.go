@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -114,7 +115,9 @@ func runAppRestore(ctx context.Context, e *env, name string, f appRestoreFlags) 
 			return fmt.Errorf("%w: --keep-settings %q: want an original absolute path, e.g. /etc/app/settings.py", errUsage, p)
 		}
 	}
-	archiveOff, err := chooseArchiveMode(e, f.archiveMode, false)
+	// The archive line is printed only when a cluster is restored.
+	var archiveLine bytes.Buffer
+	archiveOff, err := chooseArchiveMode(&env{stdout: &archiveLine, stderr: e.stderr, stdin: e.stdin}, f.archiveMode, false)
 	if err != nil {
 		return err
 	}
@@ -155,6 +158,7 @@ func runAppRestore(ctx context.Context, e *env, name string, f appRestoreFlags) 
 		if err := restore.Preflight(ctx, restore.PreflightOptions{DataDir: req.PGData, Read: reads, Exec: []string{self}}); err != nil {
 			return app.DBResult{}, err
 		}
+		fmt.Fprint(e.stdout, archiveLine.String())
 		opts := restore.Options{Repo: r, DataDir: req.PGData, Force: req.Force, RestoreCommand: restoreCmd, ArchiveOff: archiveOff}
 		if req.Time.IsZero() {
 			// Exactly to the restore point, on its timeline, from the newest
