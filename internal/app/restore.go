@@ -274,6 +274,13 @@ type RestoredPart struct {
 // snapshot under Root and, with Dumps, the logical dumps. It checks
 // everything it can before writing: the app point, the PostgreSQL major,
 // the snapshots named. It reads the repository only.
+//
+// What a failure or crash leaves: each part is written by its own job,
+// safely (restore.Run's staging directory renamed into place, files under
+// temporary names, each dump in one transaction), so a part is there
+// whole or not at all; parts are restored in order (cluster, file sets,
+// dumps), and those before the failure stay. A rerun with --force
+// replaces them.
 func Restore(ctx context.Context, opts RestoreOptions) (*RestoreResult, error) {
 	log := zerolog.Ctx(ctx)
 	out := opts.Out
