@@ -36,6 +36,11 @@ type RestoreOptions struct {
 	// these path.Match patterns, or under a directory that matches, and
 	// the directories above them.
 	Include []string
+	// Exclude, when not empty, leaves out the paths matching one of these
+	// patterns (same syntax), and everything under a directory that
+	// matches: what the target holds there stays as it is, also with
+	// Force (pitr app restore --keep-settings).
+	Exclude []string
 	// Force replaces existing files, symbolic links and hard links at the
 	// target (never following a symbolic link found there); without it,
 	// Restore refuses to start when any path it would write exists.
@@ -83,6 +88,9 @@ func Restore(ctx context.Context, r *repo.Repo, opts RestoreOptions) (RestoreSta
 	start := time.Now()
 	s := opts.Snapshot
 	if err := CheckPatterns(opts.Include); err != nil {
+		return RestoreStats{}, err
+	}
+	if err := CheckPatterns(opts.Exclude); err != nil {
 		return RestoreStats{}, err
 	}
 	target, err := filepath.Abs(opts.Target)
@@ -337,9 +345,12 @@ func (x *restorer) check(e *catalog.ManifestEntry) error {
 	return nil
 }
 
-// wanted says whether e is restored: included, or a directory above an
-// included path.
+// wanted says whether e is restored: included and not excluded, or a
+// directory above an included path.
 func (x *restorer) wanted(e *catalog.ManifestEntry) bool {
+	if len(x.opts.Exclude) > 0 && included(x.opts.Exclude, e.Path) {
+		return false
+	}
 	return included(x.opts.Include, e.Path) || (e.Type == catalog.TypeDir && x.needDirs[e.Path])
 }
 
