@@ -32,6 +32,7 @@ func newAppCommand(e *env) *cobra.Command {
 		newAppBackupCommand(e),
 		newAppListCommand(e),
 		newAppShowCommand(e),
+		newAppRestoreCommand(e),
 	)
 	return cmd
 }
