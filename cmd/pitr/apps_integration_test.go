@@ -225,8 +225,8 @@ type disaster struct {
 // application paths, removes them (and the data directory), runs pitr app
 // restore NAME --to latest into a new root (and a new data directory when
 // the data directory was lost), compares every path brought back with
-// what it was, and starts the restored cluster. It returns the restore
-// root, the restored cluster (nil without a lost data directory) and the
+// what it was, and starts the restored cluster. It returns where the
+// application's paths came back (the restore root + a.root), the restored cluster (nil without a lost data directory) and the
 // restore's output.
 func (a *appTest) disasterThenRestore(d disaster) (string, *scratch.Cluster, string) {
 	a.t.Helper()
@@ -252,8 +252,11 @@ func (a *appTest) disasterThenRestore(d disaster) (string, *scratch.Cluster, str
 		}
 	}
 	root := testenv.Dir(a.t)
+	// The application's paths come back under root at their original
+	// paths, which are under a.root in this test.
+	restored := root + a.root
 	for p, content := range d.keep {
-		writeTreeFile(a.t, root+p, []byte(content), 0o644)
+		writeTreeFile(a.t, restored+p, []byte(content), 0o644)
 	}
 	args := []string{"app", "restore", a.name, "--to", "latest", "--root", root}
 	pgdata := ""
@@ -263,9 +266,9 @@ func (a *appTest) disasterThenRestore(d disaster) (string, *scratch.Cluster, str
 	}
 	out := a.pitr(append(args, d.args...)...)
 	a.t.Logf("app restore:\n%s", out)
-	got := readTree(a.t, root, d.paths)
+	got := readTree(a.t, restored, d.paths)
 	for p, content := range d.keep {
-		if b, _ := os.ReadFile(root + p); string(b) != content {
+		if b, _ := os.ReadFile(restored + p); string(b) != content {
 			a.t.Errorf("%s: the target's copy was replaced by %q", p, b)
 		}
 		delete(want, p)
@@ -273,13 +276,13 @@ func (a *appTest) disasterThenRestore(d disaster) (string, *scratch.Cluster, str
 	}
 	compareTrees(a.t, want, got)
 	for _, x := range d.excluded {
-		assertAbsent(a.t, root+x)
+		assertAbsent(a.t, restored+x)
 	}
 	var c *scratch.Cluster
 	if d.dataLost {
 		c = a.r.startRestored(pgdata)
 	}
-	return root, c, out
+	return restored, c, out
 }
 
 // compareTrees reports every path missing, extra or different.
@@ -359,6 +362,7 @@ func TestAppMastodon(t *testing.T) {
 	if err := a.c.Exec(t.Context(), `INSERT INTO statuses (text) SELECT 'toot ' || i FROM generate_series(1, 500) i`); err != nil {
 		t.Fatal(err)
 	}
+	a.pitr("backup") // the daemon's backup_schedule; the app point's restore point is after it
 	point := a.backup()
 	if point.RestorePoint == nil {
 		t.Fatal("app point without a restore point")
@@ -377,7 +381,7 @@ func TestAppMastodon(t *testing.T) {
 	if n, err := c.QueryInt(t.Context(), `SELECT count(*) FROM statuses`); err != nil || n != 500 {
 		t.Errorf("restored statuses: %d (%v), want the 500 of the app point", n, err)
 	}
-	restored := testenv.RedisWith(t, testenv.RedisOptions{Dir: root + a.path("/var/backups/redis")})
+	restored := testenv.RedisWith(t, testenv.RedisOptions{Dir: root + "/var/backups/redis"})
 	for i := range 20 {
 		if got, want := restored.Do(t, "GET", fmt.Sprintf("mastodon:key:%d", i)), fmt.Sprintf("value %d", i); got != want {
 			t.Errorf("redis mastodon:key:%d after restore: %q, want %q", i, got, want)
@@ -402,6 +406,7 @@ func TestAppZulip(t *testing.T) {
 	a.file("/home/zulip/deployments/current/version.txt", []byte("9.2\n"), 0o644, 0, 0)
 	rows := itemDB(t, a.c, "zulip", 300)
 
+	a.pitr("backup")
 	point := a.backup()
 	if got := point.Versions["zulip"]; got != "9.2" {
 		t.Errorf("recorded zulip version %q, want 9.2", got)

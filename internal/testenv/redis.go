@@ -130,6 +130,7 @@ func (r *RedisServer) start(bin string) error {
 		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
 		"--dir", r.Dir, "--dbfilename", r.DBFilename,
 		"--save", "", "--appendonly", "no", "--daemonize", "no",
+		"--repl-diskless-sync-delay", "0", // redis-cli --rdb: no 5s wait for more replicas
 		"--logfile", r.logPath)
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	setParentDeathSignal(cmd.SysProcAttr, syscall.SIGKILL)
