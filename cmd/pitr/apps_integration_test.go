@@ -411,7 +411,11 @@ func TestAppZulip(t *testing.T) {
 	if got := point.Versions["zulip"]; got != "9.2" {
 		t.Errorf("recorded zulip version %q, want 9.2", got)
 	}
-	show := a.pitr("app", "show", a.name+"/"+point.ID)
+	// Without the identity: app points are plaintext.
+	show, stderr, code := a.pitrCode([]string{"PITR_AGE_IDENTITY_FILE="}, "app", "show", a.name+"/"+point.ID)
+	if code != 0 {
+		t.Fatalf("app show without the identity: exit %d: %s", code, stderr)
+	}
 	for _, want := range []string{"9.2", point.Versions["os"], point.Versions["postgresql"], point.RestorePoint.Name} {
 		if !strings.Contains(show, want) {
 			t.Errorf("app show lacks %q:\n%s", want, show)
@@ -436,7 +440,7 @@ func TestAppZulip(t *testing.T) {
 		t.Fatal(err)
 	}
 	refusedRoot, refusedData := testenv.Dir(t), restoredDir(t)
-	_, stderr, code := a.pitrCode(nil, "app", "restore", a.name, "--to", fake.ID, "--root", refusedRoot, "--pgdata", refusedData)
+	_, stderr, code = a.pitrCode(nil, "app", "restore", a.name, "--to", fake.ID, "--root", refusedRoot, "--pgdata", refusedData)
 	if code == 0 || !strings.Contains(stderr, "16") {
 		t.Fatalf("restore of a PostgreSQL 16 app point: exit %d, want a refusal naming 16:\n%s", code, stderr)
 	}
@@ -469,7 +473,8 @@ func TestAppZulip(t *testing.T) {
 
 // dumpKind runs the rest of the story of an example without a cluster:
 // its databases (name -> checksum of its rows) are logical dumps of the
-// app point, which the disaster drops and app restore --dumps brings back.
+// app point, which app restore --dumps brings back into a new server after
+// the disaster.
 func dumpKind(t *testing.T, a *appTest, point *catalog.App, dbs map[string]string, d disaster) string {
 	t.Helper()
 	var got, want []string
@@ -484,15 +489,19 @@ func dumpKind(t *testing.T, a *appTest, point *catalog.App, dbs map[string]strin
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("app point dumps %v, want %v", got, want)
 	}
-	for db := range dbs {
-		if err := a.c.Exec(t.Context(), `DROP DATABASE `+db); err != nil {
-			t.Fatal(err)
-		}
+	// The server is lost with its data directory: the dumps go into a
+	// new, empty one.
+	if err := a.c.Stop(t.Context()); err != nil {
+		t.Fatal(err)
 	}
-	d.args = append(d.args, "--dumps")
+	if err := os.RemoveAll(a.c.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	fresh := testenv.Postgres(t, nil)
+	d.args = append(d.args, "--dumps", "--dsn", fresh.DSN("postgres"))
 	root, _, _ := a.disasterThenRestore(d)
 	for db, sum := range dbs {
-		if got := itemSum(t, a.c, db); got != sum {
+		if got := itemSum(t, fresh, db); got != sum {
 			t.Errorf("database %s after restore: %s, want %s", db, got, sum)
 		}
 	}
@@ -534,6 +543,23 @@ func TestAppDjango(t *testing.T) {
 			t.Errorf("off-site repository lacks dump %s/%s:\n%s", d.Database, d.ID, listed)
 		}
 	}
+
+	// The archive tier: each dated folder is uploaded once, by the first
+	// snapshot that sees it, and the snapshot is pinned (kept forever).
+	a.pitr("files", "backup", "rpps-prod")
+	a.file("/opt/docker/aletheia/media/prod/annuaire/2026-05-15/rpps.csv", randomData(6, 20_000), 0o644, 0, 0)
+	a.pitr("files", "backup", "rpps-prod")
+	snaps := filesList(t, a, "rpps-prod")
+	if len(snaps) != 2 {
+		t.Fatalf("%d rpps-prod snapshots, want 2", len(snaps))
+	}
+	if s := snaps[1]; s.NewBytes > 20_000+4096 || s.Bytes < 70_000 {
+		t.Errorf("second rpps-prod snapshot: %d of %d bytes new, want only the new folder's 20000", s.NewBytes, s.Bytes)
+	}
+	if out := a.pitr("pin", "files:rpps-prod/"+snaps[1].ID, "--note", "RPPS 2026-05-15"); !strings.Contains(out, "pinned") {
+		t.Errorf("pin: %s", out)
+	}
+
 	dumpKind(t, a, point, dbs, disaster{paths: media, excluded: annuaire})
 }
 
