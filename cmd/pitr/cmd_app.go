@@ -104,7 +104,17 @@ func runAppBackup(ctx context.Context, e *env, args []string, all bool) error {
 		}
 		printAppPoint(e.stdout, p)
 	}
-	return errors.Join(errs...)
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return fmt.Errorf("%d of %d app backups failed: %s", len(errs), len(apps), strings.Join(msgs, "; "))
 }
 
 // appBackup takes one app point of a, with the jobs wired to files,

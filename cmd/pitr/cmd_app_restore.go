@@ -24,6 +24,7 @@ import (
 // appRestoreFlags are the flags of app restore.
 type appRestoreFlags struct {
 	to, root, pgdata, dsn string
+	archiveMode           string
 	force, noCluster      bool
 	dumps                 bool
 	keep                  []string
@@ -52,7 +53,9 @@ The cluster goes to --pgdata, by default the app's database.pgdata under --root
 (in place with --force and no --root); the server is not started: start it to
 recover. An app point taken on another PostgreSQL major than this machine runs
 is refused (restore its logical dumps instead: --no-cluster --dumps);
-differences of the app's version commands are warnings. --dumps restores the
+differences of the app's version commands are warnings. Once started, the
+cluster archives into this repository as production does, unless
+--archive-mode off (a rehearsal). --dumps restores the
 app point's logical dumps into the running server at --dsn (default pg_dsn),
 creating each database (with --force, over an existing one: pg_restore
 --clean); they are restored by default when the app has no cluster.`,
@@ -68,6 +71,7 @@ creating each database (with --force, over an existing one: pg_restore
 	fl.BoolVar(&f.noCluster, "no-cluster", false, "restore no cluster (the files, and the dumps with --dumps)")
 	fl.BoolVar(&f.dumps, "dumps", false, "restore the app point's logical dumps into the server at --dsn (default when the app has no cluster)")
 	fl.StringVar(&f.dsn, "dsn", "", "server the dumps go into (default: pg_dsn)")
+	fl.StringVar(&f.archiveMode, "archive-mode", "", "off: the restored cluster does not archive (a rehearsal); keep (the default): once started it archives into the repository, as production")
 	return cmd
 }
 
@@ -110,6 +114,10 @@ func runAppRestore(ctx context.Context, e *env, name string, f appRestoreFlags) 
 			return fmt.Errorf("%w: --keep-settings %q: want an original absolute path, e.g. /etc/app/settings.py", errUsage, p)
 		}
 	}
+	archiveOff, err := chooseArchiveMode(e, f.archiveMode, false)
+	if err != nil {
+		return err
+	}
 	cfgApp := e.cfg.App(name)
 	pgdata := f.pgdata
 	if pgdata == "" && cfgApp != nil && cfgApp.Database.PGData != "" {
@@ -147,7 +155,7 @@ func runAppRestore(ctx context.Context, e *env, name string, f appRestoreFlags) 
 		if err := restore.Preflight(ctx, restore.PreflightOptions{DataDir: req.PGData, Read: reads, Exec: []string{self}}); err != nil {
 			return app.DBResult{}, err
 		}
-		opts := restore.Options{Repo: r, DataDir: req.PGData, Force: req.Force, RestoreCommand: restoreCmd, Out: e.stdout}
+		opts := restore.Options{Repo: r, DataDir: req.PGData, Force: req.Force, RestoreCommand: restoreCmd, ArchiveOff: archiveOff}
 		if req.Time.IsZero() {
 			// Exactly to the restore point, on its timeline, from the newest
 			// backup that ended before it (a restore point target alone
@@ -166,6 +174,7 @@ func runAppRestore(ctx context.Context, e *env, name string, f appRestoreFlags) 
 			opts.Target = restore.Target{Kind: restore.Name, Name: rp.Name}
 		} else {
 			opts.Target = restore.Target{Kind: restore.Time, Time: req.Time}
+			opts.Out = e.stdout // the timeline chosen, and the others
 		}
 		bar := newMeter(e, "restore", 0)
 		opts.Progress = bar

@@ -87,9 +87,10 @@ func Backup(ctx context.Context, opts Options) (_ *catalog.App, err error) {
 
 	err = takeParts(ctx, opts, a)
 	// After hooks always run once before hooks started: they undo what the
-	// before hooks did (unfreeze, resume).
+	// before hooks did (unfreeze, resume), also when the backup was
+	// cancelled (SIGTERM), each bounded by its own timeout.
 	for _, h := range opts.After {
-		rec, herr := runHook(ctx, h, "after")
+		rec, herr := runHook(context.WithoutCancel(ctx), h, "after")
 		a.Hooks = append(a.Hooks, rec)
 		if herr != nil && err == nil {
 			err = herr

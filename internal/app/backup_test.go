@@ -226,3 +226,26 @@ func TestFind(t *testing.T) {
 		}
 	}
 }
+
+// A cancelled backup (the daemon stopping) still runs the after hooks.
+func TestBackupCancelledRunsAfterHooks(t *testing.T) {
+	f, r, st := newFake(t)
+	opts := f.options(r)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	opts.Snapshot = func(ctx context.Context, set string) (*catalog.Snapshot, error) {
+		cancel()
+		return nil, ctx.Err()
+	}
+	after := filepath.Join(t.TempDir(), "resumed")
+	opts.After = []Hook{{Name: "resume", Command: []string{"touch", after}}}
+	if _, err := Backup(ctx, opts); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Stat(after); err != nil {
+		t.Errorf("after hook did not run after the cancel: %v", err)
+	}
+	if keys := appKeys(t, st); len(keys) != 0 {
+		t.Errorf("left %q", keys)
+	}
+}

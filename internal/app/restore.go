@@ -104,6 +104,10 @@ func (c Choice) Describe() string {
 		}
 		return fmt.Sprintf("app point %s at %s", c.Point.ID, at)
 	}
+	if c.Point.RestorePoint == nil {
+		return fmt.Sprintf("app point %s at %s, the newest at or before %s (it holds no cluster: nothing recovers to that time)",
+			c.Point.ID, at, c.DBTime.Format(time.RFC3339Nano))
+	}
 	return fmt.Sprintf("files from app point %s at %s, database to %s: %s apart",
 		c.Point.ID, at, c.DBTime.Format(time.RFC3339Nano), c.Apart.Round(time.Millisecond))
 }

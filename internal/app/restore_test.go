@@ -69,6 +69,12 @@ func TestChoosePoint(t *testing.T) {
 			}
 		})
 	}
+	noCluster := point(0, "")
+	noCluster.RestorePoint = nil
+	c, err := ChoosePoint([]*catalog.App{noCluster}, "chat", RestoreTo{Time: rt0.Add(time.Hour)})
+	if err != nil || c.Describe() != "app point 20261122T130000Z at 2026-11-22T13:00:00Z, the newest at or before 2026-11-22T14:00:00Z (it holds no cluster: nothing recovers to that time)" {
+		t.Errorf("no cluster, --to TIME: %q, %v", c.Describe(), err)
+	}
 	if _, err := ChoosePoint(nil, "chat", RestoreTo{}); err == nil || !strings.Contains(err.Error(), "no app points of chat") {
 		t.Errorf("no points: %v", err)
 	}

@@ -107,3 +107,15 @@ func TestValidateApps(t *testing.T) {
 		t.Errorf("valid app: %v", err)
 	}
 }
+
+// pitr config prints an app's versions as name=argv, sorted.
+func TestAppsRedacted(t *testing.T) {
+	c := Default()
+	c.Apps = []App{{Name: "a", Versions: map[string][]string{"os": {"cat", "/etc/os-release"}, "app": {"echo", "1"}}, Hooks: AppHooks{Before: []Hook{{Name: "h", Command: []string{"redis-cli", "--rdb", "/x"}, Timeout: time.Minute}}}}}
+	got := strings.Join(c.Redacted(), "\n")
+	for _, want := range []string{"apps[0].versions=app=echo 1;os=cat /etc/os-release", "apps[0].hooks.before[0].command=redis-cli,--rdb,/x", "apps[0].hooks.before[0].timeout=1m0s", "apps[0].database.cluster=false"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Redacted lacks %q:\n%s", want, got)
+		}
+	}
+}

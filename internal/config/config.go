@@ -330,6 +330,16 @@ func printValue(f reflect.Value) string {
 		return strconv.FormatBool(*x)
 	case []string:
 		return strings.Join(x, ",")
+	case map[string][]string: // apps[].versions: name=argv;...
+		names := make([]string, 0, len(x))
+		for n := range x {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for i, n := range names {
+			names[i] = n + "=" + strings.Join(x[n], " ")
+		}
+		return strings.Join(names, ";")
 	}
 	return fmt.Sprintf("%v", f.Interface())
 }
