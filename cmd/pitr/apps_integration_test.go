@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/config"
 	"github.com/pitr-dev/pitr/internal/scratch"
 	"github.com/pitr-dev/pitr/internal/testenv"
 )
@@ -61,19 +62,22 @@ func newAppTest(t *testing.T, kind string, subst func(*rig) map[string]string) *
 		t.Fatal(err)
 	}
 	a.env = []string{"PITR_CONFIG=" + cfg, "PITR_PG_DSN=" + a.c.DSN("postgres"), "XDG_CACHE_HOME=" + t.TempDir()}
-	a.name = exampleAppName(t, body)
+	a.name = exampleAppName(t, cfg)
 	return a
 }
 
-// exampleAppName is the name of the config's one app.
-func exampleAppName(t *testing.T, body string) string {
+// exampleAppName is the name of the config's one app, as the config
+// loader reads it.
+func exampleAppName(t *testing.T, path string) string {
 	t.Helper()
-	_, rest, ok := strings.Cut(body, "\napps:\n  - name: ")
-	if !ok {
-		t.Fatal("example has no apps: entry")
+	c, err := config.Load(path, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
 	}
-	name, _, _ := strings.Cut(rest, "\n")
-	return strings.TrimSpace(name)
+	if len(c.Apps) != 1 {
+		t.Fatalf("%s: %d apps, want 1", path, len(c.Apps))
+	}
+	return c.Apps[0].Name
 }
 
 func (a *appTest) pitr(args ...string) string {
@@ -475,7 +479,7 @@ func TestAppZulip(t *testing.T) {
 // its databases (name -> checksum of its rows) are logical dumps of the
 // app point, which app restore --dumps brings back into a new server after
 // the disaster.
-func dumpKind(t *testing.T, a *appTest, point *catalog.App, dbs map[string]string, d disaster) string {
+func dumpKind(t *testing.T, a *appTest, point *catalog.App, dbs map[string]string, d disaster) {
 	t.Helper()
 	var got, want []string
 	for _, dump := range point.Dumps {
@@ -499,13 +503,12 @@ func dumpKind(t *testing.T, a *appTest, point *catalog.App, dbs map[string]strin
 	}
 	fresh := testenv.Postgres(t, nil)
 	d.args = append(d.args, "--dumps", "--dsn", fresh.DSN("postgres"))
-	root, _, _ := a.disasterThenRestore(d)
+	a.disasterThenRestore(d)
 	for db, sum := range dbs {
 		if got := itemSum(t, fresh, db); got != sum {
 			t.Errorf("database %s after restore: %s, want %s", db, got, sum)
 		}
 	}
-	return root
 }
 
 // TestAppDjango: three databases as dumps, the media without annuaire/,
