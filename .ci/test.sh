@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full test run for a fresh machine (Debian 12, Go installed, root):
-# installs what is missing (PostgreSQL 15 server, MinIO, golangci-lint),
+# installs what is missing (PostgreSQL 15 server, redis-server, MinIO, golangci-lint),
 # checks formatting, vet and golangci-lint (depguard keeps the import layers;
 # see .golangci.yml), then runs every test with the integration tag, failing
 # rather than skipping when a server binary is missing.
@@ -18,6 +18,15 @@ else
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq postgresql-15 >/dev/null
+fi
+
+if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+	say "redis: $(command -v redis-server)"
+else
+	say "installing redis-server (apt-get; the Mastodon example's end-to-end test)"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq redis-server >/dev/null
 fi
 
 minio_version=v0.0.0-20260212201848-7aac2a2c5b7c
