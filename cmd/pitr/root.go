@@ -156,6 +156,7 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newStatusCommand(e),
 		newCheckCommand(e),
 		newVerifyCommand(e),
+		newDoctorCommand(e),
 	)
 	return root
 }
