@@ -30,6 +30,23 @@ func TestDoctor(t *testing.T) {
 				t.Errorf("doctor output lacks %q", want)
 			}
 		}
+
+		// Streaming: no slot and max_slot_wal_keep_size -1 are both named;
+		// then a slot and a limit pass.
+		stream := append(doctorEnv(c), "PITR_DAEMON_STREAM=true", "PITR_STREAM_SLOT=pitr_doctor")
+		out, _, code = r.runEnv(stream, "doctor")
+		t.Logf("doctor, streaming:\n%s", out)
+		if code != 1 || !strings.Contains(out, "FAIL replication slot: slot pitr_doctor does not exist") ||
+			!strings.Contains(out, "FAIL max_slot_wal_keep_size: max_slot_wal_keep_size is -1") {
+			t.Fatalf("doctor streaming without a slot: exit %d\n%s", code, out)
+		}
+		psql(t, c, "postgres", `SELECT pg_create_physical_replication_slot('pitr_doctor', true)`)
+		psql(t, c, "postgres", `ALTER SYSTEM SET max_slot_wal_keep_size = '1GB'`)
+		psql(t, c, "postgres", `SELECT pg_reload_conf()`)
+		out, _, code = r.runEnv(stream, "doctor")
+		if code != 0 || !strings.Contains(out, "ok   replication slot: slot pitr_doctor exists, inactive") {
+			t.Fatalf("doctor streaming with a slot: exit %d\n%s", code, out)
+		}
 	})
 	t.Run("archive_command false", func(t *testing.T) {
 		r := newRig(t, "minio")
