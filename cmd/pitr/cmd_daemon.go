@@ -100,7 +100,10 @@ func runDaemon(ctx context.Context, e *env) error {
 	}
 	if dumpSchedule != nil && len(e.cfg.DumpDatabases) > 0 {
 		// The globals (roles, tablespaces) once per run, as one more "database".
-		dbs := append(append([]string{}, e.cfg.DumpDatabases...), catalog.GlobalsDatabase)
+		dbs := e.cfg.DumpDatabases
+		if e.cfg.DumpGlobals == nil || *e.cfg.DumpGlobals {
+			dbs = append(append([]string{}, dbs...), catalog.GlobalsDatabase)
+		}
 		opts.Jobs = append(opts.Jobs, daemon.DumpJob(dumpSchedule, dbs, func(ctx context.Context, db string) error {
 			take := dump.Run
 			if db == catalog.GlobalsDatabase {

@@ -25,9 +25,12 @@ PATH is older than the server. Connection: pg_dsn (its database replaced by
 Each run also stores the cluster's globals (pg_dumpall --globals-only: roles
 with their password hashes, tablespaces) as the dump of "_globals", sealed
 like every object; restore-dump --globals applies them to a new server.
-Reading password hashes needs a superuser; --no-globals skips them.`,
+Reading password hashes needs a superuser; --no-globals (or dump_globals:
+false) skips them.`,
 		Args: usageArgs(cobra.NoArgs),
-		RunE: func(c *cobra.Command, _ []string) error { return runDump(c.Context(), e, db, !noGlobals) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runDump(c.Context(), e, db, !noGlobals && (e.cfg.DumpGlobals == nil || *e.cfg.DumpGlobals))
+		},
 	}
 	cmd.Flags().StringVar(&db, "db", "", "database to dump")
 	cmd.Flags().BoolVar(&noGlobals, "no-globals", false, "do not also store roles and tablespaces (pg_dumpall --globals-only)")
@@ -54,7 +57,7 @@ func runDump(ctx context.Context, e *env, db string, globals bool) error {
 	}
 	g, err := dump.Globals(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("roles and tablespaces not stored (--no-globals skips them): %w", err)
+		return fmt.Errorf("roles and tablespaces not stored (--no-globals or dump_globals: false skips them): %w", err)
 	}
 	fmt.Fprintf(e.stdout, "globals %s (roles, tablespaces) stored: %s\n", g.ID, humanBytes(g.Stored))
 	return nil

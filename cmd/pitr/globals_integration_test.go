@@ -29,6 +29,12 @@ func TestDumpGlobals(t *testing.T) {
 		t.Fatalf("globals entries %+v", g)
 	}
 
+	// dump_globals: false (or --no-globals) skips them.
+	out = r.mustRun(append(backupEnv(a), "PITR_DUMP_GLOBALS=false"), "dump", "--db", "app")
+	if strings.Contains(out, "globals ") || len(r.dumpsOf(backupEnv(a), "_globals")) != 1 {
+		t.Fatalf("dump with dump_globals false stored globals:\n%s", out)
+	}
+
 	// Password hashes are secrets: sealed, never in plaintext.
 	_ = filepath.WalkDir(r.repoDir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
