@@ -23,7 +23,8 @@ func newDaemonCommand(e *env) *cobra.Command {
 		Short: "Stream WAL, and take base backups and dumps on schedules, in one process with metrics",
 		Long: `Run wal-receive (daemon_stream), base backups on backup_schedule, dumps
 of dump_databases on dump_schedule, and snapshots of each file set (files:)
-on its schedule, else files_schedule, in one process. Schedules are cron lines in
+on its schedule, else files_schedule, and app points of each application
+(apps:) that has a schedule, in one process. Schedules are cron lines in
 local time ("0 2 * * *", a leading seconds field, or @daily, @every 6h); an
 empty schedule disables the job. A run still going when its job is due again
 skips that turn; a failed run is retried after daemon_retry_backoff, doubling
@@ -127,6 +128,20 @@ func runDaemon(ctx context.Context, e *env) error {
 			opts.Jobs = append(opts.Jobs, daemon.Job{Name: "files " + set.Name, Schedule: s, Run: func(ctx context.Context, _ bool) error {
 				_, err := filesBackup(ctx, e, r, set, false, nil)
 				if err == nil || errors.Is(err, files.ErrChanged) { // stored either way
+					offsite.Kick()
+					retainer.Kick()
+				}
+				return err
+			}})
+		}
+	}
+	for _, a := range e.cfg.Apps { // issue 12: each app with a schedule, as "app <name>"
+		if s, err := config.ParseSchedule(a.Schedule); err != nil {
+			return fmt.Errorf("%w: app %s schedule: %v", errUsage, a.Name, err)
+		} else if s != nil {
+			opts.Jobs = append(opts.Jobs, daemon.Job{Name: "app " + a.Name, Schedule: s, Run: func(ctx context.Context, _ bool) error {
+				_, err := appBackup(ctx, e, r, a)
+				if err == nil {
 					offsite.Kick()
 					retainer.Kick()
 				}

@@ -106,6 +106,9 @@ type Config struct {
 
 	// Restore drills (issue 11 item 3: pitr verify --restore-drill), see drill.go.
 	Drill *Drill `yaml:"drill" doc:"restore drills (pitr verify --restore-drill, and pitr daemon on drill.schedule): SQL checks on the restored copy (absent: no checks, no scheduled drill)"`
+
+	// Applications (issue 12, app part: pitr app backup/list/show), see apps.go.
+	Apps []App `yaml:"apps" doc:"applications: a database point, file sets, dumps, hooks and version records backed up together to one consistent app point (pitr app backup NAME)"`
 }
 
 // Setting describes one setting for documentation and flag binding. Env
@@ -331,6 +334,16 @@ func printValue(f reflect.Value) string {
 		return strconv.FormatBool(*x)
 	case []string:
 		return strings.Join(x, ",")
+	case map[string][]string: // apps[].versions: name=argv;...
+		names := make([]string, 0, len(x))
+		for n := range x {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for i, n := range names {
+			names[i] = n + "=" + strings.Join(x[n], " ")
+		}
+		return strings.Join(names, ";")
 	}
 	return fmt.Sprintf("%v", f.Interface())
 }

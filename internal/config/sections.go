@@ -273,6 +273,9 @@ func (c *Config) validateSections() error {
 	if err := c.ValidateMonitor(); err != nil {
 		return err
 	}
+	if err := c.validateApps(); err != nil { // issue 12, app part
+		return err
+	}
 	return c.Retention.validate()
 }
 

@@ -329,6 +329,11 @@ func TestSectionsDocumented(t *testing.T) {
 		"monitor", "monitor[].name", "monitor[].repo", "monitor[].s3_endpoint", "monitor[].s3_force_path_style", "monitor[].s3_region",
 		"monitor[].s3_sse", "monitor[].s3_sse_kms_key_id", "monitor[].s3_storage_class", "monitor[].s3_no_conditional_writes",
 		"drill", "drill.schedule", "drill.dir", "drill.user", "drill.checks", "drill.checks[].db", "drill.checks[].sql", "drill.checks[].min",
+		// app part (issue 12)
+		"apps", "apps[].name", "apps[].database", "apps[].database.cluster", "apps[].database.dumps", "apps[].database.pgdata",
+		"apps[].files", "apps[].hooks", "apps[].hooks.before", "apps[].hooks.before[].name", "apps[].hooks.before[].command",
+		"apps[].hooks.before[].timeout", "apps[].hooks.after", "apps[].hooks.after[].name", "apps[].hooks.after[].command",
+		"apps[].hooks.after[].timeout", "apps[].versions", "apps[].schedule",
 	}
 	if !reflect.DeepEqual(keys, want) {
 		t.Errorf("Sections() keys:\n%q\nwant\n%q", keys, want)

@@ -13,7 +13,10 @@
 // Items are ordered by recorded start time, then id, never by object name
 // (wal-g's retention bugs after pg_upgrade came from ordering by name). An
 // empty policy keeps everything; pinned items are kept; the newest backup,
-// and the newest restorable one, are always kept.
+// and the newest restorable one, are always kept. What an app point
+// (issue 12) names is kept while the app point is (reason "app"): its
+// snapshots and dumps, and the newest backup that ended before its restore
+// point; app points themselves are all kept (apps.go).
 //
 // # What is deleted, in which order
 //

@@ -137,6 +137,10 @@ func makePlan(ctx context.Context, r *repo.Repo, o Options, pins *repo.Pins) (*p
 		return nil, err
 	}
 	graceCut := o.Now.Add(-o.Grace)
+	named, err := listAppNamed(ctx, r) // issue 12: what app points name stays
+	if err != nil {
+		return nil, err
+	}
 
 	// Backups.
 	l, err := r.ListBackups(ctx)
@@ -177,6 +181,7 @@ func makePlan(ctx context.Context, r *repo.Repo, o Options, pins *repo.Pins) (*p
 				bds[i].Keep, bds[i].Reasons = true, append(bds[i].Reasons, ReasonNewest)
 			}
 		}
+		named.keepBackups(bds, byID)
 		p.res.Backups = &KindResult{}
 		p.count(p.res.Backups, bds, inv.Backups, func(d Decision) string { return catalog.BackupPrefix(d.Item.ID) })
 	}
@@ -199,6 +204,7 @@ func makePlan(ctx context.Context, r *repo.Repo, o Options, pins *repo.Pins) (*p
 				Pinned: pins.Pinned(catalog.PinRef{Kind: catalog.PinDump, Group: d.Database, ID: d.ID})})
 		}
 		ds := Plan(items, o.Dumps, o.Now, o.Loc)
+		named.keepNamed(ds)
 		p.res.Dumps = &KindResult{}
 		p.count(p.res.Dumps, ds, inv.Dumps, func(d Decision) string { return catalog.DumpPrefix(d.Item.Group, d.Item.ID) })
 		p.res.Decisions = append(p.res.Decisions, ds...)
@@ -218,6 +224,7 @@ func makePlan(ctx context.Context, r *repo.Repo, o Options, pins *repo.Pins) (*p
 				Pinned: pins.Pinned(catalog.PinRef{Kind: catalog.PinSnapshot, Group: s.Set, ID: s.ID})})
 		}
 		ds := Plan(items, o.Files, o.Now, o.Loc)
+		named.keepNamed(ds)
 		p.res.Files = &KindResult{}
 		p.count(p.res.Files, ds, inv.Snapshots, func(d Decision) string { return catalog.SnapshotPrefix(d.Item.Group, d.Item.ID) })
 		p.res.Decisions = append(p.res.Decisions, ds...)
