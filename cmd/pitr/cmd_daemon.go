@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pitr-dev/pitr/internal/backup"
+	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/config"
 	"github.com/pitr-dev/pitr/internal/daemon"
 	"github.com/pitr-dev/pitr/internal/dump"
@@ -99,8 +100,17 @@ func runDaemon(ctx context.Context, e *env) error {
 		}))
 	}
 	if dumpSchedule != nil && len(e.cfg.DumpDatabases) > 0 {
-		opts.Jobs = append(opts.Jobs, daemon.DumpJob(dumpSchedule, e.cfg.DumpDatabases, func(ctx context.Context, db string) error {
-			_, err := dump.Run(ctx, dump.Options{Repo: r, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
+		// The globals (roles, tablespaces) once per run, as one more "database".
+		dbs := e.cfg.DumpDatabases
+		if e.cfg.DumpGlobals == nil || *e.cfg.DumpGlobals {
+			dbs = append(append([]string{}, dbs...), catalog.GlobalsDatabase)
+		}
+		opts.Jobs = append(opts.Jobs, daemon.DumpJob(dumpSchedule, dbs, func(ctx context.Context, db string) error {
+			take := dump.Run
+			if db == catalog.GlobalsDatabase {
+				take = dump.Globals
+			}
+			_, err := take(ctx, dump.Options{Repo: r, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
 			if err == nil {
 				offsite.Kick()
 				retainer.Kick()

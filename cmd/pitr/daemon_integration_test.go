@@ -124,7 +124,7 @@ func TestDaemonSchedules(t *testing.T) {
 		// The daemon may not be listening yet on the first rounds.
 		code, b, _ := tryGet(base + "/metrics")
 		body = b
-		return len(lo.Backups) == 1 && len(ds) == 1 && code == 200 &&
+		return len(lo.Backups) == 1 && len(ds) == 2 && code == 200 && // app and _globals
 				metricValue(body, "pitr_last_backup_success_timestamp_seconds") > 0 &&
 				metricValue(body, `pitr_last_dump_success_timestamp_seconds{db="app"}`) > 0,
 			fmt.Sprintf("%d backups, %d dumps; metrics:\n%s", len(lo.Backups), len(ds), body)

@@ -68,6 +68,18 @@ func (r *rig) dumps(extra []string) []*catalog.Dump {
 	return out.Dumps
 }
 
+// dumpsOf lists the dumps of database db only (each run adds _globals).
+func (r *rig) dumpsOf(extra []string, db string) []*catalog.Dump {
+	r.t.Helper()
+	var out []*catalog.Dump
+	for _, d := range r.dumps(extra) {
+		if d.Database == db {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // TestDumpRoundTrip dumps a database and restores it into a new one, on
 // both kinds of repository.
 func TestDumpRoundTrip(t *testing.T) {
@@ -79,7 +91,7 @@ func TestDumpRoundTrip(t *testing.T) {
 			env := backupEnv(c)
 			out := r.mustRun(env, "dump", "--db", "app")
 			t.Logf("dump: %s", strings.TrimSpace(out))
-			ds := r.dumps(env)
+			ds := r.dumpsOf(env, "app")
 			if len(ds) != 1 || ds[0].Database != "app" || ds[0].Bytes == 0 || !ds[0].Encrypted || ds[0].PGVersion/10000 != 15 {
 				t.Fatalf("dumps after one dump: %+v", ds)
 			}
@@ -156,7 +168,7 @@ func TestDumpFailures(t *testing.T) {
 	assertNoDumpObjects(t, r.repoDir)
 
 	r.mustRun(env, "dump", "--db", "app")
-	d := r.dumps(env)[0]
+	d := r.dumpsOf(env, "app")[0]
 
 	// pg_restore itself fails: the tables are already there.
 	r.mustRun(env, "restore-dump", "--db", "app", "--target-db", "app2", "--create")

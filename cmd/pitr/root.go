@@ -156,6 +156,7 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newStatusCommand(e),
 		newCheckCommand(e),
 		newVerifyCommand(e),
+		newDoctorCommand(e),
 		newAppCommand(e), // issue 12: app backup/list/show (restore: cmd_app_restore.go)
 	)
 	return root

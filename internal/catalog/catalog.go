@@ -11,6 +11,7 @@
 //	dumps/<db>/<id>/reserved.json                      reserves the id (create-only), written first
 //	dumps/<db>/<id>/dump.<ext>                         a pg_dump -Fc archive of one database
 //	dumps/<db>/<id>/dump.json                          the dump's entry, plaintext, written last
+//	dumps/_globals/<id>/dump.<ext>                     pg_dumpall --globals-only SQL (roles, tablespaces)
 //
 // <ext> is "zst.age" (zstd then age) or "zst" (zstd only, when encryption is
 // explicitly disabled). WAL keys carry the plaintext SHA-256, so the same

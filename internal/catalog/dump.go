@@ -33,7 +33,20 @@ type Dump struct {
 	Bytes       int64     `json:"bytes"`  // plaintext archive
 	Stored      int64     `json:"stored"` // after compression and encryption
 	SHA256      string    `json:"sha256"` // plaintext archive
+	// Kind is "" for a pg_dump -Fc archive of Database, or KindGlobals.
+	Kind string `json:"kind,omitempty"`
 }
+
+// GlobalsDatabase is the database segment of the cluster-wide globals
+// (pg_dumpall --globals-only: roles with their password hashes,
+// tablespaces), stored at dumps/_globals/<id>/dump.<ext> with an entry
+// whose Kind is KindGlobals, so listing, retention, pins, copy and verify
+// treat them as one more dumped "database". pitr dump refuses a real
+// database of that name.
+const GlobalsDatabase = "_globals"
+
+// KindGlobals marks a globals entry: its archive is plain SQL for psql.
+const KindGlobals = "globals"
 
 // DumpsPrefix is the listing prefix of all dumps.
 const DumpsPrefix = dumpsRoot
@@ -147,6 +160,9 @@ func UnmarshalDump(data []byte) (*Dump, error) {
 	want, err := DumpObjectKey(d.Database, d.ID, d.Encrypted)
 	if err != nil || want != d.Key || len(d.SHA256) != shaHexLen || !isHex(d.SHA256) {
 		return nil, fmt.Errorf("incomplete entry (no id, database, archive key or checksum)")
+	}
+	if (d.Kind == KindGlobals) != (d.Database == GlobalsDatabase) || d.Kind != "" && d.Kind != KindGlobals {
+		return nil, fmt.Errorf("kind %q does not match database %q", d.Kind, d.Database)
 	}
 	return &d, nil
 }

@@ -63,3 +63,26 @@ func TestDumpEntryRoundTrip(t *testing.T) {
 		t.Error("entry with a mismatched key accepted")
 	}
 }
+
+// TestGlobalsEntry: the globals live at dumps/_globals/ with kind
+// "globals", and an entry whose kind and database disagree is refused.
+func TestGlobalsEntry(t *testing.T) {
+	const id = "20261122T023000Z"
+	key, err := DumpObjectKey(GlobalsDatabase, id, true)
+	if err != nil || key != "dumps/_globals/"+id+"/dump.zst.age" {
+		t.Fatalf("globals key %q, %v", key, err)
+	}
+	d := &Dump{ID: id, Format: FormatVersion, Database: GlobalsDatabase, Key: key, Encrypted: true,
+		SHA256: strings.Repeat("ab", 32), Kind: KindGlobals}
+	if _, err := UnmarshalDump(MarshalDump(d)); err != nil {
+		t.Errorf("globals entry: %v", err)
+	}
+	for _, tc := range []struct{ db, kind string }{{GlobalsDatabase, ""}, {"app", KindGlobals}, {"app", "other"}} {
+		bad := *d
+		bad.Database, bad.Kind = tc.db, tc.kind
+		bad.Key, _ = DumpObjectKey(tc.db, id, true)
+		if _, err := UnmarshalDump(MarshalDump(&bad)); err == nil {
+			t.Errorf("database %q with kind %q accepted", tc.db, tc.kind)
+		}
+	}
+}

@@ -85,6 +85,10 @@ type Config struct {
 	// successful scheduled job.
 	DaemonRetain *bool `yaml:"daemon_retain" default:"true" doc:"pitr daemon runs pitr retain (the retention: policies) after each successful scheduled backup, dump or file snapshot; a failure is logged and counted in pitr_retain_failures_total"`
 
+	// Roles and globals (issue 12 item 4, doctor helper): every dump run
+	// also stores pg_dumpall --globals-only.
+	DumpGlobals *bool `yaml:"dump_globals" default:"true" doc:"pitr dump and the daemon's dumps also store the cluster's roles (with password hashes) and tablespaces, pg_dumpall --globals-only, for restore-dump --globals; needs a superuser; false skips them"`
+
 	LogLevel  string `yaml:"log_level" default:"info" doc:"debug, info, warn or error"`
 	LogFormat string `yaml:"log_format" default:"auto" doc:"auto (console on a terminal, else JSON), console or json"`
 

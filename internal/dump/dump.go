@@ -46,6 +46,22 @@ type Options struct {
 
 // Run dumps one database and returns its entry once it is stored.
 func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
+	if opts.Database == catalog.GlobalsDatabase {
+		return nil, fmt.Errorf("database name %s is reserved for the globals pitr dump stores with every run", catalog.GlobalsDatabase)
+	}
+	return take(ctx, opts, job{entryDB: opts.Database, connectDB: opts.Database, tool: "pg_dump",
+		args: []string{"--format=custom", "--compress=0"}})
+}
+
+// job is what Run and Globals store: tool's output, under entryDB.
+type job struct {
+	entryDB, connectDB string
+	tool               string
+	args               []string // before --no-password and --dbname
+	kind               string
+}
+
+func take(ctx context.Context, opts Options, j job) (*catalog.Dump, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -54,28 +70,28 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 	if err := r.Ensure(ctx, opts.PitrVersion); err != nil {
 		return nil, err
 	}
-	srv, err := serverInfo(ctx, opts.DSN, opts.Database)
+	srv, err := serverInfo(ctx, opts.DSN, j.connectDB)
 	if err != nil {
 		return nil, err
 	}
-	tool, toolVersion, err := findTool(ctx, "pg_dump", srv.Major())
+	tool, toolVersion, err := findTool(ctx, j.tool, srv.Major())
 	if err != nil {
 		return nil, err
 	}
-	conn, password, err := connString(opts.DSN, opts.Database)
+	conn, password, err := connString(opts.DSN, j.connectDB)
 	if err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
 	start := opts.Now().UTC()
 	id, err := r.ReserveID(ctx, start, func(id string) (string, error) {
-		return catalog.DumpReservationKey(opts.Database, id)
+		return catalog.DumpReservationKey(j.entryDB, id)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dump %s: %w", opts.Database, err)
+		return nil, fmt.Errorf("dump %s: %w", j.entryDB, err)
 	}
 	d := &catalog.Dump{
-		ID: id, Format: catalog.FormatVersion, Database: opts.Database,
+		ID: id, Format: catalog.FormatVersion, Database: j.entryDB, Kind: j.kind,
 		PGVersion: srv.Version, DumpVersion: toolVersion, PitrVersion: opts.PitrVersion, Host: host,
 		StartTime: start, Encrypted: r.Encrypted(),
 	}
@@ -86,10 +102,11 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 	if err != nil {
 		return nil, err
 	}
-	log.Info().Str("database", d.Database).Str("dump", d.ID).Str("pg_dump", tool).Msg("dump started")
-	cmd := exec.CommandContext(ctx, tool, "--format=custom", "--compress=0", "--no-password", "--dbname="+conn)
+	log.Info().Str("database", d.Database).Str("dump", d.ID).Str(j.tool, tool).Msg("dump started")
+	args := append(append([]string{}, j.args...), "--no-password", "--dbname="+conn)
+	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.Env = toolEnv(password)
-	if err := store(ctx, r, cmd, d); err != nil {
+	if err := store(ctx, r, cmd, j.tool, d); err != nil {
 		// Put never completed, but make sure: an object without an entry
 		// is harmless, yet nobody needs it.
 		r.Discard(ctx, d.Key)
@@ -107,9 +124,10 @@ func Run(ctx context.Context, opts Options) (*catalog.Dump, error) {
 	return d, nil
 }
 
-// store runs pg_dump and streams its output into d.Key. The upload is
-// completed only after pg_dump exited 0 with nothing on stderr.
-func store(ctx context.Context, r *repo.Repo, cmd *exec.Cmd, d *catalog.Dump) error {
+// store runs pg_dump (or pg_dumpall, name) and streams its output into
+// d.Key. The upload is completed only after the tool exited 0 with nothing
+// on stderr.
+func store(ctx context.Context, r *repo.Repo, cmd *exec.Cmd, name string, d *catalog.Dump) error {
 	stderr := &stderrTail{}
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
@@ -117,9 +135,9 @@ func store(ctx context.Context, r *repo.Repo, cmd *exec.Cmd, d *catalog.Dump) er
 		return err
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start pg_dump: %w", err)
+		return fmt.Errorf("start %s: %w", name, err)
 	}
-	w, err := r.PutSealed(ctx, d.Key, &exitReader{r: out, cmd: cmd, stderr: stderr, ctx: ctx})
+	w, err := r.PutSealed(ctx, d.Key, &exitReader{r: out, cmd: cmd, name: name, stderr: stderr, ctx: ctx})
 	if err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait() // reaped already when pg_dump's exit was the error
@@ -135,6 +153,7 @@ func store(ctx context.Context, r *repo.Repo, cmd *exec.Cmd, d *catalog.Dump) er
 type exitReader struct {
 	r      io.Reader
 	cmd    *exec.Cmd
+	name   string
 	stderr *stderrTail
 	ctx    context.Context
 	err    error
@@ -153,7 +172,7 @@ func (e *exitReader) Read(p []byte) (int, error) {
 	case e.ctx.Err() != nil:
 		e.err = e.ctx.Err()
 	case werr != nil || len(e.stderr.buf) > 0:
-		e.err = toolError("pg_dump", werr, e.stderr)
+		e.err = toolError(e.name, werr, e.stderr)
 	default:
 		e.err = io.EOF
 	}

@@ -47,6 +47,9 @@ func Restore(ctx context.Context, opts RestoreOptions) (*catalog.Dump, error) {
 	if opts.TargetDB == "" {
 		return nil, errors.New("no target database")
 	}
+	if d.Kind == catalog.KindGlobals {
+		return nil, fmt.Errorf("dump %s of %s holds roles and tablespaces, not a database: apply it with restore-dump --globals", d.ID, d.Database)
+	}
 	if opts.Create {
 		if err := createDB(ctx, opts.DSN, opts.TargetDB); err != nil {
 			return nil, err
