@@ -48,7 +48,7 @@ func printConfigDoc(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nSections are set in the config file only: they have no PITR_* variables. "+
 		"`files[].name` is the `name` of each entry of the `files` list. "+
-		"`pitr copy` and the daemon keep offsite in step; `pitr files backup` and the daemon snapshot the file sets; `pitr retain` and the daemon apply retention; `pitr check` and `pitr status` read check and monitor; `pitr verify --restore-drill` and the daemon use drill.\n\n"+
+		"`pitr copy` and the daemon keep offsite in step; `pitr files backup` and the daemon snapshot the file sets; `pitr retain` and the daemon apply retention; `pitr check` and `pitr status` read check and monitor; `pitr verify --restore-drill` and the daemon use drill; `pitr app` and the daemon use apps.\n\n"+
 		"| setting (YAML) | default | meaning |\n|---|---|---|")
 	for _, s := range config.Sections() {
 		fmt.Fprintf(w, "| `%s` | %s | %s |\n", s.Key, s.Default, s.Doc)
