@@ -254,12 +254,11 @@ func TestBackupCancelledRunsAfterHooks(t *testing.T) {
 // among them; their failure fails the backup (no app entry). Without
 // dumps they are not taken.
 func TestBackupGlobals(t *testing.T) {
-	f, r, st := newFake(t)
+	f, r, _ := newFake(t)
 	opts := f.options(r)
-	var fail error
 	opts.Globals = func(context.Context) (*catalog.Dump, error) {
 		f.calls = append(f.calls, "globals")
-		return &catalog.Dump{Database: catalog.GlobalsDatabase, ID: "20261201T140003Z", Bytes: 7}, fail
+		return &catalog.Dump{Database: catalog.GlobalsDatabase, ID: "20261201T140003Z", Bytes: 7}, nil
 	}
 	a, err := Backup(t.Context(), opts)
 	if err != nil {
@@ -273,7 +272,7 @@ func TestBackupGlobals(t *testing.T) {
 		t.Errorf("dumps %+v", a.Dumps)
 	}
 
-	f, r, st = newFake(t)
+	f, r, st := newFake(t)
 	opts = f.options(r)
 	opts.Globals = func(context.Context) (*catalog.Dump, error) { return nil, errors.New("must be superuser") }
 	_, err = Backup(t.Context(), opts)
