@@ -89,14 +89,14 @@ func TestAppBackupMinIO(t *testing.T) {
 	if objs, err := wal.ListWAL(t.Context(), r.store(), rp.WALSegment); err != nil || len(objs) == 0 {
 		t.Errorf("restore point segment %s not in the repository: %v", rp.WALSegment, err)
 	}
-	if len(p.Snapshots) != 1 || p.Snapshots[0].Set != "uploads" || p.Snapshots[0].Files != 2 || len(p.Dumps) != 1 || p.Dumps[0].Database != "app" {
+	if len(p.Snapshots) != 1 || p.Snapshots[0].Set != "uploads" || p.Snapshots[0].Files != 2 || len(p.Dumps) != 2 || p.Dumps[0].Database != "app" || p.Dumps[1].Database != "_globals" {
 		t.Errorf("parts %+v %+v", p.Snapshots, p.Dumps)
 	}
 	if !strings.HasPrefix(p.Versions["postgresql"], "15") || p.Versions["os"] != "Linux" || !strings.HasPrefix(p.Versions["broken"], "error: ") {
 		t.Errorf("versions %q", p.Versions)
 	}
 	// The snapshot and dump it names are the ordinary ones.
-	if ds := r.dumps(env); len(ds) != 1 || ds[0].ID != p.Dumps[0].ID {
+	if ds := r.dumpsOf(env, "app"); len(ds) != 1 || ds[0].ID != p.Dumps[0].ID {
 		t.Errorf("dumps %+v, app point names %s", ds, p.Dumps[0].ID)
 	}
 	for _, ref := range []string{p.ID, "shop/" + p.ID, "shop"} {
@@ -121,7 +121,7 @@ func TestAppBackupMinIO(t *testing.T) {
 	if points := r.appPoints(env); len(points) != 1 {
 		t.Errorf("%d app points after a failed backup", len(points))
 	}
-	if ds := r.dumps(env); len(ds) != 1 {
+	if ds := r.dumps(env); len(ds) != 2 {
 		t.Errorf("%d dumps after a failed before hook", len(ds))
 	}
 	if list := r.mustRun(env, "app", "list"); strings.Count(list, "shop") != 1 {

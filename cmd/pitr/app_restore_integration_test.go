@@ -165,10 +165,12 @@ apps:
 	}
 }
 
-// TestAppRestoreDumps: an app without the cluster, kept as logical dumps;
-// after its database is dropped, app restore brings it back into the
-// running server (pg_dsn), a second time refused while it exists and
-// accepted over it with --force.
+// TestAppRestoreDumps: an app without the cluster, kept as logical dumps
+// with the cluster's roles (globals); after its database is dropped, app
+// restore brings it back into the running server (pg_dsn), a second time
+// refused while it exists and accepted over it with --force; into a
+// fresh server, the role owning its table is created first and owns it
+// there.
 func TestAppRestoreDumps(t *testing.T) {
 	r := newRig(t, "minio")
 	c := r.cluster(nil)
@@ -180,6 +182,8 @@ func TestAppRestoreDumps(t *testing.T) {
 		t.Fatal(err)
 	}
 	docs.Close(t.Context())
+	psql(t, c, "postgres", `CREATE ROLE archivist LOGIN PASSWORD 'shelves'`)
+	psql(t, c, "docs", `ALTER TABLE doc OWNER TO archivist`)
 	dir := testenv.Dir(t)
 	cfg := filepath.Join(dir, "pitr.yaml")
 	if err := os.WriteFile(cfg, []byte("apps:\n  - name: archive\n    database:\n      dumps: [docs]\n"), 0o644); err != nil {
@@ -189,8 +193,11 @@ func TestAppRestoreDumps(t *testing.T) {
 		t.Helper()
 		return r.runEnv(backupEnv(c), append([]string{"--config", cfg}, args...)...)
 	}
-	if out, stderr, code := run("app", "backup", "archive"); code != 0 {
+	if out, stderr, code := run("app", "backup", "archive"); code != 0 || !strings.Contains(out, "1 dumps and the roles (globals)") {
 		t.Fatalf("app backup: exit %d: %s%s", code, out, stderr)
+	}
+	if show, _, _ := run("app", "show", "archive"); !strings.Contains(show, "_globals") || !strings.Contains(show, "roles and tablespaces") {
+		t.Errorf("app show does not name the globals:\n%s", show)
 	}
 	if err := c.Exec(t.Context(), `DROP DATABASE docs`); err != nil {
 		t.Fatal(err)
@@ -219,6 +226,20 @@ func TestAppRestoreDumps(t *testing.T) {
 	}
 	if out, stderr, code := run("app", "restore", "archive", "--root", root, "--force"); code != 0 || count() != 40 {
 		t.Errorf("restore --force over the existing database: exit %d: %s%s", code, out, stderr)
+	}
+
+	// A fresh server, without the role: the globals come first.
+	fresh := r.cluster(map[string]string{"archive_mode": "off"})
+	out, stderr, code = run("app", "restore", "archive", "--root", filepath.Join(dir, "fresh"), "--dsn", fresh.DSN("postgres"))
+	t.Logf("app restore into a fresh server:\n%s", out)
+	if code != 0 || !strings.Contains(out, "  roles: globals ") || !strings.Contains(out, "created archivist;") {
+		t.Fatalf("app restore into a fresh server: exit %d:\n%s%s", code, out, stderr)
+	}
+	if got := psql(t, fresh, "docs", `SELECT tableowner || ' ' || (SELECT count(*) FROM doc) FROM pg_tables WHERE tablename = 'doc'`); got != "archivist 40" {
+		t.Errorf("doc on the fresh server: owner and rows %q, want archivist 40", got)
+	}
+	if got := psql(t, fresh, "postgres", `SELECT rolcanlogin::text FROM pg_roles WHERE rolname = 'archivist'`); got != "true" {
+		t.Errorf("archivist on the fresh server: can login %q, want true", got)
 	}
 }
 

@@ -488,6 +488,7 @@ func dumpKind(t *testing.T, a *appTest, point *catalog.App, dbs map[string]strin
 	for db := range dbs {
 		want = append(want, db)
 	}
+	want = append(want, catalog.GlobalsDatabase) // the roles, applied first on restore
 	sort.Strings(got)
 	sort.Strings(want)
 	if strings.Join(got, " ") != strings.Join(want, " ") {

@@ -46,7 +46,9 @@ func newAppBackupCommand(e *env) *cobra.Command {
 restore point (pg_create_restore_point, then pg_switch_wal; pitr waits until
 its segment is in the repository, up to backup_wal_timeout) when
 database.cluster is set, then the before hooks, a snapshot of each file set,
-a dump of each database of database.dumps, the after hooks (always, also
+a dump of each database of database.dumps and, with them, of the
+cluster's roles and tablespaces (pg_dumpall --globals-only, as database
+_globals; dump_globals: false skips it), the after hooks (always, also
 after a failure), and the versions. The database point comes before the
 files, so every file the restored database refers to is in the restored
 files. The app point is listed (pitr app list) only when everything
@@ -141,6 +143,11 @@ func appBackup(ctx context.Context, e *env, r *repo.Repo, a config.App) (*catalo
 			return dump.Run(ctx, dump.Options{Repo: r, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
 		},
 	}
+	if e.cfg.DumpGlobals == nil || *e.cfg.DumpGlobals {
+		opts.Globals = func(ctx context.Context) (*catalog.Dump, error) {
+			return dump.Globals(ctx, dump.Options{Repo: r, DSN: e.cfg.PGDSN.Reveal(), PitrVersion: version})
+		}
+	}
 	for _, h := range a.Hooks.Before {
 		opts.Before = append(opts.Before, app.Hook{Name: h.Name, Command: h.Command, Timeout: h.Timeout})
 	}
@@ -163,7 +170,12 @@ func printAppPoint(w io.Writer, p *catalog.App) {
 	if rp := p.RestorePoint; rp != nil {
 		fmt.Fprintf(w, "restore point %s at %s (%s), ", rp.Name, rp.LSN, rp.Time.Format(time.RFC3339))
 	}
-	fmt.Fprintf(w, "%d file snapshots, %d dumps\n", len(p.Snapshots), len(p.Dumps))
+	dbs, globals := app.SplitGlobals(p.Dumps)
+	fmt.Fprintf(w, "%d file snapshots, %d dumps", len(p.Snapshots), len(dbs))
+	if globals != nil {
+		fmt.Fprint(w, " and the roles (globals)")
+	}
+	fmt.Fprintln(w)
 }
 
 func newAppListCommand(e *env) *cobra.Command {
@@ -212,8 +224,9 @@ func runAppList(ctx context.Context, e *env, name string, asJSON bool) error {
 		for _, d := range p.Dumps {
 			size += d.Bytes
 		}
+		dbs, _ := app.SplitGlobals(p.Dumps) // the globals are in SIZE, not counted as a database
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", p.App, p.ID, p.StartTime.Format(time.RFC3339),
-			p.EndTime.Sub(p.StartTime).Round(time.Second), rp, len(p.Snapshots), len(p.Dumps), humanBytes(size))
+			p.EndTime.Sub(p.StartTime).Round(time.Second), rp, len(p.Snapshots), len(dbs), humanBytes(size))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -269,8 +282,14 @@ func runAppShow(ctx context.Context, e *env, ref string, asJSON bool) error {
 	}
 	if len(p.Dumps) > 0 {
 		fmt.Fprintln(tw, "dumps:")
-		for _, d := range p.Dumps {
+		dbs, globals := app.SplitGlobals(p.Dumps)
+		for _, d := range dbs {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", d.Database, d.ID, humanBytes(d.Bytes))
+		}
+		if globals != nil {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t(roles and tablespaces, applied first by app restore --dumps)\n", globals.Database, globals.ID, humanBytes(globals.Bytes))
+		} else if len(dbs) > 0 {
+			fmt.Fprintln(tw, "  no roles stored (dump_globals: false, or an older pitr): restore the dumps where their owners exist")
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -27,7 +28,7 @@ type appRestoreFlags struct {
 	to, root, pgdata, dsn string
 	archiveMode           string
 	force, noCluster      bool
-	dumps                 bool
+	dumps, noGlobals      bool
 	keep                  []string
 }
 
@@ -59,7 +60,10 @@ cluster archives into this repository as production does, unless
 --archive-mode off (a rehearsal). --dumps restores the
 app point's logical dumps into the running server at --dsn (default pg_dsn),
 creating each database (with --force, over an existing one: pg_restore
---clean); they are restored by default when the app has no cluster.`,
+--clean); they are restored by default when the app has no cluster. The
+app point's roles and tablespaces (pg_dumpall --globals-only) are applied
+first, so the objects' owners exist; roles the server has already are
+left as they are (their passwords too); --no-globals skips them.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error { return runAppRestore(c.Context(), e, args[0], f) },
 	}
@@ -72,6 +76,7 @@ creating each database (with --force, over an existing one: pg_restore
 	fl.BoolVar(&f.noCluster, "no-cluster", false, "restore no cluster (the files, and the dumps with --dumps)")
 	fl.BoolVar(&f.dumps, "dumps", false, "restore the app point's logical dumps into the server at --dsn (default when the app has no cluster)")
 	fl.StringVar(&f.dsn, "dsn", "", "server the dumps go into (default: pg_dsn)")
+	fl.BoolVar(&f.noGlobals, "no-globals", false, "with the dumps, do not apply the app point's roles and tablespaces first")
 	fl.StringVar(&f.archiveMode, "archive-mode", "", "off: the restored cluster does not archive (a rehearsal); keep (the default): once started it archives into the repository, as production")
 	return cmd
 }
@@ -201,11 +206,20 @@ func runAppRestore(ctx context.Context, e *env, name string, f appRestoreFlags) 
 		return err
 	}
 
+	restoreGlobals := func(ctx context.Context, d catalog.AppDump) (app.GlobalsResult, error) {
+		g, err := dump.RestoreGlobals(ctx, dump.GlobalsOptions{Repo: r, DSN: dsn, ID: d.ID})
+		if err != nil {
+			return app.GlobalsResult{}, err
+		}
+		return app.GlobalsResult{Created: g.Created, Existing: g.Existing}, nil
+	}
+
 	res, err := app.Restore(ctx, app.RestoreOptions{
 		Repo: r, App: name, To: to, Root: root, Force: f.force, KeepSettings: f.keep,
 		PGData: pgdata, SkipCluster: f.noCluster, Dumps: dumps,
 		Installed: app.InstalledMajors, Versions: versions,
 		RestoreDB: restoreDB, RestoreFiles: restoreFiles, RestoreDump: restoreDump,
+		RestoreGlobals: restoreGlobals, NoGlobals: f.noGlobals,
 		Out: e.stdout,
 	})
 	if err != nil {
@@ -231,6 +245,9 @@ func writeAppRestoreReport(e *env, res *app.RestoreResult) {
 				p.ID, p.Files, humanBytes(p.Bytes), p.Into, to, p.Into)
 		case "files":
 			fmt.Fprintf(e.stdout, "  files %s: snapshot %s of %s, %d files (%s) under %s\n", p.Name, p.ID, at, p.Files, humanBytes(p.Bytes), p.Into)
+		case "globals":
+			fmt.Fprintf(e.stdout, "  roles: globals %s of %s (%s): created %s; existing left as they are: %s\n",
+				p.ID, at, humanBytes(p.Bytes), namesOrNone(p.Globals.Created), namesOrNone(p.Globals.Existing))
 		case "dump":
 			fmt.Fprintf(e.stdout, "  dump %s: dump %s of %s (%s) into database %s\n", p.Name, p.ID, at, humanBytes(p.Bytes), p.Into)
 		}
@@ -241,4 +258,11 @@ func writeAppRestoreReport(e *env, res *app.RestoreResult) {
 	if n := len(res.Warnings); n > 0 {
 		fmt.Fprintf(e.stdout, "  %d warning(s), see above\n", n)
 	}
+}
+
+func namesOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }

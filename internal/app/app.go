@@ -59,6 +59,12 @@ type Options struct {
 	Snapshot func(ctx context.Context, set string) (*catalog.Snapshot, error) // takes one set's snapshot
 	Dumps    []string                                                         // databases, in order
 	Dump     func(ctx context.Context, db string) (*catalog.Dump, error)      // takes one database's dump
+	// Globals stores the cluster's roles and tablespaces (pg_dumpall
+	// --globals-only), once, after the dumps, when there are dumps: a
+	// dump restored onto a new server needs its owners and grantees
+	// there. The app point lists it among its Dumps, as database
+	// catalog.GlobalsDatabase. nil: not stored (dump_globals: false).
+	Globals func(ctx context.Context) (*catalog.Dump, error)
 
 	Before, After []Hook
 	Versions      []Version
@@ -66,3 +72,16 @@ type Options struct {
 
 // RestorePointName is the name of an app point's PostgreSQL restore point.
 func RestorePointName(app, id string) string { return "pitr_app_" + app + "_" + id }
+
+// SplitGlobals returns an app point's database dumps, in order, and its
+// globals (the dump of catalog.GlobalsDatabase), nil when it has none.
+func SplitGlobals(dumps []catalog.AppDump) (dbs []catalog.AppDump, globals *catalog.AppDump) {
+	for i, d := range dumps {
+		if d.Database == catalog.GlobalsDatabase {
+			globals = &dumps[i]
+			continue
+		}
+		dbs = append(dbs, d)
+	}
+	return dbs, globals
+}

@@ -113,7 +113,7 @@ func Backup(ctx context.Context, opts Options) (_ *catalog.App, err error) {
 }
 
 // takeParts runs the before hooks, then snapshots each set and takes each
-// dump, in order; the first failure ends it.
+// dump, in order, then the globals; the first failure ends it.
 func takeParts(ctx context.Context, opts Options, a *catalog.App) error {
 	for _, h := range opts.Before {
 		rec, err := runHook(ctx, h, "before")
@@ -141,6 +141,16 @@ func takeParts(ctx context.Context, opts Options, a *catalog.App) error {
 			return fmt.Errorf("dump %s: %w", db, err)
 		}
 		a.Dumps = append(a.Dumps, catalog.AppDump{Database: d.Database, ID: d.ID, Bytes: d.Bytes})
+	}
+	if len(opts.Dumps) > 0 && opts.Globals != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		g, err := opts.Globals(ctx)
+		if err != nil {
+			return fmt.Errorf("roles and tablespaces (pg_dumpall --globals-only; dump_globals: false skips them): %w", err)
+		}
+		a.Dumps = append(a.Dumps, catalog.AppDump{Database: g.Database, ID: g.ID, Bytes: g.Bytes})
 	}
 	return nil
 }

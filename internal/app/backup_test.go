@@ -249,3 +249,45 @@ func TestBackupCancelledRunsAfterHooks(t *testing.T) {
 		t.Errorf("left %q", keys)
 	}
 }
+
+// With dumps, the globals are stored once, after the dumps, and listed
+// among them; their failure fails the backup (no app entry). Without
+// dumps they are not taken.
+func TestBackupGlobals(t *testing.T) {
+	f, r, _ := newFake(t)
+	opts := f.options(r)
+	opts.Globals = func(context.Context) (*catalog.Dump, error) {
+		f.calls = append(f.calls, "globals")
+		return &catalog.Dump{Database: catalog.GlobalsDatabase, ID: "20261201T140003Z", Bytes: 7}, nil
+	}
+	a, err := Backup(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.calls[len(f.calls)-2:]; !reflect.DeepEqual(got, []string{"dump mastodon", "globals"}) {
+		t.Errorf("calls %q", f.calls)
+	}
+	dbs, g := SplitGlobals(a.Dumps)
+	if len(dbs) != 1 || dbs[0].Database != "mastodon" || g == nil || g.ID != "20261201T140003Z" || g.Bytes != 7 {
+		t.Errorf("dumps %+v", a.Dumps)
+	}
+
+	f, r, st := newFake(t)
+	opts = f.options(r)
+	opts.Globals = func(context.Context) (*catalog.Dump, error) { return nil, errors.New("must be superuser") }
+	_, err = Backup(t.Context(), opts)
+	if err == nil || !strings.Contains(err.Error(), "roles and tablespaces") || !strings.Contains(err.Error(), "dump_globals: false") {
+		t.Errorf("err = %v", err)
+	}
+	if keys := appKeys(t, st); len(keys) != 0 {
+		t.Errorf("left %q", keys)
+	}
+
+	f, r, _ = newFake(t)
+	opts = f.options(r)
+	opts.Dumps = nil
+	opts.Globals = func(context.Context) (*catalog.Dump, error) { t.Error("globals taken without dumps"); return nil, nil }
+	if a, err := Backup(t.Context(), opts); err != nil || len(a.Dumps) != 0 {
+		t.Errorf("no dumps: %v, %+v", err, a)
+	}
+}

@@ -14,8 +14,10 @@
 //     to was already written when the files were read. A crash leaves a
 //     restore point in WAL that no app point names.
 //  3. Run the before hooks (e.g. redis-cli --rdb). A failure ends the backup.
-//  4. Snapshot each file set, then take each dump. Each is a complete item
-//     of its own once listed; a crash leaves those already taken, listed as
+//  4. Snapshot each file set, then take each dump and, with dumps, the
+//     cluster's globals (roles, tablespaces: database _globals), which a
+//     restore of the dumps applies first. Each is a complete item of its
+//     own once listed; a crash leaves those already taken, listed as
 //     ordinary snapshots and dumps, and no app point.
 //  5. Run the after hooks, always once the before hooks started, also after
 //     a failure (they undo what before hooks did); their failure fails a

@@ -209,6 +209,12 @@ type FilesRequest struct {
 	Exclude []string
 }
 
+// GlobalsResult is what RestoreGlobals did.
+type GlobalsResult struct {
+	Created  []string // roles created
+	Existing []string // roles the server had, left as they are
+}
+
 // FilesResult is what RestoreFiles restored.
 type FilesResult struct {
 	Files, Bytes int64
@@ -243,6 +249,13 @@ type RestoreOptions struct {
 	RestoreDB    func(ctx context.Context, req DBRequest) (DBResult, error)
 	RestoreFiles func(ctx context.Context, req FilesRequest) (FilesResult, error)
 	RestoreDump  func(ctx context.Context, d catalog.AppDump) error
+	// RestoreGlobals applies the app point's globals (roles, tablespaces)
+	// with Dumps, before the databases, so their owners exist; roles the
+	// server has already are left as they are.
+	RestoreGlobals func(ctx context.Context, d catalog.AppDump) (GlobalsResult, error)
+	// NoGlobals skips the globals (the roles exist on the server, or the
+	// role restoring may not create roles).
+	NoGlobals bool
 
 	// Out gets the choice and the warnings as they come; nil: not shown.
 	Out io.Writer
@@ -260,18 +273,21 @@ type RestoreResult struct {
 
 // RestoredPart is one part of a restore.
 type RestoredPart struct {
-	Kind  string // "database", "files" or "dump"
-	Name  string // the file set or database; "" for the cluster
+	Kind  string // "database", "files", "globals" or "dump"
+	Name  string // the file set or database; "" for the cluster, catalog.GlobalsDatabase
 	ID    string // the backup, snapshot or dump id
 	Files int64
 	Bytes int64
 	At    time.Time // the point in time it stands for
 	Into  string    // data directory, root or database
+	// Globals is what applying the globals did (Kind "globals").
+	Globals GlobalsResult
 }
 
 // Restore brings an application back to one of its app points: the
 // cluster (to the restore point, or to --to TIME), each file set's
-// snapshot under Root and, with Dumps, the logical dumps. It checks
+// snapshot under Root and, with Dumps, the logical dumps, their roles
+// (the globals) first. It checks
 // everything it can before writing: the app point, the PostgreSQL major,
 // the snapshots named. It reads the repository only.
 //
@@ -279,7 +295,7 @@ type RestoredPart struct {
 // safely (restore.Run's staging directory renamed into place, files under
 // temporary names, each dump in one transaction), so a part is there
 // whole or not at all; parts are restored in order (cluster, file sets,
-// dumps), and those before the failure stay. A rerun with --force
+// globals, dumps), and those before the failure stay. A rerun with --force
 // replaces them.
 func Restore(ctx context.Context, opts RestoreOptions) (*RestoreResult, error) {
 	log := zerolog.Ctx(ctx)
@@ -330,8 +346,17 @@ func Restore(ctx context.Context, opts RestoreOptions) (*RestoreResult, error) {
 			res.warn(out, w)
 		}
 	}
-	if opts.Dumps && len(a.Dumps) == 0 {
+	dbs, globals := SplitGlobals(a.Dumps)
+	if opts.NoGlobals {
+		globals = nil
+	}
+	switch {
+	case opts.Dumps && len(dbs) == 0:
 		res.warn(out, fmt.Sprintf("app point %s has no logical dumps", a.ID))
+	case opts.Dumps && globals == nil && !opts.NoGlobals:
+		res.warn(out, fmt.Sprintf("app point %s stores no roles (taken with dump_globals: false, or by an older pitr): the databases' owners must exist on the server", a.ID))
+	case opts.Dumps && globals != nil && opts.RestoreGlobals == nil:
+		return nil, fmt.Errorf("app point %s: globals without a job to apply them", a.ID)
 	}
 	// Every snapshot entry is read before anything is written.
 	snaps := make([]*catalog.Snapshot, len(a.Snapshots))
@@ -366,8 +391,17 @@ func Restore(ctx context.Context, opts RestoreOptions) (*RestoreResult, error) {
 		res.Parts = append(res.Parts, RestoredPart{Kind: "files", Name: s.Set, ID: s.ID, Files: fr.Files, Bytes: fr.Bytes,
 			At: s.StartTime.UTC(), Into: opts.Root})
 	}
+	if opts.Dumps && globals != nil && len(dbs) > 0 {
+		// The roles first: each database's objects name their owners.
+		g, err := opts.RestoreGlobals(ctx, *globals)
+		if err != nil {
+			return nil, fmt.Errorf("app point %s: roles and tablespaces (--no-globals skips them): %w", a.ID, err)
+		}
+		res.Parts = append(res.Parts, RestoredPart{Kind: "globals", Name: globals.Database, ID: globals.ID, Bytes: globals.Bytes,
+			At: PointTime(a), Globals: g})
+	}
 	if opts.Dumps {
-		for _, d := range a.Dumps {
+		for _, d := range dbs {
 			if err := opts.RestoreDump(ctx, d); err != nil {
 				return nil, fmt.Errorf("app point %s: dump of %s: %w", a.ID, d.Database, err)
 			}

@@ -120,8 +120,10 @@ func TestVersionWarnings(t *testing.T) {
 type restoreJobs struct {
 	db    []DBRequest
 	files []FilesRequest
-	dumps []string
+	dumps []string // databases restored, and the globals, in order
 	fail  error
+	// failGlobals fails RestoreGlobals.
+	failGlobals error
 }
 
 func (f *restoreJobs) wire(o *RestoreOptions) {
@@ -136,6 +138,10 @@ func (f *restoreJobs) wire(o *RestoreOptions) {
 	o.RestoreDump = func(_ context.Context, d catalog.AppDump) error {
 		f.dumps = append(f.dumps, d.Database)
 		return nil
+	}
+	o.RestoreGlobals = func(_ context.Context, d catalog.AppDump) (GlobalsResult, error) {
+		f.dumps = append(f.dumps, d.Database)
+		return GlobalsResult{Created: []string{"zulip"}, Existing: []string{"postgres"}}, f.failGlobals
 	}
 }
 
@@ -166,7 +172,7 @@ func appRepo(t *testing.T, points ...*catalog.App) *repo.Repo {
 // refused before any job runs.
 func TestRestore(t *testing.T) {
 	p := point(0, "150010")
-	p.Dumps = []catalog.AppDump{{Database: "chat", ID: p.ID, Bytes: 10}}
+	p.Dumps = []catalog.AppDump{{Database: "chat", ID: p.ID, Bytes: 10}, {Database: catalog.GlobalsDatabase, ID: p.ID, Bytes: 3}}
 	r := appRepo(t, p)
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "etc/chat"), 0o755); err != nil {
@@ -193,10 +199,10 @@ func TestRestore(t *testing.T) {
 	if len(f.files) != 1 || f.files[0].Target != root || strings.Join(f.files[0].Exclude, " ") != `/etc/chat/settings\[1].py` {
 		t.Errorf("files requests %+v", f.files)
 	}
-	if strings.Join(f.dumps, " ") != "chat" {
+	if strings.Join(f.dumps, " ") != "_globals chat" {
 		t.Errorf("dumps %v", f.dumps)
 	}
-	if strings.Join(res.Kept, " ") != "/etc/chat/settings[1].py" || len(res.Parts) != 3 || len(res.Warnings) != 1 {
+	if strings.Join(res.Kept, " ") != "/etc/chat/settings[1].py" || len(res.Parts) != 4 || len(res.Warnings) != 1 {
 		t.Errorf("result %+v", res)
 	}
 	if !strings.Contains(out.String(), `warning: version app differs: recorded "chat 2.1", now "chat 2.2"`) {
@@ -242,5 +248,57 @@ func TestRestore(t *testing.T) {
 	f.wire(&opts)
 	if _, err := Restore(t.Context(), opts); err == nil || !strings.Contains(err.Error(), "database: no backup") || len(f.files) != 0 {
 		t.Errorf("failing database: %v, %+v", err, f.files)
+	}
+}
+
+// TestRestoreGlobals: with Dumps, the app point's globals are applied
+// before its databases (listed last in the entry, as Backup stores
+// them); NoGlobals skips them; a point without them is restored with a
+// warning; a failure stops before any database.
+func TestRestoreGlobals(t *testing.T) {
+	p := point(0, "150010")
+	p.RestorePoint = nil
+	p.Dumps = []catalog.AppDump{{Database: "chat", ID: p.ID, Bytes: 10}, {Database: catalog.GlobalsDatabase, ID: p.ID, Bytes: 3}}
+	opts := RestoreOptions{Repo: appRepo(t, p), App: "chat", Root: t.TempDir(), Dumps: true}
+	f := &restoreJobs{}
+	f.wire(&opts)
+	res, err := Restore(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(f.dumps, " ") != "_globals chat" || len(res.Warnings) != 0 {
+		t.Errorf("restored %v, warnings %q", f.dumps, res.Warnings)
+	}
+	var kinds []string
+	for _, part := range res.Parts {
+		kinds = append(kinds, part.Kind)
+	}
+	if g := res.Parts[1]; strings.Join(kinds, " ") != "files globals dump" || g.ID != p.ID || strings.Join(g.Globals.Created, " ") != "zulip" {
+		t.Errorf("parts %+v", res.Parts)
+	}
+
+	f = &restoreJobs{failGlobals: errors.New("permission denied to create role")}
+	f.wire(&opts)
+	opts.Root = t.TempDir()
+	if _, err := Restore(t.Context(), opts); err == nil || !strings.Contains(err.Error(), "roles and tablespaces (--no-globals skips them): permission denied") || len(f.dumps) != 1 {
+		t.Errorf("failing globals: %v, restored %v", err, f.dumps)
+	}
+
+	f = &restoreJobs{}
+	f.wire(&opts)
+	opts.Root, opts.NoGlobals = t.TempDir(), true
+	if res, err := Restore(t.Context(), opts); err != nil || strings.Join(f.dumps, " ") != "chat" || len(res.Warnings) != 0 {
+		t.Errorf("--no-globals: %v, restored %v, %+v", err, f.dumps, res)
+	}
+
+	old := point(0, "150010")
+	old.RestorePoint = nil
+	old.Dumps = p.Dumps[:1]
+	var out bytes.Buffer
+	f = &restoreJobs{}
+	opts = RestoreOptions{Repo: appRepo(t, old), App: "chat", Root: t.TempDir(), Dumps: true, Out: &out}
+	f.wire(&opts)
+	if _, err := Restore(t.Context(), opts); err != nil || strings.Join(f.dumps, " ") != "chat" || !strings.Contains(out.String(), "warning: app point 20261122T130000Z stores no roles") {
+		t.Errorf("point without globals: %v, restored %v:\n%s", err, f.dumps, out.String())
 	}
 }
