@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -143,21 +142,11 @@ func runAppRestore(ctx context.Context, e *env, name string, f appRestoreFlags) 
 		}
 	}
 
-	r, err := e.Repo(ctx, true)
+	src, err := e.openRestoreSource(ctx, "restoring needs")
 	if err != nil {
 		return err
 	}
-	if codec := r.Codec(); codec.Encrypt && len(codec.Identities) == 0 {
-		return fmt.Errorf("%w: restoring needs the age identity file: set age_identity_file or PITR_AGE_IDENTITY_FILE", errUsage)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	restoreCmd, reads, err := restoreCommand(self, e.cfg)
-	if err != nil {
-		return err
-	}
+	r, self, restoreCmd, reads := src.repo, src.self, src.command, src.reads
 
 	restoreDB := func(ctx context.Context, req app.DBRequest) (app.DBResult, error) {
 		if err := restore.Preflight(ctx, restore.PreflightOptions{DataDir: req.PGData, Read: reads, Exec: []string{self}}); err != nil {

@@ -92,23 +92,11 @@ func runRestore(ctx context.Context, e *env, f restoreFlags) error {
 		}
 		tsMap[filepath.Clean(old)] = filepath.Clean(new)
 	}
-	r, err := e.Repo(ctx, true)
+	src, err := e.openRestoreSource(ctx, "restoring needs")
 	if err != nil {
 		return err
 	}
-	if codec := r.Codec(); codec.Encrypt && len(codec.Identities) == 0 {
-		return fmt.Errorf("%w: restoring needs the age identity file: set age_identity_file or PITR_AGE_IDENTITY_FILE", errUsage)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	// restore_command carries the settings wal-fetch needs, no secrets;
-	// nothing of ours goes into the data directory.
-	restoreCmd, reads, err := restoreCommand(self, e.cfg)
-	if err != nil {
-		return err
-	}
+	r, self, restoreCmd, reads := src.repo, src.self, src.command, src.reads
 	if err := restore.Preflight(ctx, restore.PreflightOptions{DataDir: f.pgdata, Read: reads, Exec: []string{self}, Start: f.start, Port: f.port}); err != nil {
 		return err
 	}

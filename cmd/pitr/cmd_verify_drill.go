@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -121,25 +120,15 @@ func drillOptions(ctx context.Context, e *env, f drillFlags) (verify.DrillOption
 		}
 		checks = append(checks, verify.DrillCheck{DB: db, SQL: sql, Min: 1})
 	}
-	r, err := e.Repo(ctx, true)
+	src, err := e.openRestoreSource(ctx, "a restore drill needs")
 	if err != nil {
 		return o, err
 	}
-	if codec := r.Codec(); codec.Encrypt && len(codec.Identities) == 0 {
-		return o, fmt.Errorf("%w: a restore drill needs the age identity file: set age_identity_file or PITR_AGE_IDENTITY_FILE", errUsage)
-	}
-	sets, err := drillFileSets(ctx, e, r, f.boolFlag("files"))
+	sets, err := drillFileSets(ctx, e, src.repo, f.boolFlag("files"))
 	if err != nil {
 		return o, err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return o, err
-	}
-	cmd, reads, err := restoreCommand(self, e.cfg)
-	if err != nil {
-		return o, err
-	}
+	r, self, cmd, reads := src.repo, src.self, src.command, src.reads
 	o.Repo, o.Target, o.Timeline, o.Checks, o.FileSets = r, target, timeline, checks, sets
 	o.RestoreCommand, o.CommandReads, o.CommandExecs = cmd, reads, []string{self}
 	o.Tool = "pitr " + version

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/pitr-dev/pitr/internal/config"
+	"github.com/pitr-dev/pitr/internal/repo"
 )
 
 // notForWALFetch are the settings wal-fetch (and the wal-prefetch it
@@ -65,4 +68,38 @@ func restoreCommand(self string, cfg config.Config) (cmd string, reads []string,
 // and %% in it before the shell sees it.
 func restoreQuote(s string) string {
 	return strings.ReplaceAll(shellQuote(s), "%", "%%")
+}
+
+// restoreSource is what every restoring command (restore, app restore, a
+// restore drill) opens first: the repository with the identity, this
+// binary and the restore_command that runs it as wal-fetch.
+type restoreSource struct {
+	repo    *repo.Repo
+	self    string   // this executable, absolute
+	command string   // restore_command
+	reads   []string // files the server's user must be able to read for it
+}
+
+// openRestoreSource opens the repository for a restore; what names the
+// command in the error when the identity is missing ("restoring", "a
+// restore drill needs").
+func (e *env) openRestoreSource(ctx context.Context, what string) (restoreSource, error) {
+	r, err := e.Repo(ctx, true)
+	if err != nil {
+		return restoreSource{}, err
+	}
+	if codec := r.Codec(); codec.Encrypt && len(codec.Identities) == 0 {
+		return restoreSource{}, fmt.Errorf("%w: %s the age identity file: set age_identity_file or PITR_AGE_IDENTITY_FILE", errUsage, what)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return restoreSource{}, err
+	}
+	// restore_command carries the settings wal-fetch needs, no secrets;
+	// nothing of ours goes into the data directory.
+	cmd, reads, err := restoreCommand(self, e.cfg)
+	if err != nil {
+		return restoreSource{}, err
+	}
+	return restoreSource{repo: r, self: self, command: cmd, reads: reads}, nil
 }
