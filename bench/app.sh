@@ -318,7 +318,9 @@ main() {
 		echo "- Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, shared with other work; PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), Redis $(redis-server --version | grep -o 'v=[0-9.]*' | cut -c3-), $(go version | awk '{print $3}'); took $(((SECONDS - started) / 60)) minutes."
 		echo "- Data: \`pgbench -i -s $SCALE\` ($DB_MB MB without pg_wal), $((UPLOADS_BYTES / 1000000)) MB of uploads (incompressible media files, 20 KB to 16 MB), a $rdb_mb MB dump.rdb, a 0600 .env.production. A night: \`pgbench -c 4 -t $NIGHT_TX\`, about 1 % of the uploads' bytes added or replaced, 1 MB of Redis writes."
 		echo "- Both write to the same local disk: pitr to a local-directory repository (zstd + age), the script to a directory (gzip). \"stored MB\" is what the repository or directory gained (for a restore: what it wrote). Restores are checked after the clock stops (uploads byte for byte, dump.rdb, .env.production and its mode); neither starts PostgreSQL, so WAL replay is not included."
-		echo "- Both take dump.rdb with \\`redis-cli --rdb\\`, which waits Redis's \\`repl-diskless-sync-delay\\` (5 s by default) before the transfer: about 5 s of each backup in both columns."
+		cat <<-'EOF'
+			- Both take dump.rdb with `redis-cli --rdb`, which waits Redis's `repl-diskless-sync-delay` (5 s by default) before the transfer: about 5 s of each backup in both columns.
+		EOF
 	} >"$WORK/machine.md"
 	local cmd="bash bench/app.sh" v
 	for v in SCALE UPLOADS_MB REDIS_MB NIGHT_TX ROUNDS; do
