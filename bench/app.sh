@@ -310,6 +310,7 @@ main() {
 		for t in $(order "$r"); do backup first "$t" "$r"; done
 		night "$r"
 		for t in $(order "$r"); do backup nightly "$t" "$r"; done
+		"$PITR" --config "$CFG" app show mastodon >"$WORK/logs/app-show-r$r.txt" 2>&1 || true # untimed, for reading
 		for t in $(order "$r"); do restore "$t" "$r"; done
 	done
 	local rdb_mb
