@@ -92,7 +92,7 @@ switch_and_wait() {
 	wait_archived "$(psql_src -c "SELECT pg_walfile_name(pg_switch_wal())")"
 }
 
-bytes_of() { find "$@" -type f -printf '%s\n' 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+bytes_of() { find "$@" -type f -printf '%s\n' 2>/dev/null | awk '{s += $1} END {printf "%d\n", s}'; }
 
 setup() {
 	mkdir -p "$WORK/pg" "$WORK/sock" "$WORK/logs" "$WORK/pitr-repo" "$WORK/script-repo" "$WORK/restore" "$WORK/redis"
