@@ -71,8 +71,8 @@ func cmdReport(args []string) error {
 		fmt.Fprintf(&b, "| %s %s%s|\n", st.name, cell(p), cell(s))
 	}
 	if pb, p1 := series["base/pitr"], series["first/pitr"]; pb != nil && p1 != nil {
-		fmt.Fprintf(&b, "\nThe script's first backup holds the database; pitr's holds it in the base backup: "+
-			"the two together took %.1f s and stored %.0f MB.\n", pb.Med(wall)+p1.Med(wall), (pb.Med(stored)+p1.Med(stored))/1e6)
+		fmt.Fprintf(&b, "\nThe script's first backup includes the database; pitr has it in the base backup: "+
+			"base backup and first app point together took %.1f s and stored %.0f MB.\n", pb.Med(wall)+p1.Med(wall), (pb.Med(stored)+p1.Med(stored))/1e6)
 	}
 	p1, pn := series["first/pitr"], series["nightly/pitr"]
 	s1, sn := series["first/script"], series["nightly/script"]
