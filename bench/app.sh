@@ -29,7 +29,10 @@
 #            byte for byte, dump.rdb equal to the nightly one, PG_VERSION
 #            present. Neither starts the server (recovery time not included).
 # For each: wall time, CPU of the command and its children, and the bytes
-# the repository or backup directory gained.
+# the repository or backup directory gained. (Most of pitr's nightly bytes
+# are dump.rdb: Redis writes it in hash order, so a night's new keys land
+# all over the file and hardly a chunk is shared with the last one; see
+# `pitr files list` in $WORK/logs after a run.)
 # Writes the Markdown section to $WORK/report.md and prints it; with
 # PITR_BENCH_WRITE_DOCS=1, also into docs/BENCHMARKS.md between this
 # script's markers.

@@ -83,7 +83,7 @@ func cmdRun(args []string) error {
 	out := fs.String("out", "", "results file (JSON lines)")
 	logPath := fs.String("log", "", "file for the command's output")
 	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
-		return fmt.Errorf("want run [flags] -- CMD ARGS...")
+		return fmt.Errorf("want run [flags] -- CMD [ARG]")
 	}
 	before, err := dirBytes(repos)
 	if err != nil {
