@@ -76,7 +76,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-psql_src() { as_postgres "$PGBIN/psql" -h "$SOCK" -p "$PGPORT" -U postgres -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
 rcli() { redis-cli -h 127.0.0.1 -p "$RPORT" "$@"; }
 
 wait_archived() {

@@ -104,20 +104,6 @@ setup_pgbackrest() {
 	PGBR=(runuser -u postgres -- pgbackrest --config="$PGBR_CONF" --stanza=bench)
 }
 
-psql_src() { as_postgres "$PGBIN/psql" -h "$SOCK" -p "$PGPORT" -U postgres -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
-
-# wait_archived waits until archive_command has stored segment $1 (all three archives).
-wait_archived() {
-	local seg=$1
-	for _ in $(seq 1200); do
-		[ "$(psql_src -c "SELECT coalesce(last_archived_wal, '') >= '$seg' FROM pg_stat_archiver")" = t ] && return
-		sleep 0.1
-	done
-	die "segment $seg was not archived: $(psql_src -c 'SELECT * FROM pg_stat_archiver')"
-}
-
-switch_wal() { psql_src -c "SELECT pg_walfile_name(pg_switch_wal())"; }
-
 setup_cluster() {
 	SRC=$WORK/pg/src
 	SOCK=$WORK/sock

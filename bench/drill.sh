@@ -49,17 +49,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-psql_src() { as_postgres "$PGBIN/psql" -h "$SOCK" -p "$PGPORT" -U postgres -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
-
-wait_archived() {
-	local seg=$1
-	for _ in $(seq 1200); do
-		[ "$(psql_src -c "SELECT coalesce(last_archived_wal, '') >= '$seg' FROM pg_stat_archiver")" = t ] && return
-		sleep 0.1
-	done
-	die "segment $seg was not archived: $(psql_src -c 'SELECT * FROM pg_stat_archiver')"
-}
-
 setup() {
 	mkdir -p "$WORK/pg" "$WORK/sock" "$WORK/logs" "$WORK/pitr-repo" "$WORK/scratch" "$WORK/restore" \
 		"$WORK/pgbackrest/repo" "$WORK/pgbackrest/log" "$WORK/pgbackrest/lock"

@@ -69,8 +69,6 @@ setup_pitr() {
 	[ -n "$PITR_AGE_RECIPIENTS" ] || die "no age recipient in $WORK/age-identity.txt"
 }
 
-psql_src() { as_postgres "$PGBIN/psql" -h "$SOCK" -p "$PGPORT" -U postgres -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
-
 setup_cluster() {
 	SRC=$WORK/pg/src
 	SOCK=$WORK/pg/sock

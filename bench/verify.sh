@@ -49,19 +49,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-psql_src() { as_postgres "$PGBIN/psql" -h "$SOCK" -p "$PGPORT" -U postgres -X -q -t -A -v ON_ERROR_STOP=1 "$@"; }
-
-wait_archived() {
-	local seg=$1
-	for _ in $(seq 1200); do
-		[ "$(psql_src -c "SELECT coalesce(last_archived_wal, '') >= '$seg' FROM pg_stat_archiver")" = t ] && return
-		sleep 0.1
-	done
-	die "segment $seg was not archived: $(psql_src -c 'SELECT * FROM pg_stat_archiver')"
-}
-
-switch_wal() { psql_src -c "SELECT pg_walfile_name(pg_switch_wal())"; }
-
 setup_pitr() {
 	export PITR_REPO=s3://pitr/bench PITR_S3_ENDPOINT=$BENCH_S3_ENDPOINT PITR_LOG_LEVEL=warn PITR_AGE_RECIPIENTS
 	"$PITR" keygen --output "$WORK/age-identity.txt" >/dev/null 2>&1
