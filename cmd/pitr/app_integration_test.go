@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -149,30 +147,7 @@ func TestDaemonAppSchedule(t *testing.T) {
 	}
 	env := append(backupEnv(c), "PITR_CONFIG="+cfg, "PITR_DAEMON_STREAM=false", "PITR_BACKUP_SCHEDULE=", "PITR_DUMP_SCHEDULE=",
 		"PITR_FILES_SCHEDULE=", fmt.Sprintf("PITR_METRICS_ADDR=127.0.0.1:%d", port))
-	cmd := exec.Command(r.pitr, "daemon")
-	cmd.Env = append(append(os.Environ(), r.env...), env...)
-	var log lockedBuffer
-	cmd.Stderr = &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", log.String())
-		}
-	})
+	r.startDaemon(t, env...)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	var points []*catalog.App
 	testenv.Eventually(t, 60*time.Second, func() (bool, string) {

@@ -89,25 +89,7 @@ func TestDaemonSchedules(t *testing.T) {
 		"PITR_DAEMON_RETRY_BACKOFF=1s",
 		fmt.Sprintf("PITR_METRICS_ADDR=127.0.0.1:%d", port),
 	)
-	cmd := exec.Command(r.pitr, "daemon")
-	cmd.Env = append(append(os.Environ(), r.env...), env...)
-	var log lockedBuffer
-	cmd.Stderr = &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // its exit status is read from cmd.ProcessState
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // it may have exited already
-		<-exited
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", log.String())
-		}
-	})
+	d := r.startDaemon(t, env...)
 
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	var body string
@@ -149,18 +131,18 @@ func TestDaemonSchedules(t *testing.T) {
 		t.Errorf("healthz = %d %q", code, h)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("signal the daemon: %v", err)
 	}
 	select {
-	case <-exited:
+	case <-d.exited:
 	case <-time.After(15 * time.Second):
 		t.Fatal("daemon still running 15s after SIGTERM")
 	}
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("daemon exit %d after SIGTERM", code)
 	}
-	if !strings.Contains(log.String(), "daemon stopped") {
+	if !strings.Contains(d.log.String(), "daemon stopped") {
 		t.Error("daemon did not log a clean stop")
 	}
 }
@@ -175,26 +157,7 @@ func TestDaemonStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(r.pitr, "daemon")
-	cmd.Env = append(append(append(os.Environ(), r.env...), backupEnv(c)...),
-		"PITR_BACKUP_SCHEDULE=", "PITR_DUMP_SCHEDULE=", fmt.Sprintf("PITR_METRICS_ADDR=127.0.0.1:%d", port))
-	var log lockedBuffer
-	cmd.Stderr = &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // its exit status is read from cmd.ProcessState
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // it may have exited already
-		<-exited
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", log.String())
-		}
-	})
+	d := r.startDaemon(t, append(backupEnv(c), "PITR_BACKUP_SCHEDULE=", "PITR_DUMP_SCHEDULE=", fmt.Sprintf("PITR_METRICS_ADDR=127.0.0.1:%d", port))...)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	switched := false
 	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
@@ -220,15 +183,15 @@ func TestDaemonStreams(t *testing.T) {
 		code, h, _ := tryGet(base + "/healthz")
 		return code == 503 && strings.Contains(h, "not connected"), fmt.Sprintf("healthz with the server down: %d %q", code, h)
 	})
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("signal the daemon: %v", err)
 	}
 	select {
-	case <-exited:
+	case <-d.exited:
 	case <-time.After(15 * time.Second):
 		t.Fatal("daemon still running 15s after SIGTERM")
 	}
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("daemon exit %d after SIGTERM", code)
 	}
 }
@@ -255,27 +218,8 @@ func TestDaemonStoreOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(r.pitr, "daemon")
-	cmd.Env = append(append(append(os.Environ(), r.env...), backupEnv(c)...),
-		"PITR_BACKUP_SCHEDULE=", "PITR_DUMP_SCHEDULE=", "PITR_STORE_MAX_OUTAGE=2s",
-		fmt.Sprintf("PITR_METRICS_ADDR=127.0.0.1:%d", port))
-	var log lockedBuffer
-	cmd.Stderr = &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // its exit status is read from cmd.ProcessState
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // it may have exited already
-		<-exited
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", log.String())
-		}
-	})
+	d := r.startDaemon(t, append(backupEnv(c), "PITR_BACKUP_SCHEDULE=", "PITR_DUMP_SCHEDULE=", "PITR_STORE_MAX_OUTAGE=2s",
+		fmt.Sprintf("PITR_METRICS_ADDR=127.0.0.1:%d", port))...)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	var body string
 	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
@@ -314,7 +258,7 @@ func TestDaemonStoreOutage(t *testing.T) {
 	}
 
 	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
-		return strings.Contains(log.String(), "storage is failing"), "no log of the outage"
+		return strings.Contains(d.log.String(), "storage is failing"), "no log of the outage"
 	})
 	r.minio.Start(t)
 	stopped = false
@@ -328,15 +272,15 @@ func TestDaemonStoreOutage(t *testing.T) {
 	if metricValue(body, "pitr_stream_segments_total") < 1 {
 		t.Errorf("no segment stored after the outage:\n%s", grepLines(body, "pitr_stream_"))
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("signal the daemon: %v", err)
 	}
 	select {
-	case <-exited:
+	case <-d.exited:
 	case <-time.After(15 * time.Second):
 		t.Fatal("daemon still running 15s after SIGTERM")
 	}
-	if !strings.Contains(log.String(), "storage answers again") {
+	if !strings.Contains(d.log.String(), "storage answers again") {
 		t.Error("daemon did not log the outage's end")
 	}
 }
@@ -353,4 +297,36 @@ func grepLines(s string, prefixes ...string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// daemonProc is a pitr daemon a test started (rig.startDaemon).
+type daemonProc struct {
+	cmd    *exec.Cmd
+	log    *lockedBuffer // its stderr
+	exited chan struct{} // closed once it exited; its status is in cmd.ProcessState
+}
+
+// startDaemon starts pitr daemon with the rig's environment and env. At
+// the end of the test it is killed if still running, and its log printed
+// if the test failed.
+func (r *rig) startDaemon(t *testing.T, env ...string) *daemonProc {
+	t.Helper()
+	d := &daemonProc{cmd: exec.Command(r.pitr, "daemon"), log: &lockedBuffer{}, exited: make(chan struct{})}
+	d.cmd.Env = append(append(os.Environ(), r.env...), env...)
+	d.cmd.Stderr = d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = d.cmd.Wait()
+		close(d.exited)
+	}()
+	t.Cleanup(func() {
+		_ = d.cmd.Process.Kill() // it may have exited already
+		<-d.exited
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.log.String())
+		}
+	})
+	return d
 }
