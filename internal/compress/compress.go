@@ -54,10 +54,12 @@ const DefaultLevel = 1
 
 // windowSize bounds the zstd encoder's history. WAL records rarely repeat
 // further apart than this (a 1 MiB window compresses pgbench WAL exactly as
-// well as 2 MiB), and it keeps memory per stream small. With
-// WithLowerEncoderMem the encoder keeps window + 128 KiB of history and
-// moves the whole window down for every 128 KiB block: 8x the input for
-// 1 MiB instead of 16x for 2 MiB (docs/BENCHMARKS.md, "Findings" 1).
+// well as 2 MiB). Without WithLowerEncoderMem the encoder keeps 2x the
+// window of history and moves it down once per window of input; with it,
+// it kept window + 128 KiB and moved the whole window every 128 KiB block,
+// 16x the input for the 2 MiB window of earlier versions
+// (docs/BENCHMARKS.md, "Findings" 1). 1 MiB without the option holds the
+// same 2 MiB per encoder as 2 MiB with it, and copies 1x.
 const windowSize = 1 << 20
 
 // maxDecoderWindow refuses frames that ask for more history than any pitr
@@ -125,7 +127,6 @@ func NewWriter(w io.Writer, alg Algorithm, level int) (io.WriteCloser, error) {
 		zstd.WithEncoderLevel(zstd.EncoderLevel(level)),
 		zstd.WithEncoderConcurrency(1),
 		zstd.WithWindowSize(windowSize),
-		zstd.WithLowerEncoderMem(true),
 		zstd.WithEncoderCRC(false),
 	)
 	if err != nil {
