@@ -15,7 +15,8 @@ import (
 
 // BenchmarkZstdOptions compares the zstd encoder settings NewWriter could
 // use on a WAL segment (PITR_BENCH_SEGMENT, or every file in
-// PITR_BENCH_WAL_DIR/tpcb; sample data without), as docs/BENCHMARKS.md
+// PITR_BENCH_WAL_DIR/$PITR_BENCH_WAL_KIND, tpcb by default; sample data
+// without), as docs/BENCHMARKS.md
 // "Findings" 1 did end to end; and S2's better mode beside its default.
 //
 //	PITR_BENCH_WAL_DIR=... go test -run '^$' -bench ZstdOptions -benchtime 20x ./internal/compress/
@@ -60,7 +61,11 @@ func benchSegments(b *testing.B) [][]byte {
 	if p := os.Getenv("PITR_BENCH_SEGMENT"); p != "" {
 		names = []string{p}
 	} else if d := os.Getenv("PITR_BENCH_WAL_DIR"); d != "" {
-		names, _ = filepath.Glob(filepath.Join(d, "tpcb", "0000*"))
+		kind := os.Getenv("PITR_BENCH_WAL_KIND") // tpcb (default) or random
+		if kind == "" {
+			kind = "tpcb"
+		}
+		names, _ = filepath.Glob(filepath.Join(d, kind, "0000*"))
 		sort.Strings(names)
 	}
 	var segs [][]byte
