@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/s2"
 )
 
 func sample(n int) []byte {
@@ -223,5 +225,23 @@ func TestTools(t *testing.T) {
 				t.Fatalf("%s (parallel %v): %d bytes back, err %v", tool[0], par, len(got), err)
 			}
 		}
+	}
+}
+
+// TestSnappyStream reads a stream in snappy's framing (magic "sNaPpY"),
+// which S2's reader decodes too.
+func TestSnappyStream(t *testing.T) {
+	data := sample(1 << 20)
+	var buf bytes.Buffer
+	w := s2.NewWriter(&buf, s2.WriterSnappyCompat())
+	w.Write(data)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(buf.Bytes(), snappyMagic) {
+		t.Fatalf("snappy stream starts %x", buf.Bytes()[:10])
+	}
+	if got, err := decompress(buf.Bytes()); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("snappy stream: %d bytes back, err %v", len(got), err)
 	}
 }
