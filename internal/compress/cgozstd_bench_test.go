@@ -53,9 +53,16 @@ func BenchmarkCgoZstd(b *testing.B) {
 		stored := make([][]byte, len(segs))
 		for i, s := range segs {
 			var buf bytes.Buffer
-			w, _ := NewWriter(&buf, Zstd, 1)
-			w.Write(s)
-			w.Close()
+			w, err := NewWriter(&buf, Zstd, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := w.Write(s); err != nil {
+				b.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				b.Fatal(err)
+			}
 			stored[i] = buf.Bytes()
 		}
 		n := 0

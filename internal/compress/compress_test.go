@@ -234,7 +234,9 @@ func TestSnappyStream(t *testing.T) {
 	data := sample(1 << 20)
 	var buf bytes.Buffer
 	w := s2.NewWriter(&buf, s2.WriterSnappyCompat())
-	w.Write(data)
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}

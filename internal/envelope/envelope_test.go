@@ -173,7 +173,9 @@ func TestOldObjects(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.Write(frames)
+		if _, err := w.Write(frames); err != nil {
+			t.Fatal(err)
+		}
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +197,9 @@ func TestNotCompressed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write([]byte("BEGIN raw plaintext, never compressed"))
+	if _, err := w.Write([]byte("BEGIN raw plaintext, never compressed")); err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
