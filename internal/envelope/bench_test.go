@@ -22,8 +22,10 @@ import (
 //	go test -run '^$' -bench . -benchtime 20x -benchmem ./internal/envelope/
 //
 // The segments are real WAL when PITR_BENCH_WAL_DIR names a directory with
-// tpcb/ and random/ subdirectories of segments (bench/walpush.sh segments
-// makes pgbench/ and random/; the first segments after a checkpoint hold
+// tpcb/ (or pgbench/) and random/ subdirectories of segments
+// (`bench/walpush.sh segments` makes pgbench/ and random/, though its
+// pgbench/ is the WAL of `pgbench -i` when that alone fills the set; the
+// first TPC-B segments after a checkpoint hold
 // many full-page images and compress three times worse than later ones, so
 // the benchmark cycles through every segment it finds). Without it they are
 // synthetic: see walLike and incompressible.
@@ -35,6 +37,9 @@ const segSize = 16 << 20
 func segments(b *testing.B, kind string) [][]byte {
 	if dir := os.Getenv("PITR_BENCH_WAL_DIR"); dir != "" {
 		names, _ := filepath.Glob(filepath.Join(dir, kind, "0000*"))
+		if len(names) == 0 && kind == "tpcb" { // bench/walpush.sh's name for it
+			names, _ = filepath.Glob(filepath.Join(dir, "pgbench", "0000*"))
+		}
 		sort.Strings(names)
 		var segs [][]byte
 		for _, n := range names {
