@@ -14,7 +14,8 @@ import (
 // Goals from the issue.
 const (
 	goalBackup  = 1.25 // x pg_basebackup -Ft
-	goalRestore = 0.9  // x tar -xf
+	goalRestore = 0.9  // x tar -xf (issue 12); issue 13's is goalDurable
+	goalDurable = 1.2  // x tar -xf && sync
 	goalPITR    = 1.1  // x restore_command = 'cp ...'
 	goalRSSMiB  = 256
 )
@@ -27,9 +28,9 @@ type phase struct {
 }
 
 var phases = []phase{
-	{"backup", "Base backup", []string{"pg_basebackup", "pitr", "pgbackrest"}},
-	{"restore", "Restore (unpack only, no recovery)", []string{"tar", "tar+sync", "pitr", "pgbackrest"}},
-	{"pitr", "PITR replay to a restore point", []string{"cp", "pitr", "pgbackrest-async", "pgbackrest-sync"}},
+	{"backup", "Base backup", []string{"pg_basebackup", "pitr", "pitr-direct", "pitr-stream", "pgbackrest", "walg"}},
+	{"restore", "Restore (unpack only, no recovery)", []string{"tar", "tar+sync", "pitr", "pgbackrest", "walg"}},
+	{"pitr", "PITR replay to a restore point", []string{"cp", "pitr", "pgbackrest-async", "pgbackrest-sync", "walg"}},
 }
 
 // series is one tool's results in one phase, by round.
@@ -65,6 +66,7 @@ func redo(r Result) float64  { return r.RedoS }
 func cpu(r Result) float64   { return r.UserS + r.SysS }
 func minio(r Result) float64 { return r.MinIOCPUS }
 func mach(r Result) float64  { return r.MachineCPUS }
+func srv(r Result) float64   { return r.ServerCPUS }
 
 func cmdReport(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ExitOnError)
@@ -140,11 +142,11 @@ func cmdReport(args []string) error {
 		case "backup", "restore":
 			p("| | wall s | x floor | CPU s (user+sys) | peak RSS MiB | MinIO CPU s | machine CPU s |")
 			if ph.name == "backup" {
-				p(" stored per backup |")
+				p(" server CPU s | stored per backup |")
 			}
 			p("\n|---|---|---|---|---|---|---|")
 			if ph.name == "backup" {
-				p("---|")
+				p("---|---|")
 			}
 			p("\n")
 			for _, t := range ph.tools {
@@ -156,11 +158,11 @@ func cmdReport(args []string) error {
 				p("| %s | %.2f (%s) | %s | %.2f | %.0f | %.2f | %.2f |", s.Title, s.Med(wall), list(s.Vals(wall), "%.2f"),
 					ratioCell(t == ph.tools[0], rm, rs), s.Med(cpu), maxRSS(s), s.Med(minio), s.Med(mach))
 				if ph.name == "backup" {
-					p(" %s |", storedCell(t, s, stored))
+					p(" %.2f | %s |", s.Med(srv), storedCell(t, s, stored))
 				}
 				p("\n")
-				if t == "pitr" && maxRSS(s) > rssMax {
-					rssMax, rssWhere = maxRSS(s), "pitr "+ph.name
+				if strings.HasPrefix(t, "pitr") && maxRSS(s) > rssMax {
+					rssMax, rssWhere = maxRSS(s), t+" "+ph.name
 				}
 			}
 			if s := d["pitr"]; s != nil && ph.name == "backup" && s.Med(func(r Result) float64 { return r.StreamS }) > 0 {
@@ -224,6 +226,9 @@ func ratioCell(isFloor bool, m float64, rs []float64) string {
 }
 
 func storedCell(tool string, s *series, stored map[string]Result) string {
+	if strings.HasPrefix(tool, "pitr-") {
+		tool = "pitr" // every backup method stores into the one repository
+	}
 	if r, ok := stored[tool]; ok {
 		return fmt.Sprintf("%.0f MiB, %d objects", mib(r.StoredBytes), r.Objects)
 	}
