@@ -35,6 +35,7 @@
 #   PITR_BENCH_SEGMENTS     WAL segments to replay in the pitr phase [75]
 #   PITR_BENCH_PHASES       [backup restore pitr] (restore and pitr need the backups)
 #   PITR_BENCH_WRITE_DOCS   1: update docs/BENCHMARKS.md [1]
+#   PITR_BENCH_IDLE_MAX     longest wait for an idle machine before each measurement [30s]
 #   PGBIN                   PostgreSQL binaries [/usr/lib/postgresql/15/bin]
 #   PITR_MINIO_BIN          MinIO binary [minio in PATH, else ~/go/bin/minio]
 #   PITR_BIN                a pitr binary to measure [built from this tree]
@@ -194,12 +195,12 @@ rotate() {
 	for i in "${!tools[@]}"; do echo "${tools[$(((i + round - 1) % ${#tools[@]}))]}"; done
 }
 
-# quiet syncs and waits (at most 30 s) until the machine is idle, so no
+# quiet syncs and waits (at most 30 s, PITR_BENCH_IDLE_MAX) until the machine is idle, so no
 # measurement starts while an earlier step's write-back or someone else's
 # work is still running.
 quiet() {
 	sync
-	"$H" idle --max 30s --out "$RESULTS"
+	"$H" idle --max "${PITR_BENCH_IDLE_MAX:-30s}" --out "$RESULTS"
 }
 
 measure() { # phase tool round title [run flags...] -- command...

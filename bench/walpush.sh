@@ -34,6 +34,7 @@
 #                            cp and pgbackrest-async [none; bench/speed.sh: zstd lz4 s2 when
 #                            `pitr config --doc` lists compression]
 #   PITR_BENCH_N_CODEC       segments per codec run [64]
+#   PITR_BENCH_CODEC_SETS    segment sets of the codec runs [pgbench random]
 #   PITR_BENCH_LATENCY_MODES [pitr-c1 pitr-c4 pgbackrest-sync]; also pitr-daemon, walg
 #   WALG_BIN                 a wal-g binary: enables the walg mode and probes
 #   PITR_BENCH_LATENCY_N     timed calls per latency probe and round [20]
@@ -56,12 +57,13 @@ WORK=${PITR_BENCH_WORK:-/var/tmp/pitr-bench/work}
 ROUNDS=${PITR_BENCH_ROUNDS:-3}
 N=${PITR_BENCH_N:-256}
 N_RANDOM=${PITR_BENCH_N_RANDOM:-128}
-SETS=${PITR_BENCH_SETS:-pgbench random}
-MODES=${PITR_BENCH_MODES:-cp pitr-c1 pitr-c4 pitr-c8 pgbackrest-sync pgbackrest-async}
+SETS=${PITR_BENCH_SETS-pgbench random}
+MODES=${PITR_BENCH_MODES-cp pitr-c1 pitr-c4 pitr-c8 pgbackrest-sync pgbackrest-async}
 LATENCY_N=${PITR_BENCH_LATENCY_N:-20}
-LATENCY_MODES=${PITR_BENCH_LATENCY_MODES:-pitr-c1 pitr-c4 pgbackrest-sync}
+LATENCY_MODES=${PITR_BENCH_LATENCY_MODES-pitr-c1 pitr-c4 pgbackrest-sync}
 CODECS=${PITR_BENCH_CODECS:-}
 N_CODEC=${PITR_BENCH_N_CODEC:-64}
+CODEC_SETS=${PITR_BENCH_CODEC_SETS:-pgbench random}
 WALG=${WALG_BIN:-}
 # The latency probe uses 9 segments per timed call.
 GEN_SEGMENTS=$((N > 9 * LATENCY_N ? N : 9 * LATENCY_N))
@@ -311,7 +313,7 @@ run_mode() {
 env_used() {
 	local v out=()
 	for v in PITR_BENCH_ROUNDS PITR_BENCH_N PITR_BENCH_N_RANDOM PITR_BENCH_SETS PITR_BENCH_MODES PITR_BENCH_LATENCY_N PITR_BENCH_LATENCY \
-		PITR_BENCH_LATENCY_MODES PITR_BENCH_CODECS PITR_BENCH_N_CODEC PITR_BIN PITR_ALT_BIN WALG_BIN; do
+		PITR_BENCH_LATENCY_MODES PITR_BENCH_CODECS PITR_BENCH_N_CODEC PITR_BENCH_CODEC_SETS PITR_BIN PITR_ALT_BIN WALG_BIN; do
 		[ -n "${!v:-}" ] && out+=("$v='${!v}'")
 	done
 	echo "${out[*]}"
@@ -384,7 +386,7 @@ main() {
 			done
 		done
 		if [ ${#codec_modes[@]} -gt 0 ]; then
-			for set in $SETS; do
+			for set in $CODEC_SETS; do
 				for i in "${!codec_modes[@]}"; do
 					run_mode "codec-$set" "$round" "${codec_modes[$(((i + round - 1) % ${#codec_modes[@]}))]}"
 				done

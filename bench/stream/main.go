@@ -12,6 +12,7 @@
 //	mkbucket NAME...             create buckets (BENCH_S3_ENDPOINT, AWS_* credentials)
 //	run [flags]                  one phase; appends a JSON line to --out
 //	report [flags] RESULTS.jsonl Markdown section from the JSON lines
+//	goals RESULTS.jsonl          issue 13's streaming goals, met or not (for bench/speed.sh)
 //	splice --file F --section S  put the section into F between the markers
 package main
 
@@ -32,6 +33,7 @@ func main() {
 		harness.Command{Name: "mkbucket", Run: harness.MkBucket},
 		harness.Command{Name: "run", Run: cmdRun},
 		harness.Command{Name: "report", Run: cmdReport},
+		harness.Command{Name: "goals", Run: cmdGoals},
 		harness.Command{Name: "splice", Run: harness.Splice("stream.sh")},
 	)
 }
