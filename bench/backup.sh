@@ -169,10 +169,12 @@ setup_cluster() {
 		) & a=\$!
 		"$PITR" wal-push "\$p" & b=\$!
 		$pgbr_push & c=\$!
+		$walg_push & d=\$!
 		rc=0
 		wait \$a || rc=1
 		wait \$b || rc=1
 		wait \$c || rc=1
+		wait \$d || rc=1
 		exit \$rc
 	EOF
 	chmod 755 "$WRAPPER"
@@ -410,7 +412,7 @@ main() {
 		[ -n "${!v:-}" ] && env+=("$v='${!v}'")
 	done
 	machine_facts
-	"$H" report --machine "$WORK/machine.md" --rev "$PITR_REV" --elapsed "$elapsed" --env "${env[*]}" \
+	"$H" report --machine "$WORK/machine.md" --rev "$PITR_REV" --elapsed "$elapsed" --env "${env[*]}" --scale "$SCALE" \
 		"$RESULTS" >"$WORK/report.md"
 	if [ "${PITR_BENCH_WRITE_DOCS:-1}" = 1 ]; then
 		"$H" splice --file "$ROOT/docs/BENCHMARKS.md" --section "$WORK/report.md"

@@ -377,7 +377,7 @@ main() {
 	local started=$SECONDS round set i c
 	local modes=($(available $MODES)) codec_modes=()
 	for c in $CODECS; do codec_modes+=("pitr-$c"); done
-	if [ ${#codec_modes[@]} -gt 0 ]; then codec_modes=($(available cp "${codec_modes[@]}" pgbackrest-async)); fi
+	if [ ${#codec_modes[@]} -gt 0 ]; then mapfile -t codec_modes < <(available cp "${codec_modes[@]}" pgbackrest-async); fi
 	for round in $(seq "$ROUNDS"); do
 		for set in $SETS; do
 			# Rotate the order each round so no mode always runs first.

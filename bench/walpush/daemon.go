@@ -63,8 +63,8 @@ func (d *daemon) stop() error {
 		return err
 	case <-time.After(time.Minute):
 		_ = d.cmd.Process.Kill()
-		<-done
-		return errors.New("daemon did not exit within a minute of SIGTERM; killed")
+		err := <-done
+		return fmt.Errorf("daemon did not exit within a minute of SIGTERM; killed: %v", err)
 	}
 }
 
