@@ -37,7 +37,7 @@
 #   PITR_BENCH_LATENCY_N   timed single-segment calls per probe and round [20 / 2]
 #   PITR_BENCH_SCALE       pgbench scale of the backup cluster [100 / 2]
 #   PITR_BENCH_SEGMENTS    WAL segments replayed in the pitr row [75 / 3]
-#   PITR_BENCH_STREAM_SECONDS  pgbench -T per streaming phase [60 / 10]
+#   PITR_BENCH_STREAM_SECONDS  pgbench -T per streaming phase [60 / 5]
 #   PITR_BENCH_STREAM_SCALE    pgbench scale of the streaming cluster [20 / 2]
 #   PITR_BENCH_RATE        pgbench -R of the streaming phases [300 / 100]
 #   PITR_BENCH_IDLE_MAX    longest wait for an idle machine before each backup-row measurement [30s / 2s]
@@ -63,7 +63,7 @@ N_CODEC=${PITR_BENCH_N_CODEC:-$(smoke_or 64 4)}
 LATENCY_N=${PITR_BENCH_LATENCY_N:-$(smoke_or 20 2)}
 SCALE=${PITR_BENCH_SCALE:-$(smoke_or 100 2)}
 SEGMENTS=${PITR_BENCH_SEGMENTS:-$(smoke_or 75 3)}
-STREAM_SECONDS=${PITR_BENCH_STREAM_SECONDS:-$(smoke_or 60 10)}
+STREAM_SECONDS=${PITR_BENCH_STREAM_SECONDS:-$(smoke_or 60 5)}
 STREAM_SCALE=${PITR_BENCH_STREAM_SCALE:-$(smoke_or 20 2)}
 RATE=${PITR_BENCH_RATE:-$(smoke_or 300 100)}
 IDLE_MAX=${PITR_BENCH_IDLE_MAX:-$(smoke_or 30s 2s)}
@@ -118,7 +118,7 @@ section_of() {
 versions() {
 	local pgbr walg minio
 	pgbr=$(pgbackrest version 2>/dev/null | awk '{print $2}') || true
-	walg=$([ -n "$WALG" ] && "$WALG" --version 2>/dev/null | head -1 | cut -f1-2) || true
+	walg=$([ -n "$WALG" ] && "$WALG" --version 2>/dev/null | head -1 | awk '{print $3}') || true
 	minio=$("$MINIO" --version 2>/dev/null | head -1 | awk '{print $3}') || true
 	echo "- Versions: pitr $PITR_REV; PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'); pgBackRest ${pgbr:-not installed}; wal-g ${walg:-not measured (WALG_BIN unset)}${WALG:+ (\`$WALG\`)}; MinIO ${minio:-unknown} (\`DEVELOPMENT\` is a \`go install\` build); $(go version | awk '{print $3}')."
 }
@@ -177,6 +177,7 @@ main() {
 	local elapsed=$((SECONDS - started))
 
 	local report=$WORK/report.md p
+	PGBR_VERSION=$(pgbackrest version 2>/dev/null | awk '{print $2}') || true
 	{
 		echo "## Side by side: every row of issue 13 (bench/speed.sh)"
 		echo
@@ -197,6 +198,16 @@ main() {
 		versions | sed "s#(\`$WORK/bin/pitr\`)##; s#$WORK/bin/pitr#this tree#"
 		echo "- Run: $ROUNDS interleaved rounds per table (the order of the tools rotated each round); push $N pgbench and $N_RANDOM incompressible segments, codecs ${CODECS:-none} over $N_CODEC each, $LATENCY_N single-segment calls per probe and round; backup cluster \`pgbench -i -s $SCALE\`, $SEGMENTS segments replayed; streaming at $RATE tps for $STREAM_SECONDS s per phase (scale $STREAM_SCALE). Other people's CPU during each table: the others' CPU, machine CPU and machine busy columns."
 		echo "- pgBackRest: zst level 1 everywhere (archive-push sync and async process-max 2; backup process-max 2 with \`repo1-bundle=y\`). wal-g: its defaults (lz4, upload concurrency 16, download concurrency 10, wal-fetch prefetch on); it fsyncs what backup-fetch writes (\`WALG_TAR_DISABLE_FSYNC\` is off by default), and the restore row adds \`sync\` for it as for tar."
+		echo
+		echo "### Issue 13's table, this run"
+		echo
+		echo "Medians of the rounds (min–max), wall seconds; the tables below have CPU, memory and bytes."
+		echo
+		echo "| work | floor | pgBackRest ${PGBR_VERSION:-(not installed)} | wal-g | pitr |"
+		echo "|---|---|---|---|---|"
+		case " ${parts[*]} " in *" walpush "*) "$WORK/walpush/bin/walpush" summary "$WORK/walpush/results.jsonl" ;; esac
+		case " ${parts[*]} " in *" backup "*) "$WORK/backup/bin/backup" summary "$WORK/backup/results.jsonl" ;; esac
+		case " ${parts[*]} " in *" stream "*) "$WORK/stream/bin/stream" summary "$WORK/stream/results.jsonl" ;; esac
 		echo
 		echo "### Goals (issue 13), judged on this run"
 		echo

@@ -207,7 +207,7 @@ daemon_command() {
 }
 
 # check_daemon sets DAEMON_NA to why pitr daemon cannot be measured (it
-# creates no socket within 15 s), or empty when it can.
+# creates no socket within 10 s), or empty when it can.
 check_daemon() {
 	PITR_SOCK=$WORK/pitr.sock
 	DAEMON_METRICS_PORT=$("$H" freeport)
@@ -216,7 +216,7 @@ check_daemon() {
 	rm -f "$PITR_SOCK"
 	sh -c "exec $(daemon_command probe)" >"$WORK/daemon-probe.log" 2>&1 &
 	pid=$!
-	for _ in $(seq 150); do
+	for _ in $(seq 100); do
 		[ -S "$PITR_SOCK" ] && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
@@ -224,7 +224,7 @@ check_daemon() {
 	if [ ! -S "$PITR_SOCK" ]; then
 		local said
 		said=$(tail -c 200 "$WORK/daemon-probe.log" | tr -d '"\\\n' | tr -s ' ')
-		DAEMON_NA="pitr daemon created no socket at PITR_SOCKET within 15 s${said:+ (it said: $said)}"
+		DAEMON_NA="pitr daemon created no socket at PITR_SOCKET within 10 s${said:+ (it said: $said)}"
 	fi
 	kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true

@@ -124,3 +124,70 @@ func toolName(t string) string {
 	}
 	return t
 }
+
+// cmdSummary prints issue 13's table rows for base backup, restore and
+// replay: | work | floor | pgBackRest | wal-g | pitr |, medians with the
+// rounds' range (bench/speed.sh puts them under one header).
+func cmdSummary(args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: summary RESULTS.jsonl")
+	}
+	results, err := harness.ReadResults[Result](args[0])
+	if err != nil {
+		return err
+	}
+	data := map[string]map[string]*series{}
+	for _, r := range results {
+		if r.Kind != "run" && r.Kind != "recover" {
+			continue
+		}
+		if data[r.Phase] == nil {
+			data[r.Phase] = map[string]*series{}
+		}
+		if data[r.Phase][r.Tool] == nil {
+			data[r.Phase][r.Tool] = &series{Title: r.Title, ByRound: map[int]Result{}}
+		}
+		data[r.Phase][r.Tool].ByRound[r.Round] = r
+	}
+	cell := func(phase, tool, prefix string) string {
+		s := data[phase][tool]
+		if s == nil {
+			return ""
+		}
+		xs := s.Vals(wall)
+		lo, hi := xs[0], xs[0]
+		for _, x := range xs {
+			lo, hi = min(lo, x), max(hi, x)
+		}
+		return fmt.Sprintf("%s%.2f s (%.2f–%.2f)", prefix, s.Med(wall), lo, hi)
+	}
+	join := func(parts ...string) string {
+		var out []string
+		for _, p := range parts {
+			if p != "" {
+				out = append(out, p)
+			}
+		}
+		if len(out) == 0 {
+			return "–"
+		}
+		return strings.Join(out, "; ")
+	}
+	rows := []struct{ phase, work, floor, floorName, pgbr, pgbrName string }{
+		{"backup", "base backup", "pg_basebackup", "`pg_basebackup -Ft` ", "pgbackrest", "bundle p2 "},
+		{"restore", "restore + durable", "tar+sync", "`tar -xf && sync` ", "pgbackrest", "bundle p2 "},
+		{"pitr", "PITR replay to a restore point", "cp", "`cp` ", "pgbackrest-async", "async p2 "},
+	}
+	for _, r := range rows {
+		if data[r.phase] == nil {
+			continue
+		}
+		pitr := []string{cell(r.phase, "pitr", "")}
+		if r.phase == "backup" {
+			pitr = append(pitr, cell(r.phase, "pitr-direct", "direct "), cell(r.phase, "pitr-stream", "stream "))
+		}
+		fmt.Printf("| %s | %s | %s | %s | %s |\n", r.work, join(cell(r.phase, r.floor, r.floorName)),
+			join(cell(r.phase, r.pgbr, r.pgbrName)), join(cell(r.phase, "walg", "")), join(pitr...))
+	}
+	return nil
+}

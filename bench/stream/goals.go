@@ -65,3 +65,29 @@ func cmdGoals(args []string) error {
 	}
 	return nil
 }
+
+// cmdSummary prints issue 13's table row for streaming (bench/speed.sh puts
+// it under one header with the other tables' rows).
+func cmdSummary(args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: summary RESULTS.jsonl")
+	}
+	phases, err := harness.ReadResults[Phase](args[0])
+	if err != nil {
+		return err
+	}
+	var cells []string
+	for _, p := range phases {
+		for _, r := range p.Recv {
+			if !strings.HasPrefix(r.Label, "pitr") || r.WholeBytes == 0 || len(r.DurableS) == 0 {
+				continue
+			}
+			cells = append(cells, fmt.Sprintf("%s: uploaded %.2fx compressed WAL, durable p99 %.2f s, %.0f MiB, %.0f tps",
+				r.Label, float64(r.Uploaded)/float64(r.WholeBytes), percentile(r.DurableS, .99), float64(r.MaxRSSKiB)/1024, p.TPS))
+		}
+	}
+	if len(cells) > 0 {
+		fmt.Printf("| streaming (wal-receive) | – | – | – | %s |\n", strings.Join(cells, "; "))
+	}
+	return nil
+}

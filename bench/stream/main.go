@@ -13,6 +13,7 @@
 //	run [flags]                  one phase; appends a JSON line to --out
 //	report [flags] RESULTS.jsonl Markdown section from the JSON lines
 //	goals RESULTS.jsonl          issue 13's streaming goals, met or not (for bench/speed.sh)
+//	summary RESULTS.jsonl        issue 13's table row for streaming (for bench/speed.sh)
 //	splice --file F --section S  put the section into F between the markers
 package main
 
@@ -34,6 +35,7 @@ func main() {
 		harness.Command{Name: "run", Run: cmdRun},
 		harness.Command{Name: "report", Run: cmdReport},
 		harness.Command{Name: "goals", Run: cmdGoals},
+		harness.Command{Name: "summary", Run: cmdSummary},
 		harness.Command{Name: "splice", Run: harness.Splice("stream.sh")},
 	)
 }
