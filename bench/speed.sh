@@ -129,7 +129,7 @@ main() {
 	build_pitr
 	local rev=$PITR_REV
 	export PITR_BIN=$PITR
-	CODECS=${PITR_BENCH_CODECS-$(setting_exists compression && echo zstd lz4 s2)}
+	CODECS=${PITR_BENCH_CODECS-$(if setting_exists compression; then echo zstd lz4 s2; fi)}
 	BACKUP_METHODS_LIST=()
 	if setting_exists backup_method; then BACKUP_METHODS_LIST=(direct stream); fi
 	if [ -n "${PITR_BENCH_BACKUP_METHODS+x}" ]; then read -r -a BACKUP_METHODS_LIST <<<"$PITR_BENCH_BACKUP_METHODS"; fi

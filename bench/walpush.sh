@@ -342,6 +342,7 @@ latency_probes() {
 			fi
 			"$H" latency "${common[@]}" --label pitr-daemon --title "pitr wal-push via pitr daemon (socket)" \
 				--daemon "$(daemon_command "latd-r$round-%i")" --daemon-socket "$PITR_SOCK" \
+				--warmup "PITR_REPO=s3://pitr/latd-r$round-%i PITR_SOCKET=$PITR_SOCK PITR_PUSH_CONCURRENCY=1 $base" \
 				--command "PITR_REPO=s3://pitr/latd-r$round-%i PITR_SOCKET=$PITR_SOCK $base"
 			;;
 		pgbackrest-sync)
@@ -352,6 +353,7 @@ latency_probes() {
 			;;
 		walg)
 			"$H" latency "${common[@]}" --label walg --title "wal-g wal-push (its defaults; 7 more .ready)" \
+				--warmup "WALG_S3_PREFIX=s3://walg/lat-r$round-%i WALG_UPLOAD_CONCURRENCY=1 $WALG --config $WALG_CONF wal-push %p" \
 				--command "WALG_S3_PREFIX=s3://walg/lat-r$round-%i $WALG --config $WALG_CONF wal-push %p"
 			"$H" clean walg "lat-r$round-"
 			;;

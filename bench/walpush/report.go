@@ -113,6 +113,13 @@ func cmdReport(args []string) error {
 		"Others' CPU: the share of the machine's CPU capacity used by processes that are neither the tool's nor MinIO's during the run (min–max over rounds; the machine is shared, and this load slows every tool). "+
 		"Other columns: medians of %d interleaved rounds (mode order rotated each round); ratio to cp: median of per-round ratios.\n\n", *rounds)
 
+	for _, r := range results {
+		if r.Label == "pitr-daemon" && r.Kind != "na" {
+			fmt.Fprintf(w, "- pitr via pitr daemon: the harness starts `pitr daemon` with only its socket (`PITR_SOCKET`; no streaming, schedules or retention) "+
+				"before a run's first call, or before each latency iteration's untimed call, and stops it with SIGTERM after the last; its CPU time (start-up included) and peak RSS count with the calls'.\n\n")
+			break
+		}
+	}
 	var sets []string
 	bySet := map[string]map[string]*modeStats{}
 	var order []string
