@@ -40,7 +40,7 @@
 #   PITR_BENCH_STREAM_SECONDS  pgbench -T per streaming phase [60 / 5]
 #   PITR_BENCH_STREAM_SCALE    pgbench scale of the streaming cluster [20 / 2]
 #   PITR_BENCH_RATE        pgbench -R of the streaming phases [300 / 100]
-#   PITR_BENCH_IDLE_MAX    longest wait for an idle machine before each backup-row measurement [30s / 2s]
+#   PITR_BENCH_IDLE_MAX    longest wait for an idle machine before each backup-row measurement [30s / 0s]
 #   PITR_BENCH_SMOKE       1: the smoke defaults above [0]
 #   PITR_BENCH_SPEED_WORK  scratch for all three [/var/tmp/pitr-bench-speed]
 #   PITR_BENCH_SEGMENTS_DIR  the segment cache of bench/walpush.sh [/var/tmp/pitr-bench/segments]
@@ -66,7 +66,7 @@ SEGMENTS=${PITR_BENCH_SEGMENTS:-$(smoke_or 75 3)}
 STREAM_SECONDS=${PITR_BENCH_STREAM_SECONDS:-$(smoke_or 60 5)}
 STREAM_SCALE=${PITR_BENCH_STREAM_SCALE:-$(smoke_or 20 2)}
 RATE=${PITR_BENCH_RATE:-$(smoke_or 300 100)}
-IDLE_MAX=${PITR_BENCH_IDLE_MAX:-$(smoke_or 30s 2s)}
+IDLE_MAX=${PITR_BENCH_IDLE_MAX:-$(smoke_or 30s 0s)}
 WALG=${WALG_BIN:-}
 
 BENCH=speed.sh
