@@ -196,7 +196,7 @@ main() {
 		echo
 		echo "- Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, Linux $(uname -r); one local disk; MinIO over TLS on loopback."
 		versions | sed "s#(\`$WORK/bin/pitr\`)##; s#$WORK/bin/pitr#this tree#"
-		echo "- Run: $ROUNDS interleaved rounds per table (the order of the tools rotated each round); push $N pgbench and $N_RANDOM incompressible segments, codecs ${CODECS:-none} over $N_CODEC each, $LATENCY_N single-segment calls per probe and round; backup cluster \`pgbench -i -s $SCALE\`, $SEGMENTS segments replayed; streaming at $RATE tps for $STREAM_SECONDS s per phase (scale $STREAM_SCALE). Other people's CPU during each table: the others' CPU, machine CPU and machine busy columns."
+		echo "- Run: $ROUNDS interleaved rounds per table (the order of the tools rotated each round); push $N pgbench and $N_RANDOM incompressible segments, codecs ${CODECS:+$CODECS over $N_CODEC segments each}${CODECS:-none (this pitr has no compression setting)}, $LATENCY_N single-segment calls per probe and round; backup cluster \`pgbench -i -s $SCALE\`, $SEGMENTS segments replayed; streaming at $RATE tps for $STREAM_SECONDS s per phase (scale $STREAM_SCALE). Other people's CPU during each table: the others' CPU, machine CPU and machine busy columns."
 		echo "- pgBackRest: zst level 1 everywhere (archive-push sync and async process-max 2; backup process-max 2 with \`repo1-bundle=y\`). wal-g: its defaults (lz4, upload concurrency 16, download concurrency 10, wal-fetch prefetch on); it fsyncs what backup-fetch writes (\`WALG_TAR_DISABLE_FSYNC\` is off by default), and the restore row adds \`sync\` for it as for tar."
 		echo
 		echo "### Issue 13's table, this run"
