@@ -100,7 +100,7 @@ func cmdReport(args []string) error {
 	fmt.Fprintf(w, "Reproduce (as root, from the repository root; about %d minutes here, segment generation excluded):\n\n", (*elapsed+59)/60)
 	fmt.Fprintf(w, "```sh\n%s%s\n```\n\n", envPrefix(*env), *cmdline)
 	fmt.Fprintf(w, "- Machine: %d CPUs (%s), %s RAM, %s.\n", runtime.NumCPU(), cpuModel(), memTotal(), kernel())
-	fmt.Fprintf(w, "- pitr: zstd level 1, age to one X25519 recipient, Content-MD5 on upload. %s: `compress-type=zst`, `compress-level=1`, "+
+	fmt.Fprintf(w, "- pitr: its defaults unless the mode names a setting (compression: zstd level 1 before issue 13, see `pitr config --doc`), age to one X25519 recipient. %s: `compress-type=zst`, `compress-level=1`, "+
 		"no repository cipher, `repo1-type=s3`; async adds `--archive-async --process-max=2` with a local spool. cp: `test ! -f DIR/%%f && cp %%p DIR/%%f` "+
 		"(PostgreSQL's documented example; no fsync). Both S3 tools go to the same MinIO (%s, one drive) over TLS on loopback, certificate for `localhost`.\n",
 		toolVersion("pgbackrest", "version"), minioVersion())
