@@ -70,7 +70,7 @@ build() {
 	build_harness backup
 	build_pitr
 	chmod 755 "$WORK" "$WORK/bin"
-	BACKUP_METHODS=${PITR_BENCH_BACKUP_METHODS-$(if "$PITR" config --doc 2>/dev/null | grep -q '`backup_method`'; then echo direct stream; fi)}
+	BACKUP_METHODS=${PITR_BENCH_BACKUP_METHODS-$(if "$PITR" config --doc 2>/dev/null | grep '`backup_method`' >/dev/null; then echo direct stream; fi)}
 }
 
 setup_walg() {

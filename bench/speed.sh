@@ -75,8 +75,9 @@ BENCH=speed.sh
 
 has_phase() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
 
-# setting_exists says whether this pitr documents setting $1.
-setting_exists() { "$PITR" config --doc 2>/dev/null | grep -q "\`$1\`"; }
+# setting_exists says whether this pitr documents setting $1 (grep reads
+# it all: with -q, pitr could die of SIGPIPE and pipefail say "no").
+setting_exists() { "$PITR" config --doc 2>/dev/null | grep "\`$1\`" >/dev/null; }
 
 # estimate prints the expected minutes of the run, from figures of a 2-core
 # machine (seconds per segment and tool, per backup round at scale 100, ...).
