@@ -362,7 +362,7 @@ phase_pitr() {
 			local title
 			case $tool in
 			cp) title='`cp ARCHIVE/%f %p` (floor)' ;;
-			pitr) title='`pitr wal-fetch` (prefetch 8)' ;;
+			pitr) title='`pitr wal-fetch` (default settings)' ;;
 			pgbackrest-async) title='`pgbackrest archive-get`, async, process-max 2' ;;
 			pgbackrest-sync) title='`pgbackrest archive-get`, sync' ;;
 			walg) title='`wal-g wal-fetch` (its default prefetch)' ;;
