@@ -10,6 +10,7 @@
 package restore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,7 +44,7 @@ type Options struct {
 	// RestoreCommand is the restore_command written for recovery, e.g.
 	// "'/usr/local/bin/pitr' --config '/etc/pitr/pitr.yaml' wal-fetch %f %p".
 	RestoreCommand string
-	Parallel       int // parts downloaded at once; default 2
+	Parallel       int // parts downloaded and unpacked at once; default 4
 	Now            func() time.Time
 	// Timeline chooses the timeline recovery follows; it is always written
 	// as a number into recovery_target_timeline.
@@ -74,7 +76,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		opts.Now = time.Now
 	}
 	if opts.Parallel < 1 {
-		opts.Parallel = 2
+		opts.Parallel = defaultParallel
 	}
 	if opts.RestoreCommand == "" {
 		return nil, errors.New("restore: no restore_command")
@@ -166,7 +168,16 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	g.SetLimit(opts.Parallel)
 	stats := make([]ExtractStats, len(b.Parts))
 	progress.SetTotal(opts.Progress, b.Bytes)
-	for i, p := range b.Parts {
+	// All parts start at once (up to Parallel), each on its own pipeline
+	// of download, decryption, decompression, hashing and extraction; the
+	// largest first, so that a big tablespace does not start last.
+	order := make([]int, len(b.Parts))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(b.Parts[j].Bytes, b.Parts[i].Bytes) })
+	for _, i := range order {
+		p := b.Parts[i]
 		g.Go(func() error {
 			var err error
 			stats[i], err = restorePart(gctx, opts, b, p, staging, dirs, owner)
@@ -215,6 +226,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	log.Info().Str("backup", b.ID).Str("pgdata", dataDir).Int("files", res.Files).Int64("bytes", res.Bytes).Msg("restore unpacked; recovery configured")
 	return res, nil
 }
+
+// defaultParallel is how many parts restore at once unless told: a backup
+// has base.tar, backup_manifest and one part per tablespace. Each costs
+// about 10 MiB (decoded buffers, the decoder, a write buffer).
+const defaultParallel = 4
 
 // restorePart downloads one part and unpacks (or writes) it.
 func restorePart(ctx context.Context, opts Options, b *catalog.Backup, p catalog.Part, staging string, dirs map[string]string, owner owner) (ExtractStats, error) {
