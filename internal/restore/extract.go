@@ -29,12 +29,6 @@ type ExtractOptions struct {
 	Owner *Owner
 	// Name is the archive's name in error messages, e.g. "base.tar".
 	Name string
-	// Writeback starts writing each file's data to disk while the
-	// extraction goes on (sync_file_range(2), every few MiB and at the
-	// file's end), so that the fsyncs after it find little left to write
-	// and the disk works while the archive is decoded. It does not make
-	// anything durable by itself.
-	Writeback bool
 }
 
 // ExtractStats counts what Extract wrote.
@@ -68,15 +62,15 @@ const (
 //
 // Directories get mode 0700, files their archived permission bits within
 // 0600 (PostgreSQL's modes without group access) and their archived mtime.
-// Nothing is fsynced here (Run fsyncs the tree afterwards; PostgreSQL also
-// syncs the data directory when it starts recovery from a backup).
+// Nothing is fsynced: PostgreSQL syncs the data directory when it starts
+// recovery from a backup.
 func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) (ExtractStats, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return ExtractStats{}, fmt.Errorf("extract %s: %w", archiveName(opts), err)
 	}
 	defer root.Close()
-	x := &extractor{root: root, opts: opts, dirs: map[string]bool{"": true}, buf: make([]byte, writeBuf)}
+	x := &extractor{root: root, opts: opts, dirs: map[string]bool{"": true}, buf: make([]byte, 256<<10)}
 	if err := x.extract(ctx, tar.NewReader(r)); err != nil {
 		_ = x.checkLinks() // remove links leading out even when failing
 		return x.stats, err
@@ -275,7 +269,7 @@ func (x *extractor) file(ctx context.Context, hdr *tar.Header, name string, r io
 	if err != nil {
 		return x.failed(hdr.Name, err)
 	}
-	n, err := x.write(ctx, f, r)
+	n, err := io.CopyBuffer(f, ctxReader{ctx, r}, x.buf)
 	x.stats.Bytes += n
 	if err == nil && n != hdr.Size {
 		err = io.ErrUnexpectedEOF
@@ -442,46 +436,6 @@ func accessTime(hdr *tar.Header) time.Time {
 		return hdr.AccessTime
 	}
 	return hdr.ModTime
-}
-
-// writeBuf is the size of the writes of file contents: large writes mean
-// few syscalls per file (os.File.ReadFrom would copy in 32 KiB pieces).
-const writeBuf = 1 << 20
-
-// writebackEvery is how many bytes of a file are written before their
-// writeback is started, when ExtractOptions.Writeback is set.
-const writebackEvery = 8 << 20
-
-// write copies one file's contents from r to f in writes of up to
-// writeBuf bytes.
-func (x *extractor) write(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
-	var n, started int64 // written; writeback started up to
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		k, rerr := io.ReadFull(r, x.buf)
-		if k > 0 {
-			w, err := f.Write(x.buf[:k])
-			n += int64(w)
-			if err != nil {
-				return n, err
-			}
-		}
-		end := rerr == io.EOF || rerr == io.ErrUnexpectedEOF
-		if x.opts.Writeback && (n-started >= writebackEvery || end && n > started) {
-			if err := startWriteback(f, started, n-started); err != nil {
-				return n, err
-			}
-			started = n
-		}
-		if end {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
 }
 
 // ctxReader stops a long copy when ctx ends.

@@ -58,9 +58,9 @@ type Options struct {
 	// their total; nil shows nothing.
 	Progress progress.Meter
 
-	// syncPath fsyncs one restored file or directory; nil: fsyncPath.
+	// durable makes the restored files durable; nil: defaultDurability.
 	// Tests replace it to see what is synced and to make it fail.
-	syncPath func(path string) error
+	durable *durability
 }
 
 // Result reports what Run restored.
@@ -81,8 +81,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.RestoreCommand == "" {
 		return nil, errors.New("restore: no restore_command")
 	}
-	if opts.syncPath == nil {
-		opts.syncPath = fsyncPath
+	if opts.durable == nil {
+		opts.durable = defaultDurability()
 	}
 	log := zerolog.Ctx(ctx)
 	dataDir, err := filepath.Abs(opts.DataDir)
@@ -126,9 +126,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create staging directory: %w", err)
 	}
-	var created []string       // tablespace directories we made, removed on failure
-	trees := []string{staging} // what the parts unpack into, fsynced at the end
-	var above []string         // directories that got new entries: fsynced too
+	var created []string // tablespace directories we made, removed on failure
+	// What the parts unpack into and the directories above new tablespace
+	// directories, opened now for the syncfs at the end.
+	fss := &fileSystems{d: opts.durable}
+	defer fss.close()
 	ok := false
 	defer func() {
 		if !ok {
@@ -139,6 +141,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}()
 	if err := os.Chmod(staging, 0o700); err != nil {
+		return nil, err
+	}
+	if err := fss.add(staging, true); err != nil {
 		return nil, err
 	}
 	if err := owner.chown(staging); err != nil {
@@ -158,8 +163,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if made {
 			created = append(created, ts.dir)
 		}
-		trees = append(trees, ts.dir)
-		above = append(above, changed...)
+		for _, d := range changed {
+			if err := fss.add(d, false); err != nil {
+				return nil, err
+			}
+		}
+		if err := fss.add(ts.dir, true); err != nil {
+			return nil, err
+		}
 		dirs[strconv.FormatUint(uint64(ts.oid), 10)+".tar"] = ts.dir
 	}
 
@@ -214,9 +225,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	// Durable before the rename: every file and directory written, in the
 	// data directory and in every tablespace directory, and the directories
-	// above new tablespace directories. The writeback of the files' data
-	// was started during the extraction (ExtractOptions.Writeback).
-	if err := syncTrees(trees, above, opts.syncPath); err != nil {
+	// above new tablespace directories (see durability).
+	if err := fss.sync(); err != nil {
 		return nil, fmt.Errorf("sync restored files: %w", err)
 	}
 	if err := swapIn(staging, dataDir, existing); err != nil {
@@ -261,7 +271,7 @@ func restorePart(ctx context.Context, opts Options, b *catalog.Backup, p catalog
 	} else if p.Name != "base.tar" {
 		return ExtractStats{}, fmt.Errorf("backup %s: unexpected part %s", b.ID, p.Name)
 	}
-	st, err := Extract(ctx, src, dir, ExtractOptions{Owner: owner.ptr(), Name: p.Name, Writeback: true})
+	st, err := Extract(ctx, src, dir, ExtractOptions{Owner: owner.ptr(), Name: p.Name})
 	if err != nil {
 		return st, fmt.Errorf("backup %s part %s: %w", b.ID, p.Name, err)
 	}
@@ -361,63 +371,6 @@ func removeStale(parent string) {
 		}
 	}
 }
-
-// syncTrees fsyncs every file and directory under each of trees, and the
-// directories in above, so a crash after the restore reports success
-// cannot lose restored data; the first error fails it. The fsyncs run in
-// parallel: the device and the file system's journal batch them, where one
-// after another each waits for its own flush.
-//
-// Measured against one syncfs(2) per file system (docs/BENCHMARKS.md):
-// with the writeback started during the extraction, the fsyncs take about
-// as long, stay within what the restore wrote (syncfs also flushes, and
-// reports the errors of, everything else on the file system: a production
-// server's dirty data when a drill runs on its host), and report errors on
-// every kernel (syncfs only since Linux 5.8).
-func syncTrees(trees, above []string, syncPath func(string) error) error {
-	var g errgroup.Group
-	g.SetLimit(syncWorkers)
-	var err error
-	for _, dir := range trees {
-		err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.Type()&os.ModeSymlink == 0 {
-				g.Go(func() error { return syncPath(path) })
-			}
-			return nil
-		})
-		if err != nil {
-			break
-		}
-	}
-	if err == nil {
-		for _, dir := range above {
-			g.Go(func() error { return syncPath(dir) })
-		}
-	}
-	if werr := g.Wait(); err == nil {
-		err = werr
-	}
-	return err
-}
-
-// fsyncPath fsyncs one file or directory.
-func fsyncPath(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// syncWorkers is how many fsyncs syncTree keeps in flight.
-const syncWorkers = 16
 
 func syncDir(dir string) error {
 	f, err := os.Open(dir)

@@ -7,14 +7,18 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"filippo.io/age"
+	"golang.org/x/sys/unix"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/envelope"
@@ -37,7 +41,9 @@ type runFixture struct {
 	want   map[string]string // path relative to the data or tablespace directory -> content
 }
 
-func newRunFixture(t *testing.T) runFixture {
+// newRunFixture's tablespace goes under tsParent ("": a temporary
+// directory).
+func newRunFixture(t *testing.T, tsParent string) runFixture {
 	t.Helper()
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
@@ -49,8 +55,11 @@ func newRunFixture(t *testing.T) runFixture {
 		key, _ := catalog.WALKey(wal.SegmentFileName(1, uint64(i), seg), strings.Repeat("ab", 32), true)
 		mustPut(t, f.mem, key, "x")
 	}
-	f.tsDir = filepath.Join(t.TempDir(), "new", "ts")
-	big := strings.Repeat("0123456789abcdef", (writebackEvery+writeBuf+100)/16) // several writes and writebacks
+	if tsParent == "" {
+		tsParent = t.TempDir()
+	}
+	f.tsDir = filepath.Join(tsParent, "new", "ts")
+	big := strings.Repeat("0123456789abcdef", (9<<20)/16+7) // many writes
 	base := []te{{name: "PG_VERSION", body: "15\n"}, {name: "base/", typ: '5'}, {name: "base/1/", typ: '5'},
 		{name: "base/1/1259", body: big}, {name: "global/pg_control", body: strings.Repeat("c", 8192)},
 		{name: "pg_tblspc/", typ: '5'}, {name: "empty", body: ""}}
@@ -122,7 +131,7 @@ func (f runFixture) tree(t *testing.T, dataDir string) map[string]string {
 func TestRunParts(t *testing.T) {
 	for _, parallel := range []int{1, 2, 8} {
 		t.Run(fmt.Sprint(parallel), func(t *testing.T) {
-			f := newRunFixture(t)
+			f := newRunFixture(t, "")
 			dataDir := filepath.Join(t.TempDir(), "data")
 			opts := f.options(f.mem, dataDir)
 			opts.Parallel = parallel
@@ -160,22 +169,22 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 	}
 }
 
-// TestRunSyncsEverything: Run fsyncs every file and directory it wrote, in
-// the data directory and the tablespace directory, and the directories it
-// created the tablespace directory in; a failing fsync fails the restore
-// and leaves no data directory behind.
+// TestRunSyncsEverything: without syncfs, Run fsyncs every file and
+// directory it wrote, in the data directory and the tablespace directory,
+// and the directories it created the tablespace directory in; a failing
+// fsync fails the restore and leaves no data directory behind.
 func TestRunSyncsEverything(t *testing.T) {
-	f := newRunFixture(t)
+	f := newRunFixture(t, "")
 	dataDir := filepath.Join(t.TempDir(), "data")
 	opts := f.options(f.mem, dataDir)
 	var mu sync.Mutex
 	synced := map[string]bool{}
-	opts.syncPath = func(p string) error {
+	opts.durable = &durability{syncPath: func(p string) error {
 		mu.Lock()
 		synced[p] = true
 		mu.Unlock()
 		return fsyncPath(p)
-	}
+	}}
 	if _, err := Run(t.Context(), opts); err != nil {
 		t.Fatal(err)
 	}
@@ -205,15 +214,15 @@ func TestRunSyncsEverything(t *testing.T) {
 	}
 
 	// A failing fsync (a writeback error) fails the restore.
-	f2 := newRunFixture(t)
+	f2 := newRunFixture(t, "")
 	dataDir = filepath.Join(t.TempDir(), "data")
 	opts = f2.options(f2.mem, dataDir)
-	opts.syncPath = func(p string) error {
+	opts.durable = &durability{syncPath: func(p string) error {
 		if strings.HasSuffix(p, "1259") {
 			return fmt.Errorf("fsync %s: %w", p, errEIO)
 		}
 		return nil
-	}
+	}}
 	_, err := Run(t.Context(), opts)
 	if !errors.Is(err, errEIO) {
 		t.Fatalf("restore with a failing fsync: %v, want the fsync's error", err)
@@ -221,6 +230,82 @@ func TestRunSyncsEverything(t *testing.T) {
 	assertNoData(t, dataDir)
 	if _, err := os.Stat(f2.tsDir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("tablespace directory left behind: %v", err)
+	}
+}
+
+// TestRunSyncfs: with syncfs, Run syncs each file system it wrote to once,
+// through a directory it opened before writing (so syncfs reports the
+// writeback errors of the restore's files); a failing syncfs fails the
+// restore. The tablespace goes to /dev/shm, when that is another file
+// system, to see two.
+func TestRunSyncfs(t *testing.T) {
+	tsParent := ""
+	var tmp, shm syscall.Stat_t
+	if syscall.Stat(os.TempDir(), &tmp) == nil && syscall.Stat("/dev/shm", &shm) == nil && tmp.Dev != shm.Dev && unix.Access("/dev/shm", unix.W_OK) == nil {
+		d, err := os.MkdirTemp("/dev/shm", "pitr-restore-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		tsParent = d
+	}
+	for _, fail := range []bool{false, true} {
+		parent := tsParent
+		if parent != "" {
+			parent = filepath.Join(tsParent, strconv.FormatBool(fail))
+		}
+		f := newRunFixture(t, parent)
+		dataDir := filepath.Join(t.TempDir(), "data")
+		opts := f.options(f.mem, dataDir)
+		var mu sync.Mutex
+		devs := map[uint64]int{}
+		opts.durable = &durability{
+			syncfs: func(file *os.File) error {
+				fi, err := file.Stat()
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				devs[fi.Sys().(*syscall.Stat_t).Dev]++
+				mu.Unlock()
+				if fail {
+					return errEIO
+				}
+				return unix.Syncfs(int(file.Fd()))
+			},
+			syncPath: func(p string) error { return fmt.Errorf("fsync %s with syncfs available", p) },
+		}
+		_, err := Run(t.Context(), opts)
+		if fail {
+			if !errors.Is(err, errEIO) {
+				t.Fatalf("restore with a failing syncfs: %v, want its error", err)
+			}
+			assertNoData(t, dataDir)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[uint64]int{}
+		for _, d := range []string{filepath.Dir(dataDir), filepath.Dir(f.tsDir)} {
+			var st syscall.Stat_t
+			if err := syscall.Stat(d, &st); err != nil {
+				t.Fatal(err)
+			}
+			want[st.Dev] = 1
+		}
+		if !maps.Equal(devs, want) {
+			t.Errorf("syncfs calls by device %v, want %v (tablespace in %q)", devs, want, tsParent)
+		}
+	}
+}
+
+func TestKernelAtLeast(t *testing.T) {
+	for release, want := range map[string]bool{"6.18.44-fc-v1045": true, "5.8.0": true, "5.7.19": false, "5.10-rc1": true,
+		"4.19.0-18-amd64": false, "5": false, "": false, "x.y": false, "5.8-rc1": true} {
+		if got := kernelAtLeast(release, 5, 8); got != want {
+			t.Errorf("kernelAtLeast(%q, 5, 8) = %v", release, got)
+		}
 	}
 }
 
@@ -276,7 +361,7 @@ func TestRunPartFails(t *testing.T) {
 	for _, part := range []string{"base.tar", fmt.Sprintf("%d.tar", tsOID), "backup_manifest"} {
 		for _, how := range []string{"cut", "tampered"} {
 			t.Run(part+"/"+how, func(t *testing.T) {
-				f := newRunFixture(t)
+				f := newRunFixture(t, "")
 				var p catalog.Part
 				for _, q := range f.backup.Parts {
 					if q.Name == part {
