@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -71,10 +70,14 @@ func (fss *fileSystems) add(dir string, tree bool) error {
 		return fmt.Errorf("open %s to sync it later: %w", dir, err)
 	}
 	fi, err := f.Stat()
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if err != nil || !ok {
+	if err != nil {
 		f.Close()
-		return fmt.Errorf("stat %s: %w", dir, errors.Join(err, errors.ErrUnsupported))
+		return fmt.Errorf("stat %s: %w", dir, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		f.Close()
+		return fmt.Errorf("stat %s: no device number", dir)
 	}
 	if fss.open == nil {
 		fss.open = map[uint64]*os.File{}
