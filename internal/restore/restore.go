@@ -10,6 +10,7 @@
 package restore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,7 +44,7 @@ type Options struct {
 	// RestoreCommand is the restore_command written for recovery, e.g.
 	// "'/usr/local/bin/pitr' --config '/etc/pitr/pitr.yaml' wal-fetch %f %p".
 	RestoreCommand string
-	Parallel       int // parts downloaded at once; default 2
+	Parallel       int // parts downloaded and unpacked at once; default 4
 	Now            func() time.Time
 	// Timeline chooses the timeline recovery follows; it is always written
 	// as a number into recovery_target_timeline.
@@ -55,6 +57,10 @@ type Options struct {
 	// Progress hears the backup's bytes as they are unpacked, against
 	// their total; nil shows nothing.
 	Progress progress.Meter
+
+	// durable makes the restored files durable; nil: defaultDurability.
+	// Tests replace it to see what is synced and to make it fail.
+	durable *durability
 }
 
 // Result reports what Run restored.
@@ -70,10 +76,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		opts.Now = time.Now
 	}
 	if opts.Parallel < 1 {
-		opts.Parallel = 2
+		opts.Parallel = defaultParallel
 	}
 	if opts.RestoreCommand == "" {
 		return nil, errors.New("restore: no restore_command")
+	}
+	if opts.durable == nil {
+		opts.durable = defaultDurability()
 	}
 	log := zerolog.Ctx(ctx)
 	dataDir, err := filepath.Abs(opts.DataDir)
@@ -118,6 +127,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("create staging directory: %w", err)
 	}
 	var created []string // tablespace directories we made, removed on failure
+	// What the parts unpack into and the directories above new tablespace
+	// directories, opened now for the syncfs at the end.
+	fss := &fileSystems{d: opts.durable}
+	defer fss.close()
 	ok := false
 	defer func() {
 		if !ok {
@@ -130,6 +143,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := os.Chmod(staging, 0o700); err != nil {
 		return nil, err
 	}
+	if err := fss.add(staging, true); err != nil {
+		return nil, err
+	}
 	if err := owner.chown(staging); err != nil {
 		return nil, err
 	}
@@ -140,12 +156,20 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if ts.dir != ts.from {
 			tsMap[ts.oid] = ts.dir
 		}
-		made, err := prepareTablespace(ts.dir, opts.Force, owner)
+		made, changed, err := prepareTablespace(ts.dir, opts.Force, owner)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", ts.flag(), err)
 		}
 		if made {
 			created = append(created, ts.dir)
+		}
+		for _, d := range changed {
+			if err := fss.add(d, false); err != nil {
+				return nil, err
+			}
+		}
+		if err := fss.add(ts.dir, true); err != nil {
+			return nil, err
 		}
 		dirs[strconv.FormatUint(uint64(ts.oid), 10)+".tar"] = ts.dir
 	}
@@ -155,7 +179,16 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	g.SetLimit(opts.Parallel)
 	stats := make([]ExtractStats, len(b.Parts))
 	progress.SetTotal(opts.Progress, b.Bytes)
-	for i, p := range b.Parts {
+	// All parts start at once (up to Parallel), each on its own pipeline
+	// of download, decryption, decompression, hashing and extraction; the
+	// largest first, so that a big tablespace does not start last.
+	order := make([]int, len(b.Parts))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(b.Parts[j].Bytes, b.Parts[i].Bytes) })
+	for _, i := range order {
+		p := b.Parts[i]
 		g.Go(func() error {
 			var err error
 			stats[i], err = restorePart(gctx, opts, b, p, staging, dirs, owner)
@@ -190,8 +223,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := WriteRecoveryConfig(staging, settings, opts.Now()); err != nil {
 		return nil, err
 	}
-	if err := syncTree(staging); err != nil {
-		return nil, err
+	// Durable before the rename: every file and directory written, in the
+	// data directory and in every tablespace directory, and the directories
+	// above new tablespace directories (see durability).
+	if err := fss.sync(); err != nil {
+		return nil, fmt.Errorf("sync restored files: %w", err)
 	}
 	if err := swapIn(staging, dataDir, existing); err != nil {
 		return nil, err
@@ -200,6 +236,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	log.Info().Str("backup", b.ID).Str("pgdata", dataDir).Int("files", res.Files).Int64("bytes", res.Bytes).Msg("restore unpacked; recovery configured")
 	return res, nil
 }
+
+// defaultParallel is how many parts restore at once unless told: a backup
+// has base.tar, backup_manifest and one part per tablespace. Each costs
+// about 10 MiB (decoded buffers, the decoder, a write buffer).
+const defaultParallel = 4
 
 // restorePart downloads one part and unpacks (or writes) it.
 func restorePart(ctx context.Context, opts Options, b *catalog.Backup, p catalog.Part, staging string, dirs map[string]string, owner owner) (ExtractStats, error) {
@@ -259,33 +300,40 @@ func checkTarget(dir string, force bool) (exists bool, err error) {
 
 // prepareTablespace creates a tablespace directory, or empties one that
 // checkTargets found safe to replace; it checks again right before
-// deleting.
-func prepareTablespace(dir string, force bool, o owner) (created bool, err error) {
+// deleting. changed lists the directories above dir that got new entries
+// (the parents of the directories it created), for the final fsync.
+func prepareTablespace(dir string, force bool, o owner) (created bool, changed []string, err error) {
 	entries, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return false, err
+		for d := dir; ; d = filepath.Dir(d) {
+			if _, err := os.Lstat(d); err == nil || filepath.Dir(d) == d {
+				break
+			}
+			changed = append(changed, filepath.Dir(d))
 		}
-		return true, o.chown(dir)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return false, nil, err
+		}
+		return true, changed, o.chown(dir)
 	case err != nil:
-		return false, err
+		return false, nil, err
 	case len(entries) > 0 && !force:
-		return false, fmt.Errorf("directory %s is not empty (use --force, or --tablespace-map to move it)", dir)
+		return false, nil, fmt.Errorf("directory %s is not empty (use --force, or --tablespace-map to move it)", dir)
 	case len(entries) > 0:
 		if err := notLive(dir, resolve(dir), liveDirs()); err != nil {
-			return false, err
+			return false, nil, err
 		}
 		if err := replaceableTablespace(dir, entries); err != nil {
-			return false, err
+			return false, nil, err
 		}
 		for _, e := range entries {
 			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-				return false, err
+				return false, nil, err
 			}
 		}
 	}
-	return false, nil
+	return false, nil, nil
 }
 
 // swapIn moves the staging directory to dataDir. With an existing
@@ -323,42 +371,6 @@ func removeStale(parent string) {
 		}
 	}
 }
-
-// syncTree fsyncs every file and directory under dir, so a crash after the
-// restore reports success cannot lose restored data. The fsyncs run in
-// parallel: the device and the file system's journal batch them, where one
-// after another each waits for its own flush.
-func syncTree(dir string) error {
-	var g errgroup.Group
-	g.SetLimit(syncWorkers)
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type()&os.ModeSymlink != 0 {
-			return nil
-		}
-		g.Go(func() error {
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			err = f.Sync()
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			return err
-		})
-		return nil
-	})
-	if werr := g.Wait(); err == nil {
-		err = werr
-	}
-	return err
-}
-
-// syncWorkers is how many fsyncs syncTree keeps in flight.
-const syncWorkers = 16
 
 func syncDir(dir string) error {
 	f, err := os.Open(dir)
