@@ -161,6 +161,9 @@ func fetchOnce(ctx context.Context, st storage.Storage, codec *envelope.Codec, n
 }
 
 func download(ctx context.Context, st storage.Storage, codec *envelope.Codec, o catalog.WALObject, dest string) (int64, error) {
+	if o.Seal {
+		return fetchSealed(ctx, st, codec, o, dest)
+	}
 	pr, classify, err := wal.OpenStored(ctx, st, codec, o.Key, o.Name, o.Encrypted, o.SHA256)
 	if err != nil {
 		return 0, err
@@ -233,6 +236,8 @@ func Prefetch(ctx context.Context, after string, segSize int64, n int, dir strin
 	err = opts.Store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
 		if o, ok := catalog.ParseWALKey(oi.Key); ok {
 			found[o.Name] = o
+		} else if o, ok := catalog.ParseSealKey(oi.Key); ok && found[o.Name].Key == "" {
+			found[o.Name] = o // sorts before a whole copy, which replaces it
 		}
 		return nil
 	})

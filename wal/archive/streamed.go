@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -52,4 +53,20 @@ func copyChunk(ctx context.Context, st storage.Storage, codec *envelope.Codec, c
 	}
 	_, err = w.Write(b[pos-c.Start:])
 	return err
+}
+
+// fetchSealed writes the segment sealed under o.Key to dest from the chunks
+// its seal names (wal.CopySealed verifies each and the whole).
+func fetchSealed(ctx context.Context, st storage.Storage, codec *envelope.Codec, o catalog.WALObject, dest string) (int64, error) {
+	s, err := wal.ReadSeal(ctx, st, o.Key)
+	if err != nil {
+		return 0, err
+	}
+	return writeAtomic(dest, o.Name, func(f *os.File) (int64, error) {
+		w := bufio.NewWriterSize(f, 1<<20)
+		if err := wal.CopySealed(ctx, st, codec, s, w); err != nil {
+			return 0, err
+		}
+		return s.SegSize, w.Flush()
+	})
 }
