@@ -31,7 +31,10 @@
 // restart_lsn to it, so the server never recycles WAL the repository lacks.
 // With Synchronous set, every flush is stored and reported at once, so a
 // server that names the receiver in synchronous_standby_names commits only
-// once the commit's WAL is in object storage.
+// once the commit's WAL is in object storage. Flushes arriving while a
+// chunk is being stored, or within GroupDelay of the first, go out as one
+// chunk: commits wait for it as they would for their own, and the store
+// sees one object per group, not per commit.
 //
 // Timelines. When the server's timeline ends (a promoted standby), the
 // server ends the copy with the next timeline and its start; the receiver

@@ -306,3 +306,37 @@ func (n *noSeals) Create(ctx context.Context, key string, r io.Reader) error {
 	}
 	return n.Storage.Create(ctx, key, r)
 }
+
+// TestGroupDue: with --synchronous, pending flushes are stored once the
+// lane is idle and the oldest waited GroupDelay; the receive loop wakes
+// then, not every 2 ms; GroupDelay 0 stores at once, as before grouping.
+func TestGroupDue(t *testing.T) {
+	s, stop := newTestSession(t, storagetest.NewMemory(), &envelope.Codec{}, pglogrepl.LSN(16*segSize))
+	defer stop()
+	s.r.opts.Synchronous, s.r.opts.GroupDelay = true, time.Hour
+	s.lastSent = time.Now()
+	s.pending = time.Now()
+	if s.groupDue() {
+		t.Fatal("due before GroupDelay passed")
+	}
+	if d := time.Until(s.deadline()); d < 59*time.Minute {
+		t.Fatalf("wakes in %s, want when the group is due", d)
+	}
+	s.pending = time.Now().Add(-2 * time.Hour)
+	if !s.groupDue() {
+		t.Fatal("not due after GroupDelay")
+	}
+	s.queued.Add(1) // a chunk is being stored: wait for it, report promptly
+	if s.groupDue() {
+		t.Fatal("due while a chunk is stored")
+	}
+	if d := time.Until(s.deadline()); d > 10*time.Millisecond {
+		t.Fatalf("wakes in %s with a chunk in flight, want 2ms", d)
+	}
+	s.queued.Add(-1)
+	s.r.opts.GroupDelay = 0
+	s.pending = time.Now()
+	if !s.groupDue() {
+		t.Fatal("GroupDelay 0: not due at once")
+	}
+}
