@@ -172,7 +172,7 @@ func (s *session) finish(ctx context.Context, seg *segment) error {
 		}
 		s.uploaded(int64(len(body)))
 		s.r.update(func(st *Status) { st.Segments++ })
-		s.log.Info().Str("segment", seg.name).Int("chunks", len(seg.parts)).Int("stored", len(body)).
+		s.log.Info().Str("segment", seg.name).Int("chunks", len(seg.parts)).Int("stored", len(body)).Int("whole", len(seg.sealed.Body)).
 			Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal segment sealed")
 		return nil
 	default:
