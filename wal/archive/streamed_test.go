@@ -202,8 +202,9 @@ func sha(b []byte) string {
 }
 
 // TestFetchSealed: a sealed segment fetches byte-identical (and through
-// prefetch); a tampered chunk, a missing chunk, a seal listing other
-// chunks or naming another SHA-256 fail wal-fetch with ErrCorrupt and
+// prefetch), from the chunks listed without reading the seal; chunks of
+// other bytes, a tampered chunk, a missing chunk, a damaged seal or one
+// naming another SHA-256 than its key fail wal-fetch with ErrCorrupt and
 // hand over nothing.
 func TestFetchSealed(t *testing.T) {
 	f := newFixture(t, nil)
@@ -262,15 +263,31 @@ func TestFetchSealed(t *testing.T) {
 		}
 	}
 
-	// A seal naming the chunks of other bytes: each chunk is sound, the
-	// whole is not the segment the key names.
+	// Chunks listed that cover the segment are read without the seal:
+	// its content does not matter then (the key's SHA-256 does).
+	put(sealKey, []byte("{not json"))
+	if err := Fetch(t.Context(), name, dest, f.fetchOpts()); err != nil {
+		t.Fatalf("seal damaged, chunks complete: %v", err)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, seg) {
+		t.Fatal("sealed segment differs")
+	}
+
+	// Chunks of other bytes in its place: each chunk is sound, the whole
+	// is not the segment the key names.
 	other := bytes.Clone(seg)
 	other[150000] ^= 1
 	otherChunk := f.storeChunk(name, other, 100000, 200000)
-	put(sealKey, bytes.Replace(good, []byte(chunks[1]), []byte(otherChunk), 1))
-	refused("seal naming other chunks")
+	if err := f.store.Delete(t.Context(), chunks[1]); err != nil {
+		t.Fatal(err)
+	}
+	refused("chunks of other bytes")
 
-	// A seal whose content names another SHA-256 than its key.
+	// A chunk missing from the listing: the seal says which it needs.
+	if err := f.store.Delete(t.Context(), otherChunk); err != nil {
+		t.Fatal(err)
+	}
+	refused("seal not json, a chunk missing")
 	s, err := catalog.UnmarshalSeal(sealKey, good)
 	if err != nil {
 		t.Fatal(err)
@@ -278,16 +295,11 @@ func TestFetchSealed(t *testing.T) {
 	s.SHA256 = sha(other)
 	put(sealKey, catalog.MarshalSeal(s))
 	refused("seal naming another sha256")
-	put(sealKey, []byte("{not json"))
-	refused("seal not json")
 	put(sealKey, good)
-
+	refused("missing chunk")
+	f.storeChunk(name, seg, 100000, 200000)
 	tamper(t, f.store, chunks[2], func(b []byte) { b[len(b)-20] ^= 1 })
 	refused("tampered chunk")
-	if err := f.store.Delete(t.Context(), chunks[2]); err != nil {
-		t.Fatal(err)
-	}
-	refused("missing chunk")
 }
 
 // TestPushAfterSeal: wal-push of a segment wal-receive sealed stores

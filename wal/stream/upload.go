@@ -126,9 +126,13 @@ func (s *session) wholeStorer(ctx context.Context) {
 
 // MaxSealChunks is the most chunks a segment is sealed in; one in more is
 // stored whole again (and its chunks removed), as wal-fetch reads a
-// segment in a thousand tiny chunks (--synchronous) far slower than one
-// object. See docs/BENCHMARKS.md.
-const MaxSealChunks = 256
+// segment in many chunks slower than one object. Measured on the 2-core
+// machine's MinIO (BenchmarkFetchSealed, medians of 3): whole 285 ms, 4
+// chunks 492, 16 chunks 643, 64 chunks 1035, 256 chunks 1845. 32 seals a
+// segment at the default 1 s ship interval down to 0.5 MiB/s of WAL (and
+// at 200 ms down to 2.5 MiB/s); slower WAL, or --synchronous (a chunk per
+// commit or group), is stored whole, where its size matters less.
+const MaxSealChunks = 32
 
 // finish stores what makes a completed segment whole to readers: a seal
 // naming its chunks, or, in more than MaxSealChunks chunks, the segment
