@@ -153,14 +153,10 @@ func (s *session) finish(ctx context.Context, seg *segment) error {
 		}
 		whole = whole || !o.Seal
 	}
-	var res struct {
-		key     string
-		stored  int64
-		existed bool
-	}
+	var stored int64
+	existed := whole // then its chunks are clutter
 	switch {
-	case whole: // its chunks are clutter
-		res.existed = true
+	case whole:
 	case len(existing) > 0: // sealed already (an earlier run)
 		s.r.update(func(st *Status) { st.Segments++ })
 		return nil
@@ -184,12 +180,12 @@ func (s *session) finish(ctx context.Context, seg *segment) error {
 		if err != nil {
 			return err
 		}
-		res.key, res.stored, res.existed = r.Key, r.Stored, r.Existed
+		stored, existed = r.Stored, r.Existed
 		s.uploaded(r.Stored)
 	}
 	s.r.update(func(st *Status) { st.Segments++ })
 	removed := s.removeChunks(ctx, seg.name)
-	s.log.Info().Str("segment", seg.name).Int64("stored", res.stored).Bool("existed", res.existed).
+	s.log.Info().Str("segment", seg.name).Int64("stored", stored).Bool("existed", existed).
 		Int("chunks_removed", removed).Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal segment streamed")
 	return nil
 }
