@@ -251,10 +251,16 @@ func contains(ss []string, s string) bool {
 // stream chunks by theirs and their length.
 func (v *verifier) walObjects(need func(string) bool) {
 	seals := map[string]bool{} // segments whose chunks their seal's check reads
+	encrypted := map[string]bool{}
+	for key := range v.listing {
+		if c, ok := catalog.ParseStreamChunkKey(key); ok && c.Encrypted {
+			encrypted[c.Name] = true
+		}
+	}
 	for key, o := range v.listing {
 		if w, ok := catalog.ParseSealKey(key); ok && (need == nil || need(w.Name)) {
 			seals[w.Name] = true
-			v.seal(o)
+			v.seal(o, v.canOpen(encrypted[w.Name]))
 		}
 	}
 	for key, o := range v.listing {
@@ -271,10 +277,14 @@ func (v *verifier) walObjects(need func(string) bool) {
 }
 
 // seal queues the check of a sealed segment (issue 13): its seal matches
-// its key, the chunks it names are listed, and, when they can be opened,
-// each matches its SHA-256 and the whole the seal's.
-func (v *verifier) seal(o storage.ObjectInfo) {
-	v.add(task{obj: o, level: levelContent, read: func(ctx context.Context) error {
+// its key, the chunks it names are listed, and, when they can be opened
+// (open), each matches its SHA-256 and the whole the seal's.
+func (v *verifier) seal(o storage.ObjectInfo, open bool) {
+	level := levelContent
+	if !open {
+		level = levelStored // a later run with the identity reads the chunks
+	}
+	v.add(task{obj: o, level: level, read: func(ctx context.Context) error {
 		s, err := wal.ReadSeal(ctx, v.st, o.Key)
 		if err != nil {
 			if _, serr := v.st.Stat(ctx, o.Key); errors.Is(serr, storage.ErrNotExist) {
@@ -282,7 +292,6 @@ func (v *verifier) seal(o storage.ObjectInfo) {
 			}
 			return fmt.Errorf("%s: %w", o.Key, err)
 		}
-		open := true
 		for _, sc := range s.Chunks {
 			if _, ok := v.listing[sc.Key]; !ok {
 				return fmt.Errorf("%s: %w: chunk %s named by its seal is missing", o.Key, wal.ErrCorrupt, sc.Key)

@@ -427,4 +427,16 @@ func TestVerifySealedSegment(t *testing.T) {
 	if len(res.Problems) != 1 || !strings.Contains(res.Problems[0], "named by its seal is missing") {
 		t.Errorf("without identity, a chunk gone: problems %q", res.Problems)
 	}
+
+	// A run without the identity does not record the seal as read: the
+	// next run with it reads the chunks.
+	b := tr.get(s.Chunks[0].Key)
+	b[len(b)-20] ^= 1
+	tr.put(s.Chunks[1].Key, b)
+	if res := tr.run(tr.withoutIdentity(), Options{WAL: true}); len(res.Problems) != 0 {
+		t.Errorf("without identity: problems %q", res.Problems)
+	}
+	if res := tr.run(tr.r, Options{WAL: true}); len(res.Problems) != 1 {
+		t.Errorf("with the identity after a run without: problems %q, want the chunk", res.Problems)
+	}
 }
