@@ -16,6 +16,7 @@
 #   200ms  stream_ship_interval 200ms; pg_receivewal --synchronous (fsync and report every write)
 #   sync   pitr --synchronous with synchronous_standby_names = 'pitr' (commits wait
 #          for MinIO); pg_receivewal --synchronous beside it, not waited for
+#   sync0  as sync with stream_group_delay 0: every flush stored on its own (not by default)
 # Writes the Markdown section to $WORK/report.md and, unless
 # PITR_BENCH_WRITE_DOCS=0, into docs/BENCHMARKS.md between this script's markers.
 #
@@ -24,7 +25,8 @@
 # Environment (defaults in brackets):
 #   PITR_BENCH_STREAM_WORK  scratch: cluster, MinIO data, logs, results [/var/tmp/pitr-bench-stream]
 #   PITR_BENCH_SCALE        pgbench scale [20]
-#   PITR_BENCH_RATE         pgbench -R, transactions per second [300]
+#   PITR_BENCH_RATE         pgbench -R, transactions per second; 0 runs unthrottled [300]
+#   PITR_STREAM_GROUP_DELAY pitr's stream_group_delay outside phase sync0 [5ms]
 #   PITR_BENCH_SECONDS      pgbench -T per phase [60]
 #   PITR_BENCH_PHASES       [1s 200ms sync]
 #   PITR_BENCH_WRITE_DOCS   1: update docs/BENCHMARKS.md [1]
@@ -96,11 +98,12 @@ setup_cluster() {
 }
 
 run_phase() {
-	local phase=$1 interval=1s title pflag="" rflag="" rlabel=pg_receivewal
+	local phase=$1 interval=1s title pflag="" rflag="" rlabel=pg_receivewal group=${PITR_STREAM_GROUP_DELAY:-5ms} rate="-R $RATE"
 	case $phase in
 	1s) title="ship interval 1s (default)" ;;
 	200ms) interval=200ms title="ship interval 200ms" rflag=" --synchronous" ;;
 	sync) title="pitr --synchronous, synchronous_standby_names = 'pitr'" pflag=" --synchronous" rflag=" --synchronous" ;;
+	sync0) title="pitr --synchronous, stream_group_delay 0 (no grouping)" pflag=" --synchronous" rflag=" --synchronous" group=0 ;;
 	*) die "unknown phase $phase" ;;
 	esac
 	rlabel+=$rflag
@@ -110,15 +113,16 @@ run_phase() {
 	# it recent, so neither receiver starts with a backlog.
 	psql_src -c CHECKPOINT
 	"$PGBIN/pg_receivewal" -d "$PITR_PG_DSN" --slot=receivewal --create-slot --if-not-exists
-	if [ "$phase" = sync ]; then
+	if [ -n "$pflag" ]; then
 		psql_src -c "ALTER SYSTEM SET synchronous_standby_names = 'pitr'" -c "SELECT pg_reload_conf()" >/dev/null
 	fi
+	[ "$RATE" != 0 ] || rate=""
 	log "phase $phase: $title"
 	"$H" run --phase "$phase" --title "$title" --out "$RESULTS" --minio-pid "$MINIO_PID" ${pflag:+--synchronous} \
-		--pgbench "$PGBIN/pgbench -h $SOCK -p $PGPORT -U postgres -n -c 4 -j 2 -R $RATE -T $SECONDS_PER_PHASE postgres" \
-		--recv "pitr$pflag|pitr|$WORK/logs/$phase-pitr.log|s3://pitr/$phase|env PITR_REPO=s3://pitr/$phase PITR_STREAM_SHIP_INTERVAL=$interval $PITR wal-receive$pflag" \
+		--pgbench "$PGBIN/pgbench -h $SOCK -p $PGPORT -U postgres -n -c 4 -j 2 $rate -T $SECONDS_PER_PHASE postgres" \
+		--recv "pitr$pflag|pitr|$WORK/logs/$phase-pitr.log|s3://pitr/$phase|env PITR_REPO=s3://pitr/$phase PITR_STREAM_SHIP_INTERVAL=$interval PITR_STREAM_GROUP_DELAY=$group $PITR wal-receive$pflag" \
 		--recv "$rlabel|pg_receivewal|$WORK/logs/$phase-pg_receivewal.log|-|$PGBIN/pg_receivewal -d '$PITR_PG_DSN' -D $rdir --slot=receivewal --no-loop --no-password$rflag"
-	if [ "$phase" = sync ]; then
+	if [ -n "$pflag" ]; then
 		psql_src -c "ALTER SYSTEM RESET synchronous_standby_names" -c "SELECT pg_reload_conf()" >/dev/null
 	fi
 	rm -rf "$rdir"

@@ -16,7 +16,8 @@ type Index struct {
 	files     map[string]Entry  // by WAL file name
 	timelines map[Timeline]bool // timelines with at least one segment
 	streamed  map[string][]catalog.StreamChunk
-	conflicts map[string]bool // names stored more than once with different content
+	conflicts map[string]bool   // names stored more than once with different content
+	seals     map[string]string // seal keys by segment name (the entry may be a whole copy)
 }
 
 // streamedEntry returns an entry for a segment stored only as streamed
@@ -51,6 +52,19 @@ func LoadIndex(ctx context.Context, st storage.Storage) (*Index, error) {
 	ix := &Index{files: map[string]Entry{}, timelines: map[Timeline]bool{}, streamed: map[string][]catalog.StreamChunk{}}
 	err := st.List(ctx, "wal/", func(oi storage.ObjectInfo) error {
 		o, ok := catalog.ParseWALKey(oi.Key)
+		if s, sealed := catalog.ParseSealKey(oi.Key); sealed {
+			// A sealed segment is stored whole; a whole copy listed
+			// (after it, in key order) replaces its entry.
+			if ix.seals == nil {
+				ix.seals = map[string]string{}
+			}
+			ix.seals[s.Name] = s.Key
+			if _, whole := ix.files[s.Name]; whole {
+				ix.noteConflict(s)
+				return nil
+			}
+			o, ok = s, true
+		}
 		if !ok {
 			if c, ok := catalog.ParseStreamChunkKey(oi.Key); ok {
 				c.Size, c.Stored = oi.Size, oi.ModTime

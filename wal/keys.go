@@ -4,13 +4,18 @@ import "sort"
 
 // Keys returns the name and key of every object the index lists, sorted by
 // key: each archived file (segments, .partial and .backup files, timeline
-// histories) and each streamed chunk. A name stored twice with different
+// histories), each seal and each streamed chunk. A name stored twice with different
 // content (see Conflicts) gives the copy listed last.
 func (ix *Index) Keys() []NamedKey {
 	var out []NamedKey
 	for name, e := range ix.files {
 		if e.Key != "" { // "" for a segment known from its chunks alone
 			out = append(out, NamedKey{Name: name, Key: e.Key})
+		}
+	}
+	for name, key := range ix.seals {
+		if ix.files[name].Key != key {
+			out = append(out, NamedKey{Name: name, Key: key})
 		}
 	}
 	for name, chunks := range ix.streamed {

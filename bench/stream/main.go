@@ -41,7 +41,7 @@ func main() {
 }
 
 // walObjects sums the whole-segment objects under s3://bucket/prefix/wal/
-// and counts the streamed chunks left there.
+// and counts the streamed chunks there (left over, or kept by a seal).
 func walObjects(where string, res *Recv) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -52,9 +52,11 @@ func walObjects(where string, res *Recv) error {
 	bucket, prefix, _ := strings.Cut(strings.TrimPrefix(where, "s3://"), "/")
 	prefix = strings.TrimSuffix(prefix, "/") + "/wal/"
 	return harness.ListPrefix(ctx, c, bucket, prefix, func(o types.Object) error {
-		if strings.Contains(aws.ToString(o.Key), ".stream/") {
+		switch key := aws.ToString(o.Key); {
+		case strings.Contains(key, ".stream/"):
 			res.LeftoverChunks++
-		} else {
+		case strings.HasSuffix(key, ".seal"): // counted from the log, with the whole size
+		default:
 			res.WholeBytes += aws.ToInt64(o.Size)
 			res.WholeObjects++
 		}

@@ -84,10 +84,12 @@ func writeReport(w io.Writer, phases []Phase) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "### pitr: bytes uploaded")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "WAL received and uploaded: from pitr's stop line (`wal_bytes`, `uploaded`). Compressed WAL: the whole-segment objects the run left in MinIO "+
-		"(the run ends with `pg_switch_wal()`, so every byte received is in one). Chunks: the debug log's `wal chunk streamed` lines.")
+	fmt.Fprintln(w, "WAL received and uploaded: from pitr's stop line (`wal_bytes`, `uploaded`). Compressed WAL: the whole-segment objects the run left in MinIO, "+
+		"plus for each sealed segment the size it would have stored whole (the log's `wal segment sealed` line, `whole`) "+
+		"(the run ends with `pg_switch_wal()`, so every byte received is in one). Chunks: the debug log's `wal chunk streamed` lines; "+
+		"chunk objects in the store: kept by seals, or left over.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| phase | WAL received MiB | uploaded MiB | compressed WAL MiB (segments) | uploaded / WAL | uploaded / compressed WAL | chunks: count, median KiB, store ms p50 / p99 / max | segment store ms p50 / max | chunk objects left | warnings in log |")
+	fmt.Fprintln(w, "| phase | WAL received MiB | uploaded MiB | compressed WAL MiB (segments) | uploaded / WAL | uploaded / compressed WAL | chunks: count, median KiB, store ms p50 / p99 / max | segment store ms p50 / max | chunk objects in the store | warnings in log |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, p := range phases {
 		for _, r := range p.Recv {
@@ -95,8 +97,8 @@ func writeReport(w io.Writer, phases []Phase) {
 				continue
 			}
 			fmt.Fprintf(w, "| %s | %.1f | %.1f | %.2f (%d) | %.3f | %.2fx | %d, %.1f, %.0f / %.0f / %.0f | %.0f / %.0f | %d | %d |\n", p.Title,
-				float64(r.WALBytes)/mib, float64(r.Uploaded)/mib, float64(r.WholeBytes)/mib, r.WholeObjects,
-				float64(r.Uploaded)/float64(r.WALBytes), float64(r.Uploaded)/float64(r.WholeBytes),
+				float64(r.WALBytes)/mib, float64(r.Uploaded)/mib, float64(r.WholeBytes+r.SealedWhole)/mib, r.WholeObjects+r.Sealed,
+				float64(r.Uploaded)/float64(r.WALBytes), float64(r.Uploaded)/float64(r.WholeBytes+r.SealedWhole),
 				len(r.ChunkStored), percentile(r.ChunkStored, .5)/1024,
 				percentile(r.ChunkTookMS, .5), percentile(r.ChunkTookMS, .99), percentile(r.ChunkTookMS, 1),
 				percentile(r.SegTookMS, .5), percentile(r.SegTookMS, 1), r.LeftoverChunks, len(r.Warnings))

@@ -49,9 +49,14 @@ type Recv struct {
 	WALBytes, Uploaded, Segments int64
 	WholeBytes                   int64
 	WholeObjects, LeftoverChunks int
-	ChunkStored                  []float64 // bytes
-	ChunkTookMS, SegTookMS       []float64
-	Warnings                     []string
+	// Segments sealed (chunks kept, no whole upload) and what they would
+	// have taken stored whole (the log's "whole"): with WholeBytes, the
+	// compressed WAL.
+	Sealed                 int
+	SealedWhole            int64
+	ChunkStored            []float64 // bytes
+	ChunkTookMS, SegTookMS []float64
+	Warnings               []string
 }
 
 type recvFlag []string
@@ -349,6 +354,7 @@ func readPitrLog(r *running) error {
 			WALBytes           int64 `json:"wal_bytes"`
 			Uploaded, Segments int64
 			Stored             any // bytes, or an LSN on the stop line
+			Whole              int64
 			Took               any // ms, or a duration string ("23ms") as pitr logs it now
 		}
 		if json.Unmarshal(sc.Bytes(), &l) != nil {
@@ -363,6 +369,10 @@ func readPitrLog(r *running) error {
 			r.ChunkTookMS = append(r.ChunkTookMS, tookMS(l.Took))
 		case l.Message == "wal segment streamed":
 			r.SegTookMS = append(r.SegTookMS, tookMS(l.Took))
+		case l.Message == "wal segment sealed":
+			r.SegTookMS = append(r.SegTookMS, tookMS(l.Took))
+			r.Sealed++
+			r.SealedWhole += l.Whole
 		case l.Level == "warn" || l.Level == "error":
 			r.Warnings = append(r.Warnings, sc.Text())
 		}

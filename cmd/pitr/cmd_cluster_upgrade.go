@@ -119,6 +119,9 @@ func walNamesFree(ctx context.Context, st storage.Storage, first string, segSize
 	var last string
 	err := st.List(ctx, "wal/"+first[:8], func(oi storage.ObjectInfo) error {
 		o, ok := catalog.ParseWALKey(oi.Key)
+		if !ok {
+			o, ok = catalog.ParseSealKey(oi.Key)
+		}
 		if ok && len(o.Name) >= 24 && !strings.HasSuffix(o.Name, ".backup") && o.Name[:24] >= first && o.Name[:24] > last {
 			last = o.Name[:24]
 		}

@@ -73,6 +73,6 @@ func newReceiver(ctx context.Context, e *env) (*stream.Receiver, error) {
 	return stream.New(stream.Options{
 		DSN: e.cfg.PGDSN.Reveal(), Slot: e.cfg.StreamSlot, Store: r.Store(), Codec: r.Codec(),
 		ShipInterval: e.cfg.StreamShipInterval, Synchronous: e.cfg.StreamSynchronous != nil && *e.cfg.StreamSynchronous,
-		Version: version,
+		GroupDelay: e.cfg.StreamGroupDelay, Version: version,
 	}), nil
 }

@@ -5,6 +5,7 @@
 //	clusters/<seq>-<system identifier>.json            the cluster the repository belongs to
 //	wal/<TTTTTTTTXXXXXXXX>/<walname>.<sha256>.<ext>    segments, .partial and .backup files
 //	wal/timelines/<TTTTTTTT>.history.<sha256>.<ext>    timeline history files
+//	wal/<TTTTTTTTXXXXXXXX>/<segment>.<sha256>.seal     a segment held by stream chunks (seal.go)
 //	backups/<id>/reserved.json                         reserves the id (create-only), written first
 //	backups/<id>/<part>.<ext>                          base backup parts (tar streams, manifest)
 //	backups/<id>/backup.json                           the backup's entry, plaintext, written last
@@ -216,6 +217,9 @@ type WALObject struct {
 	SHA256    string // plaintext, lower-case hex
 	Encrypted bool
 	Size      int64 // stored bytes (filled from listings)
+	// Seal: Key is the segment's seal (SealKey), and its bytes are in the
+	// stream chunks the seal lists; Encrypted is then false.
+	Seal bool
 }
 
 const (

@@ -145,3 +145,64 @@ func TestCurrentBinding(t *testing.T) {
 		t.Fatalf("mismatch error %q", e)
 	}
 }
+
+func TestSealKey(t *testing.T) {
+	name := "000000010000000A000000FF"
+	key, err := SealKey(name, sum)
+	want := "wal/000000010000000A/000000010000000A000000FF." + sum + ".seal"
+	if err != nil || key != want {
+		t.Fatalf("SealKey = %q, %v; want %q", key, err, want)
+	}
+	o, ok := ParseSealKey(key)
+	if !ok || o.Name != name || o.SHA256 != sum || !o.Seal || o.Encrypted {
+		t.Fatalf("ParseSealKey = %+v, %v", o, ok)
+	}
+	if _, ok := ParseWALKey(key); ok {
+		t.Fatal("a seal parses as a WAL file (pitr before seals would fetch it)")
+	}
+	if _, ok := ParseStreamChunkKey(key); ok {
+		t.Fatal("a seal parses as a chunk")
+	}
+	prefix, _ := WALPrefix(name)
+	chunk, _ := StreamChunkKey(name, 0, 10, 16<<20, sum, true)
+	if whole, _ := WALKey(name, sum, true); !strings.HasPrefix(key, prefix) || key > chunk || key > whole {
+		t.Fatal("a seal must sort under the segment's prefix, before its chunks (deleted after it) and its whole copy (which wins)")
+	}
+	for _, bad := range []string{
+		strings.Replace(key, ".seal", ".seal.zst", 1),
+		"wal/000000010000000A/000000010000000A000000FF.partial." + sum + ".seal",
+		"wal/00000001000000AA/000000010000000A000000FF." + sum + ".seal",
+		"wal/timelines/00000002.history." + sum + ".seal",
+	} {
+		if _, ok := ParseSealKey(bad); ok {
+			t.Errorf("ParseSealKey(%q) accepted", bad)
+		}
+	}
+
+	c := func(start, end int64) SealChunk {
+		k, _ := StreamChunkKey(name, start, end, 100, sum, true)
+		return SealChunk{Key: k, Start: start, End: end}
+	}
+	s := &Seal{Format: FormatVersion, Segment: name, SegSize: 100, SHA256: sum, Chunks: []SealChunk{c(0, 40), c(30, 60), c(60, 100)}}
+	if got, err := UnmarshalSeal(key, MarshalSeal(s)); err != nil || len(got.Chunks) != 3 {
+		t.Fatalf("UnmarshalSeal = %+v, %v", got, err)
+	}
+	for what, chunks := range map[string][]SealChunk{
+		"hole":          {c(0, 40), c(50, 100)},
+		"short":         {c(0, 40)},
+		"not from 0":    {c(10, 100)},
+		"contained":     {c(0, 60), c(20, 40), c(60, 100)},
+		"range differs": {{Key: c(0, 100).Key, Start: 0, End: 90}},
+	} {
+		bad := *s
+		bad.Chunks = chunks
+		if _, err := UnmarshalSeal(key, MarshalSeal(&bad)); err == nil {
+			t.Errorf("%s: accepted", what)
+		}
+	}
+	other := *s
+	other.SHA256 = strings.Repeat("b", 64)
+	if _, err := UnmarshalSeal(key, MarshalSeal(&other)); err == nil {
+		t.Error("a seal naming another SHA-256 than its key: accepted")
+	}
+}

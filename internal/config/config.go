@@ -74,6 +74,9 @@ type Config struct {
 	StreamShipInterval time.Duration `yaml:"stream_ship_interval" default:"1s" doc:"how often wal-receive stores the unfinished segment's new bytes: the most WAL a lost server can take with it"`
 	StreamSynchronous  *bool         `yaml:"stream_synchronous" doc:"store every flush at once and report it, for synchronous_standby_names = 'pitr' (RPO zero; commits wait for object storage)"`
 
+	// Commit grouping with --synchronous (issue 13, stream helper).
+	StreamGroupDelay time.Duration `yaml:"stream_group_delay" default:"5ms" doc:"with stream_synchronous, how long wal-receive waits for more flushes before storing them as one chunk (each commit then waits up to this much longer, and the store gets far fewer objects); 0 stores each flush at once"`
+
 	DaemonStream       *bool         `yaml:"daemon_stream" default:"true" doc:"pitr daemon runs wal-receive (turn off when archive_command alone ships WAL)"`
 	BackupSchedule     string        `yaml:"backup_schedule" default:"0 2 * * *" doc:"when pitr daemon takes base backups, local time: cron (5 fields, or 6 with seconds first) or @daily, @every 6h...; empty disables"`
 	DumpDatabases      []string      `yaml:"dump_databases" doc:"databases pitr daemon dumps with pg_dump on dump_schedule, comma-separated"`
@@ -284,6 +287,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("storage_timeout %s: want a positive duration such as 30s", c.StorageTimeout)
 	case c.StreamShipInterval < 10*time.Millisecond || c.StreamShipInterval > time.Hour:
 		return fmt.Errorf("stream_ship_interval %s: want 10ms to 1h", c.StreamShipInterval)
+	case c.StreamGroupDelay < 0 || c.StreamGroupDelay > time.Second:
+		return fmt.Errorf("stream_group_delay %s: want 0 to 1s", c.StreamGroupDelay)
 	case !validSlotName(c.StreamSlot):
 		return fmt.Errorf("stream_slot %q: want 1 to 63 lower-case letters, digits and underscores", c.StreamSlot)
 	}

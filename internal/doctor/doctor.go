@@ -268,6 +268,8 @@ func stored(ctx context.Context, st storage.Storage, prefix, name string) (bool,
 	err := st.List(ctx, prefix, func(oi storage.ObjectInfo) error {
 		if o, ok := catalog.ParseWALKey(oi.Key); ok && o.Name == name {
 			found = true
+		} else if o, ok := catalog.ParseSealKey(oi.Key); ok && o.Name == name {
+			found = true // sealed by wal-receive: wal-push stored nothing
 		}
 		return nil
 	})

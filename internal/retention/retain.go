@@ -368,26 +368,38 @@ func (p *plan) planWAL(ctx context.Context, objs []storage.ObjectInfo, l *repo.B
 		return false
 	}
 	whole := map[string]bool{}
+	sealedAt := map[string]time.Time{} // a sealed segment's chunks go when its seal does
 	for _, oi := range objs {
 		if o, ok := catalog.ParseWALKey(oi.Key); ok {
 			whole[o.Name] = true
+		} else if o, ok := catalog.ParseSealKey(oi.Key); ok && oi.ModTime.After(sealedAt[o.Name]) {
+			sealedAt[o.Name] = oi.ModTime
 		}
 	}
 	var remaining []storage.ObjectInfo
 	for _, oi := range objs {
-		name, chunk := "", false
+		name, chunk, seal := "", false, false
 		if o, ok := catalog.ParseWALKey(oi.Key); ok {
 			name = o.Name
 		} else if c, ok := catalog.ParseStreamChunkKey(oi.Key); ok {
 			name, chunk = c.Name, true
+		} else if o, ok := catalog.ParseSealKey(oi.Key); ok {
+			// A seal goes with its chunks: with the segment, or as
+			// clutter once a whole copy supersedes both. It sorts
+			// before them, so it is deleted first.
+			name, seal = o.Name, true
 		}
-		del := name != "" && p.res.WALKept == "" && !needed(name) && (since.IsZero() || oi.ModTime.Before(since))
+		stored := oi.ModTime
+		if t, ok := sealedAt[name]; ok && chunk {
+			stored = t
+		}
+		del := name != "" && p.res.WALKept == "" && !needed(name) && (since.IsZero() || stored.Before(since))
 		switch {
 		case del:
 			p.walKeys = append(p.walKeys, oi.Key)
 			p.res.WAL.Delete++
 			p.res.WAL.Bytes += oi.Size
-		case chunk && whole[name]:
+		case (chunk || seal) && whole[name]:
 			p.walKeys = append(p.walKeys, oi.Key)
 			p.res.Streamed.Delete++
 			p.res.Streamed.Bytes += oi.Size

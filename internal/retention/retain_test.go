@@ -461,3 +461,77 @@ func TestRunObjectLock(t *testing.T) {
 		t.Errorf("kept backup locked until %v (%v), want at least %v", got, err, until)
 	}
 }
+
+// sealed stores segment segNo of tli as wal-receive seals it: two chunks,
+// then the seal naming them. It returns the seal's key and the chunks'.
+func (f *fixture) sealed(tli wal.Timeline, segNo uint64) (string, []string) {
+	f.t.Helper()
+	name := wal.SegmentFileName(tli, segNo, seg)
+	s := &catalog.Seal{Format: catalog.FormatVersion, Segment: name, SegSize: seg, SHA256: sum("a")}
+	var keys []string
+	for _, r := range [][2]int64{{0, seg / 2}, {seg / 2, seg}} {
+		key := mustKey(f.t)(catalog.StreamChunkKey(name, r[0], r[1], seg, sum("b"), true))
+		f.put(key, "chunk")
+		s.Chunks = append(s.Chunks, catalog.SealChunk{Key: key, Start: r[0], End: r[1]})
+		keys = append(keys, key)
+	}
+	key := mustKey(f.t)(catalog.SealKey(name, s.SHA256))
+	f.put(key, string(catalog.MarshalSeal(s)))
+	return key, keys
+}
+
+// TestRunSealedSegments: a sealed segment's seal and chunks go together,
+// seal first, once no backup needs the segment; they stay together while a
+// running backup may need WAL stored since it started, even when only the
+// seal is that young; next to a whole copy both are clutter.
+func TestRunSealedSegments(t *testing.T) {
+	f := newFixture(t)
+	seal1, chunks1 := f.sealed(1, 1)
+	f.now = f.now.Add(time.Hour)
+	name2 := wal.SegmentFileName(1, 2, seg)
+	chunk2 := mustKey(t)(catalog.StreamChunkKey(name2, 0, seg, seg, sum("b"), true))
+	f.put(chunk2, "chunk")
+	f.now = f.now.Add(time.Hour)
+	res, _ := catalog.BackupReservationKey(catalog.BackupID(f.now))
+	f.put(res, "{}") // a backup starts, and runs on
+	f.now = f.now.Add(2 * time.Minute)
+	seal2 := mustKey(t)(catalog.SealKey(name2, sum("a")))
+	f.put(seal2, string(catalog.MarshalSeal(&catalog.Seal{Format: catalog.FormatVersion, Segment: name2, SegSize: seg,
+		SHA256: sum("a"), Chunks: []catalog.SealChunk{{Key: chunk2, Start: 0, End: seg}}})))
+	f.now = f.now.Add(time.Hour)
+	b := f.backup(1, 3)
+	whole3 := f.segment(1, 3)
+	seal3, chunks3 := f.sealed(1, 3) // a whole copy supersedes them
+	seal4, chunks4 := f.sealed(1, 4)
+	o := Options{Backups: Policy{KeepLast: 1}, DoBackups: true, Now: f.now, Grace: 24 * time.Hour}
+	rec := &deletes{Storage: f.m}
+	got, err := Run(t.Context(), repo.New(rec, nil), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{seal1: false, chunks1[0]: false, chunks1[1]: false, seal2: true, chunk2: true,
+		whole3: true, seal3: false, chunks3[0]: false, chunks3[1]: false, seal4: true, chunks4[0]: true, chunks4[1]: true,
+		catalog.BackupEntryKey(b.ID): true}
+	for key, keep := range want {
+		if f.has(key) != keep {
+			t.Errorf("%s: stored %v, want %v", key, f.has(key), keep)
+		}
+	}
+	if len(rec.keys) < 3 || rec.keys[0] != seal1 {
+		t.Errorf("deleted %v: want the seal before its chunks", rec.keys)
+	}
+	if got.WAL.Delete != 3 || got.Streamed.Delete != 3 {
+		t.Errorf("wal %+v, streamed %+v: want 3 and 3 deleted", got.WAL, got.Streamed)
+	}
+}
+
+// deletes records the keys deleted, in order.
+type deletes struct {
+	storage.Storage
+	keys []string
+}
+
+func (d *deletes) Delete(ctx context.Context, key string) error {
+	d.keys = append(d.keys, key)
+	return d.Storage.Delete(ctx, key)
+}

@@ -2,7 +2,9 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/envelope"
 	"github.com/pitr-dev/pitr/internal/repo"
+	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/wal"
 )
 
@@ -104,6 +107,9 @@ func (v *verifier) chains(backups []*catalog.Backup, ix *wal.Index, ts *wal.Time
 	}
 	for key := range v.listing {
 		o, ok := catalog.ParseWALKey(key)
+		if !ok {
+			o, ok = catalog.ParseSealKey(key)
+		}
 		if !ok {
 			continue
 		}
@@ -244,6 +250,19 @@ func contains(ss []string, s string) bool {
 // .partial and .backup files and histories by the SHA-256 in their key,
 // stream chunks by theirs and their length.
 func (v *verifier) walObjects(need func(string) bool) {
+	seals := map[string]bool{} // segments whose chunks their seal's check reads
+	encrypted := map[string]bool{}
+	for key := range v.listing {
+		if c, ok := catalog.ParseStreamChunkKey(key); ok && c.Encrypted {
+			encrypted[c.Name] = true
+		}
+	}
+	for key, o := range v.listing {
+		if w, ok := catalog.ParseSealKey(key); ok && (need == nil || need(w.Name)) {
+			seals[w.Name] = true
+			v.seal(o, v.canOpen(encrypted[w.Name]))
+		}
+	}
 	for key, o := range v.listing {
 		if w, ok := catalog.ParseWALKey(key); ok {
 			if need == nil || need(w.Name) {
@@ -251,8 +270,42 @@ func (v *verifier) walObjects(need func(string) bool) {
 			}
 			continue
 		}
-		if c, ok := catalog.ParseStreamChunkKey(key); ok && (need == nil || need(c.Name)) {
+		if c, ok := catalog.ParseStreamChunkKey(key); ok && !seals[c.Name] && (need == nil || need(c.Name)) {
 			v.sealed(o, c.Encrypted, c.SHA256, c.End-c.Start)
 		}
 	}
+}
+
+// seal queues the check of a sealed segment (issue 13): its seal matches
+// its key, the chunks it names are listed, and, when they can be opened
+// (open), each matches its SHA-256 and the whole the seal's.
+func (v *verifier) seal(o storage.ObjectInfo, open bool) {
+	level := levelContent
+	if !open {
+		level = levelStored // a later run with the identity reads the chunks
+	}
+	v.add(task{obj: o, level: level, read: func(ctx context.Context) error {
+		s, err := wal.ReadSeal(ctx, v.st, o.Key)
+		if err != nil {
+			if _, serr := v.st.Stat(ctx, o.Key); errors.Is(serr, storage.ErrNotExist) {
+				return errVanished
+			}
+			return fmt.Errorf("%s: %w", o.Key, err)
+		}
+		for _, sc := range s.Chunks {
+			if _, ok := v.listing[sc.Key]; !ok {
+				return fmt.Errorf("%s: %w: chunk %s named by its seal is missing", o.Key, wal.ErrCorrupt, sc.Key)
+			}
+			c, _ := catalog.ParseStreamChunkKey(sc.Key)
+			open = open && v.canOpen(c.Encrypted)
+		}
+		if !open {
+			v.count(&v.res.Sealed)
+			return nil
+		}
+		if err := wal.CopySealed(ctx, v.st, v.r.Codec(), s, io.Discard); err != nil {
+			return fmt.Errorf("%s: %w", o.Key, err)
+		}
+		return nil
+	}})
 }

@@ -126,8 +126,9 @@ func classify(err error) error {
 	return err
 }
 
-// resolve finds the single stored object for name. With no whole copy
-// stored, it returns the streamed chunks of the segment, if any.
+// resolve finds the single stored object for name (a whole copy is listed
+// before a seal), and the streamed chunks of the segment; with no whole
+// copy or seal stored, the object is zero and the chunks are the segment.
 func resolve(ctx context.Context, st storage.Storage, name string) (catalog.WALObject, []catalog.StreamChunk, error) {
 	objs, chunks, err := wal.ListAll(ctx, st, name)
 	if err != nil {
@@ -144,7 +145,7 @@ func resolve(ctx context.Context, st storage.Storage, name string) (catalog.WALO
 			return catalog.WALObject{}, nil, fmt.Errorf("%s: %w: the repository holds %d different copies", name, wal.ErrConflict, len(objs))
 		}
 	}
-	return objs[0], nil, nil
+	return objs[0], chunks, nil // the chunks, for a seal
 }
 
 // fetchOnce downloads, verifies and renames into place; it returns the
@@ -154,13 +155,18 @@ func fetchOnce(ctx context.Context, st storage.Storage, codec *envelope.Codec, n
 	if err != nil {
 		return 0, err
 	}
-	if chunks != nil {
+	if o.Key == "" {
 		return fetchStreamed(ctx, st, codec, name, chunks, dest)
 	}
-	return download(ctx, st, codec, o, dest)
+	return download(ctx, st, codec, o, chunks, dest)
 }
 
-func download(ctx context.Context, st storage.Storage, codec *envelope.Codec, o catalog.WALObject, dest string) (int64, error) {
+// download fetches the stored object o; for a seal, chunks are the
+// segment's as listed.
+func download(ctx context.Context, st storage.Storage, codec *envelope.Codec, o catalog.WALObject, chunks []catalog.StreamChunk, dest string) (int64, error) {
+	if o.Seal {
+		return fetchSealed(ctx, st, codec, o, chunks, dest)
+	}
 	pr, classify, err := wal.OpenStored(ctx, st, codec, o.Key, o.Name, o.Encrypted, o.SHA256)
 	if err != nil {
 		return 0, err
@@ -230,9 +236,14 @@ func Prefetch(ctx context.Context, after string, segSize int64, n int, dir strin
 		return err
 	}
 	found := map[string]catalog.WALObject{}
+	chunks := map[string][]catalog.StreamChunk{} // for seals
 	err = opts.Store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
-		if o, ok := catalog.ParseWALKey(oi.Key); ok {
+		if c, ok := catalog.ParseStreamChunkKey(oi.Key); ok {
+			chunks[c.Name] = append(chunks[c.Name], c)
+		} else if o, ok := catalog.ParseWALKey(oi.Key); ok {
 			found[o.Name] = o
+		} else if o, ok := catalog.ParseSealKey(oi.Key); ok && found[o.Name].Key == "" {
+			found[o.Name] = o // sorts before a whole copy, which replaces it
 		}
 		return nil
 	})
@@ -258,7 +269,7 @@ func Prefetch(ctx context.Context, after string, segSize int64, n int, dir strin
 			f.Close()
 			defer os.Remove(lock)
 			tmpDest := filepath.Join(dir, ".part-"+name)
-			if _, err := download(ctx, opts.Store, opts.Codec, o, tmpDest); err != nil {
+			if _, err := download(ctx, opts.Store, opts.Codec, o, chunks[name], tmpDest); err != nil {
 				os.Remove(tmpDest)
 				zerolog.Ctx(ctx).Warn().Err(err).Str("segment", name).Msg("prefetch failed")
 				return nil

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -52,4 +53,31 @@ func copyChunk(ctx context.Context, st storage.Storage, codec *envelope.Codec, c
 	}
 	_, err = w.Write(b[pos-c.Start:])
 	return err
+}
+
+// fetchSealed writes the segment sealed under o.Key to dest from its
+// chunks (wal.CopySealed verifies each and the whole against the SHA-256
+// in the seal's key). The chunks listed with it are used when they cover
+// the segment, which saves reading the seal (a round trip per segment);
+// else the seal says which chunks it needs.
+func fetchSealed(ctx context.Context, st storage.Storage, codec *envelope.Codec, o catalog.WALObject, chunks []catalog.StreamChunk, dest string) (int64, error) {
+	var s *catalog.Seal
+	if use, end := wal.Coverage(chunks); end > 0 && end == use[0].SegSize {
+		s = &catalog.Seal{Format: catalog.FormatVersion, Segment: o.Name, SegSize: end, SHA256: o.SHA256}
+		for _, c := range use {
+			s.Chunks = append(s.Chunks, catalog.SealChunk{Key: c.Key, Start: c.Start, End: c.End})
+		}
+	} else {
+		var err error
+		if s, err = wal.ReadSeal(ctx, st, o.Key); err != nil {
+			return 0, err
+		}
+	}
+	return writeAtomic(dest, o.Name, func(f *os.File) (int64, error) {
+		w := bufio.NewWriterSize(f, 1<<20)
+		if err := wal.CopySealed(ctx, st, codec, s, w); err != nil {
+			return 0, err
+		}
+		return s.SegSize, w.Flush()
+	})
 }

@@ -13,9 +13,16 @@
 // on an ordered lane, so no upload repeats bytes already stored. A completed
 // segment's last bytes go out as a chunk too; chunks covering a segment are
 // a whole segment to readers, so the stored position passes it at once,
-// while a second lane stores the segment whole under the key wal-push uses
-// (same content, same key: streaming and archive_command side by side never
-// conflict) and then removes its chunks. Bytes the repository had before
+// while a second lane seals it: a small object (catalog.Seal) naming its
+// chunks and the whole segment's SHA-256, so nothing is uploaded twice.
+// wal-push and every reader take a seal for a whole copy (its key carries
+// the SHA-256: a push of the same segment stores nothing, a different one
+// is a conflict, as with whole copies). A segment in more than
+// MaxSealChunks chunks (--synchronous, a chunk per commit) is instead
+// stored whole under the key wal-push uses, from the copy sealed in memory
+// while it arrived, and its chunks removed: one object reads far faster
+// than a thousand. A crash before the seal leaves chunks covering the
+// segment, which readers take for a whole segment. Bytes the repository had before
 // (a whole copy, or chunks from an earlier run) count as stored only once
 // what the server sends hashes the same as their keys say.
 //
@@ -24,7 +31,10 @@
 // restart_lsn to it, so the server never recycles WAL the repository lacks.
 // With Synchronous set, every flush is stored and reported at once, so a
 // server that names the receiver in synchronous_standby_names commits only
-// once the commit's WAL is in object storage.
+// once the commit's WAL is in object storage. Flushes arriving while a
+// chunk is being stored, or within GroupDelay of the first, go out as one
+// chunk: commits wait for it as they would for their own, and the store
+// sees one object per group, not per commit.
 //
 // Timelines. When the server's timeline ends (a promoted standby), the
 // server ends the copy with the next timeline and its start; the receiver

@@ -30,6 +30,11 @@ type Options struct {
 	// Synchronous stores and reports every flush at once, for a server
 	// that lists the receiver in synchronous_standby_names.
 	Synchronous bool
+	// GroupDelay, with Synchronous, is how long flushes may wait for more
+	// before they are stored as one chunk (only when no chunk is being
+	// stored: flushes arriving meanwhile wait for it anyway); 0 stores
+	// each at once.
+	GroupDelay time.Duration
 	// AppName is the application_name the receiver connects with (what
 	// synchronous_standby_names must name); default "pitr".
 	AppName string

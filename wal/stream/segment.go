@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
+	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/envelope"
 	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/wal"
@@ -43,6 +44,10 @@ type segment struct {
 	checks []*check
 
 	chunks sync.WaitGroup // chunk jobs not yet done
+	// parts are the stored chunks covering the segment from byte 0, in
+	// order: those found at open, then each one the ordered lane stored
+	// (its goroutine only, read after chunks.Wait). The seal lists them.
+	parts []catalog.SealChunk
 }
 
 // check hashes the received bytes [start, end) of a segment to compare
@@ -157,6 +162,7 @@ func (s *session) open(ctx context.Context, pos pglogrepl.LSN) error {
 	seg.shipped = end
 	for _, c := range use {
 		seg.checks = append(seg.checks, &check{start: c.Start, end: c.End, sha: c.SHA256, h: sha256.New()})
+		seg.parts = append(seg.parts, catalog.SealChunk{Key: c.Key, Start: c.Start, End: c.End})
 	}
 	seg.body = bytes.NewBuffer(make([]byte, 0, 1<<20))
 	if seg.sealer, err = s.r.opts.Codec.Seal(seg.body); err != nil {
@@ -168,10 +174,11 @@ func (s *session) open(ctx context.Context, pos pglogrepl.LSN) error {
 
 // complete finishes the segment: its last bytes go out as a chunk on the
 // ordered lane, so the stored position passes the segment at once, and the
-// whole segment is stored in the background under the wal-push key. Chunks
-// covering a segment completely are a whole segment to readers, so the
-// stored position need not wait for that upload (150-600 ms, which held up
-// every chunk queued behind it and, with --synchronous, every commit).
+// segment is sealed (or, in very many chunks, stored whole) in the
+// background (finish). Chunks covering a segment completely are a whole
+// segment to readers, so the stored position need not wait for that
+// (a whole upload took 150-600 ms, which held up every chunk queued behind
+// it and, with --synchronous, every commit).
 func (s *session) complete() error {
 	seg := s.cur
 	if seg.whole { // verified and marked stored by verify

@@ -152,7 +152,7 @@ func (s *session) streamTimeline(ctx context.Context, start pglogrepl.LSN) (uint
 			return 0, 0, err
 		}
 		s.advanceStored()
-		if !s.pending.IsZero() && (s.r.opts.Synchronous && s.queued.Load() == 0 || time.Since(s.pending) >= s.r.opts.ShipInterval) {
+		if !s.pending.IsZero() && (s.groupDue() || time.Since(s.pending) >= s.r.opts.ShipInterval) {
 			s.shipPending()
 		}
 		if s.stored > s.reported || time.Since(s.lastSent) >= statusInterval {
@@ -189,7 +189,11 @@ func (s *session) deadline() time.Time {
 	d := s.lastSent.Add(statusInterval)
 	if !s.pending.IsZero() {
 		if s.r.opts.Synchronous {
-			return now.Add(2 * time.Millisecond)
+			wake := now.Add(2 * time.Millisecond)
+			if g := s.pending.Add(s.r.opts.GroupDelay); g.After(wake) && s.queued.Load() == 0 {
+				wake = g // nothing to report before the group is due
+			}
+			return wake
 		}
 		d = earliest(d, s.pending.Add(s.r.opts.ShipInterval))
 	}
@@ -203,6 +207,15 @@ func (s *session) deadline() time.Time {
 		d = earliest(d, now.Add(wake))
 	}
 	return d
+}
+
+// groupDue says, with Synchronous, whether the pending flushes are to be
+// stored now: the lane is idle (flushes arriving while a chunk is stored
+// wait for it, and go out together after it) and the oldest has waited
+// GroupDelay for others to join it. Each waits for its commit's WAL to be
+// stored, so the server's commits wait no less: the guarantee is the same.
+func (s *session) groupDue() bool {
+	return s.r.opts.Synchronous && s.queued.Load() == 0 && time.Since(s.pending) >= s.r.opts.GroupDelay
 }
 
 func earliest(a, b time.Time) time.Time {

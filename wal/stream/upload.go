@@ -89,6 +89,7 @@ func (s *session) do(ctx context.Context, j job) error {
 		if _, err := s.r.upload.CreateObject(ctx, key, bytes.NewReader(sealed.Body)); err != nil {
 			return fmt.Errorf("store %s bytes %d-%d: %w", j.seg.name, j.from, j.to, err)
 		}
+		j.seg.parts = append(j.seg.parts, catalog.SealChunk{Key: key, Start: j.from, End: j.to})
 		s.uploaded(int64(len(sealed.Body)))
 		s.log.Debug().Str("segment", j.seg.name).Int64("from", j.from).Int64("to", j.to).
 			Int("stored", len(sealed.Body)).Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal chunk streamed")
@@ -108,13 +109,13 @@ func (s *session) do(ctx context.Context, j job) error {
 	return nil
 }
 
-// wholeStorer stores completed segments whole, then removes their chunks.
+// wholeStorer seals completed segments, or stores them whole.
 func (s *session) wholeStorer(ctx context.Context) {
 	defer s.wholeWG.Done()
 	failed := false
 	for seg := range s.wholes {
 		if !failed {
-			if err := s.storeWhole(ctx, seg); err != nil {
+			if err := s.finish(ctx, seg); err != nil {
 				failed = true
 				s.fail(err)
 			}
@@ -123,28 +124,100 @@ func (s *session) wholeStorer(ctx context.Context) {
 	}
 }
 
-func (s *session) storeWhole(ctx context.Context, seg *segment) error {
+// MaxSealChunks is the most chunks a segment is sealed in; one in more is
+// stored whole again (and its chunks removed), as wal-fetch reads a
+// segment in many chunks slower than one object. Measured on the 2-core
+// machine's MinIO (BenchmarkFetchSealed, medians of 3): whole 285 ms, 4
+// chunks 492, 16 chunks 643, 64 chunks 1035, 256 chunks 1845. 32 seals a
+// segment at the default 1 s ship interval down to 0.5 MiB/s of WAL (and
+// at 200 ms down to 2.5 MiB/s); slower WAL, or --synchronous (a chunk per
+// commit or group), is stored whole, where its size matters less.
+const MaxSealChunks = 32
+
+// finish stores what makes a completed segment whole to readers: a seal
+// naming its chunks, or, in more than MaxSealChunks chunks, the segment
+// itself under the wal-push key (its chunks then go). A copy stored
+// meanwhile (wal-push from archive_command) must hold the same content.
+func (s *session) finish(ctx context.Context, seg *segment) error {
 	start := time.Now()
-	res, err := s.r.upload.StoreSealedWAL(ctx, seg.name, seg.sealed)
-	if err != nil {
-		return err
-	}
-	s.uploaded(res.Stored)
-	s.r.update(func(st *Status) { st.Segments++ })
 	seg.chunks.Wait() // the last chunk may still be on its way
+	st := s.r.upload.Store()
+	existing, _, err := wal.ListAll(ctx, st, seg.name)
+	if err != nil {
+		return fmt.Errorf("check repository for %s: %w", seg.name, err)
+	}
+	whole := false
+	for _, o := range existing {
+		if o.SHA256 != seg.sealed.SHA256 {
+			return fmt.Errorf("%s %w (stored sha256 %.16s, received %.16s); refusing to overwrite", seg.name, wal.ErrConflict, o.SHA256, seg.sealed.SHA256)
+		}
+		whole = whole || !o.Seal
+	}
+	var stored int64
+	existed := whole // then its chunks are clutter
+	switch {
+	case whole:
+	case len(existing) > 0: // sealed already (an earlier run)
+		s.r.update(func(st *Status) { st.Segments++ })
+		return nil
+	case len(seg.parts) <= MaxSealChunks && coversAll(seg.parts, s.segSize):
+		seal := &catalog.Seal{Format: catalog.FormatVersion, Segment: seg.name, SegSize: s.segSize, SHA256: seg.sealed.SHA256, Chunks: seg.parts}
+		key, err := catalog.SealKey(seg.name, seal.SHA256)
+		if err != nil {
+			return err
+		}
+		body := catalog.MarshalSeal(seal)
+		if _, err := s.r.upload.CreateObject(ctx, key, bytes.NewReader(body)); err != nil {
+			return fmt.Errorf("store seal of %s: %w", seg.name, err)
+		}
+		s.uploaded(int64(len(body)))
+		s.r.update(func(st *Status) { st.Segments++ })
+		s.log.Info().Str("segment", seg.name).Int("chunks", len(seg.parts)).Int("stored", len(body)).Int("whole", len(seg.sealed.Body)).
+			Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal segment sealed")
+		return nil
+	default:
+		r, err := s.r.upload.StoreSealedWAL(ctx, seg.name, seg.sealed)
+		if err != nil {
+			return err
+		}
+		stored, existed = r.Stored, r.Existed
+		s.uploaded(r.Stored)
+	}
+	s.r.update(func(st *Status) { st.Segments++ })
 	removed := s.removeChunks(ctx, seg.name)
-	s.log.Info().Str("segment", seg.name).Int64("stored", res.Stored).Bool("existed", res.Existed).
+	s.log.Info().Str("segment", seg.name).Int64("stored", stored).Bool("existed", existed).
 		Int("chunks_removed", removed).Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal segment streamed")
 	return nil
 }
 
-// removeChunks deletes a stored segment's chunks, several at a time (with
-// --synchronous a segment may have hundreds); failures only leave clutter
-// that readers ignore once the segment is whole.
+// coversAll reports whether parts cover a segment of segSize from byte 0,
+// as catalog.UnmarshalSeal requires.
+func coversAll(parts []catalog.SealChunk, segSize int64) bool {
+	var end int64
+	for _, p := range parts {
+		if p.Start > end || p.End <= end {
+			return false
+		}
+		end = p.End
+	}
+	return end == segSize
+}
+
+// removeChunks deletes the chunks (and any seal) of a segment stored
+// whole, several at a time (with --synchronous a segment may have
+// hundreds); failures only leave clutter that readers ignore once the
+// segment is whole.
 func (s *session) removeChunks(ctx context.Context, name string) int {
-	_, chunks, err := wal.ListAll(ctx, s.r.opts.Store, name)
+	objs, chunks, err := wal.ListAll(ctx, s.r.opts.Store, name)
 	if err != nil {
 		return 0
+	}
+	for _, o := range objs {
+		if o.Seal { // first: a seal must not outlive its chunks
+			if s.r.opts.Store.Delete(ctx, o.Key) != nil {
+				return 0
+			}
+		}
 	}
 	var n atomic.Int64
 	var g errgroup.Group
