@@ -53,7 +53,7 @@ func fakeDataDir(t *testing.T, systemID uint64) (dataDir, tsDir string) {
 		"base/5/16384": "main", "base/5/16384_fsm": "fsm", "base/5/16384.1": "seg1",
 		"base/5/16390": "unlogged", "base/5/16390_init": "", "base/5/16390_vm": "vm", "base/5/16390.1": "useg1",
 		"base/5/t3_16400": "temp", "base/5/pg_internal.init.123": "i", "base/5/pg_filenode.map": "m",
-		"base/pgsql_tmp/pgsql_tmp123.0": "tmp",
+		"base/pgsql_tmp/pgsql_tmp123.0":   "tmp",
 		"pg_wal/000000010000000000000001": "wal", "pg_wal/archive_status/000000010000000000000001.done": "",
 		"pg_replslot/s/state": "s", "pg_stat_tmp/x": "x", "pg_notify/0000": "n", "pg_subtrans/0000": "s",
 		"pg_dynshmem/x": "d", "pg_serial/0000": "s", "pg_snapshots/x": "x", "pg_xact/0000": "keep",
