@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,4 +153,76 @@ func listTree(t *testing.T, dir string) string {
 	}
 	slices.Sort(out)
 	return strings.Join(out, "\n") + "\n"
+}
+
+// TestDirectBackupKilled: kill -9 of a direct backup once its first part is
+// stored leaves no listed backup, the server aborts the backup when the
+// session ends, and the next backup (direct again) succeeds.
+func TestDirectBackupKilled(t *testing.T) {
+	r := newRig(t, "local")
+	c := r.cluster(nil)
+	tsDir := testenv.Dir(t)
+	if err := c.Exec(t.Context(), `CREATE TABLESPACE side LOCATION '`+tsDir+`'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Exec(t.Context(), `CREATE TABLE side_rows TABLESPACE side AS SELECT g AS id FROM generate_series(1, 1234) g`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RunAsOwner(t.Context(), "pgbench", "-i", "-s", "10", "-q"); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(r.pitr, "backup")
+	cmd.Env = append(append(os.Environ(), r.env...), append(backupEnv(c), "PITR_BACKUP_METHOD=direct")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, time.Minute, func() (bool, string) {
+		parts, _ := filepath.Glob(filepath.Join(r.repoDir, "backups", "*", "*.tar.zst.age"))
+		return len(parts) > 0, "backup wrote nothing"
+	})
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	var lo listOutput
+	if err := json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo); err != nil {
+		t.Fatal(err)
+	}
+	if len(lo.Backups) != 0 || len(lo.Incomplete) != 1 {
+		t.Fatalf("after kill -9: %d backups listed, incomplete %v", len(lo.Backups), lo.Incomplete)
+	}
+	testenv.Eventually(t, time.Minute, func() (bool, string) {
+		b, _ := os.ReadFile(c.LogPath())
+		return strings.Contains(string(b), "aborting backup due to backend exiting before pg_backup_stop was called"), "the server did not abort the backup"
+	})
+	_, stderr, code := r.runEnv(append(backupEnv(c), "PITR_BACKUP_METHOD=direct", "PITR_BACKUP_STALE_AFTER=1ns"), "backup")
+	if code != 0 {
+		t.Fatalf("second backup: exit %d\n%s", code, stderr)
+	}
+	lo = listOutput{}
+	if err := json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo); err != nil {
+		t.Fatal(err)
+	}
+	if len(lo.Backups) != 1 || len(lo.Incomplete) != 0 {
+		t.Fatalf("after a new backup: %d backups, incomplete %v", len(lo.Backups), lo.Incomplete)
+	}
+}
+
+// TestDirectRefused: backup_method direct refuses in one line when the
+// role may not see data_directory; auto falls back to BASE_BACKUP.
+func TestDirectRefused(t *testing.T) {
+	r := newRig(t, "local")
+	c := r.cluster(nil)
+	if err := c.Exec(t.Context(), `CREATE ROLE repl LOGIN REPLICATION`); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PITR_PG_DSN=" + strings.Replace(c.DSN("postgres"), "user=postgres", "user=repl", 1)}
+	_, stderr, code := r.runEnv(append(env, "PITR_BACKUP_METHOD=direct"), "backup")
+	if code == 0 || !strings.Contains(lastLine(stderr), "backup_method direct: direct backup impossible: the role may not read data_directory") {
+		t.Fatalf("direct without pg_read_all_settings: exit %d\n%s", code, stderr)
+	}
+	_, stderr, code = r.runEnv(env, "backup")
+	if code != 0 || !strings.Contains(stderr, `"method":"stream"`) {
+		t.Fatalf("auto without pg_read_all_settings: exit %d\n%s", code, stderr)
+	}
 }
