@@ -226,3 +226,48 @@ func TestDirectRefused(t *testing.T) {
 		t.Fatalf("auto without pg_read_all_settings: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestDirectBackupChecksumFailure: a page whose data checksum is wrong
+// fails a direct backup as it fails BASE_BACKUP, and neither is listed.
+func TestDirectBackupChecksumFailure(t *testing.T) {
+	r := newRig(t, "local")
+	c := r.cluster(nil)
+	ctx := t.Context()
+	if err := c.Exec(ctx, `CREATE TABLE victim AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series(1, 1000) g`); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := c.QueryString(ctx, `SELECT pg_relation_filepath('victim')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(ctx); err != nil { // the page leaves shared buffers
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(c.DataDir, rel), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("corrupt"), 8192+4000); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{"direct", "stream"} {
+		_, stderr, code := r.runEnv(append(backupEnv(c), "PITR_BACKUP_METHOD="+method), "backup")
+		if code == 0 || !strings.Contains(lastLine(stderr), "checksum verification failure during base backup") {
+			t.Errorf("%s backup of a corrupt page: exit %d\n%s", method, code, stderr)
+		}
+		if method == "direct" && !strings.Contains(stderr, `"block":1`) {
+			t.Errorf("direct backup did not name block 1:\n%s", stderr)
+		}
+	}
+	var lo listOutput
+	if err := json.Unmarshal([]byte(r.mustRun(nil, "list", "--json")), &lo); err != nil {
+		t.Fatal(err)
+	}
+	if len(lo.Backups) != 0 {
+		t.Fatalf("%d backups listed", len(lo.Backups))
+	}
+}

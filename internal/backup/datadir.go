@@ -52,6 +52,10 @@ type entry struct {
 	// fill gives the contents when the writer reaches the entry: backup_label
 	// and tablespace_map, which exist only once pg_backup_stop answered.
 	fill func() ([]byte, error)
+	// verify: the file's pages carry data checksums to check; seg is its
+	// segment number (<relfilenode>.<seg>).
+	verify bool
+	seg    uint32
 }
 
 func (e *entry) regular() bool { return e.mode.IsRegular() }
@@ -156,17 +160,25 @@ type walker struct {
 	versionDir string          // tablespace version directory, for isDBDir
 	main       bool            // the main data directory: pg_wal, pg_tblspc, pg_control rules
 	skipDirs   map[string]bool // tablespaces inside the data directory (relative names)
+	checksums  bool            // mark the files whose pages carry data checksums
 	out        []*entry
 	skipped    int // special files
 }
 
-func (w *walker) add(name string, fi fs.FileInfo, link string) {
+func (w *walker) add(name string, fi fs.FileInfo, link string) error {
 	e := &entry{name: name, manifest: w.prefix + name, path: filepath.Join(w.root, filepath.FromSlash(name)),
 		mode: fi.Mode(), mtime: fi.ModTime(), link: link}
 	if fi.Mode().IsRegular() {
 		e.size = fi.Size()
+		if w.checksums {
+			var err error
+			if e.seg, e.verify, err = checksummed(name, !w.main); err != nil {
+				return err
+			}
+		}
 	}
 	w.out = append(w.out, e)
+	return nil
 }
 
 // asDir is fi as a directory: a symlinked pg_wal or excluded directory is
@@ -210,23 +222,23 @@ func (w *walker) walk(name string) error {
 		}
 		switch {
 		case excludeDirContents[n] && (fi.IsDir() || fi.Mode()&fs.ModeSymlink != 0):
-			w.add(rel, asDir(fi), "")
+			err = w.add(rel, asDir(fi), "")
 		case w.main && rel == "pg_wal":
-			w.add(rel, asDir(fi), "")
-			w.add("pg_wal/archive_status", asDir(fi), "")
+			_ = w.add(rel, asDir(fi), "")
+			err = w.add("pg_wal/archive_status", asDir(fi), "")
 		case fi.IsDir():
-			w.add(rel, fi, "")
+			_ = w.add(rel, fi, "")
 			// pg_tblspc's links travel in tablespace_map instead.
-			if w.skipDirs[rel] || (w.main && rel == "pg_tblspc") {
-				continue
-			}
-			if err := w.walk(rel); err != nil {
-				return err
+			if !w.skipDirs[rel] && !(w.main && rel == "pg_tblspc") {
+				err = w.walk(rel)
 			}
 		case fi.Mode().IsRegular():
-			w.add(rel, fi, "")
+			err = w.add(rel, fi, "")
 		default:
 			w.skipped++ // the server warns "skipping special file" and goes on
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

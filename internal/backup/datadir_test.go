@@ -202,7 +202,7 @@ func TestWriteTar(t *testing.T) {
 
 	var out bytes.Buffer
 	sums := map[string][32]byte{}
-	st, err := writeTar(t.Context(), &out, es, nil, func(e *entry, size int64, sum []byte) {
+	st, err := writeTar(t.Context(), &out, es, nil, nil, func(e *entry, size int64, sum []byte) {
 		sums[e.name] = [32]byte(sum)
 	})
 	if err != nil {
@@ -252,7 +252,7 @@ func TestWriteTarFailure(t *testing.T) {
 	for range 3 * readWindow {
 		es = append(es, &entry{name: "f", path: p, mode: 0o600, size: 1})
 	}
-	if _, err := writeTar(t.Context(), io.Discard, es, nil, func(*entry, int64, []byte) {}); err == nil || !strings.Contains(err.Error(), "is a directory") {
+	if _, err := writeTar(t.Context(), io.Discard, es, nil, nil, func(*entry, int64, []byte) {}); err == nil || !strings.Contains(err.Error(), "is a directory") {
 		t.Errorf("writeTar = %v, want the read error", err)
 	}
 }

@@ -61,6 +61,9 @@ type direct struct {
 	major    int
 	ctl      controlFile
 	systemID string
+	// checksums: data_checksums is on; segBlocks is RELSEG_SIZE.
+	checksums bool
+	segBlocks uint32
 }
 
 // prepareDirect connects and checks what a direct backup needs; the caller
@@ -74,15 +77,45 @@ func prepareDirect(ctx context.Context, opts Options, srv pg.Server, systemID st
 	if err != nil {
 		return nil, err
 	}
-	standby, err := pg.InRecovery(ctx, conn)
-	if err == nil && standby {
-		err = fmt.Errorf("%w: the server is a standby (direct backups are taken from a primary)", ErrNotLocal)
-	}
-	if err != nil {
+	d := &direct{conn: conn, dataDir: srv.DataDir, major: srv.Major(), ctl: ctl, systemID: systemID}
+	if err := d.settings(ctx); err != nil {
 		conn.Close(context.Background())
 		return nil, err
 	}
-	return &direct{conn: conn, dataDir: srv.DataDir, major: srv.Major(), ctl: ctl, systemID: systemID}, nil
+	return d, nil
+}
+
+// settings reads what reading the files needs to know.
+func (d *direct) settings(ctx context.Context) error {
+	standby, err := pg.InRecovery(ctx, d.conn)
+	if err != nil {
+		return err
+	}
+	if standby {
+		return fmt.Errorf("%w: the server is a standby (direct backups are taken from a primary)", ErrNotLocal)
+	}
+	v, err := pg.Setting(ctx, d.conn, "data_checksums")
+	if err != nil {
+		return err
+	}
+	if d.checksums = v == "on"; !d.checksums {
+		return nil
+	}
+	if v, err = pg.Setting(ctx, d.conn, "block_size"); err != nil {
+		return err
+	}
+	if v != strconv.Itoa(blockSize) {
+		return fmt.Errorf("%w: block_size %s with data checksums (direct backups verify %d-byte pages only)", ErrNotLocal, v, blockSize)
+	}
+	if v, err = pg.Setting(ctx, d.conn, "segment_size"); err != nil {
+		return err
+	}
+	seg, err := pg.ParseBytes(v)
+	if err != nil || seg < blockSize || seg/blockSize > 1<<31 {
+		return fmt.Errorf("segment_size %q: %v", v, err)
+	}
+	d.segBlocks = uint32(seg / blockSize)
+	return nil
 }
 
 // directResult is what a direct backup stored.
@@ -107,6 +140,13 @@ func (d *direct) run(ctx context.Context, label string, fast bool, meter progres
 		return directResult{}, err
 	}
 	started(start)
+	var pc *pageChecker
+	if d.checksums {
+		pc = &pageChecker{start: start, segBlocks: d.segBlocks, warn: func(path string, blk uint32, got, want uint16) {
+			log.Warn().Str("file", path).Uint32("block", blk).Str("calculated", fmt.Sprintf("%X", got)).Str("expected", fmt.Sprintf("%X", want)).
+				Msg("checksum verification failed")
+		}}
+	}
 	tss, err := listTablespaces(d.dataDir)
 	if err != nil {
 		return directResult{}, fmt.Errorf("direct backup: %w", err)
@@ -115,9 +155,9 @@ func (d *direct) run(ctx context.Context, label string, fast bool, meter progres
 	skipDirs := map[string]bool{}
 	var trees [][]*entry
 	for _, ts := range tss {
-		w := &walker{root: ts.Location, prefix: "pg_tblspc/" + strconv.FormatUint(uint64(ts.OID), 10) + "/", versionDir: vdir}
+		w := &walker{root: ts.Location, prefix: "pg_tblspc/" + strconv.FormatUint(uint64(ts.OID), 10) + "/", versionDir: vdir, checksums: d.checksums}
 		if fi, err := os.Lstat(filepath.Join(ts.Location, vdir)); err == nil && fi.IsDir() {
-			w.add(vdir, fi, "")
+			_ = w.add(vdir, fi, "")
 			if err := w.walk(vdir); err != nil {
 				return directResult{}, fmt.Errorf("direct backup: tablespace %d: %w", ts.OID, err)
 			}
@@ -129,7 +169,7 @@ func (d *direct) run(ctx context.Context, label string, fast bool, meter progres
 		}
 		trees = append(trees, w.out)
 	}
-	mw := &walker{root: d.dataDir, main: true, skipDirs: skipDirs}
+	mw := &walker{root: d.dataDir, main: true, skipDirs: skipDirs, checksums: d.checksums}
 	if err := mw.walk(""); err != nil {
 		return directResult{}, fmt.Errorf("direct backup: %w", err)
 	}
@@ -174,19 +214,23 @@ func (d *direct) run(ctx context.Context, label string, fast bool, meter progres
 	var total tarStats
 	for i, ts := range tss {
 		name := strconv.FormatUint(uint64(ts.OID), 10) + ".tar"
-		st, err := d.storeTar(ctx, name, trees[i], meter, add, &catalog.Tablespace{OID: ts.OID, Location: ts.Location}, store)
+		st, err := d.storeTar(ctx, name, trees[i], pc, meter, add, &catalog.Tablespace{OID: ts.OID, Location: ts.Location}, store)
 		if err != nil {
 			return directResult{}, err
 		}
 		total.add(st)
 	}
-	st, err := d.storeTar(ctx, "base.tar", mw.out, meter, add, nil, store)
+	st, err := d.storeTar(ctx, "base.tar", mw.out, pc, meter, add, nil, store)
 	if err != nil {
 		return directResult{}, err
 	}
 	total.add(st)
 	if !stopped { // cannot happen: base.tar ends with the stop's answer
 		return directResult{}, errors.New("direct backup: base.tar ended before pg_backup_stop")
+	}
+	if pc != nil && pc.Failures() > 0 {
+		// As the server ends BASE_BACKUP: everything was read, nothing is listed.
+		return directResult{}, fmt.Errorf("direct backup: checksum verification failure during base backup: %d pages", pc.Failures())
 	}
 	tli, err := pg.LabelTimeline(stop.Label)
 	if err != nil {
@@ -229,7 +273,7 @@ func (s *tarStats) add(o tarStats) {
 }
 
 // storeTar writes entries as one tar part through store.
-func (d *direct) storeTar(ctx context.Context, name string, entries []*entry, meter progress.Meter, add func(*entry, int64, []byte),
+func (d *direct) storeTar(ctx context.Context, name string, entries []*entry, pc *pageChecker, meter progress.Meter, add func(*entry, int64, []byte),
 	ts *catalog.Tablespace, store func(string, io.Reader, *catalog.Tablespace) error) (tarStats, error) {
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
@@ -237,7 +281,7 @@ func (d *direct) storeTar(ctx context.Context, name string, entries []*entry, me
 	var werr error
 	go func() {
 		defer close(done)
-		st, werr = writeTar(ctx, pw, entries, meter, add)
+		st, werr = writeTar(ctx, pw, entries, pc, meter, add)
 		pw.CloseWithError(werr)
 	}()
 	err := store(name, pr, ts)

@@ -65,7 +65,7 @@ type tarStats struct {
 // opened is left out. An entry marked last (pg_control) is read only once
 // everything before it is written, and one with fill is asked for its
 // contents only then.
-func writeTar(ctx context.Context, w io.Writer, entries []*entry, meter progress.Meter, add func(e *entry, size int64, sum []byte)) (tarStats, error) {
+func writeTar(ctx context.Context, w io.Writer, entries []*entry, pc *pageChecker, meter progress.Meter, add func(e *entry, size int64, sum []byte)) (tarStats, error) {
 	g, ctx := errgroup.WithContext(ctx)
 	free := make(chan []byte, readWindow)
 	for range readWindow {
@@ -103,7 +103,7 @@ func writeTar(ctx context.Context, w io.Writer, entries []*entry, meter progress
 	for range readWorkers {
 		g.Go(func() error {
 			for c := range jobs {
-				readChunkOf(c, files[c.e])
+				readChunkOf(c, files[c.e], pc)
 			}
 			return nil
 		})
@@ -151,8 +151,9 @@ func writeTar(ctx context.Context, w io.Writer, entries []*entry, meter progress
 	return st, err
 }
 
-// readChunkOf reads c, opening the file on its first chunk.
-func readChunkOf(c *chunk, o *openFile) {
+// readChunkOf reads c, opening the file on its first chunk, and checks its
+// pages if pc is set.
+func readChunkOf(c *chunk, o *openFile, pc *pageChecker) {
 	defer close(c.done)
 	f, err := o.open(c.e.path)
 	if err != nil {
@@ -167,6 +168,10 @@ func readChunkOf(c *chunk, o *openFile) {
 	}
 	if err != nil {
 		c.err = fmt.Errorf("read %s: %w", c.e.path, err)
+		return
+	}
+	if pc != nil && c.e.verify {
+		c.err = pc.check(f, b, c.off, c.e.seg, c.e.path)
 	}
 }
 

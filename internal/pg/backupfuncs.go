@@ -125,3 +125,11 @@ func queryRow(ctx context.Context, conn *pgconn.PgConn, sql string, args ...stri
 	}
 	return row, nil
 }
+
+// Setting returns a setting's value as SHOW prints it.
+func Setting(ctx context.Context, conn *pgconn.PgConn, name string) (string, error) {
+	return show(ctx, conn, name)
+}
+
+// ParseBytes parses a size as SHOW prints it, e.g. "8kB" or "1GB".
+func ParseBytes(s string) (int64, error) { return parseBytes(s) }
