@@ -79,7 +79,9 @@ func fakeDataDir(t *testing.T, systemID uint64) (dataDir, tsDir string) {
 	}
 	for name, body := range map[string]string{"PG_15_202209061/5/16501": "ts", "PG_15_202209061/5/16502_init": "", "PG_15_202209061/5/16502": "u", "PG_14_1/5/1": "old"} {
 		p := filepath.Join(tsDir, filepath.FromSlash(name))
-		os.MkdirAll(filepath.Dir(p), 0o700)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -243,7 +245,9 @@ func TestWriteTar(t *testing.T) {
 func TestWriteTarFailure(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
-	os.WriteFile(p, []byte("x"), 0o600)
+	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var es []*entry
 	for range 3 * readWindow {
 		es = append(es, &entry{name: "f", path: p, mode: 0o600, size: 1})
