@@ -125,25 +125,16 @@ var checksumBaseOffsets = [32]uint32{
 }
 
 func pageChecksum(page []byte, blk uint32) uint16 {
-	const fnvPrime = 16777619
 	sums := checksumBaseOffsets
-	for i := 0; i < blockSize; i += 4 * 32 {
-		row := page[i : i+4*32]
-		for j := range 32 {
-			v := binary.NativeEndian.Uint32(row[4*j:])
-			if i == 0 && j == 2 { // the word holding pd_checksum (bytes 8-9) and pd_flags
-				v &^= 0xffff << (8 * checksumShift)
-			}
-			t := sums[j] ^ v
-			sums[j] = t*fnvPrime ^ (t >> 17)
-		}
+	first := [4 * 32]byte(page[:4*32])
+	first[8], first[9] = 0, 0 // pd_checksum
+	checksumRow(&sums, &first)
+	for i := 4 * 32; i+4*32 <= blockSize; i += 4 * 32 {
+		checksumRow(&sums, (*[4 * 32]byte)(page[i:i+4*32]))
 	}
-	for range 2 {
-		for j := range 32 {
-			t := sums[j]
-			sums[j] = t*fnvPrime ^ (t >> 17)
-		}
-	}
+	var zero [4 * 32]byte
+	checksumRow(&sums, &zero)
+	checksumRow(&sums, &zero)
 	var r uint32
 	for _, s := range sums {
 		r ^= s
@@ -152,13 +143,11 @@ func pageChecksum(page []byte, blk uint32) uint16 {
 	return uint16(r%65535 + 1) // modulo 2^16-1, as the server does
 }
 
-// checksumShift is where pd_checksum sits in its uint32 word, in bytes:
-// the low half on little-endian hosts.
-var checksumShift = func() int {
-	var b [4]byte
-	binary.NativeEndian.PutUint32(b[:], 1)
-	if b[0] == 1 {
-		return 0
+// checksumRow mixes one row of 32 words into the 32 sums (CHECKSUM_COMP).
+func checksumRow(sums *[32]uint32, row *[4 * 32]byte) {
+	const fnvPrime = 16777619
+	for j := range 32 {
+		t := sums[j] ^ binary.NativeEndian.Uint32(row[4*j:])
+		sums[j] = t*fnvPrime ^ (t >> 17)
 	}
-	return 2
-}()
+}
