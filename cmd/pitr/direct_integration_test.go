@@ -195,6 +195,11 @@ func TestDirectBackupKilled(t *testing.T) {
 		b, _ := os.ReadFile(c.LogPath())
 		return strings.Contains(string(b), "aborting backup due to backend exiting before pg_backup_stop was called"), "the server did not abort the backup"
 	})
+	// The session holding the backup sits idle while the files are read: a
+	// role's idle_session_timeout must not end it.
+	if err := c.Exec(t.Context(), `ALTER ROLE postgres SET idle_session_timeout = '200ms'`); err != nil {
+		t.Fatal(err)
+	}
 	_, stderr, code := r.runEnv(append(backupEnv(c), "PITR_BACKUP_METHOD=direct", "PITR_BACKUP_STALE_AFTER=1ns"), "backup")
 	if code != 0 {
 		t.Fatalf("second backup: exit %d\n%s", code, stderr)

@@ -87,6 +87,7 @@ func Run(ctx context.Context, opts Options) (_ *catalog.Backup, err error) {
 	}
 	if d != nil {
 		defer d.conn.Close(context.Background()) // without pg_backup_stop, the server aborts the backup
+		conn.Close(ctx)                          // the walsender is not needed: its slot is free for others
 	}
 	// Before anything is stored: the WAL this backup needs is only
 	// archived into a repository that belongs to its cluster, so another

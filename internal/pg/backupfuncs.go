@@ -41,6 +41,16 @@ func BackupStart(ctx context.Context, conn *pgconn.PgConn, label string, fast bo
 	if label == "" {
 		label = "pitr"
 	}
+	// The session holds the backup: a timeout set for the role must neither
+	// cancel the (possibly spread) checkpoint nor end the idle session
+	// between start and stop, which would abort the backup.
+	set := "SET statement_timeout = 0"
+	if major >= 14 {
+		set += "; SET idle_session_timeout = 0"
+	}
+	if _, err := conn.Exec(ctx, set).ReadAll(); err != nil {
+		return 0, fmt.Errorf("start backup: %w", err)
+	}
 	sql := "SELECT pg_backup_start($1, $2)::text"
 	if major < 15 {
 		sql = "SELECT pg_start_backup($1, $2, false)::text"
