@@ -1,5 +1,11 @@
-// Package backup takes base backups over the replication protocol and
-// streams them into the repository (internal/repo lists them).
+// Package backup takes base backups and streams them into the repository
+// (internal/repo lists them), by one of two methods (Options.Method) that
+// store the same parts: stream asks the server for BASE_BACKUP over the
+// replication protocol; direct, on the database host, reads the data
+// directory itself between pg_backup_start and pg_backup_stop (direct.go,
+// with sendDir's rules in datadir.go, the manifest in manifest.go and data
+// checksum verification in pagecheck.go), which saves the walsender's tar
+// work and reads with several readers.
 //
 // Run first reserves the backup's id with a create-only
 // backups/<id>/reserved.json (repo.ReserveID): a second backup started in
@@ -11,6 +17,9 @@
 //     S3 multipart upload is invisible until completed) and earlier parts
 //     under backups/<id>/ without an entry: not listed, removed by a later
 //     Run once older than Options.StaleAfter;
+//   - direct: killed or failed before pg_backup_stop answered, the
+//     session's end aborts the backup on the server; the parts stored are
+//     the same leftovers;
 //   - while waiting for WAL: all parts, no entry: the same;
 //   - after the entry: a complete backup.
 package backup
