@@ -51,10 +51,7 @@ func BackupStart(ctx context.Context, conn *pgconn.PgConn, label string, fast bo
 	if _, err := conn.Exec(ctx, set).ReadAll(); err != nil {
 		return 0, fmt.Errorf("start backup: %w", err)
 	}
-	sql := "SELECT pg_backup_start($1, $2)::text"
-	if major < 15 {
-		sql = "SELECT pg_start_backup($1, $2, false)::text"
-	}
+	sql, _ := backupSQL(major)
 	row, err := queryRow(ctx, conn, sql, label, strconv.FormatBool(fast))
 	if err != nil {
 		return 0, fmt.Errorf("start backup: %w", err)
@@ -73,10 +70,7 @@ func BackupStop(ctx context.Context, conn *pgconn.PgConn) (BackupStopResult, err
 	if err != nil {
 		return BackupStopResult{}, fmt.Errorf("stop backup: %w", err)
 	}
-	sql := "SELECT lsn::text, labelfile, coalesce(spcmapfile, '') FROM pg_backup_stop(false)"
-	if major < 15 {
-		sql = "SELECT lsn::text, labelfile, coalesce(spcmapfile, '') FROM pg_stop_backup(false, false)"
-	}
+	_, sql := backupSQL(major)
 	row, err := queryRow(ctx, conn, sql)
 	if err != nil {
 		return BackupStopResult{}, fmt.Errorf("stop backup: %w", err)
@@ -86,6 +80,17 @@ func BackupStop(ctx context.Context, conn *pgconn.PgConn) (BackupStopResult, err
 		return BackupStopResult{}, fmt.Errorf("stop backup: end position %q: %w", row[0], err)
 	}
 	return BackupStopResult{EndLSN: lsn, Label: row[1], TablespaceMap: row[2]}, nil
+}
+
+// backupSQL is how a major version spells a non-exclusive start (label,
+// fast) and a stop that does not wait for archive_command.
+func backupSQL(major int) (start, stop string) {
+	if major >= 15 {
+		return "SELECT pg_backup_start($1, $2)::text",
+			"SELECT lsn::text, labelfile, coalesce(spcmapfile, '') FROM pg_backup_stop(false)"
+	}
+	return "SELECT pg_start_backup($1, $2, false)::text", // exclusive = false
+		"SELECT lsn::text, labelfile, coalesce(spcmapfile, '') FROM pg_stop_backup(false, false)" // exclusive, wait_for_archive
 }
 
 // InRecovery reports whether the server behind conn (an ordinary
