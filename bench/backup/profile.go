@@ -64,7 +64,7 @@ func cmdProfile(args []string) error {
 		}
 		run = func() error {
 			b, err := backup.Run(ctx, backup.Options{Repo: repo.New(st, codec), DSN: os.Getenv("PITR_PG_DSN"), Fast: true,
-				WALTimeout: 5 * time.Minute, PitrVersion: "bench-profile"})
+				WALTimeout: 5 * time.Minute, PitrVersion: "bench-profile", Method: os.Getenv("PITR_BACKUP_METHOD")})
 			if err == nil {
 				fmt.Printf("backup %s: %d bytes, %d stored\n", b.ID, b.Bytes, b.Stored)
 			}

@@ -14,9 +14,12 @@ func newBackupCommand(e *env) *cobra.Command {
 	var spread bool
 	cmd := &cobra.Command{
 		Use:   "backup",
-		Short: "Take a base backup over the replication protocol into the repository",
-		Long: `Take a base backup with BASE_BACKUP and stream each tablespace through zstd and
-age into the repository, with no local copy. The backup is listed only once all
+		Short: "Take a base backup into the repository",
+		Long: `Take a base backup and stream each tablespace through zstd and age into the
+repository, with no local copy. On the database host pitr reads the data
+directory itself between pg_backup_start and pg_backup_stop; elsewhere the
+server sends it with BASE_BACKUP (backup_method: auto, direct or stream). Both
+store the same parts and backup_manifest. The backup is listed only once all
 its parts and the WAL from its start to its end are stored (archive_command
 must be 'pitr wal-push %p'). Connection: pg_dsn, or PGHOST/PGPORT/PGUSER/PGPASSWORD.`,
 		Args: usageArgs(cobra.NoArgs),
@@ -35,7 +38,7 @@ func runBackup(ctx context.Context, e *env, fast bool) error {
 	b, err := backup.Run(ctx, backup.Options{
 		Repo: r, DSN: e.cfg.PGDSN.Reveal(), Fast: fast,
 		WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
-		Progress: bar,
+		Progress: bar, Method: e.cfg.BackupMethod,
 	})
 	progress.Done(bar)
 	if err != nil {

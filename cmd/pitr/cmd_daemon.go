@@ -91,6 +91,7 @@ func runDaemon(ctx context.Context, e *env) error {
 			_, err := backup.Run(ctx, backup.Options{
 				Repo: r, DSN: e.cfg.PGDSN.Reveal(), Fast: true,
 				WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
+				Method: e.cfg.BackupMethod,
 			})
 			if err == nil {
 				offsite.Kick()

@@ -1,5 +1,11 @@
-// Package backup takes base backups over the replication protocol and
-// streams them into the repository (internal/repo lists them).
+// Package backup takes base backups and streams them into the repository
+// (internal/repo lists them), by one of two methods (Options.Method) that
+// store the same parts: stream asks the server for BASE_BACKUP over the
+// replication protocol; direct, on the database host, reads the data
+// directory itself between pg_backup_start and pg_backup_stop (direct.go,
+// with sendDir's rules in datadir.go, the manifest in manifest.go and data
+// checksum verification in pagecheck.go), which saves the walsender's tar
+// work and reads with several readers.
 //
 // Run first reserves the backup's id with a create-only
 // backups/<id>/reserved.json (repo.ReserveID): a second backup started in
@@ -11,6 +17,9 @@
 //     S3 multipart upload is invisible until completed) and earlier parts
 //     under backups/<id>/ without an entry: not listed, removed by a later
 //     Run once older than Options.StaleAfter;
+//   - direct: killed or failed before pg_backup_stop answered, the
+//     session's end aborts the backup on the server; the parts stored are
+//     the same leftovers;
 //   - while waiting for WAL: all parts, no entry: the same;
 //   - after the entry: a complete backup.
 package backup
@@ -25,6 +34,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rs/zerolog"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
@@ -50,6 +61,8 @@ type Options struct {
 	// Progress hears the bytes the server has sent, against its estimate
 	// of the total; nil shows nothing (and asks the server for no estimate).
 	Progress progress.Meter
+	// Method is MethodAuto (also ""), MethodDirect or MethodStream: see direct.go.
+	Method string
 }
 
 // ErrWALTimeout is wrapped when the backup's WAL did not arrive in time.
@@ -76,6 +89,14 @@ func Run(ctx context.Context, opts Options) (_ *catalog.Backup, err error) {
 	srv, err := pg.ServerInfo(ctx, conn)
 	if err != nil {
 		return nil, err
+	}
+	d, err := chooseMethod(ctx, opts, srv, sys.SystemID)
+	if err != nil {
+		return nil, err
+	}
+	if d != nil {
+		defer d.conn.Close(context.Background()) // without pg_backup_stop, the server aborts the backup
+		conn.Close(ctx)                          // the walsender is not needed: its slot is free for others
 	}
 	// Before anything is stored: the WAL this backup needs is only
 	// archived into a repository that belongs to its cluster, so another
@@ -119,38 +140,22 @@ func Run(ctx context.Context, opts Options) (_ *catalog.Backup, err error) {
 	if r.Codec().Workers == 0 {
 		parts = r.WithWorkers(min(runtime.NumCPU(), 4))
 	}
-	bb, err := pg.StartBaseBackup(ctx, conn, pg.BaseBackupOptions{Label: b.Label, Fast: opts.Fast, Manifest: true, Progress: serverProgress(opts.Progress)})
-	if err != nil {
-		return nil, err
+	var end pglogrepl.LSN
+	var tli uint32
+	if d != nil {
+		end, tli, err = runDirect(ctx, d, opts, parts, b)
+	} else {
+		end, tli, err = runStream(ctx, conn, opts, parts, b)
 	}
-	b.StartLSN, b.Timeline = bb.StartLSN.String(), bb.Timeline
-	log.Info().Str("backup", b.ID).Str("start_lsn", b.StartLSN).Uint32("timeline", b.Timeline).Msg("backup started")
-	for {
-		part, err := bb.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		p, err := storePart(ctx, parts, b.ID, part.Name, bb)
-		if err != nil {
-			return nil, err
-		}
-		if part.Tablespace != nil && part.Tablespace.OID != 0 {
-			b.Tablespaces = append(b.Tablespaces, catalog.Tablespace{OID: part.Tablespace.OID, Location: part.Tablespace.Location})
-		}
-		b.Parts = append(b.Parts, p)
-		b.Bytes += p.Bytes
-		b.Stored += p.Stored
-		log.Info().Str("backup", b.ID).Str("part", p.Name).Int64("bytes", p.Bytes).Int64("stored", p.Stored).Msg("backup part stored")
-	}
-	end, tli, err := bb.Finish(ctx)
 	if err != nil {
 		return nil, err
 	}
 	b.EndLSN, b.EndTime = end.String(), opts.Now().UTC()
-	b.StartWAL = wal.SegmentOf(wal.Timeline(b.Timeline), uint64(bb.StartLSN), srv.WALSegmentSize, false)
+	startLSN, err := pglogrepl.ParseLSN(b.StartLSN)
+	if err != nil {
+		return nil, fmt.Errorf("backup: start position %q: %w", b.StartLSN, err)
+	}
+	b.StartWAL = wal.SegmentOf(wal.Timeline(b.Timeline), uint64(startLSN), srv.WALSegmentSize, false)
 	b.EndWAL = wal.SegmentOf(wal.Timeline(tli), uint64(end), srv.WALSegmentSize, true)
 	if err := waitForWAL(ctx, opts, b); err != nil {
 		return nil, err
@@ -162,6 +167,93 @@ func Run(ctx context.Context, opts Options) (_ *catalog.Backup, err error) {
 	log.Info().Str("backup", b.ID).Str("end_lsn", b.EndLSN).Int64("bytes", b.Bytes).Int64("stored", b.Stored).
 		Dur("took", b.EndTime.Sub(b.StartTime).Round(time.Millisecond)).Msg("backup complete")
 	return b, nil
+}
+
+// chooseMethod picks how to read the cluster (Options.Method) and logs why;
+// a direct backup comes with its session.
+func chooseMethod(ctx context.Context, opts Options, srv pg.Server, systemID string) (*direct, error) {
+	log := zerolog.Ctx(ctx)
+	switch opts.Method {
+	case MethodStream:
+		log.Info().Str("method", MethodStream).Str("reason", "backup_method: stream").Msg("backup method")
+		return nil, nil
+	case "", MethodAuto, MethodDirect:
+	default:
+		return nil, fmt.Errorf("backup: unknown backup_method %q (auto, direct or stream)", opts.Method)
+	}
+	d, err := prepareDirect(ctx, opts, srv, systemID)
+	switch {
+	case err == nil:
+		log.Info().Str("method", MethodDirect).Str("pgdata", srv.DataDir).Str("reason", "the data directory is readable here").Msg("backup method")
+		return d, nil
+	case opts.Method == MethodDirect:
+		return nil, fmt.Errorf("backup_method direct: %w", err)
+	case errors.Is(err, ErrNotLocal):
+		log.Info().Str("method", MethodStream).Str("reason", err.Error()).Msg("backup method")
+		return nil, nil
+	default:
+		return nil, err
+	}
+}
+
+// runStream reads the cluster with BASE_BACKUP on conn.
+func runStream(ctx context.Context, conn *pgconn.PgConn, opts Options, parts *repo.Repo, b *catalog.Backup) (pglogrepl.LSN, uint32, error) {
+	log := zerolog.Ctx(ctx)
+	bb, err := pg.StartBaseBackup(ctx, conn, pg.BaseBackupOptions{Label: b.Label, Fast: opts.Fast, Manifest: true, Progress: serverProgress(opts.Progress)})
+	if err != nil {
+		return 0, 0, err
+	}
+	b.StartLSN, b.Timeline = bb.StartLSN.String(), bb.Timeline
+	log.Info().Str("backup", b.ID).Str("start_lsn", b.StartLSN).Uint32("timeline", b.Timeline).Msg("backup started")
+	for {
+		part, err := bb.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		var ts *catalog.Tablespace
+		if part.Tablespace != nil && part.Tablespace.OID != 0 {
+			ts = &catalog.Tablespace{OID: part.Tablespace.OID, Location: part.Tablespace.Location}
+		}
+		if err := addPart(ctx, parts, b, part.Name, bb, ts); err != nil {
+			return 0, 0, err
+		}
+	}
+	return bb.Finish(ctx)
+}
+
+// runDirect reads the data directory itself (direct.go).
+func runDirect(ctx context.Context, d *direct, opts Options, parts *repo.Repo, b *catalog.Backup) (pglogrepl.LSN, uint32, error) {
+	res, err := d.run(ctx, b.Label, opts.Fast, opts.Progress, func(start pglogrepl.LSN) {
+		b.StartLSN = start.String()
+		zerolog.Ctx(ctx).Info().Str("backup", b.ID).Str("start_lsn", b.StartLSN).Msg("backup started")
+	}, func(name string, src io.Reader, ts *catalog.Tablespace) error {
+		return addPart(ctx, parts, b, name, src, ts)
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	// A primary's timeline does not change during the backup.
+	b.Timeline = res.timeline
+	return res.end, res.timeline, nil
+}
+
+// addPart stores one part and records it in b.
+func addPart(ctx context.Context, parts *repo.Repo, b *catalog.Backup, name string, src io.Reader, ts *catalog.Tablespace) error {
+	p, err := storePart(ctx, parts, b.ID, name, src)
+	if err != nil {
+		return err
+	}
+	if ts != nil {
+		b.Tablespaces = append(b.Tablespaces, *ts)
+	}
+	b.Parts = append(b.Parts, p)
+	b.Bytes += p.Bytes
+	b.Stored += p.Stored
+	zerolog.Ctx(ctx).Info().Str("backup", b.ID).Str("part", p.Name).Int64("bytes", p.Bytes).Int64("stored", p.Stored).Msg("backup part stored")
+	return nil
 }
 
 // serverProgress passes BASE_BACKUP's progress on to m (nil for none).

@@ -69,6 +69,8 @@ type Config struct {
 	PGDSN            DSN           `yaml:"pg_dsn" doc:"libpq connection string for backups and dumps, e.g. 'host=/run/postgresql user=postgres' (default: PGHOST, PGPORT, PGUSER, PGPASSWORD); printed with its password redacted"`
 	BackupWALTimeout time.Duration `yaml:"backup_wal_timeout" default:"5m" doc:"how long pitr backup waits for archive_command or wal-receive to store the WAL the backup needs"`
 	BackupStaleAfter time.Duration `yaml:"backup_stale_after" default:"24h" doc:"pitr backup removes leftovers of interrupted backups older than this; 0 keeps them"`
+	// Issue 13, direct part: read the data directory instead of BASE_BACKUP.
+	BackupMethod string `yaml:"backup_method" default:"auto" doc:"how pitr backup reads the cluster: direct reads the data directory itself between pg_backup_start and pg_backup_stop (pitr must run on the database host as a user that can read it); stream uses BASE_BACKUP over the replication protocol; auto uses direct when data_directory is readable here and its pg_control holds the server's system identifier, else stream"`
 
 	StreamSlot         string        `yaml:"stream_slot" default:"pitr" doc:"physical replication slot wal-receive uses (created if missing)"`
 	StreamShipInterval time.Duration `yaml:"stream_ship_interval" default:"1s" doc:"how often wal-receive stores the unfinished segment's new bytes: the most WAL a lost server can take with it"`
@@ -289,6 +291,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("stream_ship_interval %s: want 10ms to 1h", c.StreamShipInterval)
 	case c.StreamGroupDelay < 0 || c.StreamGroupDelay > time.Second:
 		return fmt.Errorf("stream_group_delay %s: want 0 to 1s", c.StreamGroupDelay)
+	case c.BackupMethod != "auto" && c.BackupMethod != "direct" && c.BackupMethod != "stream":
+		return fmt.Errorf("backup_method %q: want auto, direct or stream", c.BackupMethod)
 	case !validSlotName(c.StreamSlot):
 		return fmt.Errorf("stream_slot %q: want 1 to 63 lower-case letters, digits and underscores", c.StreamSlot)
 	}

@@ -1,7 +1,8 @@
 // Package pg holds what pitr asks of PostgreSQL itself: connections
 // (Connect), the cluster's identity and settings (IdentifySystem,
 // ServerInfo) and base backups streamed over the replication protocol
-// (StartBaseBackup).
+// (StartBaseBackup), or taken by the client itself between BackupStart and
+// BackupStop (backupfuncs.go).
 //
 // # Base backups
 //
