@@ -218,7 +218,22 @@ func (c *copier) run(ctx context.Context) error {
 	}
 	log.Debug().Int("entries", len(entries)).Int("objects", len(objects)).Int("target_objects", len(have)).Msg("listed both repositories")
 	progress.SetTotal(c.opts.Progress, behind(have, objects, entries))
-	if err := c.each(ctx, objects, have); err != nil {
+	// A streamed segment's seal counts as the segment for every reader,
+	// so it goes after every other object, its chunks included: a copy
+	// cut short never leaves a seal whose chunks are missing.
+	var seals []storage.ObjectInfo
+	rest := objects[:0:0]
+	for _, o := range objects {
+		if _, ok := catalog.ParseSealKey(o.Key); ok {
+			seals = append(seals, o)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	if err := c.each(ctx, rest, have); err != nil {
+		return err
+	}
+	if err := c.each(ctx, seals, have); err != nil {
 		return err
 	}
 	held, err := c.entries(ctx, entries, have)

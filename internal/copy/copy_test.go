@@ -562,3 +562,59 @@ func TestCopyProgress(t *testing.T) {
 		t.Errorf("second run: meter total %d, added %d; want nothing to copy", again.total, again.added)
 	}
 }
+
+// order records the keys created, in order.
+type order struct {
+	storage.Storage
+	mu   sync.Mutex
+	keys []string
+}
+
+func (o *order) Create(ctx context.Context, key string, rd io.Reader) error {
+	err := o.Storage.Create(ctx, key, rd)
+	o.mu.Lock()
+	o.keys = append(o.keys, key)
+	o.mu.Unlock()
+	return err
+}
+
+// TestSealsAfterChunks: a streamed segment's seal is the segment to every
+// reader, so a copy creates it only after every other object (its chunks
+// among them): a copy cut short never leaves a seal without its chunks.
+func TestSealsAfterChunks(t *testing.T) {
+	f := newFixture(t)
+	const seg = "000000010000000000000009"
+	whole := bytes.Repeat([]byte("w"), 2000)
+	seal := &catalog.Seal{Format: 1, Segment: seg, SegSize: 2000, SHA256: sum(whole)}
+	for _, r := range [][2]int64{{0, 1000}, {1000, 2000}} {
+		part := whole[r[0]:r[1]]
+		k, err := catalog.StreamChunkKey(seg, r[0], r[1], 2000, sum(part), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(t, f.src, k, part)
+		seal.Chunks = append(seal.Chunks, catalog.SealChunk{Key: k, Start: r[0], End: r[1]})
+	}
+	sk, err := catalog.SealKey(seg, sum(whole))
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, f.src, sk, catalog.MarshalSeal(seal))
+	dst := &order{Storage: storagetest.NewMemory()}
+	run(t, Options{Source: f.src, Target: dst, Workers: 1})
+	at := map[string]int{}
+	for i, k := range dst.keys {
+		at[k] = i
+	}
+	for _, c := range seal.Chunks {
+		if at[c.Key] > at[sk] {
+			t.Errorf("seal created at %d, before its chunk %s (%d)", at[sk], c.Key, at[c.Key])
+		}
+	}
+	for k, i := range at {
+		if !isEntry(k) && k != sk && i > at[sk] {
+			t.Errorf("%s created after the seal", k)
+		}
+	}
+	assertSame(t, f.src, dst)
+}
