@@ -145,6 +145,7 @@ type Server struct {
 	flights map[string]*flight // by absolute path
 	acks    map[string]memAck  // look-ahead results, by absolute path
 	ahead   int                // look-ahead pushes running
+	base    context.Context    // Serve's: look-ahead ends with the server
 
 	ok, failed, refused, lookAhead, fromMemory atomic.Int64
 }
@@ -217,6 +218,9 @@ func Listen(path string) (*net.UnixListener, error) {
 // file (if it is still ln's) and waits for the pushes in progress, which
 // see ctx cancelled and are answered "refused".
 func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
+	s.mu.Lock()
+	s.base = ctx
+	s.mu.Unlock()
 	var wg sync.WaitGroup
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
@@ -397,7 +401,8 @@ func (s *Server) land(path string, f *flight) {
 
 // startLookAhead pushes, in the background, the oldest .ready files beside
 // path that are neither pushed already nor in progress, while fewer than
-// Concurrency-1 look-ahead pushes run.
+// Concurrency-1 look-ahead pushes run. They are not bound by the request's
+// deadline, only by LookAheadTimeout and the server's end.
 func (s *Server) startLookAhead(ctx context.Context, path string, self wal.Name) {
 	limit := s.opts.Push.Concurrency - 1
 	if limit < 1 {
@@ -444,7 +449,11 @@ func (s *Server) startLookAhead(ctx context.Context, path string, self wal.Name)
 		f := &flight{done: make(chan struct{})}
 		s.flights[p] = f
 		s.ahead++
-		go s.pushAhead(context.WithoutCancel(ctx), p, f)
+		base := s.base
+		if base == nil {
+			base = context.WithoutCancel(ctx)
+		}
+		go s.pushAhead(base, p, f)
 	}
 }
 
