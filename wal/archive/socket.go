@@ -203,7 +203,8 @@ func Listen(path string) (*net.UnixListener, error) {
 		return nil, fmt.Errorf("wal-push socket: %w", err)
 	}
 	ln.SetUnlinkOnClose(false)
-	if err := os.Chmod(tmp, 0o600); err == nil {
+	err = os.Chmod(tmp, 0o600)
+	if err == nil {
 		err = os.Rename(tmp, path)
 	}
 	if err != nil {

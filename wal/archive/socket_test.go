@@ -116,7 +116,7 @@ func TestSocketSpoolUnwritable(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	go NewServer(ServerOptions{Push: opts}).Serve(ctx, ln)
+	go func() { _ = NewServer(ServerOptions{Push: opts}).Serve(ctx, ln) }()
 	_, err = PushViaSocket(t.Context(), filepath.Join(dir, "s"), f.segment("000000010000000000000001"), "mem")
 	if !errors.Is(err, ErrNoDaemon) {
 		t.Fatalf("%v, want ErrNoDaemon", err)
