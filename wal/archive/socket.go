@@ -148,6 +148,7 @@ type Server struct {
 	base    context.Context    // Serve's: look-ahead ends with the server
 
 	ok, failed, refused, lookAhead, fromMemory atomic.Int64
+	lastWarn                                   atomic.Int64 // unix ns; see warnNow
 }
 
 type flight struct {
@@ -320,12 +321,21 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 	b, _ := json.Marshal(resp)
 	_, werr := conn.Write(append(b, '\n'))
 	ev := log.Debug()
-	if resp.Status != "ok" {
+	if resp.Status != "ok" && s.warnNow() {
 		ev = log.Warn()
 	}
 	ev.Int64("peer_uid", int64(uid)).Int32("peer_pid", pid).Str("file", filepath.Base(req.Path)).Str("status", resp.Status).
 		Str("error", resp.Error).Bool("acked", res.Acked).Dur("took", time.Since(start).Round(time.Microsecond)).
 		AnErr("write_error", werr).Msg("wal-push request")
+}
+
+// warnNow says whether a request that was not answered "ok" is logged as
+// a warning: at most one a minute, since a daemon that cannot push (a
+// read-only spool, say) would otherwise warn for every segment.
+func (s *Server) warnNow() bool {
+	now := time.Now().UnixNano()
+	last := s.lastWarn.Load()
+	return now-last >= int64(time.Minute) && s.lastWarn.CompareAndSwap(last, now)
 }
 
 // peer reads the connecting process's credentials (SO_PEERCRED).
