@@ -26,14 +26,14 @@ import (
 const testSegSize = 1 << 20 // the smallest wal_segment_size keeps tests fast
 
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	pgwal  string
 	store  storage.Storage
 	codec  *envelope.Codec
 	pushed map[string][]byte
 }
 
-func newFixture(t *testing.T, st storage.Storage) *fixture {
+func newFixture(t testing.TB, st storage.Storage) *fixture {
 	t.Helper()
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
