@@ -298,3 +298,49 @@ func BenchmarkPushSocket(b *testing.B) {
 		})
 	}
 }
+
+// stalled blocks every Create until its context ends.
+type stalled struct {
+	*storagetest.Memory
+	entered chan struct{}
+}
+
+func (s stalled) Create(ctx context.Context, key string, r io.Reader) error {
+	s.entered <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// The daemon shutting down (SIGTERM) mid-push: the push is cancelled and
+// the request refused, so the client pushes in-process; nothing counts as
+// stored.
+func TestSocketShutdownMidPush(t *testing.T) {
+	st := stalled{Memory: storagetest.NewMemory(), entered: make(chan struct{}, 1)}
+	f := newFixture(t, st)
+	dir, _ := os.MkdirTemp("", "pitrsock")
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "s")
+	ln, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- NewServer(ServerOptions{Push: f.pushOpts(1)}).ServePath(ctx, ln, sock) }()
+	got := make(chan error, 1)
+	go func() {
+		_, err := PushViaSocket(t.Context(), sock, f.segment("000000010000000000000001"), "mem")
+		got <- err
+	}()
+	<-st.entered
+	cancel()
+	if err := <-got; !errors.Is(err, ErrNoDaemon) {
+		t.Fatalf("push cut short by the daemon's shutdown: %v, want ErrNoDaemon", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Fatalf("socket left after shutdown: %v", err)
+	}
+}
