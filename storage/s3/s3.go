@@ -518,6 +518,19 @@ type inMemory interface {
 	Size() int64
 }
 
+// unsignedOverTLS is the option for requests with a body the store checks
+// (Content-MD5 or CRC32C). The SDK signs the body's SHA-256 for PutObject
+// and UploadPart, another 16 ms per 16 MiB, even over TLS. There the
+// checksum already covers the body: UNSIGNED-PAYLOAD, as the SDK's own
+// default (checksum trailers) sends over TLS. Over http the signature
+// stays, the only protection against a changed body there.
+func (s *Store) unsignedOverTLS() []func(*s3.Options) {
+	if !s.tls {
+		return nil
+	}
+	return []func(*s3.Options){s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)}
+}
+
 // putSection uploads a section with one PutObject, reading it twice (for
 // the checksums, then the body) instead of copying it into a part buffer.
 func (s *Store) putSection(ctx context.Context, key string, sec *io.SectionReader, ifNoneMatch *string) error {
@@ -526,15 +539,6 @@ func (s *Store) putSection(ctx context.Context, key string, sec *io.SectionReade
 		return err
 	}
 	mode, until := s.lockInput()
-	var optFns []func(*s3.Options)
-	if s.tls {
-		// The SDK signs the body's SHA-256 (another 16 ms per 16 MiB) for
-		// every PutObject. Over TLS the checksum the store checks already
-		// covers the body: UNSIGNED-PAYLOAD, as the SDK's own default
-		// (checksum trailers) sends over TLS. Over http the signature
-		// stays, the only protection against a changed body there.
-		optFns = append(optFns, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
-	}
 	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:                    &s.bucket,
 		Key:                       s.full(key),
@@ -548,7 +552,7 @@ func (s *Store) putSection(ctx context.Context, key string, sec *io.SectionReade
 		StorageClass:              s.class,
 		ObjectLockMode:            mode,
 		ObjectLockRetainUntilDate: until,
-	}, optFns...)
+	}, s.unsignedOverTLS()...)
 	if err == nil && md5sum != nil && aws.ToString(out.ChecksumCRC32C) == *crc {
 		s.crcChecked.Store(true) // it answered with our CRC32C: it checks it
 	}
@@ -658,7 +662,7 @@ func (s *Store) uploadPart(ctx context.Context, key string, uploadID *string, nu
 		Body:          bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data))),
 		ContentMD5:    contentMD5(data),
-	})
+	}, s.unsignedOverTLS()...)
 	if err != nil {
 		return nil, fmt.Errorf("upload part %d: %w", num, err)
 	}

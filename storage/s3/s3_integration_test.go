@@ -210,6 +210,11 @@ func TestMinIOChecksCRC32C(t *testing.T) {
 	if md5s.Load() != 2 {
 		t.Errorf("%d requests with Content-MD5, want only the first two", md5s.Load())
 	}
+	// Parts keep Content-MD5, unsigned over TLS too.
+	if err := s.Put(t.Context(), "m", bytes.NewReader(make([]byte, 2*MinPartSize+1))); err == nil || !strings.Contains(err.Error(), "BadDigest") {
+		t.Errorf("multipart Put of corrupted bytes = %v, want BadDigest", err)
+	}
+	assertNoUploads(t, srv, bucket)
 	corrupt.Store(false)
 	if err := s.Put(t.Context(), "k", bytes.NewReader([]byte("fine"))); err != nil {
 		t.Fatal(err)
