@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full test run for a fresh machine (Debian 12, Go installed, root):
-# installs what is missing (PostgreSQL 15 server, redis-server, MinIO, golangci-lint),
+# installs what is missing (PostgreSQL 15 server, redis-server, zstd, lz4, s2d,
+# MinIO, golangci-lint),
 # checks formatting, vet and golangci-lint (depguard keeps the import layers;
 # see .golangci.yml), then runs every test with the integration tag, failing
 # rather than skipping when a server binary is missing.
@@ -29,6 +30,15 @@ else
 	apt-get install -y -qq redis-server >/dev/null
 fi
 
+if command -v zstd >/dev/null && command -v lz4 >/dev/null; then
+	say "zstd, lz4: $(command -v zstd) $(command -v lz4)"
+else
+	say "installing zstd and lz4 (apt-get; FORMAT.md's recovery by hand is tested with them)"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq zstd lz4 >/dev/null
+fi
+
 minio_version=v0.0.0-20260212201848-7aac2a2c5b7c
 gobin="$(go env GOBIN)"
 gobin="${gobin:-$(go env GOPATH | cut -d: -f1)/bin}"
@@ -42,6 +52,17 @@ else
 	say "installing minio $minio_version to $gobin (go install, takes ~6 minutes)"
 	go install "github.com/minio/minio@$minio_version"
 fi
+
+# s2d decodes S2 objects by hand (FORMAT.md); the same klauspost/compress
+# version as go.mod's.
+s2_version="$(go list -m -f '{{.Version}}' github.com/klauspost/compress)"
+if [[ -x "$gobin/s2d" ]]; then
+	say "s2d: $gobin/s2d"
+else
+	say "installing s2d $s2_version to $gobin (go install)"
+	go install "github.com/klauspost/compress/s2/cmd/s2d@$s2_version"
+fi
+export PATH="$PATH:$gobin"
 
 say "gofmt -l ."
 unformatted="$(gofmt -l .)"

@@ -35,9 +35,15 @@
 #   PITR_BENCH_SEGMENTS     WAL segments to replay in the pitr phase [75]
 #   PITR_BENCH_PHASES       [backup restore pitr] (restore and pitr need the backups)
 #   PITR_BENCH_WRITE_DOCS   1: update docs/BENCHMARKS.md [1]
+#   PITR_BENCH_IDLE_MAX     longest wait for an idle machine before each measurement [30s]
 #   PGBIN                   PostgreSQL binaries [/usr/lib/postgresql/15/bin]
 #   PITR_MINIO_BIN          MinIO binary [minio in PATH, else ~/go/bin/minio]
 #   PITR_BIN                a pitr binary to measure [built from this tree]
+#   WALG_BIN                a wal-g binary: adds wal-g to every phase (wal-push in archive_command,
+#                           backup-push, backup-fetch, wal-fetch), with its defaults (lz4)
+#   PITR_BENCH_BACKUP_METHODS  pitr backup_method values to measure besides the default, as tools
+#                           pitr-direct, pitr-stream [direct stream when `pitr config --doc` lists
+#                           backup_method, else none]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,6 +52,7 @@ ROUNDS=${PITR_BENCH_ROUNDS:-3}
 SCALE=${PITR_BENCH_SCALE:-100}
 SEGMENTS=${PITR_BENCH_SEGMENTS:-75}
 PHASES=${PITR_BENCH_PHASES:-backup restore pitr}
+WALG=${WALG_BIN:-}
 
 BENCH=backup.sh
 # shellcheck source=bench/lib.sh
@@ -63,6 +70,15 @@ build() {
 	build_harness backup
 	build_pitr
 	chmod 755 "$WORK" "$WORK/bin"
+	BACKUP_METHODS=${PITR_BENCH_BACKUP_METHODS-$(if "$PITR" config --doc 2>/dev/null | grep '`backup_method`' >/dev/null; then echo direct stream; fi)}
+}
+
+setup_walg() {
+	WALG_CONF=$WORK/walg.json
+	walg_conf bench 127.0.0.1 "$PGPORT" >"$WALG_CONF"
+	chown postgres "$WALG_CONF"
+	chmod 600 "$WALG_CONF"
+	WALGC=(runuser -u postgres -- "$WALG" --config "$WALG_CONF")
 }
 
 setup_pitr() {
@@ -131,16 +147,20 @@ setup_cluster() {
 	DB_FILES=$(find "$SRC" -path "$SRC/pg_wal" -prune -o -type f -print | wc -l)
 	log "cluster: $((DB_BYTES / 1000000)) MB, $DB_FILES files"
 
-	local pgbr_push=true
+	local pgbr_push=true walg_push=true
 	if have_pgbackrest; then
 		setup_pgbackrest
 		pgbr_push='pgbackrest --config="'"$PGBR_CONF"'" --stanza=bench archive-push "$p"'
 	fi
+	if [ -n "$WALG" ]; then
+		setup_walg
+		walg_push='"'"$WALG"'" --config "'"$WALG_CONF"'" wal-push "$p"'
+	fi
 	WRAPPER=$WORK/bin/archive-cp-pitr-pgbackrest.sh
 	cat >"$WRAPPER" <<-EOF
 		#!/bin/sh
-		# archive_command of the bench cluster: a plain copy, pitr wal-push and
-		# pgbackrest archive-push, in parallel; fails if any of them fails.
+		# archive_command of the bench cluster: a plain copy, pitr wal-push,
+		# pgbackrest archive-push and wal-g wal-push, in parallel; fails if any of them fails.
 		p=\$1
 		f=\$(basename "\$p")
 		(
@@ -149,10 +169,12 @@ setup_cluster() {
 		) & a=\$!
 		"$PITR" wal-push "\$p" & b=\$!
 		$pgbr_push & c=\$!
+		$walg_push & d=\$!
 		rc=0
 		wait \$a || rc=1
 		wait \$b || rc=1
 		wait \$c || rc=1
+		wait \$d || rc=1
 		exit \$rc
 	EOF
 	chmod 755 "$WRAPPER"
@@ -175,12 +197,12 @@ rotate() {
 	for i in "${!tools[@]}"; do echo "${tools[$(((i + round - 1) % ${#tools[@]}))]}"; done
 }
 
-# quiet syncs and waits (at most 30 s) until the machine is idle, so no
+# quiet syncs and waits (at most 30 s, PITR_BENCH_IDLE_MAX) until the machine is idle, so no
 # measurement starts while an earlier step's write-back or someone else's
 # work is still running.
 quiet() {
 	sync
-	"$H" idle --max 30s --out "$RESULTS"
+	"$H" idle --max "${PITR_BENCH_IDLE_MAX:-30s}" --out "$RESULTS"
 }
 
 measure() { # phase tool round title [run flags...] -- command...
@@ -192,29 +214,42 @@ measure() { # phase tool round title [run flags...] -- command...
 }
 
 phase_backup() {
-	local round tool
+	local round tool m pitr_tools=(pitr) spid
+	for m in $BACKUP_METHODS; do pitr_tools+=("pitr-$m"); done
+	spid=$(head -1 "$SRC/postmaster.pid")
 	for round in $(seq "$ROUNDS"); do
-		for tool in $(rotate "$round" $(available pg_basebackup pitr pgbackrest)); do
+		for tool in $(rotate "$round" $(available pg_basebackup "${pitr_tools[@]}" pgbackrest walg)); do
 			case $tool in
 			pg_basebackup)
 				rm -rf "$WORK/basebackup"
 				measure backup "$tool" "$round" '`pg_basebackup -Ft -X none -c fast` to local disk (floor)' \
-					--output-dir "$WORK/basebackup" -- \
+					--output-dir "$WORK/basebackup" --server-pid "$spid" -- \
 					"$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PGPORT" -U postgres -Ft -X none -c fast -D "$WORK/basebackup"
 				chmod -R a+rX "$WORK/basebackup"
 				;;
 			pitr)
-				measure backup "$tool" "$round" '`pitr backup` (zstd 1 + age) to MinIO' --pitr-backup-log -- \
+				measure backup "$tool" "$round" '`pitr backup` (default settings) to MinIO' --pitr-backup-log --server-pid "$spid" -- \
 					env PITR_LOG_LEVEL=info PITR_LOG_FORMAT=json "$PITR" backup
 				;;
+			pitr-*)
+				measure backup "$tool" "$round" "\`pitr backup\`, PITR_BACKUP_METHOD=${tool#pitr-}, to MinIO" --pitr-backup-log --server-pid "$spid" -- \
+					env PITR_LOG_LEVEL=info PITR_LOG_FORMAT=json "PITR_BACKUP_METHOD=${tool#pitr-}" "$PITR" backup
+				;;
 			pgbackrest)
-				measure backup "$tool" "$round" '`pgbackrest backup --type=full` (process-max 2, zst 1, bundle) to MinIO' -- \
+				measure backup "$tool" "$round" '`pgbackrest backup --type=full` (process-max 2, zst 1, bundle) to MinIO' --server-pid "$spid" -- \
 					"${PGBR[@]}" backup --type=full
+				;;
+			walg)
+				measure backup "$tool" "$round" '`wal-g backup-push` (lz4, its defaults) to MinIO' --server-pid "$spid" -- \
+					"${WALGC[@]}" backup-push "$SRC"
 				;;
 			esac
 		done
 	done
-	"$H" stored --tool pitr --per "$ROUNDS" --out "$RESULTS" pitr bench/backups/
+	"$H" stored --tool pitr --per $((ROUNDS * ${#pitr_tools[@]})) --out "$RESULTS" pitr bench/backups/
+	if [ -n "$WALG" ]; then
+		"$H" stored --tool walg --per "$ROUNDS" --out "$RESULTS" walg bench/basebackups_005/
+	fi
 	if have_pgbackrest; then
 		"$H" stored --tool pgbackrest --per "$ROUNDS" --out "$RESULTS" pgbackrest repo/backup/bench/
 	fi
@@ -239,7 +274,7 @@ make_wal() {
 phase_restore() {
 	local round tool dir
 	for round in $(seq "$ROUNDS"); do
-		for tool in $(rotate "$round" $(available tar tar+sync pitr pgbackrest)); do
+		for tool in $(rotate "$round" $(available tar tar+sync pitr pgbackrest walg)); do
 			dir=$WORK/restore/$tool
 			rm -rf "$dir"
 			case $tool in
@@ -259,8 +294,14 @@ phase_restore() {
 				;;
 			pgbackrest)
 				install -d -o postgres -m 700 "$dir"
-				measure restore "$tool" "$round" '`pgbackrest restore` (process-max 2)' -- \
+				measure restore "$tool" "$round" '`pgbackrest restore` (process-max 2, bundle)' -- \
 					"${PGBR[@]}" restore --pg1-path="$dir" --type=immediate
+				;;
+			walg)
+				install -d -o postgres -m 700 "$dir"
+				# wal-g fsyncs each file it extracts (WALG_TAR_DISABLE_FSYNC is false by default); sync as for tar.
+				measure restore "$tool" "$round" '`wal-g backup-fetch DIR LATEST && sync` (fsyncs each file itself)' -- \
+					runuser -u postgres -- sh -c "'$WALG' --config '$WALG_CONF' backup-fetch '$dir' LATEST && sync"
 				;;
 			esac
 			rm -rf "$dir"
@@ -296,6 +337,17 @@ prepare_pitr() {
 		"${PGBR[@]}" restore --pg1-path="$dir" --type=name --target=bench --target-action=promote \
 			"--recovery-option=restore_command=pgbackrest --config=$PGBR_CONF --pg1-path=$dir --stanza=bench --archive-async --process-max=2 archive-get %f \"%p\""
 		;;
+	walg)
+		install -d -o postgres -m 700 "$dir"
+		"${WALGC[@]}" backup-fetch "$dir" LATEST >"$WORK/logs/walg-prepare.log" 2>&1
+		as_postgres touch "$dir/recovery.signal"
+		cat >>"$dir/postgresql.auto.conf" <<-EOF
+			restore_command = '$WALG --config $WALG_CONF wal-fetch %f %p'
+			recovery_target_name = 'bench'
+			recovery_target_action = 'promote'
+			recovery_target_timeline = 'latest'
+		EOF
+		;;
 	esac
 	grep -h '^restore_command' "$dir/postgresql.auto.conf" | tail -1 >"$WORK/logs/restore_command-$tool.txt"
 }
@@ -304,15 +356,16 @@ phase_pitr() {
 	local round tool dir port
 	port=$("$H" freeport)
 	for round in $(seq "$ROUNDS"); do
-		for tool in $(rotate "$round" $(available cp pitr pgbackrest-async pgbackrest-sync)); do
+		for tool in $(rotate "$round" $(available cp pitr pgbackrest-async pgbackrest-sync walg)); do
 			dir=$WORK/restore/pitr-$tool
 			prepare_pitr "$tool" "$dir"
 			local title
 			case $tool in
 			cp) title='`cp ARCHIVE/%f %p` (floor)' ;;
-			pitr) title='`pitr wal-fetch` (prefetch 8)' ;;
+			pitr) title='`pitr wal-fetch` (default settings)' ;;
 			pgbackrest-async) title='`pgbackrest archive-get`, async, process-max 2' ;;
 			pgbackrest-sync) title='`pgbackrest archive-get`, sync' ;;
+			walg) title='`wal-g wal-fetch` (its default prefetch)' ;;
 			esac
 			quiet
 			"$H" recover --phase pitr --tool "$tool" --round "$round" --title "$title" --minio-pid "$MINIO_PID" \
@@ -327,9 +380,9 @@ machine_facts() {
 	local f=$WORK/machine.md
 	{
 		echo "- Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, Linux $(uname -r); everything on one disk, page cache warm (no cache drops)."
-		echo "- PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), pgBackRest $(pgbackrest version 2>/dev/null | awk '{print $2}' || echo "not installed"), MinIO $("$MINIO" --version | head -1 | awk '{print $3}') over TLS on 127.0.0.1, $(go version | awk '{print $3}')."
+		echo "- PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), pgBackRest $(pgbackrest version 2>/dev/null | awk '{print $2}' || echo "not installed"), wal-g $([ -n "$WALG" ] && "$WALG" --version 2>/dev/null | awk '{print $3}' || echo "not measured (WALG_BIN unset)"), MinIO $("$MINIO" --version | head -1 | awk '{print $3}') over TLS on 127.0.0.1, $(go version | awk '{print $3}')."
 		echo "- Cluster: \`pgbench -i -s $SCALE\`, ${DB_MB:-?} MB in ${DB_FILES:-?} files (without pg_wal); default shared_buffers and max_wal_size; synchronous_commit off (for pgbench only)."
-		echo "- archive_command: a wrapper running cp, \`pitr wal-push\` and \`pgbackrest archive-push\` in parallel (one cluster for all tools). Restored servers run with archive_mode off."
+		echo "- archive_command: a wrapper running cp, \`pitr wal-push\`, \`pgbackrest archive-push\` and (with WALG_BIN) \`wal-g wal-push\` in parallel (one cluster for all tools). Restored servers run with archive_mode off. Server CPU: the postmaster and its children (walsender or backend, checkpointer) during the backup, from \`/proc\`."
 		echo "- PITR: ${WAL_MB:-?} MB of pgbench WAL (\`pgbench -c 4 -j 2\`) after the last round's backups, then \`pg_create_restore_point('bench')\`; each tool restores its last backup untimed and recovers to \`recovery_target_name = 'bench'\`, \`recovery_target_action = promote\`."
 	} >"$f"
 }
@@ -342,7 +395,7 @@ main() {
 	rm -rf "$WORK"
 	mkdir -p "$WORK"
 	build
-	start_minio pitr pgbackrest
+	start_minio pitr pgbackrest walg
 	setup_pitr
 	RESULTS=$WORK/results.jsonl
 	: >"$RESULTS"
@@ -355,11 +408,11 @@ main() {
 	case " $PHASES " in *" restore "*) phase_restore ;; esac
 	case " $PHASES " in *" pitr "*) phase_pitr ;; esac
 	local elapsed=$((SECONDS - started)) v env=()
-	for v in PITR_BENCH_ROUNDS PITR_BENCH_SCALE PITR_BENCH_SEGMENTS PITR_BENCH_PHASES PITR_BIN; do
+	for v in PITR_BENCH_ROUNDS PITR_BENCH_SCALE PITR_BENCH_SEGMENTS PITR_BENCH_PHASES PITR_BIN WALG_BIN PITR_BENCH_BACKUP_METHODS; do
 		[ -n "${!v:-}" ] && env+=("$v='${!v}'")
 	done
 	machine_facts
-	"$H" report --machine "$WORK/machine.md" --rev "$PITR_REV" --elapsed "$elapsed" --env "${env[*]}" \
+	"$H" report --machine "$WORK/machine.md" --rev "$PITR_REV" --elapsed "$elapsed" --env "${env[*]}" --scale "$SCALE" \
 		"$RESULTS" >"$WORK/report.md"
 	if [ "${PITR_BENCH_WRITE_DOCS:-1}" = 1 ]; then
 		"$H" splice --file "$ROOT/docs/BENCHMARKS.md" --section "$WORK/report.md"

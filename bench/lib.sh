@@ -96,11 +96,14 @@ have_pgbackrest() {
 }
 
 # available prints its arguments (tools or modes), one a line, without
-# pgBackRest's when it is not installed.
+# pgBackRest's when it is not installed and wal-g's when WALG_BIN is not set.
 available() {
 	local t
 	for t in "$@"; do
-		case $t in pgbackrest*) have_pgbackrest || continue ;; esac
+		case $t in
+		pgbackrest*) have_pgbackrest || continue ;;
+		walg*) [ -n "${WALG_BIN:-}" ] || continue ;;
+		esac
 		echo "$t"
 	done
 }
@@ -137,3 +140,15 @@ wait_archived() {
 
 # switch_wal switches to a new WAL segment and prints the one it ended.
 switch_wal() { psql_src -c "SELECT pg_walfile_name(pg_switch_wal())"; }
+
+# walg_conf prints wal-g's JSON config for start_minio's MinIO, bucket walg
+# under prefix $1, connecting to PostgreSQL at $2 (host) and $3 (port) when given.
+walg_conf() {
+	local pg=""
+	[ -n "${2:-}" ] && pg=", \"PGHOST\": \"$2\", \"PGPORT\": \"$3\", \"PGUSER\": \"postgres\""
+	cat <<-EOF
+		{"AWS_ACCESS_KEY_ID": "$AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "$AWS_SECRET_ACCESS_KEY",
+		 "AWS_ENDPOINT": "$BENCH_S3_ENDPOINT", "AWS_REGION": "us-east-1", "AWS_S3_FORCE_PATH_STYLE": "true",
+		 "WALG_S3_CA_CERT_FILE": "$AWS_CA_BUNDLE", "WALG_S3_PREFIX": "s3://walg/$1"$pg}
+	EOF
+}

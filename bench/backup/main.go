@@ -17,6 +17,8 @@
 //	idle [flags]                 wait until the machine is idle (at most --max)
 //	profile [flags] backup|restore  pitr's backup or restore in-process under the CPU profiler
 //	report [flags] RESULTS.jsonl Markdown section from the JSON lines
+//	goals RESULTS.jsonl          issue 13's goals, met or not (for bench/speed.sh)
+//	summary RESULTS.jsonl        issue 13's table rows (for bench/speed.sh)
 //	splice --file F --section S  put the section into F between this script's markers
 package main
 
@@ -32,6 +34,8 @@ func main() {
 		harness.Command{Name: "idle", Run: cmdIdle},
 		harness.Command{Name: "profile", Run: cmdProfile},
 		harness.Command{Name: "report", Run: cmdReport},
+		harness.Command{Name: "goals", Run: cmdGoals},
+		harness.Command{Name: "summary", Run: cmdSummary},
 		harness.Command{Name: "splice", Run: harness.Splice("backup.sh")},
 	)
 }

@@ -12,6 +12,8 @@
 //	mkbucket NAME...             create buckets (BENCH_S3_ENDPOINT, AWS_* credentials)
 //	run [flags]                  one phase; appends a JSON line to --out
 //	report [flags] RESULTS.jsonl Markdown section from the JSON lines
+//	goals RESULTS.jsonl          issue 13's streaming goals, met or not (for bench/speed.sh)
+//	summary RESULTS.jsonl        issue 13's table row for streaming (for bench/speed.sh)
 //	splice --file F --section S  put the section into F between the markers
 package main
 
@@ -32,6 +34,8 @@ func main() {
 		harness.Command{Name: "mkbucket", Run: harness.MkBucket},
 		harness.Command{Name: "run", Run: cmdRun},
 		harness.Command{Name: "report", Run: cmdReport},
+		harness.Command{Name: "goals", Run: cmdGoals},
+		harness.Command{Name: "summary", Run: cmdSummary},
 		harness.Command{Name: "splice", Run: harness.Splice("stream.sh")},
 	)
 }

@@ -18,6 +18,8 @@
 //	report RESULTS.jsonl       Markdown tables from the JSON lines
 //	splice --file F --section S  put the section into F between the markers
 //	codecs SEGDIR FROM COUNT   CPU per segment of zstd variants, SHA-256, MD5, age
+//	goals RESULTS.jsonl        issue 13's wal-push goals, met or not (for bench/speed.sh)
+//	summary RESULTS.jsonl      issue 13's table rows for wal-push (for bench/speed.sh)
 package main
 
 import "github.com/pitr-dev/pitr/bench/internal/harness"
@@ -33,5 +35,7 @@ func main() {
 		harness.Command{Name: "report", Run: cmdReport},
 		harness.Command{Name: "splice", Run: harness.Splice("walpush.sh")},
 		harness.Command{Name: "codecs", Run: cmdCodecs},
+		harness.Command{Name: "goals", Run: cmdGoals},
+		harness.Command{Name: "summary", Run: cmdSummary},
 	)
 }

@@ -63,6 +63,7 @@ type modeStats struct {
 	label, title    string
 	walls, cpus     []float64
 	ratios          []float64 // wall / cp's wall in the same round
+	asyncRatios     []float64 // wall / pgBackRest async's wall in the same round
 	minio, stored   []float64
 	others          []float64 // share of the machine others used
 	rss             int64     // max over rounds
@@ -99,7 +100,7 @@ func cmdReport(args []string) error {
 	fmt.Fprintf(w, "Reproduce (as root, from the repository root; about %d minutes here, segment generation excluded):\n\n", (*elapsed+59)/60)
 	fmt.Fprintf(w, "```sh\n%s%s\n```\n\n", envPrefix(*env), *cmdline)
 	fmt.Fprintf(w, "- Machine: %d CPUs (%s), %s RAM, %s.\n", runtime.NumCPU(), cpuModel(), memTotal(), kernel())
-	fmt.Fprintf(w, "- pitr: zstd level 1, age to one X25519 recipient, Content-MD5 on upload. %s: `compress-type=zst`, `compress-level=1`, "+
+	fmt.Fprintf(w, "- pitr: its defaults unless the mode names a setting (compression: zstd level 1 before issue 13, see `pitr config --doc`), age to one X25519 recipient. %s: `compress-type=zst`, `compress-level=1`, "+
 		"no repository cipher, `repo1-type=s3`; async adds `--archive-async --process-max=2` with a local spool. cp: `test ! -f DIR/%%f && cp %%p DIR/%%f` "+
 		"(PostgreSQL's documented example; no fsync). Both S3 tools go to the same MinIO (%s, one drive) over TLS on loopback, certificate for `localhost`.\n",
 		toolVersion("pgbackrest", "version"), minioVersion())
@@ -112,13 +113,40 @@ func cmdReport(args []string) error {
 		"Others' CPU: the share of the machine's CPU capacity used by processes that are neither the tool's nor MinIO's during the run (min–max over rounds; the machine is shared, and this load slows every tool). "+
 		"Other columns: medians of %d interleaved rounds (mode order rotated each round); ratio to cp: median of per-round ratios.\n\n", *rounds)
 
+	for _, r := range results {
+		if r.Label == "pitr-daemon" && r.Kind != "na" {
+			fmt.Fprintf(w, "- pitr via pitr daemon: the harness starts `pitr daemon` with only its socket (`PITR_SOCKET`; no streaming, schedules or retention) "+
+				"before a run's first call, or before each latency iteration's untimed call, and stops it with SIGTERM after the last; its CPU time (start-up included) and peak RSS count with the calls'.\n\n")
+			break
+		}
+	}
 	var sets []string
 	bySet := map[string]map[string]*modeStats{}
 	var order []string
-	cpWall := map[string]float64{} // set/round -> cp wall
+	cpWall := map[string]float64{}    // set/round -> cp wall
+	asyncWall := map[string]float64{} // set/round -> pgBackRest async's wall
 	for _, r := range results {
 		if r.Kind == "run" && r.Label == "cp" {
 			cpWall[fmt.Sprintf("%s/%d", r.Set, r.Round)] = r.WallS
+		}
+		if r.Kind == "run" && r.Label == "pgbackrest-async" {
+			asyncWall[fmt.Sprintf("%s/%d", r.Set, r.Round)] = r.WallS
+		}
+	}
+	na := map[string]map[string]Result{} // set -> label -> why not
+	for _, r := range results {
+		if r.Kind == "na" && r.N > 0 {
+			if na[r.Set] == nil {
+				na[r.Set] = map[string]Result{}
+				if bySet[r.Set] == nil {
+					bySet[r.Set] = map[string]*modeStats{}
+					sets = append(sets, r.Set)
+				}
+			}
+			na[r.Set][r.Label] = r
+			if !contains(order, r.Label) {
+				order = append(order, r.Label)
+			}
 		}
 	}
 	for _, r := range results {
@@ -155,6 +183,9 @@ func cmdReport(args []string) error {
 		if cp, ok := cpWall[fmt.Sprintf("%s/%d", r.Set, r.Round)]; ok {
 			s.ratios = append(s.ratios, r.WallS/cp)
 		}
+		if a, ok := asyncWall[fmt.Sprintf("%s/%d", r.Set, r.Round)]; ok {
+			s.asyncRatios = append(s.asyncRatios, r.WallS/a)
+		}
 	}
 	sort.SliceStable(order, func(i, j int) bool { return modeRank(order[i]) < modeRank(order[j]) })
 	for _, set := range sets {
@@ -163,22 +194,30 @@ func cmdReport(args []string) error {
 			nseg = st.n
 		}
 		fmt.Fprintf(w, "### %s, %d segments\n\n", setTitle(set), nseg)
-		fmt.Fprintln(w, "| tool / mode | s total (range) | ms/seg | seg/s | CPU s/seg | peak RSS MiB | ratio to cp | MinIO CPU s/seg | stored / input | call ms p50 / p95 / max | others' CPU |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| tool / mode | s total (range) | ms/seg | seg/s | CPU s/seg | peak RSS MiB | ratio to cp | ratio to pgBackRest async | MinIO CPU s/seg | stored / input | call ms p50 / p95 / max | others' CPU |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, label := range order {
 			s := bySet[set][label]
+			if r, ok := na[set][label]; ok && s == nil {
+				fmt.Fprintf(w, "| %s | not available: %s |||||||||||\n", r.Title, r.Note)
+				continue
+			}
 			if s == nil {
 				continue
+			}
+			ar := "–"
+			if len(s.asyncRatios) > 0 {
+				ar = fmt.Sprintf("%.2fx", harness.Median(s.asyncRatios))
 			}
 			wall := harness.Median(s.walls)
 			lo, hi := minMax(s.walls)
 			nf := float64(s.n)
 			olo, ohi := minMax(s.others)
-			fmt.Fprintf(w, "| %s | %.2f (%.2f–%.2f) | %.1f | %.1f | %.3f | %.1f | %.2fx | %.3f | %.3f | %.0f / %.0f / %.0f | %.0f–%.0f%% |\n",
+			fmt.Fprintf(w, "| %s | %.2f (%.2f–%.2f) | %.1f | %.1f | %.3f | %.1f | %.2fx | %s | %.3f | %.3f | %.0f / %.0f / %.0f | %.0f–%.0f%% |\n",
 				s.title, wall, lo, hi, 1000*wall/nf, nf/wall, harness.Median(s.cpus)/nf, float64(s.rss)/1024,
-				harness.Median(s.ratios), harness.Median(s.minio)/nf, harness.Median(s.stored), harness.Median(s.p50), harness.Median(s.p95), harness.Median(s.maxMS), 100*olo, 100*ohi)
+				harness.Median(s.ratios), ar, harness.Median(s.minio)/nf, harness.Median(s.stored), harness.Median(s.p50), harness.Median(s.p95), harness.Median(s.maxMS), 100*olo, 100*ohi)
 			if s.retries > 0 {
-				fmt.Fprintf(w, "| (%s: %d failed calls retried) |||||||||\n", s.label, s.retries)
+				fmt.Fprintf(w, "| (%s: %d failed calls retried) ||||||||||||\n", s.label, s.retries)
 			}
 		}
 		fmt.Fprintln(w)
@@ -187,6 +226,14 @@ func cmdReport(args []string) error {
 	lat := map[string]*Result{}
 	var latOrder []string
 	for _, r := range results {
+		if r.Kind == "na" && r.N == 0 {
+			k := "latency/" + r.Label
+			if lat[k] == nil {
+				lat[k] = &Result{Kind: "na", Label: r.Label, Title: r.Title, Note: r.Note}
+				latOrder = append(latOrder, k)
+			}
+			continue
+		}
 		if r.Kind != "latency" && r.Kind != "startup" {
 			continue
 		}
@@ -269,7 +316,8 @@ func contains(xs []string, x string) bool {
 }
 
 func modeRank(label string) int {
-	for i, l := range []string{"cp", "pitr-c1", "pitr-c4", "pitr-c8", "alt-c1", "alt-c4", "alt-c8", "pgbackrest-sync", "pgbackrest-async"} {
+	for i, l := range []string{"cp", "pitr", "pitr-daemon", "pitr-c1", "pitr-c4", "pitr-c8", "alt-c1", "alt-c4", "alt-c8",
+		"pitr-zstd", "pitr-lz4", "pitr-s2", "pgbackrest-sync", "pgbackrest-async", "walg"} {
 		if l == label {
 			return i
 		}
@@ -283,6 +331,10 @@ func setTitle(set string) string {
 		return "pgbench WAL (`pgbench -i -s 50`, then TPC-B): compresses to about a tenth"
 	case "random":
 		return "Incompressible WAL (rows of 1000 random bytes)"
+	case "codec-pgbench":
+		return "Codecs (`PITR_COMPRESSION`), pgbench WAL"
+	case "codec-random":
+		return "Codecs (`PITR_COMPRESSION`), incompressible WAL"
 	}
 	return set
 }
@@ -349,6 +401,10 @@ func writeLatency(w io.Writer, lat map[string]*Result, latOrder []string) {
 	for _, k := range latOrder {
 		r := lat[k]
 		title := r.Title
+		if r.Kind == "na" {
+			fmt.Fprintf(w, "| %s | not available: %s |||\n", title, r.Note)
+			continue
+		}
 		if r.Kind == "startup" {
 			title = "start-up: `" + shortCmd(r.Cmd) + "`"
 		}

@@ -21,7 +21,8 @@ import (
 
 // Result is one JSON line of results.jsonl.
 type Result struct {
-	Kind  string `json:"kind"` // run, latency, startup
+	Kind  string `json:"kind"` // run, latency, startup; na: a mode that could not run here (Note says why)
+	Note  string `json:"note,omitempty"`
 	Set   string `json:"set,omitempty"`
 	Round int    `json:"round,omitempty"`
 	Label string `json:"label"`
@@ -165,6 +166,8 @@ func appendResult(path string, r Result) error {
 
 func summary(r Result) string {
 	switch r.Kind {
+	case "na":
+		return "not available: " + r.Note
 	case "run":
 		return fmt.Sprintf("%.2f s (%.1f ms/seg), cpu %.2f s, max rss %.1f MiB, minio cpu %.2f s, stored %.1f%%, others busy %.0f%%",
 			r.WallS, 1000*r.WallS/float64(r.N), r.UserS+r.SysS, float64(r.MaxRSSKiB)/1024, r.MinIOCPUS,
@@ -212,6 +215,8 @@ func cmdRun(args []string) error {
 	bgWait := fs.Duration("bg-wait", 2*time.Minute, "how long to wait for background processes after the last call")
 	miniopid := fs.Int("minio-pid", 0, "MinIO's pid, to report its CPU time")
 	stored := fs.String("stored", "", "where the archive lands, to report its size: s3://bucket/prefix or a directory")
+	daemonCmd := fs.String("daemon", "", "resident process to start first (its CPU and RSS are counted) and stop after the last call")
+	daemonSock := fs.String("daemon-socket", "", "the socket --daemon creates; when it never does, the mode is recorded as not available")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -243,20 +248,35 @@ func cmdRun(args []string) error {
 		}
 		res.InputBytes += fi.Size()
 	}
+	var d *daemon
+	if *daemonCmd != "" {
+		if d, err = startDaemon(*daemonCmd, *daemonSock, log); errors.Is(err, errNoDaemon) {
+			fmt.Fprintf(os.Stderr, "walpush: %s: %v: not available\n", c.label, err)
+			res.Kind, res.Note = "na", err.Error()
+			return appendResult(c.out, res)
+		} else if err != nil {
+			return err
+		}
+	}
 	meter, err := harness.StartCPU(*miniopid)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
 	for _, name := range names {
-		d, retries, err := archive(expand(*tmpl, pgdata, name, 0), pgdata, name, log)
+		took, retries, err := archive(expand(*tmpl, pgdata, name, 0), pgdata, name, log)
 		res.Retries += retries
 		if err != nil {
 			return err
 		}
-		res.CallsMS = append(res.CallsMS, float64(d.Microseconds())/1000)
+		res.CallsMS = append(res.CallsMS, float64(took.Microseconds())/1000)
 	}
 	res.WallS = time.Since(start).Seconds()
+	if d != nil {
+		if err := d.stop(); err != nil {
+			return fmt.Errorf("stop daemon: %w", err)
+		}
+	}
 	if err := harness.ReapAll(*bgWait); err != nil {
 		return err
 	}
@@ -318,6 +338,8 @@ func cmdLatency(args []string) error {
 	tmpl := fs.String("command", "", "archive_command (%p, %f; %D data directory, %i iteration)")
 	warmup := fs.String("warmup", "", "archive_command for the untimed first segment (default: --command)")
 	next := fs.Bool("next", false, "also time the call after")
+	daemonCmd := fs.String("daemon", "", "resident process started before each iteration's warm-up call (%i expanded) and stopped after it")
+	daemonSock := fs.String("daemon-socket", "", "the socket --daemon creates; when it never does, the probe is recorded as not available")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -350,6 +372,16 @@ func cmdLatency(args []string) error {
 		if err != nil {
 			return err
 		}
+		var dm *daemon
+		if *daemonCmd != "" {
+			if dm, err = startDaemon(expand(*daemonCmd, pgdata, names[0], i), *daemonSock, log); errors.Is(err, errNoDaemon) {
+				fmt.Fprintf(os.Stderr, "walpush: %s: %v: not available\n", c.label, err)
+				res.Kind, res.Note = "na", err.Error()
+				return appendResult(c.out, res)
+			} else if err != nil {
+				return err
+			}
+		}
 		if _, _, err := archive(expand(*warmup, pgdata, names[0], i), pgdata, names[0], log); err != nil {
 			return err
 		}
@@ -364,6 +396,11 @@ func cmdLatency(args []string) error {
 				return err
 			}
 			res.NextMS = append(res.NextMS, float64(d.Microseconds())/1000)
+		}
+		if dm != nil {
+			if err := dm.stop(); err != nil {
+				return fmt.Errorf("stop daemon: %w", err)
+			}
 		}
 		if err := harness.ReapAll(time.Minute); err != nil {
 			return err

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/pitr-dev/pitr/internal/compress"
 	"github.com/pitr-dev/pitr/internal/config"
 	"github.com/pitr-dev/pitr/internal/crypto"
 	"github.com/pitr-dev/pitr/internal/envelope"
@@ -247,7 +248,8 @@ func (e *env) open(ctx context.Context, create bool) (storage.Storage, error) {
 // Codec builds the envelope codec. needKey says whether the command will
 // open encrypted objects (and so needs the identity file).
 func (e *env) Codec(needKey bool) (*envelope.Codec, error) {
-	c := &envelope.Codec{Encrypt: e.cfg.Encryption != "none", Level: e.cfg.ZstdLevel}
+	c := &envelope.Codec{Encrypt: e.cfg.Encryption != "none", Level: e.cfg.ZstdLevel,
+		Compression: compress.Algorithm(e.cfg.Compression)}
 	if !c.Encrypt {
 		e.log.Warn().Msg("encryption is off (encryption: none): objects are stored readable by anyone with access to the repository")
 	}

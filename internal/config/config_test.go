@@ -68,6 +68,7 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.Repo = "/var/lib/pitr" }, "want s3://"},
 		{func(c *Config) { c.Encryption = "aes" }, "encryption"},
 		{func(c *Config) { c.ZstdLevel = 9 }, "zstd_level"},
+		{func(c *Config) { c.Compression = "gzip" }, "compression"},
 		{func(c *Config) { c.PushConcurrency = 0 }, "push_concurrency"},
 		{func(c *Config) { c.LogFormat = "xml" }, "log_format"},
 		{func(c *Config) { c.BackupSchedule = "0 25 * * *" }, "backup_schedule"},

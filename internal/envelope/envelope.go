@@ -1,7 +1,11 @@
 // Package envelope turns plaintext into the bytes pitr stores and back:
-// zstd, then age to every configured recipient. The stored object is exactly
-// what `zstd | age -r ...` would produce, so a user without pitr can still
-// recover a file with `age -d -i key.txt OBJECT | zstd -d`.
+// compression (zstd, lz4 or S2), then age to every configured recipient. The
+// stored object is exactly what `zstd | age -r ...` (or `lz4`, `s2c`) would
+// produce, so a user without pitr can still recover a file with
+// `age -d -i key.txt OBJECT | zstd -d` (or `lz4 -d`, `s2d`). Open recognises
+// each object's codec by the magic bytes of its plaintext stream, so
+// nothing else records it and every object stays readable whichever
+// `compression` wrote it.
 //
 // The plaintext's SHA-256 is computed while sealing and checked while
 // opening; the catalog records it in the object's key (WAL) or in the
@@ -32,7 +36,10 @@ type Codec struct {
 	Encrypt    bool
 	Recipients []age.Recipient
 	Identities []age.Identity
-	Level      int // zstd level 1..4; 0 means compress.DefaultLevel
+	// Compression is the codec for new objects; empty means
+	// compress.DefaultAlgorithm. Open reads every codec whatever it says.
+	Compression compress.Algorithm
+	Level       int // zstd level 1..4; 0 means compress.DefaultLevel
 	// Workers > 1 compresses independent frames on that many goroutines
 	// (compress.NewParallelWriter): for long streams such as base backups.
 	Workers int
@@ -65,12 +72,16 @@ func (c *Codec) Seal(w io.Writer) (*Sealer, error) {
 	if level == 0 {
 		level = compress.DefaultLevel
 	}
+	alg := c.Compression
+	if alg == "" {
+		alg = compress.DefaultAlgorithm
+	}
 	var zw io.WriteCloser
 	var err error
 	if c.Workers > 1 {
-		zw, err = compress.NewParallelWriter(dst, level, c.Workers)
+		zw, err = compress.NewParallelWriter(dst, alg, level, c.Workers)
 	} else {
-		zw, err = compress.NewWriter(dst, level)
+		zw, err = compress.NewWriter(dst, alg, level)
 	}
 	if err != nil {
 		return nil, err
@@ -107,7 +118,7 @@ func (s *Sealer) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// Close finishes the zstd frame and the age stream.
+// Close finishes the compressed stream and the age stream.
 func (s *Sealer) Close() error {
 	if s.closed {
 		return nil

@@ -7,12 +7,25 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"os"
 	"testing"
 
 	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
 
+	"github.com/pitr-dev/pitr/internal/compress"
 	"github.com/pitr-dev/pitr/internal/crypto"
 )
+
+func zstdDecoded(t *testing.T, frames []byte) io.Reader {
+	t.Helper()
+	d, err := zstd.NewReader(bytes.NewReader(frames))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
 
 func seal(t *testing.T, c *Codec, plain []byte) ([]byte, string) {
 	t.Helper()
@@ -105,5 +118,92 @@ func TestChecksumMismatch(t *testing.T) {
 	other := sha256.Sum256([]byte("other"))
 	if _, err := open(c, stored, true, hex.EncodeToString(other[:])); !errors.Is(err, ErrChecksum) {
 		t.Fatalf("err = %v, want ErrChecksum", err)
+	}
+}
+
+// TestCodecs seals and opens with each codec, one stream and parallel
+// frames, encrypted and not; Open needs no setting to read any of them.
+func TestCodecs(t *testing.T) {
+	plain := make([]byte, 9<<20+5)
+	rand.Read(plain[:1<<20])
+	for _, alg := range compress.Algorithms {
+		for _, workers := range []int{0, 2} {
+			for _, encrypt := range []bool{true, false} {
+				c := newCodec(t)
+				c.Encrypt, c.Compression, c.Workers = encrypt, alg, workers
+				stored, sum := seal(t, c, plain)
+				if len(stored) >= len(plain) {
+					t.Errorf("%s: stored %d bytes of %d: not compressed", alg, len(stored), len(plain))
+				}
+				reader := newCodec(t)
+				reader.Identities, reader.Compression = c.Identities, compress.Zstd
+				got, err := open(reader, stored, encrypt, sum)
+				if err != nil || !bytes.Equal(got, plain) {
+					t.Fatalf("%s workers %d encrypt %v: open: %v (equal %v)", alg, workers, encrypt, err, bytes.Equal(got, plain))
+				}
+				bad := bytes.Clone(stored)
+				bad[len(bad)/2] ^= 0x01
+				if _, err := open(reader, bad, encrypt, sum); err == nil {
+					t.Fatalf("%s workers %d encrypt %v: a flipped byte opened without error", alg, workers, encrypt)
+				}
+				if _, err := open(reader, stored[:len(stored)*2/3], encrypt, sum); err == nil {
+					t.Fatalf("%s workers %d encrypt %v: a truncated object opened without error", alg, workers, encrypt)
+				}
+			}
+		}
+	}
+}
+
+// TestOldObjects opens objects as earlier pitr stored them: zstd frames
+// with content checksums, one frame or parallel frames, encrypted or not.
+func TestOldObjects(t *testing.T) {
+	c := newCodec(t)
+	for _, name := range []string{"old-segment.zst", "old-parallel.zst"} {
+		frames, err := os.ReadFile("../compress/testdata/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := io.ReadAll(zstdDecoded(t, frames))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := sha256.Sum256(plain)
+		var enc bytes.Buffer
+		w, err := crypto.Encrypt(&enc, c.Recipients...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(frames); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for encrypted, stored := range map[bool][]byte{false: frames, true: enc.Bytes()} {
+			got, err := open(c, stored, encrypted, hex.EncodeToString(want[:]))
+			if err != nil || !bytes.Equal(got, plain) {
+				t.Fatalf("%s encrypted %v: %v", name, encrypted, err)
+			}
+		}
+	}
+}
+
+// TestNotCompressed: an object whose plaintext starts with no known magic
+// (age around raw bytes) fails with compress.ErrFormat, not garbage.
+func TestNotCompressed(t *testing.T) {
+	c := newCodec(t)
+	var enc bytes.Buffer
+	w, err := crypto.Encrypt(&enc, c.Recipients...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("BEGIN raw plaintext, never compressed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(c, enc.Bytes(), true, ""); !errors.Is(err, compress.ErrFormat) {
+		t.Fatalf("err = %v, want compress.ErrFormat", err)
 	}
 }

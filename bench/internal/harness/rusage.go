@@ -166,3 +166,74 @@ func WaitIdle(maxWait time.Duration) (frac float64, busy bool, err error) {
 		}
 	}
 }
+
+// TreeCPU returns the user+system CPU seconds of a server process and its
+// children: its own, what its children that exited and were waited for
+// used (cutime, cstime), and what its live children have used so far. The
+// difference of two calls is what the server spent in between (PostgreSQL:
+// the postmaster, a walsender or backend, the checkpointer); pid 0 is none.
+func TreeCPU(pid int) (float64, error) {
+	if pid == 0 {
+		return 0, nil
+	}
+	own, err := procTimes(pid, true)
+	if err != nil {
+		return 0, err
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile: the parent's cutime has it
+		}
+		f := statFields(string(b))
+		if len(f) < 15 || f[1] != strconv.Itoa(pid) { // field 4: ppid
+			continue
+		}
+		if t, err := procTimes(child, true); err == nil {
+			own += t
+		}
+	}
+	return own, nil
+}
+
+// procTimes is utime+stime of pid, plus cutime+cstime with children.
+func procTimes(pid int, children bool) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	f := statFields(string(b))
+	if len(f) < 15 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	idx := []int{11, 12} // fields 14, 15
+	if children {
+		idx = append(idx, 13, 14) // fields 16, 17
+	}
+	var t float64
+	for _, i := range idx {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			return 0, err
+		}
+		t += v
+	}
+	return t / 100, nil // USER_HZ is 100 on Linux
+}
+
+// statFields splits /proc/PID/stat after the command name: fields 3 (state) on.
+func statFields(s string) []string {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 > len(s) {
+		return nil
+	}
+	return strings.Fields(s[i+2:])
+}
