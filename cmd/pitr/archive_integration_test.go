@@ -31,6 +31,7 @@ type rig struct {
 	repoDir   string // local repositories only
 	minio     *testenv.MinIOServer
 	bucket    string // MinIO repositories only, under prefix db1
+	socket    string // PITR_SOCKET: the daemon's wal-push socket
 }
 
 func newRig(t *testing.T, backend string) *rig {
@@ -48,6 +49,18 @@ func newRig(t *testing.T, backend string) *rig {
 		t.Fatal(err)
 	}
 	r.env = []string{"PITR_AGE_RECIPIENTS=" + r.recipient, "PITR_LOG_FORMAT=json"}
+	// The daemon's wal-push socket: one per rig, never the shared default
+	// (unix socket paths are short: not under the test's directory).
+	sockDir, err := os.MkdirTemp("", "pitrsock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	if err := os.Chmod(sockDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.socket = filepath.Join(sockDir, "pitr.sock")
+	r.env = append(r.env, "PITR_SOCKET="+r.socket)
 	switch backend {
 	case "local":
 		r.repoDir = filepath.Join(dir, "repo")

@@ -15,6 +15,8 @@ import (
 	"github.com/pitr-dev/pitr/internal/daemon"
 	"github.com/pitr-dev/pitr/internal/dump"
 	"github.com/pitr-dev/pitr/internal/files"
+	"github.com/pitr-dev/pitr/internal/repo"
+	"github.com/pitr-dev/pitr/wal/archive"
 )
 
 func newDaemonCommand(e *env) *cobra.Command {
@@ -35,7 +37,9 @@ SIGTERM stops streaming after storing what it has and cancels a running backup
 or dump (an interrupted one is never listed), then exits 0.
 With a monitor: section, it also reads each listed repository's state every
 minute and exports it in /metrics, labelled cluster; with monitor: and no repo
-(a monitoring host), that is all it does.`,
+(a monitoring host), that is all it does.
+It listens on the unix socket socket (unless off) and pushes WAL for
+pitr wal-push there, with look-ahead at other .ready files (push_concurrency).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error { return runDaemon(c.Context(), e) },
 	}
@@ -66,6 +70,9 @@ func runDaemon(ctx context.Context, e *env) error {
 	if offsite != nil {
 		opts.Jobs = append(opts.Jobs, daemon.Job{Name: "offsite copy", Run: func(ctx context.Context, _ bool) error { return offsite.Run(ctx) }})
 		offsite.Kick()
+	}
+	if j := pushSocketJob(e, r); j != nil { // issue 13: wal-push hands WAL to the daemon
+		opts.Jobs = append(opts.Jobs, *j)
 	}
 	retainer := daemonRetainer(e, r) // nil without a policy or with daemon_retain off
 	if retainer != nil {
@@ -183,4 +190,25 @@ func runDaemon(ctx context.Context, e *env) error {
 		opts.Jobs = append(opts.Jobs, *j)
 	}
 	return daemon.Run(ctx, opts)
+}
+
+// pushSocketJob serves wal-push on the socket setting's path with the
+// daemon's store; nil when off, or when the socket cannot be made (wal-push
+// then pushes in-process, as without a daemon: logged, not fatal).
+func pushSocketJob(e *env, r *repo.Repo) *daemon.Job {
+	if e.cfg.Socket == "off" {
+		return nil
+	}
+	ln, err := archive.Listen(e.cfg.Socket)
+	if err != nil {
+		e.log.Warn().Err(err).Msg("not serving wal-push: it pushes in-process")
+		return nil
+	}
+	srv := archive.NewServer(archive.ServerOptions{Push: archive.PushOptions{
+		Store: r.Store(), Codec: r.Codec(), SpoolDir: e.cfg.SpoolDir, Concurrency: e.cfg.PushConcurrency,
+		RepoID: e.cfg.Repo, Version: version,
+	}})
+	j := daemon.PushSocketJob(func(ctx context.Context) error { return srv.ServePath(ctx, ln, e.cfg.Socket) },
+		func() daemon.PushSocketStats { return daemon.PushSocketStats(srv.Stats()) })
+	return &j
 }

@@ -140,7 +140,7 @@ func TestDaemonRunsFileSets(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, repoDir := filesEnv(t, dir, "    schedule: '@every 1s'\nfiles_schedule: ''\ndaemon_stream: false\nbackup_schedule: ''\ndump_schedule: ''\nmetrics_addr: ''\n")
+	_, repoDir := filesEnv(t, dir, "    schedule: '@every 1s'\nfiles_schedule: ''\ndaemon_stream: false\nbackup_schedule: ''\ndump_schedule: ''\nmetrics_addr: ''\nsocket: 'off'\n")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan int, 1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,7 +20,9 @@ func newWALPushCommand(e *env) *cobra.Command {
 store confirmed its checksum. Looks ahead at other .ready files and uploads
 them in parallel (push_concurrency), so later calls return at once. Gives up
 after retry_timeout in all, so that a stalled store cannot hold up the
-archiver; removes what killed calls left in the spool first.`,
+archiver; removes what killed calls left in the spool first.
+When pitr daemon runs, hands the file to it over its socket (socket) first:
+the daemon pushes it on its warm connection and answers once it is stored.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error { return runWALPush(c.Context(), e, args[0]) },
 	}
@@ -30,6 +33,21 @@ func runWALPush(ctx context.Context, e *env, path string) error {
 	defer cancel()
 	if _, err := wal.ParseName(baseName(path)); err != nil {
 		return fmt.Errorf("%w: wal-push: %v", errUsage, err)
+	}
+	// The daemon first, before the store client is built: that setup (and
+	// the TLS handshake after it) is most of an in-process call's cost.
+	if e.cfg.Socket != "off" && e.cfg.Repo != "" {
+		start := time.Now()
+		res, err := archive.PushViaSocket(ctx, e.cfg.Socket, path, e.cfg.Repo)
+		if err == nil {
+			e.log.Info().Str("segment", res.Name).Str("via", "daemon").Bool("existed", res.Existed).Bool("acked", res.Acked).
+				Int64("stored", res.Stored).Dur("took", time.Since(start).Round(time.Microsecond)).Msg("wal pushed")
+			return nil
+		}
+		if !errors.Is(err, archive.ErrNoDaemon) { // the daemon's push failed: in-process would fail alike
+			return deadlineErr(ctx, fmt.Errorf("wal-push %s: %w", baseName(path), err))
+		}
+		e.log.Debug().Err(err).Str("socket", e.cfg.Socket).Msg("pushing in-process")
 	}
 	r, err := e.WritableRepo(ctx)
 	if err != nil {

@@ -89,6 +89,10 @@ type Config struct {
 	MetricsAddr        string        `yaml:"metrics_addr" default:"127.0.0.1:9187" doc:"where pitr daemon serves /metrics (Prometheus) and /healthz; empty disables"`
 	StoreMaxOutage     time.Duration `yaml:"store_max_outage" default:"1m" doc:"how long pitr daemon's storage requests may keep failing, or streamed WAL wait to be stored, before /healthz answers 503"`
 
+	// The wal-push socket (issue 13, pushd part): pitr daemon pushes WAL for
+	// wal-push on its warm store client.
+	Socket string `yaml:"socket" default:"/run/pitr/pitr.sock" doc:"unix socket pitr daemon listens on (mode 0600) and pitr wal-push tries first: the daemon pushes the segment and answers once it is durably stored; wal-push pushes in-process when no daemon answers, or it serves another repository; off disables"`
+
 	// Retention (issue 11, retain): the daemon runs retain after each
 	// successful scheduled job.
 	DaemonRetain *bool `yaml:"daemon_retain" default:"true" doc:"pitr daemon runs pitr retain (the retention: policies) after each successful scheduled backup, dump or file snapshot; a failure is logged and counted in pitr_retain_failures_total"`
@@ -293,6 +297,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("stream_group_delay %s: want 0 to 1s", c.StreamGroupDelay)
 	case c.BackupMethod != "auto" && c.BackupMethod != "direct" && c.BackupMethod != "stream":
 		return fmt.Errorf("backup_method %q: want auto, direct or stream", c.BackupMethod)
+	case c.Socket != "off" && (!strings.HasPrefix(c.Socket, "/") || len(c.Socket) > 107): // pushd part
+		return fmt.Errorf("socket %q: want an absolute path of at most 107 bytes, or off", c.Socket)
 	case !validSlotName(c.StreamSlot):
 		return fmt.Errorf("stream_slot %q: want 1 to 63 lower-case letters, digits and underscores", c.StreamSlot)
 	}

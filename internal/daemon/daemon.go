@@ -78,6 +78,8 @@ type Job struct {
 	receiver Receiver // ReceiverJob: pitr_stream_* and /healthz follow it
 	noRetry  bool     // DrillJob: a failed run waits for the next scheduled one
 	backup   bool     // BackupJob: /healthz checks the newest backup's age
+	// pushStats: PushSocketJob's counters, exported as metrics.
+	pushStats func() PushSocketStats
 	// bind, if set, gives Run the daemon's metrics and clock (BackupJob,
 	// DumpJob record what they stored).
 	bind func(m *metrics, now func() time.Time) func(ctx context.Context, retry bool) error
@@ -207,6 +209,11 @@ func Run(ctx context.Context, opts Options) error {
 		storeStatus = opts.Store.Status
 	}
 	m := newMetrics(opts.Now, opts.Version, status, storeStatus)
+	for _, j := range opts.Jobs {
+		if j.pushStats != nil {
+			m.reg.MustRegister(pushSocketCollector{j.pushStats})
+		}
+	}
 	if opts.Previous != nil {
 		prev, err := opts.Previous(ctx)
 		if err != nil {

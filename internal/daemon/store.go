@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -101,7 +102,7 @@ func (m *StoreMonitor) observe(ctx context.Context, start time.Time, err error) 
 // Put implements storage.Storage.
 func (m *StoreMonitor) Put(ctx context.Context, key string, r io.Reader) error {
 	start, cr := m.now(), &callerReader{r: r}
-	err := m.inner.Put(ctx, key, cr)
+	err := m.inner.Put(ctx, key, source(r, cr))
 	if err != nil && cr.err != nil {
 		return err // the data's source failed, not necessarily the store
 	}
@@ -112,7 +113,7 @@ func (m *StoreMonitor) Put(ctx context.Context, key string, r io.Reader) error {
 // Create implements storage.Storage; ErrExist is an answer.
 func (m *StoreMonitor) Create(ctx context.Context, key string, r io.Reader) error {
 	start, cr := m.now(), &callerReader{r: r}
-	err := m.inner.Create(ctx, key, cr)
+	err := m.inner.Create(ctx, key, source(r, cr))
 	if err != nil && cr.err != nil {
 		return err // the data's source failed, not necessarily the store
 	}
@@ -194,6 +195,17 @@ func (m *StoreMonitor) probe(ctx context.Context, every, timeout time.Duration) 
 var errProbeTimeout = fmt.Errorf("store probe: %w", context.DeadlineExceeded)
 
 // callerReader remembers an error of the reader a Put was given.
+// source is what the store reads: cr, except for a file, which goes as is
+// (issue 13, pushd: s3 uploads a file that fits in one part from the file;
+// wrapped, it copies it into a 16 MiB part buffer, one per upload in
+// flight). A file's read errors then count against the store.
+func source(r io.Reader, cr *callerReader) io.Reader {
+	if _, ok := r.(*os.File); ok {
+		return r
+	}
+	return cr
+}
+
 type callerReader struct {
 	r   io.Reader
 	err error

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -265,5 +266,31 @@ func TestStoreMonitorCreateExists(t *testing.T) {
 	}
 	if st := mon.Status(); !st.Up() || st.LastSuccess.IsZero() {
 		t.Errorf("status %+v after a refused Create, want up", st)
+	}
+}
+
+// fileSeen records the reader type Create was given.
+type fileSeen struct {
+	storage.Storage
+	file bool
+}
+
+func (f *fileSeen) Create(ctx context.Context, key string, r io.Reader) error {
+	_, f.file = r.(*os.File)
+	return f.Storage.Create(ctx, key, r)
+}
+
+// A file reaches the store as is (s3 then uploads it without a part
+// buffer: the daemon's wal-push socket pushes several at once).
+func TestStoreMonitorPassesFiles(t *testing.T) {
+	inner := &fileSeen{Storage: storagetest.NewMemory()}
+	mon := NewStoreMonitor(inner, nil)
+	f, err := os.CreateTemp(t.TempDir(), "seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := mon.Create(t.Context(), "k", f); err != nil || !inner.file {
+		t.Fatalf("Create of a file: %v, reached the store as a file: %v", err, inner.file)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -153,6 +154,76 @@ func TestMinIOChecksContentMD5(t *testing.T) {
 	}
 	assertNoUploads(t, srv, bucket)
 }
+
+// TestMinIOChecksCRC32C: MinIO answers the first PutObject (Content-MD5
+// and CRC32C) with our CRC32C, so later ones carry CRC32C alone, and MinIO
+// refuses bytes changed after we computed it; nothing is stored. As over
+// TLS, the payload is not signed: the checksum alone must catch it.
+func TestMinIOChecksCRC32C(t *testing.T) {
+	srv := testenv.MinIO(t)
+	bucket := srv.NewBucket(t)
+	opts := minioOptions(srv, bucket)
+	var corrupt atomic.Bool
+	var md5s atomic.Int64
+	opts.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.Header.Get("Content-MD5") != "" {
+			md5s.Add(1)
+		}
+		if r.Method == http.MethodPut && r.Header.Get("X-Amz-Content-Sha256") != "UNSIGNED-PAYLOAD" {
+			t.Errorf("PUT with payload hash %q, want UNSIGNED-PAYLOAD", r.Header.Get("X-Amz-Content-Sha256"))
+		}
+		if corrupt.Load() {
+			return corrupting{http.DefaultTransport}.RoundTrip(r)
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	s := newMinIOStore(t, opts)
+	s.tls = true // as over https (the test's MinIO speaks http): the body unsigned, only the checksums cover it
+	if s.crcChecked.Load() {
+		t.Fatal("a custom endpoint trusted to check CRC32C before it answered one")
+	}
+	corrupt.Store(true) // Content-MD5 and CRC32C, body unsigned
+	if err := s.Create(t.Context(), "first", bytes.NewReader(make([]byte, 100))); err == nil || s.crcChecked.Load() {
+		t.Fatalf("first Put of corrupted bytes = %v, want it refused", err)
+	}
+	corrupt.Store(false)
+	if err := s.Create(t.Context(), "first", bytes.NewReader(make([]byte, 100))); err != nil {
+		t.Fatal(err)
+	}
+	if !s.crcChecked.Load() || md5s.Load() != 2 {
+		t.Fatalf("after the first PutObject: CRC32C checked %v, %d with Content-MD5", s.crcChecked.Load(), md5s.Load())
+	}
+	corrupt.Store(true)
+	for _, key := range []string{"k", "l"} {
+		put := s.Put
+		if key == "l" {
+			put = s.Create
+		}
+		err := put(t.Context(), key, bytes.NewReader(make([]byte, 1000)))
+		if err == nil || !strings.Contains(err.Error(), "BadDigest") && !strings.Contains(err.Error(), "Checksum") {
+			t.Errorf("Put of corrupted bytes with CRC32C alone = %v, want it refused", err)
+		}
+		if _, err := s.Stat(t.Context(), key); !errors.Is(err, storage.ErrNotExist) {
+			t.Errorf("Stat after a corrupted Put = %v, want ErrNotExist", err)
+		}
+	}
+	if md5s.Load() != 2 {
+		t.Errorf("%d requests with Content-MD5, want only the first two", md5s.Load())
+	}
+	// Parts keep Content-MD5, unsigned over TLS too.
+	if err := s.Put(t.Context(), "m", bytes.NewReader(make([]byte, 2*MinPartSize+1))); err == nil || !strings.Contains(err.Error(), "BadDigest") {
+		t.Errorf("multipart Put of corrupted bytes = %v, want BadDigest", err)
+	}
+	assertNoUploads(t, srv, bucket)
+	corrupt.Store(false)
+	if err := s.Put(t.Context(), "k", bytes.NewReader([]byte("fine"))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestMinIOMissingBucket(t *testing.T) {
 	srv := testenv.MinIO(t)

@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -74,7 +75,7 @@ func Push(ctx context.Context, path string, opts PushOptions) (PushResult, error
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		return PushResult{}, fmt.Errorf("wal-push: %w", err)
+		return PushResult{}, fmt.Errorf("wal-push: %w", localErr(err))
 	}
 	if !fi.Mode().IsRegular() {
 		return PushResult{}, fmt.Errorf("wal-push: %s is not a regular file", path)
@@ -143,7 +144,7 @@ func (p *pusher) tmpDir() string { return filepath.Join(p.opts.SpoolDir, "tmp") 
 func (p *pusher) prepareSpool() error {
 	for _, d := range []string{p.ackDir(), p.tmpDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("wal-push: spool: %w", err)
+			return fmt.Errorf("wal-push: spool: %w", localErr(err))
 		}
 	}
 	return nil
@@ -175,7 +176,10 @@ func (p *pusher) ensureMarker(ctx context.Context, path string, name wal.Name) e
 			return fmt.Errorf("wal-push %s: %w", name, err)
 		}
 	}
-	return writeFileAtomic(cache, []byte(p.opts.RepoID+"\n"+sysid))
+	if err := writeFileAtomic(cache, []byte(p.opts.RepoID+"\n"+sysid)); err != nil {
+		return fmt.Errorf("wal-push: spool: %w", localErr(err))
+	}
+	return nil
 }
 
 // markerRecheck bounds how long a verified binding is trusted without asking
@@ -328,12 +332,12 @@ func (p *pusher) pushFile(ctx context.Context, path string, name wal.Name) (Push
 	}()
 	src, err := os.Open(path)
 	if err != nil {
-		return res, fmt.Errorf("wal-push: %w", err)
+		return res, fmt.Errorf("wal-push: %w", localErr(err))
 	}
 	defer src.Close()
 	tmp, err := p.createSpoolTemp(name)
 	if err != nil {
-		return res, fmt.Errorf("wal-push: spool: %w", err)
+		return res, fmt.Errorf("wal-push: spool: %w", localErr(err))
 	}
 	putFailed := false
 	defer func() {
@@ -400,10 +404,35 @@ func (p *pusher) pushFile(ctx context.Context, path string, name wal.Name) (Push
 	return res, nil
 }
 
+// writeFileAtomic replaces path with b. The temp file's name is unique
+// even within one process: the daemon runs several pushes at once.
 func writeFileAtomic(path string, b []byte) error {
-	tmp := fmt.Sprintf("%s.tmp%d", path, os.Getpid())
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
+
+// errLocal marks failures of this host's file system that happen before
+// anything is sent to the store: the WAL file cannot be read, or the spool
+// cannot be written. Another process (wal-push itself rather than the
+// daemon, which may run as another user or in a read-only file system) may
+// well succeed where this one failed.
+var errLocal = errors.New("local file system")
+
+type localError struct{ err error }
+
+func (e localError) Error() string   { return e.err.Error() }
+func (e localError) Unwrap() []error { return []error{e.err, errLocal} }
+func localErr(err error) error       { return localError{err} }
