@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
@@ -107,7 +106,7 @@ func NewWriter(w io.Writer, alg Algorithm, level int) (io.WriteCloser, error) {
 	}
 	switch alg {
 	case LZ4:
-		if zw, ok := lz4Writers.Get().(*lz4.Writer); ok {
+		if zw, ok := lz4Writers.get(); ok {
 			zw.Reset(w)
 			return &lz4Writer{Writer: zw}, nil
 		}
@@ -117,13 +116,13 @@ func NewWriter(w io.Writer, alg Algorithm, level int) (io.WriteCloser, error) {
 		}
 		return &lz4Writer{Writer: zw}, nil
 	case S2:
-		if sw, ok := s2Writers.Get().(*s2.Writer); ok {
+		if sw, ok := s2Writers.get(); ok {
 			sw.Reset(w)
 			return &s2Writer{Writer: sw, w: w}, nil
 		}
 		return &s2Writer{Writer: s2.NewWriter(w, s2.WriterConcurrency(1), s2.WriterBlockSize(streamBlock)), w: w}, nil
 	}
-	if enc, ok := encoders[level].Get().(*zstd.Encoder); ok {
+	if enc, ok := encoders[level].get(); ok {
 		enc.Reset(w)
 		return &pooledWriter{Encoder: enc, level: level}, nil
 	}
@@ -139,11 +138,49 @@ func NewWriter(w io.Writer, alg Algorithm, level int) (io.WriteCloser, error) {
 	return &pooledWriter{Encoder: enc, level: level}, nil
 }
 
+// Idle encoders, kept for the next stream. A long-running process (pitr
+// daemon serving wal-push, wal-receive sealing a chunk every second) would
+// otherwise allocate megabytes of encoder state per object: a sync.Pool is
+// emptied by every other garbage collection, and at the low GOGC those
+// processes run with that is most objects. A few idle encoders per codec
+// stay; more than run at once are never made.
+const idleEncoders = 8
+
 var (
-	encoders   [5]sync.Pool // zstd, by level
-	lz4Writers sync.Pool
-	s2Writers  sync.Pool
+	encoders   [5]freeList[*zstd.Encoder] // zstd, by level
+	lz4Writers = newFreeList[*lz4.Writer](idleEncoders)
+	s2Writers  = newFreeList[*s2.Writer](idleEncoders)
 )
+
+func init() {
+	for i := range encoders {
+		encoders[i] = newFreeList[*zstd.Encoder](idleEncoders)
+	}
+}
+
+// freeList holds up to its capacity of idle values; unlike a sync.Pool,
+// a garbage collection leaves them.
+type freeList[T any] struct{ c chan T }
+
+func newFreeList[T any](n int) freeList[T] { return freeList[T]{c: make(chan T, n)} }
+
+func (f freeList[T]) get() (T, bool) {
+	select {
+	case v := <-f.c:
+		return v, true
+	default:
+		var zero T
+		return zero, false
+	}
+}
+
+// put keeps v unless the list is full.
+func (f freeList[T]) put(v T) {
+	select {
+	case f.c <- v:
+	default:
+	}
+}
 
 // pooledWriter returns its encoder to the pool on the first Close.
 type pooledWriter struct {
@@ -160,7 +197,7 @@ func (p *pooledWriter) Close() error {
 	err := p.Encoder.Close()
 	if err == nil {
 		p.Reset(nil)
-		encoders[p.level].Put(p.Encoder)
+		encoders[p.level].put(p.Encoder)
 	}
 	p.Encoder = nil
 	return err
@@ -179,7 +216,7 @@ func (p *lz4Writer) Close() error {
 	err := p.Writer.Close()
 	if err == nil {
 		p.Reset(nil)
-		lz4Writers.Put(p.Writer)
+		lz4Writers.put(p.Writer)
 	}
 	p.Writer = nil
 	return err
@@ -215,7 +252,7 @@ func (p *s2Writer) Close() error {
 	}
 	if err == nil {
 		p.Reset(nil)
-		s2Writers.Put(p.Writer)
+		s2Writers.put(p.Writer)
 	}
 	p.Writer = nil
 	return err

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 
 	"filippo.io/age"
 
@@ -97,9 +98,15 @@ func (s *Sealer) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// readBufs are ReadFrom's buffers: a long-running process seals an
+// object every second or every segment.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
 // ReadFrom lets io.Copy hand us large reads.
 func (s *Sealer) ReadFrom(r io.Reader) (int64, error) {
-	buf := make([]byte, 256<<10)
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	buf := *bp
 	var total int64
 	for {
 		n, err := r.Read(buf)
