@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -14,14 +12,7 @@ import (
 // as a Markdown list, each met or not met with the ratio it was judged on
 // (bench/speed.sh gathers them).
 func cmdGoals(args []string) error {
-	fs := flag.NewFlagSet("goals", flag.ExitOnError)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return errors.New("usage: goals RESULTS.jsonl")
-	}
-	results, err := harness.ReadResults[Result](fs.Arg(0))
+	results, err := harness.ResultsArg[Result]("goals", args)
 	if err != nil {
 		return err
 	}
@@ -129,10 +120,7 @@ func toolName(t string) string {
 // replay: | work | floor | pgBackRest | wal-g | pitr |, medians with the
 // rounds' range (bench/speed.sh puts them under one header).
 func cmdSummary(args []string) error {
-	if len(args) != 1 {
-		return errors.New("usage: summary RESULTS.jsonl")
-	}
-	results, err := harness.ReadResults[Result](args[0])
+	results, err := harness.ResultsArg[Result]("summary", args)
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"strings"
 
@@ -20,14 +18,7 @@ const (
 // or not met with the figure it was judged on (bench/speed.sh gathers them),
 // and the tps --synchronous sustained against the same load without it.
 func cmdGoals(args []string) error {
-	fs := flag.NewFlagSet("goals", flag.ExitOnError)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return errors.New("usage: goals RESULTS.jsonl")
-	}
-	phases, err := harness.ReadResults[Phase](fs.Arg(0))
+	phases, err := harness.ResultsArg[Phase]("goals", args)
 	if err != nil {
 		return err
 	}
@@ -69,10 +60,7 @@ func cmdGoals(args []string) error {
 // cmdSummary prints issue 13's table row for streaming (bench/speed.sh puts
 // it under one header with the other tables' rows).
 func cmdSummary(args []string) error {
-	if len(args) != 1 {
-		return errors.New("usage: summary RESULTS.jsonl")
-	}
-	phases, err := harness.ReadResults[Phase](args[0])
+	phases, err := harness.ResultsArg[Phase]("summary", args)
 	if err != nil {
 		return err
 	}

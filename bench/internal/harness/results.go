@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"sort"
 	"strings"
@@ -30,6 +31,15 @@ func AppendJSON(path string, v any) error {
 		return err
 	}
 	return f.Close()
+}
+
+// ResultsArg reads the results file that is a subcommand's one argument
+// (the goals and summary subcommands bench/speed.sh runs).
+func ResultsArg[T any](cmd string, args []string) ([]T, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("usage: %s RESULTS.jsonl", cmd)
+	}
+	return ReadResults[T](args[0])
 }
 
 // ReadResults reads a results file of JSON lines (AppendJSON's), skipping
