@@ -39,8 +39,10 @@ func cmdGoals(args []string) error {
 			if !strings.HasPrefix(r.Label, "pitr") {
 				continue
 			}
-			if r.WholeBytes > 0 {
-				x := float64(r.Uploaded) / float64(r.WholeBytes)
+			// The compressed WAL: segments stored whole, and what each sealed
+			// one would have stored whole.
+			if compressed := r.WholeBytes + r.SealedWhole; compressed > 0 {
+				x := float64(r.Uploaded) / float64(compressed)
 				fmt.Printf("- streaming (%s): bytes uploaded at most %.1fx the compressed WAL: %s (%.2fx)\n", p.Title, goalUploadedRatio, met(x <= goalUploadedRatio), x)
 			}
 			if len(r.DurableS) > 0 {
@@ -67,11 +69,12 @@ func cmdSummary(args []string) error {
 	var cells []string
 	for _, p := range phases {
 		for _, r := range p.Recv {
-			if !strings.HasPrefix(r.Label, "pitr") || r.WholeBytes == 0 || len(r.DurableS) == 0 {
+			compressed := r.WholeBytes + r.SealedWhole
+			if !strings.HasPrefix(r.Label, "pitr") || compressed == 0 || len(r.DurableS) == 0 {
 				continue
 			}
 			cells = append(cells, fmt.Sprintf("%s: uploaded %.2fx compressed WAL, durable p99 %.2f s, %.0f MiB, %.0f tps",
-				r.Label, float64(r.Uploaded)/float64(r.WholeBytes), percentile(r.DurableS, .99), float64(r.MaxRSSKiB)/1024, p.TPS))
+				r.Label, float64(r.Uploaded)/float64(compressed), percentile(r.DurableS, .99), float64(r.MaxRSSKiB)/1024, p.TPS))
 		}
 	}
 	if len(cells) > 0 {
