@@ -3,8 +3,8 @@ package backup
 import (
 	"archive/tar"
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -203,9 +203,9 @@ func TestWriteTar(t *testing.T) {
 		&entry{name: "backup_label", manifest: "backup_label", mode: 0o600, fill: func() ([]byte, error) { filled = true; return []byte("label"), nil }})
 
 	var out bytes.Buffer
-	sums := map[string][32]byte{}
+	sums := map[string]string{}
 	st, err := writeTar(t.Context(), &out, es, nil, nil, func(e *entry, size int64, sum []byte) {
-		sums[e.name] = [32]byte(sum)
+		sums[e.name] = hex.EncodeToString(sum)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +232,7 @@ func TestWriteTar(t *testing.T) {
 		if w, ok := want[h.Name]; !ok || !bytes.Equal(b, w) {
 			t.Errorf("%s: %d bytes, want %d", h.Name, len(b), len(w))
 		}
-		if h.Typeflag == tar.TypeReg && sums[h.Name] != sha256.Sum256(b) {
+		if h.Typeflag == tar.TypeReg && sums[h.Name] != manifestSum(b) {
 			t.Errorf("%s: manifest checksum is not that of the stored bytes", h.Name)
 		}
 	}
@@ -258,5 +258,28 @@ func TestWriteTarFailure(t *testing.T) {
 	}
 	if _, err := writeTar(t.Context(), io.Discard, es, nil, nil, func(*entry, int64, []byte) {}); err == nil || !strings.Contains(err.Error(), "is a directory") {
 		t.Errorf("writeTar = %v, want the read error", err)
+	}
+}
+
+// manifestSum is the manifest's checksum of b, as PostgreSQL writes it.
+func manifestSum(b []byte) string {
+	h := newFileHash(manifestAlgorithm)
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TestFileHashCRC32C: PostgreSQL writes a CRC32C checksum as the finished
+// CRC's bytes in the machine's order (pg_checksum_final); on amd64
+// "123456789" (CRC-32C e3069283) is "839206e3".
+func TestFileHashCRC32C(t *testing.T) {
+	h := newFileHash("CRC32C")
+	h.Write([]byte("123456789"))
+	got := hex.EncodeToString(h.Sum(nil))
+	want := "839206e3"
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 { // big-endian
+		want = "e3069283"
+	}
+	if got != want {
+		t.Errorf("CRC32C of 123456789 = %s, want %s", got, want)
 	}
 }

@@ -209,7 +209,7 @@ func (d *direct) run(ctx context.Context, label string, fast bool, meter progres
 	progress.SetTotal(meter, size)
 	log.Debug().Int("tablespaces", len(tss)).Int("entries", entries).Int64("bytes", size).Msg("data directory listed")
 
-	man := newManifestWriter()
+	man := newManifestWriter(manifestAlgorithm)
 	add := func(e *entry, size int64, sum []byte) { man.addFile(e.manifest, size, e.mtime, sum) }
 	var total tarStats
 	for i, ts := range tss {

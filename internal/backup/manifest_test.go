@@ -23,7 +23,7 @@ func TestManifestWriterMatchesServer(t *testing.T) {
 	}
 	fileRE := regexp.MustCompile(`(?m)^\{ "Path": "([^"\\]*)", "Size": (\d+), "Last-Modified": "([^"]*)", "Checksum-Algorithm": "SHA256", "Checksum": "([0-9a-f]{64})" \}`)
 	walRE := regexp.MustCompile(`\{ "Timeline": (\d+), "Start-LSN": "([0-9A-F/]+)", "End-LSN": "([0-9A-F/]+)" \}`)
-	m := newManifestWriter()
+	m := newManifestWriter("SHA256")
 	files := fileRE.FindAllSubmatch(want, -1)
 	if len(files) < 900 {
 		t.Fatalf("fixture: %d files parsed", len(files))
@@ -60,7 +60,7 @@ func TestManifestPaths(t *testing.T) {
 	if got, want := b.String(), `"a\"b\\c\td\u0001é<>&"`; got != want {
 		t.Errorf("escapeJSON = %s, want %s", got, want)
 	}
-	m := newManifestWriter()
+	m := newManifestWriter("SHA256")
 	m.addFile("base/\xff", 0, time.Unix(0, 0), make([]byte, 32))
 	if !bytes.Contains(m.buf.Bytes(), []byte(`{ "Encoded-Path": "626173652fff", "Size": 0, "Last-Modified": "1970-01-01 00:00:00 GMT"`)) {
 		t.Errorf("manifest %s", m.buf.Bytes())

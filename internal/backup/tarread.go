@@ -3,7 +3,6 @@ package backup
 import (
 	"archive/tar"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -177,7 +176,7 @@ func readChunkOf(c *chunk, o *openFile, pc *pageChecker) {
 
 // writeFile writes one file from its chunks, which arrive on order.
 func writeFile(ctx context.Context, tw *tar.Writer, e *entry, order <-chan *chunk, free chan<- []byte, meter progress.Meter, st *tarStats, add func(*entry, int64, []byte)) error {
-	h := sha256.New()
+	h := newFileHash(manifestAlgorithm)
 	var written int64
 	skip, short := false, false
 	for first := true; first || written < e.size; first = false {
@@ -257,8 +256,9 @@ func writeContent(tw *tar.Writer, e *entry, b []byte, add func(*entry, int64, []
 	if _, err := tw.Write(b); err != nil {
 		return err
 	}
-	sum := sha256.Sum256(b)
-	add(e, e.size, sum[:])
+	h := newFileHash(manifestAlgorithm)
+	h.Write(b)
+	add(e, e.size, h.Sum(nil))
 	return nil
 }
 

@@ -26,8 +26,10 @@ type BaseBackupOptions struct {
 	// MaxRateKBps throttles the server to this many kB/s (32 to 1048576); 0 means no limit.
 	MaxRateKBps int
 
-	// Manifest asks for a backup_manifest with SHA256 checksums of every file,
-	// for pg_verifybackup; it arrives as the last part.
+	// Manifest asks for a backup_manifest with CRC32C checksums of every
+	// file (PostgreSQL's default; SHA256 cost the walsender about 1
+	// CPU-second per 1.5 GB), for pg_verifybackup; it arrives as the last
+	// part.
 	Manifest bool
 
 	// WaitForArchive makes the server wait, before it reports the end, until
@@ -588,7 +590,7 @@ func baseBackupCommand(opts BaseBackupOptions, major int) (string, error) {
 	// symlinks, which survives any way of storing and unpacking the tar.
 	opt = append(opt, "TABLESPACE_MAP")
 	if opts.Manifest {
-		opt = append(opt, "MANIFEST 'yes'", "MANIFEST_CHECKSUMS 'SHA256'")
+		opt = append(opt, "MANIFEST 'yes'", "MANIFEST_CHECKSUMS 'CRC32C'")
 	}
 	if modern {
 		return "BASE_BACKUP (" + strings.Join(opt, ", ") + ")", nil

@@ -36,13 +36,13 @@ type fixtureCase struct {
 var fixtureCases = []fixtureCase{
 	{ // values as recorded
 		file: pg15Fixture, version: "15.18 (Debian 15.18-0+deb12u1)",
-		query:      "BASE_BACKUP (LABEL 'pitr fixture', PROGRESS, CHECKPOINT 'fast', WAIT false, TABLESPACE_MAP, MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256')",
+		query:      "BASE_BACKUP (LABEL 'pitr fixture', PROGRESS, CHECKPOINT 'fast', WAIT false, TABLESPACE_MAP, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')",
 		tablespace: Tablespace{OID: 16384, Location: "/tmp/pitr-test-27616-dir-298688135", SizeKB: 146},
 		start:      "0/2000028", end: "0/2000100",
 	},
 	{
 		file: pg14Fixture, version: "14.12",
-		query:      "BASE_BACKUP LABEL 'pitr fixture' PROGRESS FAST NOWAIT TABLESPACE_MAP MANIFEST 'yes' MANIFEST_CHECKSUMS 'SHA256'",
+		query:      "BASE_BACKUP LABEL 'pitr fixture' PROGRESS FAST NOWAIT TABLESPACE_MAP MANIFEST 'yes' MANIFEST_CHECKSUMS 'CRC32C'",
 		tablespace: Tablespace{OID: 16401, Location: pg14Tablespace, SizeKB: 9},
 		start:      pg14Start, end: pg14End, legacy: true,
 	},
@@ -443,10 +443,10 @@ func TestBaseBackupCommand(t *testing.T) {
 	}{
 		{15, BaseBackupOptions{}, "BASE_BACKUP (LABEL 'pitr', WAIT false, TABLESPACE_MAP)"},
 		{17, BaseBackupOptions{Label: "it's", Fast: true, MaxRateKBps: 1024, Manifest: true, WaitForArchive: true, Progress: progress},
-			"BASE_BACKUP (LABEL 'it''s', PROGRESS, CHECKPOINT 'fast', MAX_RATE 1024, TABLESPACE_MAP, MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256')"},
+			"BASE_BACKUP (LABEL 'it''s', PROGRESS, CHECKPOINT 'fast', MAX_RATE 1024, TABLESPACE_MAP, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')"},
 		{14, BaseBackupOptions{}, "BASE_BACKUP LABEL 'pitr' NOWAIT TABLESPACE_MAP"},
 		{13, BaseBackupOptions{Label: "nightly", Fast: true, MaxRateKBps: 32, Manifest: true, Progress: progress},
-			"BASE_BACKUP LABEL 'nightly' PROGRESS FAST NOWAIT MAX_RATE 32 TABLESPACE_MAP MANIFEST 'yes' MANIFEST_CHECKSUMS 'SHA256'"},
+			"BASE_BACKUP LABEL 'nightly' PROGRESS FAST NOWAIT MAX_RATE 32 TABLESPACE_MAP MANIFEST 'yes' MANIFEST_CHECKSUMS 'CRC32C'"},
 	}
 	for _, tc := range tests {
 		got, err := baseBackupCommand(tc.opts, tc.major)
