@@ -263,15 +263,15 @@ func TestDaemonStoreOutage(t *testing.T) {
 	r.minio.Start(t)
 	stopped = false
 	psql(t, c, "postgres", `SELECT pg_switch_wal()`)
+	// The stored position passes a segment as soon as its chunks cover
+	// it; the segment counts as stored once it is sealed, a moment later.
 	testenv.Eventually(t, 60*time.Second, func() (bool, string) {
 		code, h, _ := tryGet(base + "/healthz")
 		_, body, _ = tryGet(base + "/metrics")
-		return code == 200 && h == "ok\n" && metricValue(body, "pitr_store_up") == 1 && metricValue(body, "pitr_stream_lag_bytes") == 0,
-			fmt.Sprintf("not recovered from the outage: healthz %d %q\n%s", code, h, grepLines(body, "pitr_store_", "pitr_stream_"))
+		return code == 200 && h == "ok\n" && metricValue(body, "pitr_store_up") == 1 && metricValue(body, "pitr_stream_lag_bytes") == 0 &&
+				metricValue(body, "pitr_stream_segments_total") >= 1,
+			fmt.Sprintf("not recovered from the outage (or no segment stored after it): healthz %d %q\n%s", code, h, grepLines(body, "pitr_store_", "pitr_stream_"))
 	})
-	if metricValue(body, "pitr_stream_segments_total") < 1 {
-		t.Errorf("no segment stored after the outage:\n%s", grepLines(body, "pitr_stream_"))
-	}
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("signal the daemon: %v", err)
 	}
