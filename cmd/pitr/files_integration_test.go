@@ -274,7 +274,11 @@ func TestFilesMinIORoundTripAndDelta(t *testing.T) {
 	second, _ := bucketBytes(t, m, bucket)
 	delta := second - first
 	t.Logf("second snapshot added %d bytes to the bucket (first %d)", delta, first)
-	if delta > 3<<20 || delta*4 > first {
+	// At most the changed chunk (no more than the 3 MiB file: the data is
+	// random, so the chunk cut around the byte varies between runs), the
+	// rewritten small file, and the new manifest and index objects (sealed
+	// with s2 since issue 13, which compresses a manifest less than zstd).
+	if delta > 3<<20+512<<10 || delta*4 > first {
 		t.Errorf("second snapshot added %d bytes, want about the changed chunk", delta)
 	}
 	snaps = snapshots(t, r, "media")
