@@ -160,17 +160,7 @@ func listTree(t *testing.T, dir string) string {
 // session ends, and the next backup (direct again) succeeds.
 func TestDirectBackupKilled(t *testing.T) {
 	r := newRig(t, "local")
-	c := r.cluster(nil)
-	tsDir := testenv.Dir(t)
-	if err := c.Exec(t.Context(), `CREATE TABLESPACE side LOCATION '`+tsDir+`'`); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Exec(t.Context(), `CREATE TABLE side_rows TABLESPACE side AS SELECT g AS id FROM generate_series(1, 1234) g`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.RunAsOwner(t.Context(), "pgbench", "-i", "-s", "10", "-q"); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := killableCluster(t, r)
 	cmd := exec.Command(r.pitr, "backup")
 	cmd.Env = append(append(os.Environ(), r.env...), append(backupEnv(c), "PITR_BACKUP_METHOD=direct")...)
 	if err := cmd.Start(); err != nil {

@@ -288,12 +288,13 @@ func moveWAL(t *testing.T, repo, name, dir string) {
 	}
 }
 
-// TestBackupKilled: kill -9 of pitr backup midway leaves no listed backup;
-// the next backup succeeds and cleans up.
-func TestBackupKilled(t *testing.T) {
-	r := newRig(t, "local")
-	c := r.cluster(nil)
-	tsDir := testenv.Dir(t)
+// killableCluster is r's cluster with a tablespace (in tsDir) and pgbench
+// scale 10: big enough that a backup can be killed after its first part is
+// stored.
+func killableCluster(t *testing.T, r *rig) (c *scratch.Cluster, tsDir string) {
+	t.Helper()
+	c = r.cluster(nil)
+	tsDir = testenv.Dir(t)
 	if err := c.Exec(t.Context(), `CREATE TABLESPACE side LOCATION '`+tsDir+`'`); err != nil {
 		t.Fatal(err)
 	}
@@ -303,6 +304,14 @@ func TestBackupKilled(t *testing.T) {
 	if _, err := c.RunAsOwner(t.Context(), "pgbench", "-i", "-s", "10", "-q"); err != nil {
 		t.Fatal(err)
 	}
+	return c, tsDir
+}
+
+// TestBackupKilled: kill -9 of pitr backup midway leaves no listed backup;
+// the next backup succeeds and cleans up.
+func TestBackupKilled(t *testing.T) {
+	r := newRig(t, "local")
+	c, tsDir := killableCluster(t, r)
 	cmd := exec.Command(r.pitr, "backup")
 	cmd.Env = append(append(os.Environ(), r.env...), backupEnv(c)...)
 	if err := cmd.Start(); err != nil {

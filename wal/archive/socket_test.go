@@ -23,13 +23,7 @@ import (
 // socket path.
 func (f *fixture) serve(concurrency int) (string, *Server) {
 	f.t.Helper()
-	// Unix socket paths are short (108 bytes): not under t.TempDir().
-	dir, err := os.MkdirTemp("", "pitrsock")
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "pitr.sock")
+	path := sockPath(f.t)
 	ln, err := Listen(path)
 	if err != nil {
 		f.t.Fatal(err)
@@ -110,16 +104,15 @@ func TestSocketSpoolUnwritable(t *testing.T) {
 	if err := os.WriteFile(opts.SpoolDir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	dir, _ := os.MkdirTemp("", "pitrsock")
-	defer os.RemoveAll(dir)
-	ln, err := Listen(filepath.Join(dir, "s"))
+	sock := sockPath(t)
+	ln, err := Listen(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go func() { _ = NewServer(ServerOptions{Push: opts}).Serve(ctx, ln) }()
-	_, err = PushViaSocket(t.Context(), filepath.Join(dir, "s"), f.segment("000000010000000000000001"), "mem")
+	_, err = PushViaSocket(t.Context(), sock, f.segment("000000010000000000000001"), "mem")
 	if !errors.Is(err, ErrNoDaemon) {
 		t.Fatalf("%v, want ErrNoDaemon", err)
 	}
@@ -167,9 +160,7 @@ func TestSocketConflict(t *testing.T) {
 // A daemon that dies with the request read and no answer sent: the client
 // is told to push in-process, never that the file is stored.
 func TestSocketDaemonDies(t *testing.T) {
-	dir, _ := os.MkdirTemp("", "pitrsock")
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "s")
+	sock := sockPath(t)
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -193,9 +184,7 @@ func TestSocketDaemonDies(t *testing.T) {
 // A daemon that does not answer in time: the call fails when its
 // deadline passes (retry_timeout bounds it), and says so.
 func TestSocketDeadline(t *testing.T) {
-	dir, _ := os.MkdirTemp("", "pitrsock")
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "s")
+	sock := sockPath(t)
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -261,9 +250,7 @@ func BenchmarkPushSocket(b *testing.B) {
 			f := newFixture(b, nil)
 			var sock string
 			if via == "socket" {
-				dir, _ := os.MkdirTemp("", "pitrsock")
-				defer os.RemoveAll(dir)
-				sock = filepath.Join(dir, "s")
+				sock = sockPath(b)
 				ln, err := Listen(sock)
 				if err != nil {
 					b.Fatal(err)
@@ -317,9 +304,7 @@ func (s stalled) Create(ctx context.Context, key string, r io.Reader) error {
 func TestSocketShutdownMidPush(t *testing.T) {
 	st := stalled{Memory: storagetest.NewMemory(), entered: make(chan struct{}, 1)}
 	f := newFixture(t, st)
-	dir, _ := os.MkdirTemp("", "pitrsock")
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "s")
+	sock := sockPath(t)
 	ln, err := Listen(sock)
 	if err != nil {
 		t.Fatal(err)
@@ -343,4 +328,16 @@ func TestSocketShutdownMidPush(t *testing.T) {
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Fatalf("socket left after shutdown: %v", err)
 	}
+}
+
+// sockPath returns a socket path in a new directory removed when the test
+// ends. Unix socket paths are short (108 bytes): not under t.TempDir().
+func sockPath(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "pitrsock")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "s")
 }
