@@ -274,11 +274,11 @@ func storePart(ctx context.Context, r *repo.Repo, id, name string, src io.Reader
 	if err != nil {
 		return catalog.Part{}, err
 	}
-	w, err := r.PutSealed(ctx, key, src)
+	w, err := r.PutLarge(ctx, key, src)
 	if err != nil {
 		return catalog.Part{}, fmt.Errorf("backup part %s: %w", name, err)
 	}
-	return catalog.Part{Name: name, Key: key, SHA256: w.SHA256, Bytes: w.Bytes, Stored: w.Stored}, nil
+	return catalog.Part{Name: name, Key: key, CRC32C: w.CRC32C, StoredSHA256: w.StoredSHA256, Bytes: w.Bytes, Stored: w.Stored}, nil
 }
 
 // waitForWAL waits until every segment from the backup's start to its end

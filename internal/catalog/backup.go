@@ -47,11 +47,25 @@ type Tablespace struct {
 
 // Part is one stored stream of a backup.
 type Part struct {
-	Name   string `json:"name"` // base.tar, <oid>.tar, backup_manifest
-	Key    string `json:"key"`
-	SHA256 string `json:"sha256"` // plaintext
-	Bytes  int64  `json:"bytes"`
-	Stored int64  `json:"stored"`
+	Name string `json:"name"` // base.tar, <oid>.tar, backup_manifest
+	Key  string `json:"key"`
+	// A part records either the SHA-256 of its plaintext (written by an
+	// older pitr) or the CRC32C of its plaintext and the SHA-256 of its
+	// stored bytes, which cost a backup and a restore a third of the
+	// hashing (envelope.SealLarge).
+	SHA256       string `json:"sha256,omitempty"`
+	CRC32C       string `json:"crc32c,omitempty"`
+	StoredSHA256 string `json:"stored_sha256,omitempty"`
+	Bytes        int64  `json:"bytes"`
+	Stored       int64  `json:"stored"`
+}
+
+// sumsValid says whether p records one of the two sets of sums, well formed.
+func (p Part) sumsValid() bool {
+	if p.SHA256 != "" {
+		return len(p.SHA256) == shaHexLen && isHex(p.SHA256) && p.CRC32C == "" && p.StoredSHA256 == ""
+	}
+	return len(p.CRC32C) == 8 && isHex(p.CRC32C) && len(p.StoredSHA256) == shaHexLen && isHex(p.StoredSHA256)
 }
 
 // idLayout is the time part of backup and dump ids.
@@ -172,7 +186,7 @@ func UnmarshalBackup(data []byte) (*Backup, error) {
 		return nil, fmt.Errorf("incomplete entry (no id, parts or WAL range)")
 	}
 	for _, p := range b.Parts {
-		if want, err := BackupPartKey(b.ID, p.Name, b.Encrypted); err != nil || want != p.Key || len(p.SHA256) != shaHexLen {
+		if want, err := BackupPartKey(b.ID, p.Name, b.Encrypted); err != nil || want != p.Key || !p.sumsValid() {
 			return nil, fmt.Errorf("bad part %q", p.Name)
 		}
 	}

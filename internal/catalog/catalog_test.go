@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +205,41 @@ func TestSealKey(t *testing.T) {
 	other.SHA256 = strings.Repeat("b", 64)
 	if _, err := UnmarshalSeal(key, MarshalSeal(&other)); err == nil {
 		t.Error("a seal naming another SHA-256 than its key: accepted")
+	}
+}
+
+// TestBackupPartSums: a part records the plaintext's SHA-256 (an older
+// pitr) or the plaintext's CRC32C with the stored bytes' SHA-256, well
+// formed, and never a mix.
+func TestBackupPartSums(t *testing.T) {
+	sha := strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		name string
+		part string
+		ok   bool
+	}{
+		{"plaintext sha256", `"sha256":"` + sha + `"`, true},
+		{"crc32c and stored sha256", `"crc32c":"0a1b2c3d","stored_sha256":"` + sha + `"`, true},
+		{"no sums", ``, false},
+		{"crc32c alone", `"crc32c":"0a1b2c3d"`, false},
+		{"stored sha256 alone", `"stored_sha256":"` + sha + `"`, false},
+		{"short crc32c", `"crc32c":"0a1b2c","stored_sha256":"` + sha + `"`, false},
+		{"upper-case crc32c", `"crc32c":"0A1B2C3D","stored_sha256":"` + sha + `"`, false},
+		{"both kinds", `"sha256":"` + sha + `","crc32c":"0a1b2c3d","stored_sha256":"` + sha + `"`, false},
+	} {
+		key, err := BackupPartKey("20260101T000000Z", "base.tar", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums := tc.part
+		if sums != "" {
+			sums += ","
+		}
+		entry := fmt.Sprintf(`{"format":%d,"id":"20260101T000000Z","start_wal":"000000010000000000000002","end_wal":"000000010000000000000002","encrypted":true,`+
+			`"parts":[{"name":"base.tar","key":%q,%s"bytes":1,"stored":1}]}`, FormatVersion, key, sums)
+		_, err = UnmarshalBackup([]byte(entry))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v, want ok %v", tc.name, err, tc.ok)
+		}
 	}
 }

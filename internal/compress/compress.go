@@ -296,17 +296,25 @@ func NewReader(r io.Reader) (io.ReadCloser, error) {
 	return &sniffReader{src: r}, nil
 }
 
+// NewUncheckedReader is NewReader for a caller that checks the plaintext
+// itself (a CRC32C recorded at sealing): it skips the codecs' own
+// checksums of it, S2's CRC32C of every block and zstd's frame checksum.
+func NewUncheckedReader(r io.Reader) (io.ReadCloser, error) {
+	return &sniffReader{src: r, unchecked: true}, nil
+}
+
 // sniffReader picks the decoder on its first Read.
 type sniffReader struct {
-	src io.Reader
-	dec io.ReadCloser
-	err error
+	src       io.Reader
+	unchecked bool
+	dec       io.ReadCloser
+	err       error
 }
 
 func (s *sniffReader) Read(p []byte) (int, error) {
 	if s.dec == nil {
 		if s.err == nil {
-			s.dec, s.err = newDecoder(s.src)
+			s.dec, s.err = newDecoder(s.src, s.unchecked)
 		}
 		if s.err != nil {
 			return 0, s.err
@@ -322,7 +330,7 @@ func (s *sniffReader) Close() error {
 	return nil
 }
 
-func newDecoder(r io.Reader) (io.ReadCloser, error) {
+func newDecoder(r io.Reader, unchecked bool) (io.ReadCloser, error) {
 	prefix := make([]byte, len(s2Magic))
 	n, err := io.ReadFull(r, prefix)
 	switch {
@@ -342,12 +350,17 @@ func newDecoder(r io.Reader) (io.ReadCloser, error) {
 	case LZ4:
 		return namedReader{Reader: lz4.NewReader(src), name: "lz4"}, nil
 	case S2:
-		return namedReader{Reader: s2.NewReader(src, s2.ReaderMaxBlockSize(4<<20)), name: "s2"}, nil
+		opts := []s2.ReaderOption{s2.ReaderMaxBlockSize(4 << 20)}
+		if unchecked {
+			opts = append(opts, s2.ReaderIgnoreCRC())
+		}
+		return namedReader{Reader: s2.NewReader(src, opts...), name: "s2"}, nil
 	}
 	dec, err := zstd.NewReader(src,
 		zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderLowmem(true),
 		zstd.WithDecoderMaxWindow(maxDecoderWindow),
+		zstd.IgnoreChecksum(unchecked),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("zstd decoder: %w", err)

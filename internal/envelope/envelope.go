@@ -9,15 +9,22 @@
 //
 // The plaintext's SHA-256 is computed while sealing and checked while
 // opening; the catalog records it in the object's key (WAL) or in the
-// plaintext backup entry (backup parts), so it is readable without the key.
+// plaintext entry (dumps, older backup parts), so it is readable without
+// the key. Large objects (backup parts, SealLarge) record two cheaper sums
+// instead: the SHA-256 of the stored bytes, which pins them exactly (a
+// restore or verify hashes about an eighth of the bytes), and the CRC32C
+// of the plaintext, which checks the compressor and decompressor end to
+// end at a tenth of SHA-256's cost.
 package envelope
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"sync"
 
@@ -49,17 +56,41 @@ type Codec struct {
 // Sealer is the writer Seal returns. Write plaintext, then Close; after
 // Close, Sum and Size describe the plaintext.
 type Sealer struct {
-	h      hash.Hash
+	h      hash.Hash // of the plaintext: SHA-256 (Seal) or CRC32C (SealLarge)
+	stored *hashingWriter
 	n      int64
 	zw     io.WriteCloser
 	ew     io.WriteCloser // nil when not encrypting
 	closed bool
 }
 
+// Sums are the checks an object's reader makes once it has read the whole
+// object; the empty ones are not made. Seal's objects record SHA256,
+// SealLarge's CRC32C and StoredSHA256.
+type Sums struct {
+	SHA256       string // of the plaintext, hex
+	CRC32C       string // of the plaintext (Castagnoli), 8 hex digits
+	StoredSHA256 string // of the stored bytes, hex
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 // Seal returns a Sealer writing the stored form to w. Close flushes both
 // layers but does not close w.
 func (c *Codec) Seal(w io.Writer) (*Sealer, error) {
-	s := &Sealer{h: sha256.New()}
+	return c.seal(w, &Sealer{h: sha256.New()})
+}
+
+// SealLarge is Seal for large objects: the Sealer computes the CRC32C of
+// the plaintext and the SHA-256 of the bytes written to w (Sums) instead
+// of the plaintext's SHA-256. On a scale-100 pgbench backup (1.5 GiB,
+// stored as 181 MiB) that is 0.3 CPU-seconds of hashing instead of 1.0.
+func (c *Codec) SealLarge(w io.Writer) (*Sealer, error) {
+	hw := &hashingWriter{w: w, h: sha256.New()}
+	return c.seal(hw, &Sealer{h: crc32.New(castagnoli), stored: hw})
+}
+
+func (c *Codec) seal(w io.Writer, s *Sealer) (*Sealer, error) {
 	dst := w
 	if c.Encrypt {
 		ew, err := crypto.Encrypt(w, c.Recipients...)
@@ -142,8 +173,45 @@ func (s *Sealer) Close() error {
 	return nil
 }
 
-// Sum returns the plaintext SHA-256 as lower-case hex.
-func (s *Sealer) Sum() string { return hex.EncodeToString(s.h.Sum(nil)) }
+// Sum returns the plaintext SHA-256 as lower-case hex (Seal's Sealer).
+func (s *Sealer) Sum() string {
+	if s.stored != nil {
+		return ""
+	}
+	return hex.EncodeToString(s.h.Sum(nil))
+}
+
+// Sums returns what the object's reader checks.
+func (s *Sealer) Sums() Sums {
+	if s.stored == nil {
+		return Sums{SHA256: s.Sum()}
+	}
+	return Sums{CRC32C: hex.EncodeToString(s.h.Sum(nil)), StoredSHA256: hex.EncodeToString(s.stored.h.Sum(nil))}
+}
+
+// hashingWriter hashes what it writes.
+type hashingWriter struct {
+	w io.Writer
+	h hash.Hash
+}
+
+func (hw *hashingWriter) Write(p []byte) (int, error) {
+	n, err := hw.w.Write(p)
+	hw.h.Write(p[:n])
+	return n, err
+}
+
+// hashingReader hashes what it reads.
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+}
+
+func (hr *hashingReader) Read(p []byte) (int, error) {
+	n, err := hr.r.Read(p)
+	hr.h.Write(p[:n])
+	return n, err
+}
 
 // Size returns the number of plaintext bytes written.
 func (s *Sealer) Size() int64 { return s.n }
@@ -161,6 +229,19 @@ func (s *Sealer) Size() int64 { return s.n }
 // until its current read returns, so close r after Close to stop a read
 // blocked on the network.
 func (c *Codec) Open(r io.Reader, encrypted bool, wantSHA256 string) (io.ReadCloser, error) {
+	return c.OpenSums(r, encrypted, Sums{SHA256: wantSHA256})
+}
+
+// OpenSums is Open checking every sum want names: the reader returns an
+// error wrapping ErrChecksum instead of io.EOF unless all of them match.
+// The stored bytes are read to their end before that final answer, so
+// trailing bytes count too.
+func (c *Codec) OpenSums(r io.Reader, encrypted bool, want Sums) (io.ReadCloser, error) {
+	var stored *hashingReader
+	if want.StoredSHA256 != "" {
+		stored = &hashingReader{r: r, h: sha256.New()}
+		r = stored
+	}
 	src := r
 	if encrypted {
 		pr, err := crypto.Decrypt(r, c.Identities...)
@@ -169,7 +250,11 @@ func (c *Codec) Open(r io.Reader, encrypted bool, wantSHA256 string) (io.ReadClo
 		}
 		src = pr
 	}
-	zr, err := compress.NewReader(src)
+	newReader := compress.NewReader
+	if want.CRC32C != "" {
+		newReader = compress.NewUncheckedReader
+	}
+	zr, err := newReader(src)
 	if err != nil {
 		return nil, err
 	}
@@ -178,9 +263,15 @@ func (c *Codec) Open(r io.Reader, encrypted bool, wantSHA256 string) (io.ReadClo
 		free:   make(chan []byte, 2*openAhead+2),
 		done:   make(chan struct{}),
 	}
+	if want.SHA256 == "" {
+		// CRC32C and the stored bytes' SHA-256 are cheap enough for the
+		// decoding goroutine.
+		go o.decode(zr, o.chunks, want, stored)
+		return o, nil
+	}
 	decoded := make(chan chunk, openAhead)
-	go o.decode(zr, decoded)
-	go o.hash(decoded, wantSHA256)
+	go o.decode(zr, decoded, want, stored)
+	go o.hash(decoded, want.SHA256)
 	return o, nil
 }
 
@@ -204,10 +295,12 @@ type opener struct {
 	closed bool
 }
 
-// decode runs on its own goroutine: decrypt and decompress into buffers.
-func (o *opener) decode(zr io.ReadCloser, out chan<- chunk) {
+// decode runs on its own goroutine: decrypt and decompress into buffers,
+// checking want's CRC32C and StoredSHA256 (stored hashes what was read).
+func (o *opener) decode(zr io.ReadCloser, out chan<- chunk, want Sums, stored *hashingReader) {
 	defer zr.Close()
 	defer close(out)
+	var crc uint32
 	for {
 		var buf []byte
 		select {
@@ -222,6 +315,12 @@ func (o *opener) decode(zr io.ReadCloser, out chan<- chunk) {
 		case err != nil:
 			err = fmt.Errorf("open object: %w", err)
 		}
+		if want.CRC32C != "" {
+			crc = crc32.Update(crc, castagnoli, buf[:n])
+		}
+		if err == io.EOF {
+			err = checkSums(want, crc, stored)
+		}
 		select {
 		case out <- chunk{b: buf[:n], err: err}:
 		case <-o.done:
@@ -231,6 +330,28 @@ func (o *opener) decode(zr io.ReadCloser, out chan<- chunk) {
 			return
 		}
 	}
+}
+
+// checkSums is the end of a read: io.EOF when the CRC32C of the plaintext
+// and the SHA-256 of the stored bytes (read to their end first) are the
+// wanted ones.
+func checkSums(want Sums, crc uint32, stored *hashingReader) error {
+	if want.CRC32C != "" {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], crc)
+		if got := hex.EncodeToString(b[:]); got != want.CRC32C {
+			return fmt.Errorf("%w: got crc32c %s, want %s", ErrChecksum, got, want.CRC32C)
+		}
+	}
+	if stored != nil {
+		if _, err := io.Copy(io.Discard, stored); err != nil {
+			return fmt.Errorf("open object: %w", err)
+		}
+		if got := hex.EncodeToString(stored.h.Sum(nil)); got != want.StoredSHA256 {
+			return fmt.Errorf("%w: got stored sha256 %s, want %s", ErrChecksum, got[:16], want.StoredSHA256[:min(16, len(want.StoredSHA256))])
+		}
+	}
+	return io.EOF
 }
 
 // hash runs on a goroutine of its own too (SHA-256 costs about as much as

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
+	"github.com/pitr-dev/pitr/internal/envelope"
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/wal"
 )
@@ -110,9 +111,11 @@ func (r *Repo) CreateObject(ctx context.Context, key string, body io.Reader) (ex
 // Written is what PutSealed stored.
 type Written struct {
 	Key    string
-	SHA256 string // of the plaintext
-	Bytes  int64  // plaintext
-	Stored int64  // bytes stored, after compression and encryption
+	SHA256 string // of the plaintext (PutSealed)
+	// CRC32C of the plaintext and SHA-256 of the stored bytes (PutLarge).
+	CRC32C, StoredSHA256 string
+	Bytes                int64 // plaintext
+	Stored               int64 // bytes stored, after compression and encryption
 }
 
 // PutSealed streams src through the codec into key. The object exists
@@ -121,6 +124,17 @@ type Written struct {
 // upload, so nothing half-written is ever stored. The key must be one no
 // one else writes (under an ID reserved with ReserveID).
 func (r *Repo) PutSealed(ctx context.Context, key string, src io.Reader) (Written, error) {
+	return r.putSealed(ctx, key, src, r.codec.Seal)
+}
+
+// PutLarge is PutSealed for backup parts: Written records the CRC32C of
+// the plaintext and the SHA-256 of the stored bytes instead of the
+// plaintext's SHA-256 (envelope.SealLarge), and OpenPart checks them.
+func (r *Repo) PutLarge(ctx context.Context, key string, src io.Reader) (Written, error) {
+	return r.putSealed(ctx, key, src, r.codec.SealLarge)
+}
+
+func (r *Repo) putSealed(ctx context.Context, key string, src io.Reader, seal func(io.Writer) (*envelope.Sealer, error)) (Written, error) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -129,7 +143,7 @@ func (r *Repo) PutSealed(ctx context.Context, key string, src io.Reader) (Writte
 		done <- err
 	}()
 	cw := &countingWriter{w: pw}
-	s, err := r.codec.Seal(cw)
+	s, err := seal(cw)
 	if err == nil {
 		_, err = io.Copy(s, src)
 		if err == nil {
@@ -145,7 +159,8 @@ func (r *Repo) PutSealed(ctx context.Context, key string, src io.Reader) (Writte
 	if err := <-done; err != nil {
 		return Written{}, fmt.Errorf("store %s: %w", key, err)
 	}
-	return Written{Key: key, SHA256: s.Sum(), Bytes: s.Size(), Stored: cw.n}, nil
+	sums := s.Sums()
+	return Written{Key: key, SHA256: sums.SHA256, CRC32C: sums.CRC32C, StoredSHA256: sums.StoredSHA256, Bytes: s.Size(), Stored: cw.n}, nil
 }
 
 type countingWriter struct {
@@ -173,6 +188,27 @@ func (r *Repo) OpenSealed(ctx context.Context, key string, encrypted bool, wantS
 		return nil, err
 	}
 	return both{pr, rc}, nil
+}
+
+// OpenPart opens part p of backup b for reading its plaintext, checking
+// the sums the part records (see PutLarge; older parts record the
+// plaintext's SHA-256) once the whole part has been read.
+func (r *Repo) OpenPart(ctx context.Context, b *catalog.Backup, p catalog.Part) (io.ReadCloser, error) {
+	rc, err := r.st.Get(ctx, p.Key)
+	if err != nil {
+		return nil, err
+	}
+	pr, err := r.codec.OpenSums(rc, b.Encrypted, PartSums(p))
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return both{pr, rc}, nil
+}
+
+// PartSums are the checks a read of part p makes.
+func PartSums(p catalog.Part) envelope.Sums {
+	return envelope.Sums{SHA256: p.SHA256, CRC32C: p.CRC32C, StoredSHA256: p.StoredSHA256}
 }
 
 // both closes the plaintext reader, then the stored object.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/pitr-dev/pitr/internal/envelope"
@@ -511,5 +512,25 @@ func TestRewriteTablespaceMap(t *testing.T) {
 	}
 	if err := RewriteTablespaceMap(empty, map[uint32]string{16384: "/x"}); err == nil {
 		t.Error("no tablespace_map but a mapping: accepted")
+	}
+}
+
+// TestExtractLargeFile: a file of several write-behind intervals and a
+// tail, read in small pieces (iotest.HalfReader), comes
+// out whole; the writeback requests it queues are only hints.
+func TestExtractLargeFile(t *testing.T) {
+	big := make([]byte, 2*writeBehindEvery+extractBuf/3)
+	for i := range big {
+		big[i] = byte(i * 7 / 13)
+	}
+	data := makeTar(t, true, te{name: "base/1/16384", body: string(big)}, te{name: "PG_VERSION", body: "15\n"})
+	dir, _ := newTarget(t)
+	st, err := Extract(t.Context(), iotest.HalfReader(bytes.NewReader(data)), dir, ExtractOptions{Name: "base.tar"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "base/1/16384"))
+	if err != nil || !bytes.Equal(got, big) || st.Files != 2 || st.Bytes != int64(len(big))+3 {
+		t.Fatalf("read back %d bytes (%v), equal %v; stats %+v", len(got), err, bytes.Equal(got, big), st)
 	}
 }

@@ -244,7 +244,7 @@ const defaultParallel = 4
 
 // restorePart downloads one part and unpacks (or writes) it.
 func restorePart(ctx context.Context, opts Options, b *catalog.Backup, p catalog.Part, staging string, dirs map[string]string, owner owner) (ExtractStats, error) {
-	r, err := opts.Repo.OpenSealed(ctx, p.Key, b.Encrypted, p.SHA256)
+	r, err := opts.Repo.OpenPart(ctx, b, p)
 	if err != nil {
 		return ExtractStats{}, fmt.Errorf("backup %s part %s: %w", b.ID, p.Name, err)
 	}

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -88,11 +89,11 @@ func newRunFixture(t *testing.T, tsParent string) runFixture {
 		{"base.tar", makeTar(t, true, base...)},
 	} {
 		key, _ := catalog.BackupPartKey(b.ID, p.name, true)
-		w, err := r.PutSealed(t.Context(), key, bytes.NewReader(p.body))
+		w, err := r.PutLarge(t.Context(), key, bytes.NewReader(p.body))
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.Parts = append(b.Parts, catalog.Part{Name: p.name, Key: key, SHA256: w.SHA256, Bytes: w.Bytes, Stored: w.Stored})
+		b.Parts = append(b.Parts, catalog.Part{Name: p.name, Key: key, CRC32C: w.CRC32C, StoredSHA256: w.StoredSHA256, Bytes: w.Bytes, Stored: w.Stored})
 		b.Bytes += w.Bytes
 	}
 	mustPut(t, f.mem, catalog.BackupEntryKey(b.ID), string(catalog.MarshalBackup(b)))
@@ -353,13 +354,31 @@ func (c cutReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// TestRunPartFails: a part whose download breaks off, or whose stored
-// bytes were changed, fails the restore while the other parts are still
-// unpacking, and leaves neither a data directory nor a tablespace
-// directory behind.
+// tarParses says whether data is a tar archive whose entries all read.
+func tarParses(data []byte) bool {
+	tr := tar.NewReader(bytes.NewReader(data))
+	for {
+		_, err := tr.Next()
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return false
+		}
+	}
+}
+
+// TestRunPartFails: a part whose download breaks off, whose stored bytes
+// were changed, or which was replaced by another well-formed object (the
+// other tar part: anyone with the public key can encrypt one) fails the
+// restore while the other parts are still unpacking, and leaves neither a
+// data directory nor a tablespace directory behind.
 func TestRunPartFails(t *testing.T) {
 	for _, part := range []string{"base.tar", fmt.Sprintf("%d.tar", tsOID), "backup_manifest"} {
-		for _, how := range []string{"cut", "tampered"} {
+		for _, how := range []string{"cut", "tampered", "swapped"} {
 			t.Run(part+"/"+how, func(t *testing.T) {
 				f := newRunFixture(t, "")
 				var p catalog.Part
@@ -370,9 +389,45 @@ func TestRunPartFails(t *testing.T) {
 				}
 				var st storage.Storage = f.mem
 				want := errCut
-				if how == "cut" {
+				switch how {
+				case "cut":
 					st = cutStore{f.mem, p.Key, p.Stored / 2}
-				} else {
+				case "swapped":
+					// Plaintext with one byte changed, sealed anew: a
+					// well-formed object of the recorded size.
+					r := repo.New(f.mem, f.codec)
+					rc, err := r.OpenPart(t.Context(), f.backup, p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					plain, err := io.ReadAll(rc)
+					rc.Close()
+					if err != nil {
+						t.Fatal(err)
+					}
+					var w repo.Written
+					for at := min(512, len(plain)-1); at < len(plain); at++ {
+						plain[at] ^= 0x01
+						w, err = r.PutLarge(t.Context(), "tmp/swapped", bytes.NewReader(plain))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if w.Stored == p.Stored && (!strings.HasSuffix(p.Name, ".tar") || tarParses(plain)) {
+							break
+						}
+						plain[at] ^= 0x01
+					}
+					if w.Stored != p.Stored {
+						t.Fatalf("no one-byte change keeps the stored size %d", p.Stored)
+					}
+					rc, _ = f.mem.Get(t.Context(), "tmp/swapped")
+					data, _ := io.ReadAll(rc)
+					rc.Close()
+					if err := f.mem.Put(t.Context(), p.Key, bytes.NewReader(data)); err != nil {
+						t.Fatal(err)
+					}
+					want = envelope.ErrChecksum
+				default:
 					rc, err := f.mem.Get(t.Context(), p.Key)
 					if err != nil {
 						t.Fatal(err)

@@ -66,7 +66,7 @@ func (v *verifier) parts(b *catalog.Backup) {
 			continue
 		}
 		if o, ok := v.present(p.Key, "part "+p.Name+" of backup "+b.ID, p.Stored); ok {
-			v.sealed(o, b.Encrypted, p.SHA256, p.Bytes)
+			v.sealedSums(o, b.Encrypted, repo.PartSums(p), p.Bytes)
 		}
 	}
 }

@@ -90,8 +90,14 @@ func (tr *testRepo) segment(tli wal.Timeline, segNo uint64) string {
 }
 
 // backup stores a backup on timeline 1 from segment start to end, with
-// parts base.tar and backup_manifest.
+// parts base.tar and backup_manifest, as pitr backup does.
 func (tr *testRepo) backup(id string, start, end uint64) *catalog.Backup {
+	return tr.backupSealed(id, start, end, tr.r.PutLarge)
+}
+
+// backupSealed is backup, sealing the parts with put: repo.PutSealed
+// stores them as an older pitr did (the plaintext's SHA-256 recorded).
+func (tr *testRepo) backupSealed(id string, start, end uint64, put func(context.Context, string, io.Reader) (repo.Written, error)) *catalog.Backup {
 	tr.t.Helper()
 	at, _ := catalog.BackupIDTime(id)
 	b := &catalog.Backup{ID: id, Format: catalog.FormatVersion, Timeline: 1, WALSegmentSize: seg, Encrypted: true,
@@ -99,11 +105,11 @@ func (tr *testRepo) backup(id string, start, end uint64) *catalog.Backup {
 		StartWAL: wal.SegmentFileName(1, start, seg), EndWAL: wal.SegmentFileName(1, end, seg)}
 	for _, name := range []string{"base.tar", "backup_manifest"} {
 		key, _ := catalog.BackupPartKey(id, name, true)
-		w, err := tr.r.PutSealed(tr.t.Context(), key, strings.NewReader(strings.Repeat(name+" of "+id+"\n", 1000)))
+		w, err := put(tr.t.Context(), key, strings.NewReader(strings.Repeat(name+" of "+id+"\n", 1000)))
 		if err != nil {
 			tr.t.Fatal(err)
 		}
-		b.Parts = append(b.Parts, catalog.Part{Name: name, Key: key, SHA256: w.SHA256, Bytes: w.Bytes, Stored: w.Stored})
+		b.Parts = append(b.Parts, catalog.Part{Name: name, Key: key, SHA256: w.SHA256, CRC32C: w.CRC32C, StoredSHA256: w.StoredSHA256, Bytes: w.Bytes, Stored: w.Stored})
 	}
 	if err := tr.r.SaveEntry(tr.t.Context(), catalog.BackupEntryKey(id), catalog.MarshalBackup(b)); err != nil {
 		tr.t.Fatal(err)

@@ -2,6 +2,8 @@ package verify
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -296,18 +298,31 @@ func (v *verifier) canOpen(encrypted bool) bool { return v.ids || !encrypted }
 // encrypted object without the identity is checked by size only, which
 // the caller did.
 func (v *verifier) sealed(o storage.ObjectInfo, encrypted bool, sha string, plainBytes int64) {
+	v.sealedSums(o, encrypted, envelope.Sums{SHA256: sha}, plainBytes)
+}
+
+// sealedSums is sealed for an object recording other sums (a backup
+// part, see repo.PutLarge). Without the identity, an encrypted object
+// that records the SHA-256 of its stored bytes has those checked.
+func (v *verifier) sealedSums(o storage.ObjectInfo, encrypted bool, want envelope.Sums, plainBytes int64) {
 	if !v.canOpen(encrypted) {
+		if want.StoredSHA256 != "" {
+			v.add(task{obj: o, level: levelStored, read: func(ctx context.Context) error {
+				return v.readStored(ctx, o.Key, want.StoredSHA256)
+			}})
+			return
+		}
 		v.count(&v.res.Sealed)
 		return
 	}
 	v.add(task{obj: o, level: levelContent, read: func(ctx context.Context) error {
-		return v.readSealed(ctx, o.Key, encrypted, sha, plainBytes)
+		return v.readSealed(ctx, o.Key, encrypted, want, plainBytes)
 	}})
 }
 
 // readSealed reads one sealed object to its end as a stream, discarding
 // the plaintext.
-func (v *verifier) readSealed(ctx context.Context, key string, encrypted bool, sha string, plainBytes int64) error {
+func (v *verifier) readSealed(ctx context.Context, key string, encrypted bool, want envelope.Sums, plainBytes int64) error {
 	rc, err := v.st.Get(ctx, key)
 	if errors.Is(err, storage.ErrNotExist) {
 		return errVanished
@@ -317,7 +332,7 @@ func (v *verifier) readSealed(ctx context.Context, key string, encrypted bool, s
 	}
 	defer rc.Close()
 	body := &transportReader{r: rc}
-	pr, err := v.r.Codec().Open(body, encrypted, sha)
+	pr, err := v.r.Codec().OpenSums(body, encrypted, want)
 	if err != nil {
 		return describe(key, body, err)
 	}
@@ -328,6 +343,26 @@ func (v *verifier) readSealed(ctx context.Context, key string, encrypted bool, s
 	}
 	if plainBytes >= 0 && n != plainBytes {
 		return fmt.Errorf("%s: %d bytes of plaintext, %d recorded", key, n, plainBytes)
+	}
+	return nil
+}
+
+// readStored reads one stored object and checks the SHA-256 of its bytes.
+func (v *verifier) readStored(ctx context.Context, key, want string) error {
+	rc, err := v.st.Get(ctx, key)
+	if errors.Is(err, storage.ErrNotExist) {
+		return errVanished
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		return fmt.Errorf("%s: download failed: %w", key, err)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != want {
+		return fmt.Errorf("%s: sha256 mismatch", key)
 	}
 	return nil
 }

@@ -134,23 +134,48 @@ func TestVerifyChunkMissing(t *testing.T) {
 	wantProblems(t, res, snap.Manifest.Key+": snapshot 20261122T040000Z of uploads: 1 chunks in no pack (first abababababababab)")
 }
 
-// Without the identity: presence, sizes and pack checksums, and one line
-// saying so; a tampered pack is still found, a tampered WAL object only
-// by its size.
+// Without the identity: presence, sizes, pack checksums and the stored
+// bytes' SHA-256 of backup parts, and one line saying so; a tampered pack
+// or backup part is still found, a tampered WAL object only by its size.
 func TestVerifyNoIdentity(t *testing.T) {
 	tr, keys := fullRepo(t)
 	res := tr.run(tr.withoutIdentity(), Options{})
 	wantProblems(t, res)
-	if res.Decrypted || res.Objects != 1 || res.Sealed != 9 {
-		t.Errorf("result = %+v, want 1 pack read, 9 sealed objects", res)
+	if res.Decrypted || res.Objects != 3 || res.Sealed != 7 {
+		t.Errorf("result = %+v, want 1 pack and 2 backup parts read, 7 sealed objects", res)
 	}
 	tr.flip(keys["pack"], 10)
+	tr.flip(keys["base"], 10)
 	tr.flip(keys["wal2"], 10)
 	res = tr.run(tr.withoutIdentity(), Options{StateFile: t.TempDir() + "/s"})
-	wantProblems(t, res, keys["pack"]+": pack")
-	if !strings.Contains(res.Problems[0], "sha256 mismatch") {
-		t.Errorf("problem = %q, want sha256 mismatch", res.Problems[0])
+	slices.Sort(res.Problems)
+	wantProblems(t, res, keys["base"]+": sha256 mismatch", keys["pack"]+": pack")
+	if !strings.Contains(res.Problems[1], "sha256 mismatch") {
+		t.Errorf("problem = %q, want sha256 mismatch", res.Problems[1])
 	}
+}
+
+// A backup part as an older pitr stored it (its plaintext's SHA-256
+// recorded) is read and checked against that sum.
+func TestVerifyOldPart(t *testing.T) {
+	tr := newTestRepo(t)
+	tr.segment(1, 1)
+	tr.segment(1, 2)
+	b := tr.backupSealed("20261122T020000Z", 1, 2, tr.r.PutSealed)
+	if b.Parts[0].SHA256 == "" || b.Parts[0].StoredSHA256 != "" {
+		t.Fatalf("part %+v, want the plaintext's sha256 only", b.Parts[0])
+	}
+	if res := tr.run(tr.r, Options{}); len(res.Problems) != 0 || res.Objects != 4 {
+		t.Fatalf("result = %+v, want 4 objects read, no problems", res)
+	}
+	// Other content of the same stored size: one letter changed.
+	sealed, err := tr.r.Seal([]byte(strings.Repeat("case.tar of 20261122T020000Z\n", 1000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.put(b.Parts[0].Key, sealed.Body)
+	res := tr.run(tr.r, Options{Full: true})
+	wantProblems(t, res, b.Parts[0].Key+": sha256 mismatch")
 }
 
 // A second run reads only objects that are new since the first; Full
