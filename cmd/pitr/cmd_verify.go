@@ -41,8 +41,8 @@ and the WAL it needs. What was verified is recorded in the local cache
 objects; --full reads everything again. --read-data-subset N/M reads only the
 objects whose key hashes to N of M classes (1/7 to 7/7 over a week read all).
 
-Without the age identity only presence, sizes and pack checksums are checked,
-and verify says so. Exit status 0: all good; 1: problems, one line each. The
+Without the age identity only presence, sizes and the stored checksums of
+packs and backup parts are checked, and verify says so. Exit status 0: all good; 1: problems, one line each. The
 result is saved as a report (reports/verify/) for pitr check and pitr status.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/testenv"
+	"github.com/pitr-dev/pitr/internal/verify"
 	"github.com/pitr-dev/pitr/storage"
 )
 
@@ -85,9 +86,11 @@ func TestVerifyMinIO(t *testing.T) {
 		t.Fatalf("verify with %s damaged: exit %d, stdout %q, stderr %q", base, code, out, stderr)
 	}
 
+	// Without the identity the part's stored bytes no longer match the
+	// SHA-256 its entry records.
 	out, _, code = r.runEnv(append(cache, "PITR_AGE_IDENTITY_FILE="), "verify")
 	t.Logf("verify without the identity: exit %d\n%s", code, out)
-	if code != 0 || !strings.HasPrefix(out, "no identity: checked presence, sizes and pack checksums; contents not decrypted\nverify ok: ") {
+	if code != 1 || out != verify.NoIdentity+"\nverify: 1 problem\n"+base+": sha256 mismatch\n" {
 		t.Fatalf("verify without the identity: exit %d, %q", code, out)
 	}
 

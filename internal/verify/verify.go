@@ -62,7 +62,7 @@ type Result struct {
 	Unselected int64 `json:"unselected"`
 	Sealed     int64 `json:"sealed"`
 	// Decrypted: the identity was at hand, so contents were checked;
-	// without it, presence, sizes and pack checksums only.
+	// without it, presence, sizes and the stored checksums of packs and backup parts only.
 	Decrypted bool   `json:"decrypted"`
 	Full      bool   `json:"full"`
 	Subset    string `json:"subset"`
@@ -102,7 +102,7 @@ func (r *Result) Summary() string {
 }
 
 // NoIdentity is the line a run without the identity reports.
-const NoIdentity = "no identity: checked presence, sizes and pack checksums; contents not decrypted"
+const NoIdentity = "no identity: checked presence, sizes and the checksums of packs and backup parts; contents not decrypted"
 
 // errVanished: an object listed was deleted before it was read (a
 // concurrent pitr retain, or wal-receive removing the chunks of a segment
