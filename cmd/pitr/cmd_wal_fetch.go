@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pitr-dev/pitr/internal/envelope"
+	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/wal"
 	"github.com/pitr-dev/pitr/wal/archive"
 )
@@ -39,10 +41,13 @@ func runWALFetch(ctx context.Context, e *env, name, dest string) error {
 	}
 	ctx, cancel := e.walDeadline(ctx, "wal-fetch")
 	defer cancel()
-	opts, err := e.fetchOptions(ctx, pdir)
-	if err != nil {
-		return err
-	}
+	// The store and codec are set up only when the segment was not
+	// prefetched.
+	opts := archive.FetchOptions{PrefetchDir: pdir, Prefetch: e.cfg.FetchPrefetch, Retry: e.retryPolicy(), Repo: e.cfg.Repo,
+		Connect: func(ctx context.Context) (storage.Storage, *envelope.Codec, error) {
+			o, err := e.fetchOptions(ctx, pdir)
+			return o.Store, o.Codec, err
+		}}
 	opts.StartPrefetch = func(after string, segSize int64) error { return e.startPrefetch(after, segSize, opts.PrefetchDir) }
 	return deadlineErr(ctx, archive.Fetch(ctx, name, dest, opts))
 }
@@ -68,7 +73,9 @@ func (e *env) startPrefetch(after string, segSize int64, dir string) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"wal-prefetch", after, strconv.FormatInt(segSize, 10), dir}
+	// The prefetcher lives as long as the process running restore_command
+	// (the server's startup process), and no longer than 20 s idle.
+	args := []string{"wal-prefetch", after, strconv.FormatInt(segSize, 10), dir, strconv.Itoa(os.Getppid())}
 	if e.configFile != "" {
 		args = append([]string{"--config", e.configFile}, args...)
 	}
@@ -91,10 +98,10 @@ func fetchExit(err error) error {
 
 func newWALPrefetchCommand(e *env) *cobra.Command {
 	return &cobra.Command{
-		Use:    "wal-prefetch AFTER SEGMENT_SIZE DIR",
-		Short:  "Download the segments after AFTER into DIR (started by wal-fetch)",
+		Use:    "wal-prefetch AFTER SEGMENT_SIZE DIR [PID]",
+		Short:  "Keep the segments after the one recovery asks for downloaded into DIR (started by wal-fetch)",
 		Hidden: true,
-		Args:   usageArgs(cobra.ExactArgs(3)),
+		Args:   usageArgs(cobra.RangeArgs(3, 4)),
 		RunE: func(c *cobra.Command, args []string) error {
 			size, err := strconv.ParseInt(args[1], 10, 64)
 			if err != nil {
@@ -104,7 +111,14 @@ func newWALPrefetchCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return archive.Prefetch(c.Context(), args[0], size, e.cfg.FetchPrefetch, args[2], opts)
+			if len(args) == 4 {
+				pid, err := strconv.Atoi(args[3])
+				if err != nil || pid <= 1 {
+					return fmt.Errorf("%w: pid %q", errUsage, args[3])
+				}
+				opts.While = func() bool { return syscall.Kill(pid, 0) == nil }
+			}
+			return archive.PrefetchResident(c.Context(), args[0], size, e.cfg.FetchPrefetch, args[2], opts)
 		},
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/pitr-dev/pitr/internal/crypto"
 	"github.com/pitr-dev/pitr/internal/envelope"
 	"github.com/pitr-dev/pitr/internal/repo"
+	"github.com/pitr-dev/pitr/internal/testenv"
 	"github.com/pitr-dev/pitr/storage"
 	"github.com/pitr-dev/pitr/storage/retry"
 	"github.com/pitr-dev/pitr/storage/storagetest"
@@ -301,7 +304,7 @@ func TestPrefetch(t *testing.T) {
 	if err := Fetch(t.Context(), names[0], dest, opts); err != nil {
 		t.Fatal(err)
 	}
-	entries, _ := os.ReadDir(pdir)
+	entries, _ := filepath.Glob(filepath.Join(pdir, "0*"))
 	if len(entries) != 3 {
 		t.Fatalf("prefetched %d files, want 3: %v", len(entries), entries)
 	}
@@ -321,6 +324,102 @@ func TestPrefetch(t *testing.T) {
 	// Past the end of the archive: not found, nothing stale left behind.
 	if err := Fetch(t.Context(), wal.SegmentFileName(1, 6, testSegSize), dest, opts); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestPrefetchResident: one prefetcher for a whole recovery keeps the
+// window after the segment last asked for filled, follows .wanted, is
+// started once (a second one returns at once: the lock), and stops when
+// While says the recovering process is gone.
+func TestPrefetchResident(t *testing.T) {
+	f := newFixture(t, nil)
+	var names []string
+	for i := 1; i <= 8; i++ {
+		n := wal.SegmentFileName(1, uint64(i), testSegSize)
+		f.segment(n)
+		f.push(n)
+		names = append(names, n)
+	}
+	pdir := filepath.Join(t.TempDir(), "prefetch")
+	opts := f.fetchOpts()
+	opts.PrefetchDir, opts.Prefetch = pdir, 2
+	var alive atomic.Bool
+	alive.Store(true)
+	opts.While = alive.Load
+	var started atomic.Int32
+	done := make(chan error, 2)
+	opts.StartPrefetch = func(after string, segSize int64) error {
+		started.Add(1)
+		go func() { done <- PrefetchResident(context.Background(), after, segSize, opts.Prefetch, pdir, opts) }()
+		return nil
+	}
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	for i, n := range names {
+		if err := Fetch(t.Context(), n, dest, opts); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(dest); !bytes.Equal(got, f.pushed[n]) {
+			t.Fatalf("%s: content differs", n)
+		}
+		// The window after n fills (up to the end of the archive).
+		want := names[i+1 : min(i+3, len(names))]
+		testenv.Eventually(t, 5*time.Second, func() (bool, string) {
+			for _, w := range want {
+				if m, _ := filepath.Glob(filepath.Join(pdir, w+".*.*")); len(m) != 1 {
+					return false, "no prefetched " + w
+				}
+			}
+			return true, ""
+		})
+	}
+	if n := started.Load(); n != 1 {
+		t.Errorf("started %d prefetchers, want 1", n)
+	}
+	// Another prefetcher for the directory returns at once.
+	if err := PrefetchResident(t.Context(), names[0], testSegSize, 2, pdir, opts); err != nil {
+		t.Fatal(err)
+	}
+	alive.Store(false)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("prefetcher still running after its recovery process ended")
+	}
+}
+
+// TestPrefetchedOtherBoot: a prefetched copy tagged with another boot's id
+// may never have reached the disk before a crash: it is removed unread
+// and the segment fetched from the repository.
+func TestPrefetchedOtherBoot(t *testing.T) {
+	if bootTag() == "" {
+		t.Skip("no boot id on this system: prefetched copies are fsynced instead")
+	}
+	f := newFixture(t, nil)
+	n := wal.SegmentFileName(1, 1, testSegSize)
+	f.segment(n)
+	f.push(n)
+	pdir := filepath.Join(t.TempDir(), "prefetch")
+	if err := os.MkdirAll(pdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(pdir, n+"."+sha(f.pushed[n])+"."+strings.Repeat("0", 32))
+	if err := os.WriteFile(stale, make([]byte, testSegSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := f.fetchOpts()
+	opts.PrefetchDir = pdir
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	if err := Fetch(t.Context(), n, dest, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, f.pushed[n]) {
+		t.Fatal("restored the other boot's copy")
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("other boot's copy left: %v", err)
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/internal/crypto"
@@ -31,6 +30,10 @@ var ErrNotFound = errors.New("not in the archive")
 type FetchOptions struct {
 	Store storage.Storage
 	Codec *envelope.Codec
+	// Connect, when Store is nil, gives Fetch the store and codec once it
+	// needs the repository: a segment already prefetched costs no client
+	// set-up.
+	Connect func(context.Context) (storage.Storage, *envelope.Codec, error)
 	// PrefetchDir holds segments fetched ahead of their restore_command
 	// call. Default: "pitr/prefetch" next to the destination (inside pg_wal).
 	PrefetchDir string
@@ -45,6 +48,10 @@ type FetchOptions struct {
 	// one just fetched (the command runs `pitr wal-prefetch` detached, so
 	// restore_command returns at once). Nil disables prefetching.
 	StartPrefetch func(after string, segSize int64) error
+	// While, when set, is checked by PrefetchResident every 100 ms: it
+	// stops once While returns false (the recovering server's process is
+	// gone).
+	While func() bool
 }
 
 func (o *FetchOptions) prefetchDir(dest string) string {
@@ -78,6 +85,11 @@ func Fetch(ctx context.Context, name, dest string, opts FetchOptions) error {
 			src = "prefetch"
 		}
 	}
+	if size == 0 && opts.Store == nil && opts.Connect != nil {
+		if opts.Store, opts.Codec, err = opts.Connect(ctx); err != nil {
+			return err
+		}
+	}
 	if size == 0 {
 		// The whole fetch is retried, not each storage call (as
 		// retry.Store would): a body that breaks mid-download must be
@@ -107,8 +119,14 @@ func Fetch(ctx context.Context, name, dest string, opts FetchOptions) error {
 	log.Info().Str("segment", name).Str("from", src).Int64("bytes", size).Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal fetched")
 	if n.Kind == wal.KindSegment && opts.Prefetch > 0 && opts.StartPrefetch != nil && wal.ValidSegmentSize(size) {
 		cleanPrefetched(pdir, n)
-		if err := opts.StartPrefetch(name, size); err != nil {
-			log.Warn().Err(err).Msg("could not start prefetch")
+		// The resident prefetcher reads where recovery is from .wanted;
+		// one is started when none runs.
+		if err := setWanted(pdir, name); err != nil {
+			log.Warn().Err(err).Msg("could not record the segment for prefetch")
+		} else if !prefetcherRunning(pdir) {
+			if err := opts.StartPrefetch(name, size); err != nil {
+				log.Warn().Err(err).Msg("could not start prefetch")
+			}
 		}
 	}
 	return nil
@@ -203,10 +221,11 @@ func writeAtomic(dest, name string, fill func(*os.File) (int64, error)) (int64, 
 	return n, nil
 }
 
-// Prefetch downloads the n segments after `after` into dir, each under
-// "<name>.<sha256>" once verified, skipping ones already there or being
-// fetched by another prefetcher. It stops at the first segment the
-// repository does not have.
+// Prefetch downloads the n segments after `after` into dir once, each
+// under its trusted name (see prefetch.go) once verified, skipping ones
+// already there or being fetched by another prefetcher. It stops at the
+// first segment the repository does not have. PrefetchResident keeps
+// doing so for a whole recovery.
 func Prefetch(ctx context.Context, after string, segSize int64, n int, dir string, opts FetchOptions) error {
 	cur, err := wal.ParseName(after)
 	if err != nil || cur.Kind != wal.KindSegment {
@@ -218,73 +237,8 @@ func Prefetch(ctx context.Context, after string, segSize int64, n int, dir strin
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	have := prefetched(dir)
-	var want []string
-	for i := 0; i < n; i++ {
-		next := cur.Next(segSize)
-		cur, _ = wal.ParseName(next)
-		if !have[next] {
-			want = append(want, next)
-		}
-	}
-	if len(want) == 0 {
-		return nil
-	}
-	// One listing of the directory finds every wanted key.
-	prefix, err := catalog.WALDirPrefix(want[0])
-	if err != nil {
-		return err
-	}
-	found := map[string]catalog.WALObject{}
-	chunks := map[string][]catalog.StreamChunk{} // for seals
-	err = opts.Store.List(ctx, prefix, func(oi storage.ObjectInfo) error {
-		if c, ok := catalog.ParseStreamChunkKey(oi.Key); ok {
-			chunks[c.Name] = append(chunks[c.Name], c)
-		} else if o, ok := catalog.ParseWALKey(oi.Key); ok {
-			found[o.Name] = o
-		} else if o, ok := catalog.ParseSealKey(oi.Key); ok && found[o.Name].Key == "" {
-			found[o.Name] = o // sorts before a whole copy, which replaces it
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(2)
-	for _, name := range want {
-		o, ok := found[name]
-		if !ok {
-			break // not archived yet (or in another directory): fetched on demand
-		}
-		g.Go(func() error {
-			lock := filepath.Join(dir, ".inflight-"+name)
-			f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-			if err != nil {
-				if fi, serr := os.Stat(lock); serr == nil && time.Since(fi.ModTime()) > 2*time.Minute {
-					os.Remove(lock) // a prefetcher died; the next one takes over
-				}
-				return nil
-			}
-			f.Close()
-			defer os.Remove(lock)
-			tmpDest := filepath.Join(dir, ".part-"+name)
-			if _, err := download(ctx, opts.Store, opts.Codec, o, chunks[name], tmpDest); err != nil {
-				os.Remove(tmpDest)
-				zerolog.Ctx(ctx).Warn().Err(err).Str("segment", name).Msg("prefetch failed")
-				return nil
-			}
-			// Verified while downloading; made durable before it gets the
-			// name restore_command trusts, so a crash cannot leave a
-			// verified-looking file with unwritten blocks.
-			if err := syncFile(tmpDest); err != nil {
-				os.Remove(tmpDest)
-				return err
-			}
-			return os.Rename(tmpDest, filepath.Join(dir, name+"."+o.SHA256))
-		})
-	}
-	return g.Wait()
+	_, err = newPrefetcher(segSize, n, dir, opts).fill(ctx, cur)
+	return err
 }
 
 // prefetched lists segment names already in dir (complete or in flight).
@@ -301,15 +255,24 @@ func prefetched(dir string) map[string]bool {
 }
 
 // takePrefetched moves a prefetched copy of n to dest and returns its size;
-// 0 if there is none. A file gets its final name "<segment>.<sha256>" only
-// after the prefetcher verified its SHA-256 and fsynced it, so it is not
-// hashed again here (that doubled the CPU of every restore_command call);
-// a copy whose size is not a valid segment size is removed.
+// 0 if there is none. A file gets its final name "<segment>.<sha256>.<tag>"
+// only after the prefetcher verified its SHA-256, so it is not hashed again
+// here (that doubled the CPU of every restore_command call). A copy tagged
+// with another boot's id (the machine crashed or rebooted since: it may
+// never have reached the disk) or whose size is not a valid segment size
+// is removed. Copies named "<segment>.<sha256>" by an older pitr were
+// fsynced.
 func takePrefetched(dir string, n wal.Name, dest string) (int64, error) {
 	matches, _ := filepath.Glob(filepath.Join(dir, n.String()+".*"))
+	boot := bootTag()
 	for _, p := range matches {
-		sum := strings.TrimPrefix(filepath.Base(p), n.String()+".")
+		rest := strings.TrimPrefix(filepath.Base(p), n.String()+".")
+		sum, tag, _ := strings.Cut(rest, ".")
 		if len(sum) != 64 {
+			continue
+		}
+		if tag != "" && tag != syncedTag && (boot == "" || tag != boot) {
+			os.Remove(p)
 			continue
 		}
 		fi, err := os.Stat(p)
