@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -75,7 +76,7 @@ func (e *env) startPrefetch(after string, segSize int64, dir string) error {
 	}
 	// The prefetcher lives as long as the process running restore_command
 	// (the server's startup process), and no longer than 20 s idle.
-	args := []string{"wal-prefetch", after, strconv.FormatInt(segSize, 10), dir, strconv.Itoa(os.Getppid())}
+	args := []string{"wal-prefetch", after, strconv.FormatInt(segSize, 10), dir, strconv.Itoa(restoreCommandCaller())}
 	if e.configFile != "" {
 		args = append([]string{"--config", e.configFile}, args...)
 	}
@@ -86,6 +87,45 @@ func (e *env) startPrefetch(after string, segSize int64, dir string) error {
 		return err
 	}
 	return cmd.Process.Release()
+}
+
+// restoreCommandCaller is the process that ran restore_command: PostgreSQL
+// runs it through /bin/sh, which (dash) stays our parent and exits with
+// us, so the shells between are skipped.
+func restoreCommandCaller() int {
+	pid := os.Getppid()
+	for range 3 {
+		comm, ppid, ok := procParent(pid)
+		if !ok || ppid <= 1 {
+			break
+		}
+		switch comm {
+		case "sh", "dash", "bash", "ash", "busybox":
+			pid = ppid
+			continue
+		}
+		break
+	}
+	return pid
+}
+
+// procParent reads a process's name and parent from /proc/PID/stat.
+func procParent(pid int) (comm string, ppid int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", 0, false
+	}
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return "", 0, false
+	}
+	f := strings.Fields(s[end+1:]) // state ppid ...
+	if len(f) < 2 {
+		return "", 0, false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return s[open+1 : end], ppid, err == nil
 }
 
 // fetchExit maps wal-fetch's errors to the statuses PostgreSQL acts on.
