@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,6 +50,14 @@ func runWALPush(ctx context.Context, e *env, path string) error {
 		}
 		e.log.Debug().Err(err).Str("socket", e.cfg.Socket).Msg("pushing in-process")
 	}
+	// A process that pushes one segment would send Content-MD5 with it
+	// every time: what the first call learned about the store is kept in
+	// the spool (see s3.Options.CRC32CCache).
+	spool := e.cfg.SpoolDir
+	if spool == "" {
+		spool = filepath.Join(filepath.Dir(path), "pitr")
+	}
+	e.crcCache = filepath.Join(spool, "s3-checks-crc32c")
 	r, err := e.WritableRepo(ctx)
 	if err != nil {
 		return err

@@ -85,6 +85,9 @@ type env struct {
 	stdin      io.Reader // questions on a terminal (restore --start); see interactive
 	store      storage.Storage
 	limits     processLimits // --limit-upload/--limit-download: one pair for all stores (limit.go)
+	// crcCache is s3.Options.CRC32CCache for the primary repository
+	// (wal-push sets it in its spool).
+	crcCache string
 }
 
 func newRootCommand() *cobra.Command {
@@ -237,7 +240,9 @@ func (e *env) open(ctx context.Context, create bool) (storage.Storage, error) {
 	if err := e.cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	st, err := openLocation(ctx, e.cfg.Repo, locationOptions(&e.cfg, e.cfg.Primary(), create))
+	opts := locationOptions(&e.cfg, e.cfg.Primary(), create)
+	opts.S3.CRC32CCache = e.crcCache
+	st, err := openLocation(ctx, e.cfg.Repo, opts)
 	if err != nil {
 		return nil, err
 	}

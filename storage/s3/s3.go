@@ -148,6 +148,13 @@ type Options struct {
 	// If-None-Match on writes: Create then checks for the key with
 	// HeadObject before an ordinary Put, a check two writers can race.
 	NoConditionalWrites bool
+	// CRC32CCache, when set, is a file that remembers, across processes,
+	// that the store checks x-amz-checksum-crc32c (it echoed ours), so
+	// that PutObject leaves out Content-MD5 from the first request on: a
+	// process that stores one WAL segment never got past the first
+	// PutObject, which learns it. It names the endpoint and bucket; a
+	// file naming others is ignored. wal-push keeps it in its spool.
+	CRC32CCache string
 	// ObjectLockMode locks every new object with S3 Object Lock:
 	// "governance" or "compliance" ("" for none), for ObjectLockDays (at
 	// least 1) from its upload. The bucket must have Object Lock enabled.
@@ -177,7 +184,9 @@ type Store struct {
 	// crcChecked: the store is known to check x-amz-checksum-crc32c, so
 	// PutObject may leave out Content-MD5 (see the package comment).
 	crcChecked atomic.Bool
-	tls        bool // requests go over https
+	crcCache   string // Options.CRC32CCache
+	crcCacheID string // its content: endpoint and bucket
+	tls        bool   // requests go over https
 }
 
 // New returns a store for opts.Bucket. It does not contact the store.
@@ -266,6 +275,12 @@ func newStore(opts Options) (*Store, error) {
 		now:         time.Now,
 	}
 	s.crcChecked.Store(opts.Endpoint == "") // AWS S3 checks it
+	if opts.CRC32CCache != "" {
+		s.crcCache, s.crcCacheID = opts.CRC32CCache, opts.Endpoint+" "+opts.Bucket+"\n"
+		if b, err := os.ReadFile(s.crcCache); err == nil && string(b) == s.crcCacheID {
+			s.crcChecked.Store(true)
+		}
+	}
 	s.tls = opts.Endpoint == "" || strings.HasPrefix(opts.Endpoint, "https://")
 	mode, err := ParseLockMode(opts.ObjectLockMode)
 	if err != nil {
@@ -554,9 +569,26 @@ func (s *Store) putSection(ctx context.Context, key string, sec *io.SectionReade
 		ObjectLockRetainUntilDate: until,
 	}, s.unsignedOverTLS()...)
 	if err == nil && md5sum != nil && aws.ToString(out.ChecksumCRC32C) == *crc {
-		s.crcChecked.Store(true) // it answered with our CRC32C: it checks it
+		if !s.crcChecked.Swap(true) { // it answered with our CRC32C: it checks it
+			s.rememberCRC32C()
+		}
 	}
 	return err
+}
+
+// rememberCRC32C writes Options.CRC32CCache; a failure only costs the
+// next process Content-MD5 again.
+func (s *Store) rememberCRC32C() {
+	if s.crcCache == "" {
+		return
+	}
+	tmp := s.crcCache + ".tmp"
+	if err := os.WriteFile(tmp, []byte(s.crcCacheID), 0o600); err != nil {
+		return
+	}
+	if err := os.Rename(tmp, s.crcCache); err != nil {
+		os.Remove(tmp)
+	}
 }
 
 // putMultipart uploads first, second and the rest of r as parts, at most

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -218,6 +219,47 @@ func TestMinIOChecksCRC32C(t *testing.T) {
 	corrupt.Store(false)
 	if err := s.Put(t.Context(), "k", bytes.NewReader([]byte("fine"))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMinIOCRC32CCache: what one store learned (MinIO checks CRC32C) is
+// remembered in Options.CRC32CCache, so the next process's first
+// PutObject carries no Content-MD5; a cache naming another bucket is not
+// trusted.
+func TestMinIOCRC32CCache(t *testing.T) {
+	srv := testenv.MinIO(t)
+	bucket := srv.NewBucket(t)
+	cache := filepath.Join(t.TempDir(), "s3-checks-crc32c")
+	var md5s atomic.Int64
+	opts := minioOptions(srv, bucket)
+	opts.CRC32CCache = cache
+	opts.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.Header.Get("Content-MD5") != "" {
+			md5s.Add(1)
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	first := newMinIOStore(t, opts)
+	if first.crcChecked.Load() {
+		t.Fatal("trusted before any cache was written")
+	}
+	if err := first.Put(t.Context(), "a", bytes.NewReader([]byte("one"))); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(cache); err != nil || !strings.Contains(string(b), bucket) {
+		t.Fatalf("cache %q (%v), want it to name bucket %s", b, err, bucket)
+	}
+	second := newMinIOStore(t, opts)
+	if err := second.Put(t.Context(), "b", bytes.NewReader([]byte("two"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := md5s.Load(); n != 1 {
+		t.Errorf("%d PutObjects with Content-MD5, want only the first store's first", n)
+	}
+	other := minioOptions(srv, srv.NewBucket(t))
+	other.CRC32CCache = cache
+	if newMinIOStore(t, other).crcChecked.Load() {
+		t.Error("a cache naming another bucket was trusted")
 	}
 }
 
