@@ -29,8 +29,15 @@ func zstdDecoded(t *testing.T, frames []byte) io.Reader {
 
 func seal(t *testing.T, c *Codec, plain []byte) ([]byte, string) {
 	t.Helper()
+	stored, s := sealWith(t, c.Seal, plain)
+	return stored, s.Sum()
+}
+
+// sealWith seals plain with c.Seal or c.SealLarge.
+func sealWith(t *testing.T, sealer func(io.Writer) (*Sealer, error), plain []byte) ([]byte, *Sealer) {
+	t.Helper()
 	var buf bytes.Buffer
-	s, err := c.Seal(&buf)
+	s, err := sealer(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +50,7 @@ func seal(t *testing.T, c *Codec, plain []byte) ([]byte, string) {
 	if s.Size() != int64(len(plain)) {
 		t.Fatalf("size %d, want %d", s.Size(), len(plain))
 	}
-	return buf.Bytes(), s.Sum()
+	return buf.Bytes(), s
 }
 
 func open(c *Codec, stored []byte, encrypted bool, want string) ([]byte, error) {
@@ -210,18 +217,8 @@ func TestNotCompressed(t *testing.T) {
 
 func sealLarge(t *testing.T, c *Codec, plain []byte) ([]byte, Sums) {
 	t.Helper()
-	var buf bytes.Buffer
-	s, err := c.SealLarge(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(s, bytes.NewReader(plain)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes(), s.Sums()
+	stored, s := sealWith(t, c.SealLarge, plain)
+	return stored, s.Sums()
 }
 
 func openSums(c *Codec, stored []byte, encrypted bool, want Sums) ([]byte, error) {

@@ -323,12 +323,9 @@ func (v *verifier) sealedSums(o storage.ObjectInfo, encrypted bool, want envelop
 // readSealed reads one sealed object to its end as a stream, discarding
 // the plaintext.
 func (v *verifier) readSealed(ctx context.Context, key string, encrypted bool, want envelope.Sums, plainBytes int64) error {
-	rc, err := v.st.Get(ctx, key)
-	if errors.Is(err, storage.ErrNotExist) {
-		return errVanished
-	}
+	rc, err := v.get(ctx, key)
 	if err != nil {
-		return fmt.Errorf("%s: %w", key, err)
+		return err
 	}
 	defer rc.Close()
 	body := &transportReader{r: rc}
@@ -347,14 +344,23 @@ func (v *verifier) readSealed(ctx context.Context, key string, encrypted bool, w
 	return nil
 }
 
-// readStored reads one stored object and checks the SHA-256 of its bytes.
-func (v *verifier) readStored(ctx context.Context, key, want string) error {
+// get opens an object for reading; errVanished when it is gone.
+func (v *verifier) get(ctx context.Context, key string) (io.ReadCloser, error) {
 	rc, err := v.st.Get(ctx, key)
 	if errors.Is(err, storage.ErrNotExist) {
-		return errVanished
+		return nil, errVanished
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", key, err)
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return rc, nil
+}
+
+// readStored reads one stored object and checks the SHA-256 of its bytes.
+func (v *verifier) readStored(ctx context.Context, key, want string) error {
+	rc, err := v.get(ctx, key)
+	if err != nil {
+		return err
 	}
 	defer rc.Close()
 	h := sha256.New()

@@ -285,15 +285,21 @@ func TestFetchWrongKeyAndTampered(t *testing.T) {
 	assertEmptyDir(t, dir)
 }
 
+// pushSegments makes and pushes segments 1..n of timeline 1.
+func (f *fixture) pushSegments(n int) []string {
+	var names []string
+	for i := 1; i <= n; i++ {
+		name := wal.SegmentFileName(1, uint64(i), testSegSize)
+		f.segment(name)
+		f.push(name)
+		names = append(names, name)
+	}
+	return names
+}
+
 func TestPrefetch(t *testing.T) {
 	f := newFixture(t, nil)
-	var names []string
-	for i := 1; i <= 5; i++ {
-		n := wal.SegmentFileName(1, uint64(i), testSegSize)
-		f.segment(n)
-		f.push(n)
-		names = append(names, n)
-	}
+	names := f.pushSegments(5)
 	pdir := filepath.Join(t.TempDir(), "prefetch")
 	opts := f.fetchOpts()
 	opts.PrefetchDir, opts.Prefetch = pdir, 3
@@ -333,13 +339,7 @@ func TestPrefetch(t *testing.T) {
 // While says the recovering process is gone.
 func TestPrefetchResident(t *testing.T) {
 	f := newFixture(t, nil)
-	var names []string
-	for i := 1; i <= 8; i++ {
-		n := wal.SegmentFileName(1, uint64(i), testSegSize)
-		f.segment(n)
-		f.push(n)
-		names = append(names, n)
-	}
+	names := f.pushSegments(8)
 	pdir := filepath.Join(t.TempDir(), "prefetch")
 	opts := f.fetchOpts()
 	opts.PrefetchDir, opts.Prefetch = pdir, 2
