@@ -129,14 +129,10 @@ func (s *Sealer) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// readBufs are ReadFrom's buffers: a long-running process seals an
-// object every second or every segment.
-var readBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
 // ReadFrom lets io.Copy hand us large reads.
 func (s *Sealer) ReadFrom(r io.Reader) (int64, error) {
-	bp := readBufs.Get().(*[]byte)
-	defer readBufs.Put(bp)
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
 	buf := *bp
 	var total int64
 	for {
@@ -282,11 +278,20 @@ const (
 	openBuf   = 256 << 10 // bytes per buffer
 )
 
-// openBufs are the decoded buffers of every opener: a prefetcher or a
-// restore opens one object after another, and a fresh 256 KiB buffer is
-// zeroed memory (a tenth of a WAL segment's read). Close hands the
-// opener's idle buffers back.
-var openBufs = sync.Pool{New: func() any { b := make([]byte, openBuf); return &b }}
+// bufs are ReadFrom's buffers and the decoded buffers of every opener: a
+// long-running process seals an object every second or every segment, a
+// prefetcher or a restore opens one object after another, and a fresh
+// 256 KiB buffer is zeroed memory (a tenth of a WAL segment's read).
+// Close hands an opener's idle buffers back.
+var bufs = sync.Pool{New: func() any { b := make([]byte, openBuf); return &b }}
+
+// putBuf hands b back at its full length: an opener's buffer holds the
+// length of its last chunk, and a zero-length buffer would make
+// ReadFrom's reads return nothing forever.
+func putBuf(b []byte) {
+	b = b[:cap(b)]
+	bufs.Put(&b)
+}
 
 type chunk struct {
 	b   []byte
@@ -314,9 +319,9 @@ func (o *opener) decode(zr io.ReadCloser, out chan<- chunk, want Sums, stored *h
 		select {
 		case buf = <-o.free:
 		default:
-			buf = *openBufs.Get().(*[]byte)
+			buf = *bufs.Get().(*[]byte)
 		}
-		buf = buf[:cap(buf)] // a buffer handed back holds its last chunk's length
+		buf = buf[:cap(buf)] // one from free holds its last chunk's length
 		n, err := io.ReadFull(zr, buf)
 		switch {
 		case err == io.EOF || err == io.ErrUnexpectedEOF:
@@ -448,14 +453,14 @@ func (o *opener) Close() error {
 		close(o.done)
 		// Buffers in free are idle (the decoder takes one at a time and
 		// keeps what it took); the caller's own is done with.
-		if b := o.buf; b != nil {
+		if o.buf != nil {
+			putBuf(o.buf)
 			o.buf, o.cur = nil, nil
-			openBufs.Put(&b)
 		}
 		for {
 			select {
 			case b := <-o.free:
-				openBufs.Put(&b)
+				putBuf(b)
 			default:
 				return nil
 			}

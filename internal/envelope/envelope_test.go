@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
@@ -292,5 +294,54 @@ func TestSealLargeCatchesCodec(t *testing.T) {
 	}
 	if got, err := openSums(c, stored, false, sums); err != nil || !bytes.Equal(got, plain) {
 		t.Fatalf("open: %v", err)
+	}
+}
+
+// TestBuffersHandedBackWhole: an opener hands its buffers back to the pool
+// that Sealer.ReadFrom draws from too; one holding its last chunk's length
+// (here none) must not reach ReadFrom short, whose reads would then return
+// nothing forever.
+func TestBuffersHandedBackWhole(t *testing.T) {
+	c := newCodec(t)
+	// A whole number of buffers: the last chunk is empty.
+	stored, sum := seal(t, c, make([]byte, openBuf))
+	done := make(chan error, 1)
+	go func() {
+		for range 20 {
+			r, err := c.Open(bytes.NewReader(stored), true, sum)
+			if err != nil {
+				done <- err
+				return
+			}
+			if _, err := io.ReadAll(r); err != nil {
+				done <- err
+				return
+			}
+			r.Close()
+			var buf bytes.Buffer
+			s, err := c.Seal(&buf)
+			if err != nil {
+				done <- err
+				return
+			}
+			// A reader without WriteTo, so io.Copy uses ReadFrom.
+			if _, err := io.Copy(s, struct{ io.Reader }{bytes.NewReader([]byte("hello"))}); err != nil {
+				done <- err
+				return
+			}
+			if err := s.Close(); err != nil || s.Size() != 5 {
+				done <- fmt.Errorf("seal after open: %v, %d bytes", err, s.Size())
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Seal's ReadFrom hung on a buffer an opener handed back")
 	}
 }

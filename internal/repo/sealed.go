@@ -178,27 +178,22 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // read fails unless the content matches wantSHA256 (the recorded SHA-256
 // of the plaintext) when the whole object has been read.
 func (r *Repo) OpenSealed(ctx context.Context, key string, encrypted bool, wantSHA256 string) (io.ReadCloser, error) {
-	rc, err := r.st.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	pr, err := r.codec.Open(rc, encrypted, wantSHA256)
-	if err != nil {
-		rc.Close()
-		return nil, err
-	}
-	return both{pr, rc}, nil
+	return r.openSums(ctx, key, encrypted, envelope.Sums{SHA256: wantSHA256})
 }
 
 // OpenPart opens part p of backup b for reading its plaintext, checking
 // the sums the part records (see PutLarge; older parts record the
 // plaintext's SHA-256) once the whole part has been read.
 func (r *Repo) OpenPart(ctx context.Context, b *catalog.Backup, p catalog.Part) (io.ReadCloser, error) {
-	rc, err := r.st.Get(ctx, p.Key)
+	return r.openSums(ctx, p.Key, b.Encrypted, PartSums(p))
+}
+
+func (r *Repo) openSums(ctx context.Context, key string, encrypted bool, want envelope.Sums) (io.ReadCloser, error) {
+	rc, err := r.st.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	pr, err := r.codec.OpenSums(rc, b.Encrypted, PartSums(p))
+	pr, err := r.codec.OpenSums(rc, encrypted, want)
 	if err != nil {
 		rc.Close()
 		return nil, err

@@ -285,6 +285,20 @@ func TestFetchWrongKeyAndTampered(t *testing.T) {
 	assertEmptyDir(t, dir)
 }
 
+// prefetchOnce is one pass of the resident prefetcher: the n segments
+// after `after` downloaded into dir.
+func prefetchOnce(ctx context.Context, after string, segSize int64, n int, dir string, opts FetchOptions) error {
+	cur, err := wal.ParseName(after)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	_, err = newPrefetcher(segSize, n, dir, opts).fill(ctx, cur)
+	return err
+}
+
 // pushSegments makes and pushes segments 1..n of timeline 1.
 func (f *fixture) pushSegments(n int) []string {
 	var names []string
@@ -304,7 +318,7 @@ func TestPrefetch(t *testing.T) {
 	opts := f.fetchOpts()
 	opts.PrefetchDir, opts.Prefetch = pdir, 3
 	opts.StartPrefetch = func(after string, segSize int64) error {
-		return Prefetch(context.Background(), after, segSize, opts.Prefetch, pdir, opts)
+		return prefetchOnce(context.Background(), after, segSize, opts.Prefetch, pdir, opts)
 	}
 	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
 	if err := Fetch(t.Context(), names[0], dest, opts); err != nil {

@@ -221,26 +221,6 @@ func writeAtomic(dest, name string, fill func(*os.File) (int64, error)) (int64, 
 	return n, nil
 }
 
-// Prefetch downloads the n segments after `after` into dir once, each
-// under its trusted name (see prefetch.go) once verified, skipping ones
-// already there or being fetched by another prefetcher. It stops at the
-// first segment the repository does not have. PrefetchResident keeps
-// doing so for a whole recovery.
-func Prefetch(ctx context.Context, after string, segSize int64, n int, dir string, opts FetchOptions) error {
-	cur, err := wal.ParseName(after)
-	if err != nil || cur.Kind != wal.KindSegment {
-		return fmt.Errorf("prefetch: %q is not a segment name", after)
-	}
-	if !wal.ValidSegmentSize(segSize) {
-		return fmt.Errorf("prefetch: bad segment size %d", segSize)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	_, err = newPrefetcher(segSize, n, dir, opts).fill(ctx, cur)
-	return err
-}
-
 // prefetched lists segment names already in dir (complete or in flight).
 func prefetched(dir string) map[string]bool {
 	out := map[string]bool{}

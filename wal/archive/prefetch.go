@@ -135,6 +135,9 @@ func PrefetchResident(ctx context.Context, after string, segSize int64, n int, d
 	defer lock.Close()
 	p := newPrefetcher(segSize, n, dir, opts)
 	last, checked := time.Now(), time.Now()
+	var filledFor string
+	var filledAt time.Time
+	did := true
 	for ctx.Err() == nil {
 		if w, ok := readWanted(dir); ok && (w.Timeline != cur.Timeline || w.String() > cur.String()) {
 			cur, last = w, time.Now()
@@ -150,9 +153,14 @@ func PrefetchResident(ctx context.Context, after string, segSize int64, n int, d
 			}
 			checked = time.Now()
 		}
-		did, err := p.fill(ctx, cur)
-		if err != nil {
-			return err
+		// The window changes only when recovery asks for another segment
+		// or a download ends; a segment not archived yet is looked for
+		// again after relistEvery.
+		if cur.String() != filledFor || did || time.Since(filledAt) > relistEvery {
+			if did, err = p.fill(ctx, cur); err != nil {
+				return err
+			}
+			filledFor, filledAt = cur.String(), time.Now()
 		}
 		if !did {
 			time.Sleep(wantedPoll)

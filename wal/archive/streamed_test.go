@@ -228,7 +228,7 @@ func TestFetchSealed(t *testing.T) {
 	next := "000000010000000000000006"
 	f.storeSealed(next, seg, 300000)
 	pdir := filepath.Join(t.TempDir(), "prefetch")
-	if err := Prefetch(t.Context(), name, testSegSize, 1, pdir, f.fetchOpts()); err != nil {
+	if err := prefetchOnce(t.Context(), name, testSegSize, 1, pdir, f.fetchOpts()); err != nil {
 		t.Fatal(err)
 	}
 	m, _ := filepath.Glob(filepath.Join(pdir, next+"."+sha(seg)+".*"))
