@@ -243,9 +243,9 @@ func daemonRetainer(e *env, r *repo.Repo) *daemon.Retainer {
 // with S3 Object Lock, the extension of the kept chain's locks.
 func retainHooks(ctx context.Context, e *env, r *repo.Repo, o *retention.Options) error {
 	if o.DoFiles {
-		o.PlanPacks = func(ctx context.Context, remaining []*catalog.Snapshot, now time.Time, grace time.Duration) (*retention.PackPlan, error) {
-			pr := r // with no snapshot kept, no manifest is read
-			if len(remaining) > 0 {
+		o.PlanPacks = func(ctx context.Context, kept, dropped []*catalog.Snapshot, now time.Time, grace time.Duration) (*retention.PackPlan, error) {
+			pr := r // with no snapshot kept, no manifest is read (unless one finishes meanwhile: the GC then refuses)
+			if len(kept) > 0 || e.cfg.AgeIdentityFile != "" {
 				if e.cfg.Encryption != "none" && e.cfg.AgeIdentityFile == "" {
 					return &retention.PackPlan{Summary: "not collected: reading the kept snapshots needs the identity (age_identity_file)"}, nil
 				}
@@ -260,7 +260,7 @@ func retainHooks(ctx context.Context, e *env, r *repo.Repo, o *retention.Options
 				codec.Identities = withKey.Identities
 				pr = repo.New(r.Store(), codec)
 			}
-			g, err := pr.PlanPackGC(ctx, remaining, now, grace)
+			g, err := pr.PlanPackGC(ctx, dropped, now, grace)
 			if err != nil {
 				return nil, err
 			}

@@ -355,9 +355,10 @@ func watchStore(ctx context.Context, opts Options) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-opts.Store.recovered: // said at once, not at the next tick
 		case <-t.C:
+			opts.Store.probe(ctx, opts.StoreProbeInterval, timeout)
 		}
-		opts.Store.probe(ctx, opts.StoreProbeInterval, timeout)
 		st := opts.Store.Status()
 		switch down := !st.Up() && opts.Now().Sub(st.FailingSince) > opts.StoreMaxOutage; {
 		case down && !reported:

@@ -36,6 +36,7 @@ type StoreMonitor struct {
 	failures     int64     // consecutive
 	lastKind     string    // the newest failure's kind
 	kinds        map[string]int64
+	recovered    chan struct{} // gets a value when a success ends failures (watchStore logs it)
 }
 
 var _ storage.Storage = (*StoreMonitor)(nil)
@@ -45,7 +46,7 @@ func NewStoreMonitor(s storage.Storage, now func() time.Time) *StoreMonitor {
 	if now == nil {
 		now = time.Now
 	}
-	return &StoreMonitor{inner: s, now: now, kinds: map[string]int64{}}
+	return &StoreMonitor{inner: s, now: now, kinds: map[string]int64{}, recovered: make(chan struct{}, 1)}
 }
 
 // Unwrap returns the wrapped store.
@@ -88,6 +89,12 @@ func (m *StoreMonitor) observe(ctx context.Context, start time.Time, err error) 
 	defer m.mu.Unlock()
 	m.lastRequest = now
 	if err == nil || errors.Is(err, storage.ErrNotExist) || errors.Is(err, storage.ErrExist) || errors.Is(err, storage.ErrLocked) {
+		if m.failures > 0 {
+			select {
+			case m.recovered <- struct{}{}:
+			default: // one is waiting already
+			}
+		}
 		m.lastSuccess, m.failingSince, m.failures = now, time.Time{}, 0
 		return
 	}

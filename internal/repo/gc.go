@@ -28,9 +28,11 @@ import (
 // time never loses a chunk it counts on. Nothing stored is modified:
 // packs, index objects and records are only created and deleted.
 //
-//  1. Referenced chunks are the chunk IDs in the manifests of the
-//     snapshots that remain after retention (reading them needs the
-//     identity). Packs holding none are candidates; so are packs whose
+//  1. Referenced chunks are the chunk IDs in the manifests of every
+//     complete snapshot the GC lists, except those retention drops
+//     (reading them needs the identity). It is told what is dropped, not
+//     what remains: a snapshot that finishes after retention listed the
+//     snapshots is one retention never saw, and it must count. Packs holding none are candidates; so are packs whose
 //     referenced bytes are below RepackBelow of their blobs' bytes, once
 //     their live chunks are copied (ReadBlob, then a PackWriter) into new
 //     packs with their own index objects: a repack is new objects, never a
@@ -210,16 +212,16 @@ type gcPack struct {
 	held    bool // gcWait because of a snapshot in progress
 }
 
-// PlanPackGC decides which packs can go, given the snapshots that remain
-// after retention (every complete snapshot of every set minus those
-// retention deletes); it writes nothing. It needs the age identity when a
-// snapshot's manifest is encrypted.
-func (r *Repo) PlanPackGC(ctx context.Context, remaining []*catalog.Snapshot, now time.Time, grace time.Duration) (*PackGC, error) {
-	return r.PlanPackGCWith(ctx, remaining, PackGCOptions{Now: now, Grace: grace})
+// PlanPackGC decides which packs can go, given the snapshots retention
+// drops: every other complete snapshot of every set it lists, also one
+// finished since retention looked, keeps its chunks. It writes nothing.
+// It needs the age identity when a kept snapshot's manifest is encrypted.
+func (r *Repo) PlanPackGC(ctx context.Context, dropped []*catalog.Snapshot, now time.Time, grace time.Duration) (*PackGC, error) {
+	return r.PlanPackGCWith(ctx, dropped, PackGCOptions{Now: now, Grace: grace})
 }
 
 // PlanPackGCWith is PlanPackGC with options.
-func (r *Repo) PlanPackGCWith(ctx context.Context, remaining []*catalog.Snapshot, opts PackGCOptions) (*PackGC, error) {
+func (r *Repo) PlanPackGCWith(ctx context.Context, dropped []*catalog.Snapshot, opts PackGCOptions) (*PackGC, error) {
 	if opts.Grace < 0 {
 		return nil, fmt.Errorf("pack gc: grace %s is negative", opts.Grace)
 	}
@@ -241,13 +243,22 @@ func (r *Repo) PlanPackGCWith(ctx context.Context, remaining []*catalog.Snapshot
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range all {
-		g.known[s.Set+"/"+s.ID] = true
+	drop := map[string]bool{}
+	for _, s := range dropped {
+		drop[s.Set+"/"+s.ID] = true
 	}
-	if err := r.canReadManifests(append(slices.Clip(remaining), all...)); err != nil {
+	var kept []*catalog.Snapshot
+	for _, s := range all {
+		k := s.Set + "/" + s.ID
+		g.known[k] = true
+		if !drop[k] {
+			kept = append(kept, s)
+		}
+	}
+	if err := r.canReadManifests(kept); err != nil {
 		return nil, err
 	}
-	if err := g.addAllRefs(ctx, remaining); err != nil {
+	if err := g.addAllRefs(ctx, kept); err != nil {
 		return nil, err
 	}
 	if err := g.look(ctx, inProgress); err != nil {
@@ -606,15 +617,15 @@ func (g *PackGC) Apply(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := r.canReadManifests(all); err != nil {
-		return err
-	}
 	var finished []*catalog.Snapshot // since the plan
 	for _, s := range all {
 		if k := s.Set + "/" + s.ID; !g.known[k] {
 			finished = append(finished, s)
 			g.known[k] = true
 		}
+	}
+	if err := r.canReadManifests(finished); err != nil {
+		return err
 	}
 	if err := g.addAllRefs(ctx, finished); err != nil {
 		return err

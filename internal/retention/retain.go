@@ -35,9 +35,11 @@ type Options struct {
 	Grace time.Duration
 	// KeepReports is how many reports of each kind stay; 0 means 30.
 	KeepReports int
-	// PlanPacks plans the file-pack garbage collection over the snapshots
-	// that remain; nil leaves packs alone.
-	PlanPacks func(ctx context.Context, remaining []*catalog.Snapshot, now time.Time, grace time.Duration) (*PackPlan, error)
+	// PlanPacks plans the file-pack garbage collection: kept and dropped
+	// are the complete snapshots retention keeps and deletes. The GC
+	// counts every snapshot it lists but the dropped ones (one finished
+	// since retention listed them among them); nil leaves packs alone.
+	PlanPacks func(ctx context.Context, kept, dropped []*catalog.Snapshot, now time.Time, grace time.Duration) (*PackPlan, error)
 	// ExtendLocks extends the Object Lock of the kept backups and the WAL
 	// they need (retention.ExtendLocks); nil when the store has no lock.
 	ExtendLocks func(ctx context.Context, kept []*catalog.Backup, ix *wal.Index) (int, error)
@@ -229,13 +231,15 @@ func makePlan(ctx context.Context, r *repo.Repo, o Options, pins *repo.Pins) (*p
 		p.count(p.res.Files, ds, inv.Snapshots, func(d Decision) string { return catalog.SnapshotPrefix(d.Item.Group, d.Item.ID) })
 		p.res.Decisions = append(p.res.Decisions, ds...)
 		if o.PlanPacks != nil {
-			var remaining []*catalog.Snapshot
+			var kept, dropped []*catalog.Snapshot
 			for _, d := range ds {
-				if d.Keep {
-					remaining = append(remaining, bySnap[d.Item.Group+"/"+d.Item.ID])
+				if s := bySnap[d.Item.Group+"/"+d.Item.ID]; d.Keep {
+					kept = append(kept, s)
+				} else {
+					dropped = append(dropped, s)
 				}
 			}
-			if p.res.Packs, err = o.PlanPacks(ctx, remaining, o.Now, o.Grace); err != nil {
+			if p.res.Packs, err = o.PlanPacks(ctx, kept, dropped, o.Now, o.Grace); err != nil {
 				return nil, err
 			}
 		}
