@@ -46,7 +46,7 @@ pitr wal-push there, with look-ahead at other .ready files (push_concurrency).`,
 }
 
 func runDaemon(ctx context.Context, e *env) error {
-	longRunningGC()
+	residentGC()
 	if e.cfg.Repo == "" && len(e.cfg.Monitor) > 0 { // a monitoring host: monitor: only
 		return runMonitorDaemon(ctx, e)
 	}
@@ -68,7 +68,9 @@ func runDaemon(ctx context.Context, e *env) error {
 		return err
 	}
 	if offsite != nil {
-		opts.Jobs = append(opts.Jobs, daemon.Job{Name: "offsite copy", Run: func(ctx context.Context, _ bool) error { return offsite.Run(ctx) }})
+		opts.Jobs = append(opts.Jobs, daemon.Job{Name: "offsite copy", Run: func(ctx context.Context, _ bool) error {
+			return withJobMemory(func() error { return offsite.Run(ctx) })
+		}})
 		offsite.Kick()
 	}
 	if j := pushSocketJob(e, r); j != nil { // issue 13: wal-push hands WAL to the daemon
@@ -95,10 +97,13 @@ func runDaemon(ctx context.Context, e *env) error {
 	}
 	if backupSchedule != nil {
 		opts.Jobs = append(opts.Jobs, daemon.BackupJob(backupSchedule, func(ctx context.Context) error {
-			_, err := backup.Run(ctx, backup.Options{
-				Repo: r, DSN: e.cfg.PGDSN.Reveal(), Fast: true,
-				WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
-				Method: e.cfg.BackupMethod,
+			err := withJobMemory(func() error {
+				_, err := backup.Run(ctx, backup.Options{
+					Repo: r, DSN: e.cfg.PGDSN.Reveal(), Fast: true,
+					WALTimeout: e.cfg.BackupWALTimeout, StaleAfter: e.cfg.BackupStaleAfter, PitrVersion: version,
+					Method: e.cfg.BackupMethod,
+				})
+				return err
 			})
 			if err == nil {
 				offsite.Kick()
@@ -118,7 +123,10 @@ func runDaemon(ctx context.Context, e *env) error {
 			if db == catalog.GlobalsDatabase {
 				take = dump.Globals
 			}
-			_, err := take(ctx, dump.Options{Repo: r, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
+			err := withJobMemory(func() error {
+				_, err := take(ctx, dump.Options{Repo: r, DSN: e.cfg.PGDSN.Reveal(), Database: db, PitrVersion: version})
+				return err
+			})
 			if err == nil {
 				offsite.Kick()
 				retainer.Kick()
@@ -134,7 +142,7 @@ func runDaemon(ctx context.Context, e *env) error {
 		}
 		if s != nil {
 			opts.Jobs = append(opts.Jobs, daemon.Job{Name: "files " + set.Name, Schedule: s, Run: func(ctx context.Context, _ bool) error {
-				_, err := filesBackup(ctx, e, r, set, false, nil)
+				err := withJobMemory(func() error { _, err := filesBackup(ctx, e, r, set, false, nil); return err })
 				if err == nil || errors.Is(err, files.ErrChanged) { // stored either way
 					offsite.Kick()
 					retainer.Kick()
@@ -148,7 +156,7 @@ func runDaemon(ctx context.Context, e *env) error {
 			return fmt.Errorf("%w: app %s schedule: %v", errUsage, a.Name, err)
 		} else if s != nil {
 			opts.Jobs = append(opts.Jobs, daemon.Job{Name: "app " + a.Name, Schedule: s, Run: func(ctx context.Context, _ bool) error {
-				_, err := appBackup(ctx, e, r, a)
+				err := withJobMemory(func() error { _, err := appBackup(ctx, e, r, a); return err })
 				if err == nil {
 					offsite.Kick()
 					retainer.Kick()

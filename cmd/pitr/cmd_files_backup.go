@@ -140,7 +140,7 @@ func runFilesBackup(ctx context.Context, e *env, o filesBackupOptions, args []st
 	}
 	// A snapshot's live heap is mostly pack buffers and the chunk index
 	// (about 100 MiB for 200,000 files): keep the heap close to it.
-	longRunningGC()
+	tightGC()
 	var errs []error
 	changed := false
 	for _, set := range sets {

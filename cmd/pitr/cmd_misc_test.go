@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -245,5 +247,45 @@ func TestClusterUpgradeNoServer(t *testing.T) {
 	code, _, stderr = runCLI(t, "cluster-upgrade")
 	if code != exitError || !strings.HasPrefix(stderrLine(stderr), "pitr: no repository at file://") {
 		t.Errorf("cluster-upgrade without a repository: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// The resident memory limit is lifted while daemon jobs run, however many
+// at once, and set again (with GOGC back at 100) once the last one ends.
+func TestWithJobMemory(t *testing.T) {
+	if _, ok := os.LookupEnv("GOGC"); ok {
+		t.Skip("GOGC is set: residentGC leaves the collector alone")
+	}
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+		t.Skip("GOMEMLIMIT is set: residentGC leaves the collector alone")
+	}
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() {
+		debug.SetMemoryLimit(before)
+		debug.SetGCPercent(100)
+		jobMemory.limit = 0
+	})
+	residentGC()
+	if got := debug.SetMemoryLimit(-1); got != residentMemoryLimit {
+		t.Fatalf("limit %d, want %d", got, residentMemoryLimit)
+	}
+	err := withJobMemory(func() error {
+		if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+			t.Errorf("limit during a job: %d", got)
+		}
+		_ = withJobMemory(func() error { return nil }) // a second job ends first
+		if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+			t.Errorf("limit after the second job ended: %d", got)
+		}
+		return errors.New("job failed")
+	})
+	if err == nil || err.Error() != "job failed" {
+		t.Errorf("withJobMemory returned %v, want the job's error", err)
+	}
+	if got := debug.SetMemoryLimit(-1); got != residentMemoryLimit {
+		t.Errorf("limit after the jobs: %d, want %d", got, residentMemoryLimit)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC after the jobs: %d, want 100", got)
 	}
 }

@@ -220,22 +220,25 @@ func daemonRetainer(e *env, r *repo.Repo) *daemon.Retainer {
 	if (e.cfg.DaemonRetain != nil && !*e.cfg.DaemonRetain) || (rt.Backups.KeepsAll() && rt.Dumps.KeepsAll() && rt.Files.KeepsAll()) {
 		return nil
 	}
-	return daemon.NewRetainer(func(ctx context.Context) error {
-		o, err := retainOptions(&e.cfg, retainFlags{})
-		if err != nil {
-			return err
-		}
-		if err := retainHooks(ctx, e, r, &o); err != nil {
-			return err
-		}
-		res, err := retention.Run(ctx, r, o)
-		if res != nil {
-			var buf strings.Builder
-			printRetain(&buf, res)
-			zerolog.Ctx(ctx).Info().Strs("result", strings.Split(strings.TrimSpace(buf.String()), "\n")).Msg("retention result")
-		}
+	return daemon.NewRetainer(func(ctx context.Context) error { return withJobMemory(func() error { return retainOnce(ctx, e, r) }) })
+}
+
+// retainOnce is one of the daemon's retention runs.
+func retainOnce(ctx context.Context, e *env, r *repo.Repo) error {
+	o, err := retainOptions(&e.cfg, retainFlags{})
+	if err != nil {
 		return err
-	})
+	}
+	if err := retainHooks(ctx, e, r, &o); err != nil {
+		return err
+	}
+	res, err := retention.Run(ctx, r, o)
+	if res != nil {
+		var buf strings.Builder
+		printRetain(&buf, res)
+		zerolog.Ctx(ctx).Info().Strs("result", strings.Split(strings.TrimSpace(buf.String()), "\n")).Msg("retention result")
+	}
+	return err
 }
 
 // retainHooks sets the file-pack garbage collection (it reads the kept

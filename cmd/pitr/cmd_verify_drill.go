@@ -191,11 +191,15 @@ func drillJob(ctx context.Context, e *env) (*daemon.Job, error) {
 		prev = daemon.DrillPrevious{End: rep.Finished, RTO: time.Duration(rep.RTOSeconds * float64(time.Second))}
 	}
 	j := daemon.DrillJob(s, prev, func(ctx context.Context) (time.Duration, error) {
-		res, err := verify.Drill(ctx, opts)
-		if err != nil {
-			return 0, err
-		}
-		return res.RTO, nil
+		var rto time.Duration
+		err := withJobMemory(func() error {
+			res, err := verify.Drill(ctx, opts)
+			if err == nil {
+				rto = res.RTO
+			}
+			return err
+		})
+		return rto, err
 	})
 	return &j, nil
 }

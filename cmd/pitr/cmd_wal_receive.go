@@ -47,7 +47,7 @@ their WAL is in the repository. Connection: pg_dsn, or PGHOST/PGPORT/PGUSER.`,
 }
 
 func runWALReceive(ctx context.Context, e *env) error {
-	longRunningGC()
+	residentGC()
 	r, err := newReceiver(ctx, e)
 	if err != nil {
 		return err
