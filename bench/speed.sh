@@ -146,7 +146,7 @@ main() {
 	if has_phase push || has_phase latency || has_phase codecs; then
 		local modes="" lat_modes="" codecs=""
 		has_phase push && modes="cp pitr pitr-daemon pgbackrest-sync pgbackrest-async walg"
-		has_phase latency && lat_modes="pitr-c4 pitr-daemon pgbackrest-sync walg"
+		has_phase latency && lat_modes="pitr-c4 pitr-inproc pitr-daemon pgbackrest-sync walg"
 		has_phase codecs && codecs=$CODECS
 		local sets="pgbench random"
 		has_phase push || sets=""

@@ -35,7 +35,7 @@
 #                            `pitr config --doc` lists compression]
 #   PITR_BENCH_N_CODEC       segments per codec run [64]
 #   PITR_BENCH_CODEC_SETS    segment sets of the codec runs [pgbench random]
-#   PITR_BENCH_LATENCY_MODES [pitr-c1 pitr-c4 pgbackrest-sync]; also pitr-daemon, walg
+#   PITR_BENCH_LATENCY_MODES [pitr-c1 pitr-c4 pgbackrest-sync]; also pitr-inproc (push_resident false), pitr-daemon, walg
 #   WALG_BIN                 a wal-g binary: enables the walg mode and probes
 #   PITR_BENCH_LATENCY_N     timed calls per latency probe and round [20]
 #   PGBIN                    PostgreSQL binaries [/usr/lib/postgresql/15/bin]
@@ -332,8 +332,12 @@ latency_probes() {
 				--warmup "$warm" --command "PITR_REPO=s3://pitr/lat-r$round-%i PITR_PUSH_CONCURRENCY=1 $base"
 			;;
 		pitr-c4)
-			"$H" latency "${common[@]}" --label pitr-c4 --title "pitr wal-push in-process, look-ahead (concurrency 4, the default; 7 more .ready)" --next \
-				--warmup "$warm" --command "PITR_REPO=s3://pitr/lat-r$round-%i PITR_PUSH_CONCURRENCY=4 $base"
+			"$H" latency "${common[@]}" --label pitr-c4 --title "pitr wal-push, default settings (resident pusher, started by the call before; 7 more .ready)" --next \
+				--command "PITR_REPO=s3://pitr/lat-r$round-%i $base"
+			;;
+		pitr-inproc)
+			"$H" latency "${common[@]}" --label pitr-inproc --title "pitr wal-push in-process (push_resident false; concurrency 4; 7 more .ready)" --next \
+				--command "PITR_REPO=s3://pitr/lat-r$round-%i PITR_PUSH_RESIDENT=false $base"
 			;;
 		pitr-daemon)
 			if [ -n "$DAEMON_NA" ]; then

@@ -92,8 +92,8 @@ func walGoals(results []Result) []string {
 		}
 	}
 	peer := harness.Median(lat["pgbackrest-sync"])
-	latName := map[string]string{"pitr-c4": "pitr in-process (default settings)", "pitr-daemon": "pitr via pitr daemon"}
-	for _, mine := range []string{"pitr-c4", "pitr-daemon"} {
+	latName := map[string]string{"pitr-c4": "pitr (default settings: resident pusher)", "pitr-inproc": "pitr in-process (push_resident false)", "pitr-daemon": "pitr via pitr daemon"}
+	for _, mine := range []string{"pitr-c4", "pitr-inproc", "pitr-daemon"} {
 		if why, ok := na[mine]; ok && len(lat[mine]) == 0 {
 			out = append(out, fmt.Sprintf("- one segment, %s: not available (%s)", latName[mine], why))
 			continue
@@ -216,7 +216,7 @@ func cmdSummary(args []string) error {
 	}
 	if len(calls) > 0 || na["pitr-daemon"] {
 		fmt.Printf("| one segment, process start to exit | – | %s | %s | %s |\n", join(ms("latency/pgbackrest-sync", "sync ")),
-			join(ms("latency/walg", "")), join(ms("latency/pitr-c4", "in-process "), ms("latency/pitr-daemon", "via daemon ")))
+			join(ms("latency/walg", "")), join(ms("latency/pitr-c4", ""), ms("latency/pitr-inproc", "in-process "), ms("latency/pitr-daemon", "via daemon ")))
 	}
 	if len(calls["startup/true"]) > 0 {
 		fmt.Printf("| process start-up | %s | %s | %s | %s |\n", join(ms("startup/true", "`true` ")), join(ms("startup/pgbackrest", "")),

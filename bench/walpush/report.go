@@ -316,7 +316,7 @@ func contains(xs []string, x string) bool {
 }
 
 func modeRank(label string) int {
-	for i, l := range []string{"cp", "pitr", "pitr-daemon", "pitr-c1", "pitr-c4", "pitr-c8", "alt-c1", "alt-c4", "alt-c8",
+	for i, l := range []string{"cp", "pitr", "pitr-daemon", "pitr-c1", "pitr-c4", "pitr-inproc", "pitr-c8", "alt-c1", "alt-c4", "alt-c8",
 		"pitr-zstd", "pitr-lz4", "pitr-s2", "pgbackrest-sync", "pgbackrest-async", "walg"} {
 		if l == label {
 			return i
@@ -394,8 +394,8 @@ func writeLatency(w io.Writer, lat map[string]*Result, latOrder []string) {
 	fmt.Fprintln(w, "### Single-segment latency and start-up")
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "One archive_command call, process start to exit (through `/bin/sh -c`), pgbench segments, against the same MinIO. "+
-		"Each timed call runs in a fresh data directory after one untimed call (so pitr's spool already knows the repository, as on a running server), "+
-		"with 7 more segments marked .ready behind it. Calls pooled over all rounds. Start-up: the command run directly (no shell), interleaved.\n\n")
+		"Each timed call runs in a fresh data directory after one untimed call (so pitr's spool already knows the repository and, by default, its resident pusher runs, as on a running server), "+
+		"made while its segment was the only .ready one; then 7 more segments are marked .ready behind the timed one. Calls pooled over all rounds. Start-up: the command run directly (no shell), interleaved.\n\n")
 	fmt.Fprintln(w, "| call | median ms | p10–p90 ms | calls |")
 	fmt.Fprintln(w, "|---|---|---|---|")
 	for _, k := range latOrder {

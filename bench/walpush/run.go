@@ -77,6 +77,30 @@ func segments(dir string, n int) ([]string, error) {
 // PG_VERSION copied from pgcontrol (pgBackRest reads them), the segments
 // hard-linked into pg_wal, and a .ready file for each.
 func fakePGData(dir, segdir, pgcontrol string, names []string) (string, error) {
+	return fakePGDataReady(dir, segdir, pgcontrol, names, len(names))
+}
+
+// markReady writes the .ready files of names.
+func markReady(pgdata string, names []string) error {
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(pgdata, "pg_wal", "archive_status", n+".ready"), nil, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// endResident removes the socket of the resident pusher a pitr wal-push
+// started in pgdata's spool, which ends it as a stopping server (its
+// archiver gone) would; otherwise it stays its idle time, and ReapAll
+// waits for it.
+func endResident(pgdata string) {
+	_ = os.Remove(filepath.Join(pgdata, "pg_wal", "pitr", "push.sock"))
+}
+
+// fakePGDataReady is fakePGData with .ready files for the first ready
+// names only.
+func fakePGDataReady(dir, segdir, pgcontrol string, names []string, ready int) (string, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return "", err
 	}
@@ -102,9 +126,9 @@ func fakePGData(dir, segdir, pgcontrol string, names []string) (string, error) {
 				return "", err
 			}
 		}
-		if err := os.WriteFile(filepath.Join(status, n+".ready"), nil, 0o600); err != nil {
-			return "", err
-		}
+	}
+	if err := markReady(pgdata, names[:ready]); err != nil {
+		return "", err
 	}
 	return pgdata, nil
 }
@@ -277,6 +301,7 @@ func cmdRun(args []string) error {
 			return fmt.Errorf("stop daemon: %w", err)
 		}
 	}
+	endResident(pgdata)
 	if err := harness.ReapAll(*bgWait); err != nil {
 		return err
 	}
@@ -326,8 +351,9 @@ func measureStored(where string, res *Result) error {
 // cmdLatency times single archive_command calls, each in a fresh data
 // directory: iteration i uses segments i*(ahead+2) on. The first is pushed
 // untimed by --warmup (it sets up whatever a long-running archiver would
-// already have, e.g. pitr's spool), the second is timed with the other
-// `ahead` segments marked .ready behind it, and with --next the third is
+// already have, e.g. pitr's spool and resident pusher) while it is the only
+// .ready one, the second is timed with the other `ahead` segments marked
+// .ready behind it, and with --next the third is
 // timed too (the call after, which look-ahead may have made cheap).
 func cmdLatency(args []string) error {
 	fs := flag.NewFlagSet("latency", flag.ExitOnError)
@@ -368,7 +394,9 @@ func cmdLatency(args []string) error {
 	res := Result{Kind: "latency", Set: c.set, Round: c.round, Label: c.label, Title: c.title, Cmd: *tmpl}
 	for i := 0; i < *iters; i++ {
 		names := all[i*per : (i+1)*per]
-		pgdata, err := fakePGData(filepath.Join(c.dir, "iter"), c.segdir, c.pgcontrol, names)
+		// Only the warm-up's segment is .ready at first: its look-ahead
+		// (or a daemon's) must not push the timed one ahead of its call.
+		pgdata, err := fakePGDataReady(filepath.Join(c.dir, "iter"), c.segdir, c.pgcontrol, names, 1)
 		if err != nil {
 			return err
 		}
@@ -383,6 +411,9 @@ func cmdLatency(args []string) error {
 			}
 		}
 		if _, _, err := archive(expand(*warmup, pgdata, names[0], i), pgdata, names[0], log); err != nil {
+			return err
+		}
+		if err := markReady(pgdata, names[1:]); err != nil {
 			return err
 		}
 		d, _, err := archive(expand(*tmpl, pgdata, names[1], i), pgdata, names[1], log)
@@ -402,6 +433,7 @@ func cmdLatency(args []string) error {
 				return fmt.Errorf("stop daemon: %w", err)
 			}
 		}
+		endResident(pgdata)
 		if err := harness.ReapAll(time.Minute); err != nil {
 			return err
 		}

@@ -70,7 +70,7 @@ func (e *env) fetchOptions(ctx context.Context, prefetchDir string) (archive.Fet
 // startPrefetch runs `pitr wal-prefetch` detached, in its own session, so
 // restore_command returns while the next segments download.
 func (e *env) startPrefetch(after string, segSize int64, dir string) error {
-	self, err := os.Executable()
+	self, err := selfForChild()
 	if err != nil {
 		return err
 	}
@@ -87,6 +87,17 @@ func (e *env) startPrefetch(after string, segSize int64, dir string) error {
 		return err
 	}
 	return cmd.Process.Release()
+}
+
+// selfForChild is this binary, for a detached child (the prefetcher, the
+// resident pusher) to run. A test binary running the command line
+// in-process is refused: it would run the whole test suite instead.
+func selfForChild() (string, error) {
+	self, err := os.Executable()
+	if err == nil && strings.HasSuffix(self, ".test") {
+		err = errors.New("a test binary starts no detached pitr")
+	}
+	return self, err
 }
 
 // restoreCommandCaller is the process that ran restore_command: PostgreSQL

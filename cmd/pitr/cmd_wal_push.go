@@ -2,9 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,7 +31,10 @@ them in parallel (push_concurrency), so later calls return at once. Gives up
 after retry_timeout in all, so that a stalled store cannot hold up the
 archiver; removes what killed calls left in the spool first.
 When pitr daemon runs, hands the file to it over its socket (socket) first:
-the daemon pushes it on its warm connection and answers once it is stored.`,
+the daemon pushes it on its warm connection and answers once it is stored.
+Without one, the first call starts a resident pusher in the spool
+(push_resident), which serves the later calls the same way and exits 20 s
+idle or with the archiver.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error { return runWALPush(c.Context(), e, args[0]) },
 	}
@@ -50,13 +61,33 @@ func runWALPush(ctx context.Context, e *env, path string) error {
 		}
 		e.log.Debug().Err(err).Str("socket", e.cfg.Socket).Msg("pushing in-process")
 	}
-	// A process that pushes one segment would send Content-MD5 with it
-	// every time: what the first call learned about the store is kept in
-	// the spool (see s3.Options.CRC32CCache).
 	spool := e.cfg.SpoolDir
 	if spool == "" {
 		spool = filepath.Join(filepath.Dir(path), "pitr")
 	}
+	// Then the resident pusher an earlier call started in the spool.
+	resident := ""
+	if (e.cfg.PushResident == nil || *e.cfg.PushResident) && e.cfg.Repo != "" {
+		resident = archive.ResidentSocket(spool)
+	}
+	start := false
+	if resident != "" {
+		t := time.Now()
+		res, err := archive.PushViaSocketWith(ctx, resident, path, e.cfg.Repo, e.pushFingerprint())
+		if err == nil {
+			e.log.Info().Str("segment", res.Name).Str("via", "resident pusher").Bool("existed", res.Existed).Bool("acked", res.Acked).
+				Int64("stored", res.Stored).Dur("took", time.Since(t).Round(time.Microsecond)).Msg("wal pushed")
+			return nil
+		}
+		if !errors.Is(err, archive.ErrNoDaemon) {
+			return deadlineErr(ctx, fmt.Errorf("wal-push %s: %w", baseName(path), err))
+		}
+		e.log.Debug().Err(err).Str("socket", resident).Msg("pushing in-process")
+		start = errors.Is(err, archive.ErrNoListener)
+	}
+	// A process that pushes one segment would send Content-MD5 with it
+	// every time: what the first call learned about the store is kept in
+	// the spool (see s3.Options.CRC32CCache).
 	e.crcCache = filepath.Join(spool, "s3-checks-crc32c")
 	r, err := e.WritableRepo(ctx)
 	if err != nil {
@@ -66,7 +97,110 @@ func runWALPush(ctx context.Context, e *env, path string) error {
 		Store: r.Store(), Codec: r.Codec(), SpoolDir: e.cfg.SpoolDir, Concurrency: e.cfg.PushConcurrency,
 		RepoID: e.cfg.Repo, Version: version,
 	})
+	if start && err == nil { // for the next call, once this one is stored
+		if serr := e.startResidentPusher(spool); serr != nil {
+			e.log.Debug().Err(serr).Msg("no resident pusher started")
+		}
+	}
 	return deadlineErr(ctx, err)
+}
+
+// startResidentPusher runs `pitr wal-push-serve` detached, in its own
+// session, with this call's settings; it lives as long as the process
+// that ran archive_command, and no longer than archive.ResidentIdle idle.
+func (e *env) startResidentPusher(spool string) error {
+	self, err := selfForChild()
+	if err != nil {
+		return err
+	}
+	if abs, err := filepath.Abs(spool); err == nil {
+		spool = abs // archive_command's %p is relative to the data directory
+	}
+	args := []string{"wal-push-serve", spool, strconv.Itoa(restoreCommandCaller())}
+	if e.configFile != "" {
+		args = append([]string{"--config", e.configFile}, args...)
+	}
+	cmd := exec.Command(self, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Env = os.Environ()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	return cmd.Process.Release()
+}
+
+// pushFingerprint names the settings a push depends on: every setting
+// that differs from its default (secrets excepted), and the config and
+// recipients files as they are now. A resident pusher started with other
+// settings refuses the call and ends.
+func (e *env) pushFingerprint() string {
+	h := sha256.New()
+	changed := e.cfg.Changed()
+	keys := slices.Sorted(maps.Keys(changed))
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%q\n", k, changed[k])
+	}
+	for _, f := range []string{e.configFile, e.cfg.AgeRecipientsFile} {
+		if f == "" {
+			continue
+		}
+		if fi, err := os.Stat(f); err == nil {
+			fmt.Fprintf(h, "file %q %d %d\n", f, fi.Size(), fi.ModTime().UnixNano())
+		} else {
+			fmt.Fprintf(h, "file %q missing\n", f)
+		}
+	}
+	fmt.Fprintf(h, "version %s\n", version)
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+func newWALPushServeCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:    "wal-push-serve SPOOL [PID]",
+		Short:  "Serve wal-push calls on SPOOL/push.sock until idle (started by wal-push)",
+		Hidden: true,
+		Args:   usageArgs(cobra.RangeArgs(1, 2)),
+		RunE: func(c *cobra.Command, args []string) error {
+			var alive func() bool
+			if len(args) == 2 {
+				pid, err := strconv.Atoi(args[1])
+				if err != nil || pid <= 1 {
+					return fmt.Errorf("%w: pid %q", errUsage, args[1])
+				}
+				alive = func() bool { return syscall.Kill(pid, 0) == nil }
+			}
+			return runWALPushServe(c.Context(), e, args[0], alive)
+		},
+	}
+}
+
+func runWALPushServe(ctx context.Context, e *env, spool string, alive func() bool) error {
+	residentGC()
+	sock := archive.ResidentSocket(spool)
+	if sock == "" || e.cfg.Repo == "" {
+		return fmt.Errorf("%w: wal-push-serve: no socket path in %s, or no repository", errUsage, spool)
+	}
+	lock, ok, err := archive.LockResident(spool)
+	if err != nil || !ok {
+		return err // another one serves
+	}
+	defer lock.Close()
+	ln, err := archive.Listen(sock)
+	if err != nil {
+		return err
+	}
+	e.crcCache = filepath.Join(spool, "s3-checks-crc32c")
+	r, err := e.WritableRepo(ctx)
+	if err != nil {
+		ln.Close()
+		os.Remove(sock)
+		return err
+	}
+	srv := archive.NewServer(archive.ServerOptions{Fingerprint: e.pushFingerprint(), Push: archive.PushOptions{
+		Store: r.Store(), Codec: r.Codec(), SpoolDir: spool, Concurrency: e.cfg.PushConcurrency,
+		RepoID: e.cfg.Repo, Version: version,
+	}})
+	return srv.ServeResident(ctx, ln, sock, archive.ResidentIdle, alive)
 }
 
 // walDeadline bounds one wal-push or wal-fetch by retry_timeout, retries

@@ -98,7 +98,7 @@ func cliEnv(t *testing.T, repo string) {
 	}
 	for k, v := range map[string]string{
 		"PITR_CONFIG": empty, "PITR_REPO": repo, "PITR_ENCRYPTION": "none",
-		"PITR_RETRY_TIMEOUT": "0", "PITR_FETCH_PREFETCH": "0", "PITR_LOG_FORMAT": "json", "PITR_LOG_LEVEL": "error",
+		"PITR_RETRY_TIMEOUT": "0", "PITR_FETCH_PREFETCH": "0", "PITR_PUSH_RESIDENT": "false", "PITR_LOG_FORMAT": "json", "PITR_LOG_LEVEL": "error",
 	} {
 		t.Setenv(k, v)
 	}

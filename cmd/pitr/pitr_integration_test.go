@@ -370,14 +370,19 @@ func TestBackupStorageDown(t *testing.T) {
 	if _, err := c.RunAsOwner(t.Context(), "pgbench", "-i", "-s", "10", "-q"); err != nil {
 		t.Fatal(err)
 	}
+	// 10 MiB/s: the backup (about 23 MB stored) takes over 2 s, so MinIO
+	// stops while it streams however fast the machine reads.
 	cmd := exec.Command(r.pitr, "backup")
-	cmd.Env = append(append(append(os.Environ(), r.env...), backupEnv(c)...), "PITR_RETRY_TIMEOUT=5s")
-	var stderr strings.Builder
+	cmd.Env = append(append(append(os.Environ(), r.env...), backupEnv(c)...), "PITR_RETRY_TIMEOUT=5s", "PITR_LIMIT_UPLOAD=10MiB")
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+		return strings.Contains(stderr.String(), `"backup started"`), "the backup did not start"
+	})
+	time.Sleep(300 * time.Millisecond)
 	r.minio.Stop(t)
 	err := cmd.Wait()
 	if err == nil {

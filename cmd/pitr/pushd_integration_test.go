@@ -217,3 +217,43 @@ func TestArchiveThroughDaemon(t *testing.T) {
 	}
 	r.fetchEqual(t, last, orig)
 }
+
+// TestArchiveThroughResidentPusher: without a daemon, the first
+// archive_command call pushes in-process and starts a resident pusher in
+// pg_wal/pitr; the later calls go through it, everything fetches back
+// byte-identical, and the pusher ends with the server.
+func TestArchiveThroughResidentPusher(t *testing.T) {
+	r := newRig(t, "minio")
+	c := r.cluster(nil)
+	psql(t, c, "postgres", `CREATE TABLE t AS SELECT generate_series(1, 10000) i`)
+	var names []string
+	for range 4 {
+		names = append(names, switchAndWait(t, c, time.Minute))
+		psql(t, c, "postgres", `INSERT INTO t SELECT generate_series(1, 1000)`)
+	}
+	spool := filepath.Join(c.DataDir, "pg_wal", "pitr")
+	pusher := func() string { // its pid, or ""
+		out, _ := exec.Command("pgrep", "-f", "wal-push-serve "+spool).Output()
+		return strings.TrimSpace(string(out))
+	}
+	if pusher() == "" {
+		t.Fatal("no resident pusher runs for the data directory")
+	}
+	logb, _ := os.ReadFile(filepath.Join(c.Dir, "server.log"))
+	if n := strings.Count(string(logb), `"via":"resident pusher"`); n < 2 {
+		t.Fatalf("%d calls went through the resident pusher, want at least 2; server log:\n%s", n, logb)
+	}
+	for _, name := range names {
+		orig, err := os.ReadFile(filepath.Join(c.DataDir, "pg_wal", name))
+		if err != nil {
+			continue // recycled
+		}
+		r.fetchEqual(t, name, orig)
+	}
+	if err := c.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		return pusher() == "", "the resident pusher outlived the server"
+	})
+}

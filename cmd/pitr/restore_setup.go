@@ -20,7 +20,7 @@ import (
 var notForWALFetch = map[string]bool{
 	"spool_dir":        true,
 	"s3_storage_class": true, "s3_part_size_mib": true,
-	"age_recipients": true, "age_recipients_file": true, "zstd_level": true, "compression": true, "push_concurrency": true,
+	"age_recipients": true, "age_recipients_file": true, "zstd_level": true, "compression": true, "push_concurrency": true, "push_resident": true,
 	"backup_wal_timeout": true, "backup_stale_after": true,
 	"stream_slot": true, "stream_ship_interval": true, "stream_synchronous": true,
 	"daemon_stream": true, "backup_schedule": true, "dump_databases": true, "dump_schedule": true, "files_schedule": true,

@@ -139,6 +139,7 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newWALPushCommand(e),
 		newWALFetchCommand(e),
 		newWALPrefetchCommand(e),
+		newWALPushServeCommand(e),
 		newWALReceiveCommand(e),
 		newKeygenCommand(e),
 		newConfigCommand(e),

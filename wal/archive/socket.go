@@ -56,6 +56,9 @@ type socketRequest struct {
 	Path       string `json:"path"`
 	Repo       string `json:"repo"`
 	DeadlineNS int64  `json:"deadline_unix_ns,omitempty"`
+	// Config is the client's settings' fingerprint; a resident pusher
+	// (ServerOptions.Fingerprint) refuses a request with another.
+	Config string `json:"config,omitempty"`
 }
 
 type socketResponse struct {
@@ -77,6 +80,12 @@ const maxLine = 64 << 10
 // error wrapping ErrNoDaemon when the caller should push in-process; any
 // other error is the daemon's failed push.
 func PushViaSocket(ctx context.Context, socket, path, repoID string) (PushResult, error) {
+	return PushViaSocketWith(ctx, socket, path, repoID, "")
+}
+
+// PushViaSocketWith is PushViaSocket with the client's settings'
+// fingerprint, which a resident pusher checks (and its errors name it).
+func PushViaSocketWith(ctx context.Context, socket, path, repoID, fingerprint string) (PushResult, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return PushResult{}, fmt.Errorf("%w: %v", ErrNoDaemon, err)
@@ -84,10 +93,10 @@ func PushViaSocket(ctx context.Context, socket, path, repoID string) (PushResult
 	d := net.Dialer{Timeout: time.Second}
 	conn, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
-		return PushResult{}, fmt.Errorf("%w: %v", ErrNoDaemon, err)
+		return PushResult{}, fmt.Errorf("%w: %w: %v", ErrNoDaemon, ErrNoListener, err)
 	}
 	defer conn.Close()
-	req := socketRequest{Version: socketVersion, Path: abs, Repo: repoID}
+	req := socketRequest{Version: socketVersion, Path: abs, Repo: repoID, Config: fingerprint}
 	if dl, ok := ctx.Deadline(); ok {
 		req.DeadlineNS = dl.UnixNano()
 	}
@@ -114,6 +123,9 @@ func PushViaSocket(ctx context.Context, socket, path, repoID string) (PushResult
 		return PushResult{Name: filepath.Base(abs), Key: resp.Key, Bytes: resp.Bytes, Stored: resp.Stored,
 			Existed: resp.Existed, Acked: resp.Acked}, nil
 	case "failed":
+		if fingerprint != "" {
+			return PushResult{}, fmt.Errorf("resident pusher: %s", resp.Error)
+		}
 		return PushResult{}, fmt.Errorf("daemon: %s", resp.Error)
 	default:
 		return PushResult{}, fmt.Errorf("%w: daemon refused: %s", ErrNoDaemon, resp.Error)
@@ -128,6 +140,11 @@ type ServerOptions struct {
 	Push PushOptions
 	// LookAheadTimeout bounds one look-ahead push (default 10m).
 	LookAheadTimeout time.Duration
+	// Fingerprint, if set, is the settings the server was started with
+	// (a resident pusher's): a request made with other settings is
+	// refused, and the server ends (ServeResident) so that the next call
+	// starts one with the new settings.
+	Fingerprint string
 }
 
 // SocketStats counts a server's answers.
@@ -149,6 +166,8 @@ type Server struct {
 
 	ok, failed, refused, lookAhead, fromMemory atomic.Int64
 	lastWarn                                   atomic.Int64 // unix ns; see warnNow
+	active                                     atomic.Int64 // unix ns of the last request's start or end
+	stale                                      atomic.Bool  // a request came with other settings
 }
 
 type flight struct {
@@ -268,6 +287,8 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 	defer conn.Close()
 	log := zerolog.Ctx(ctx)
 	start := time.Now()
+	s.active.Store(start.UnixNano())
+	defer func() { s.active.Store(time.Now().UnixNano()) }()
 	uid, pid, credErr := peer(conn)
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	line, err := bufio.NewReaderSize(conn, maxLine).ReadSlice('\n')
@@ -291,6 +312,9 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 		resp.Error = fmt.Sprintf("uid %d may not use this daemon", uid)
 	case req.Repo != s.opts.Push.RepoID:
 		resp.Error = "this daemon serves another repository"
+	case s.opts.Fingerprint != "" && req.Config != s.opts.Fingerprint:
+		resp.Error = "this resident pusher was started with other settings; it ends"
+		s.stale.Store(true)
 	case !filepath.IsAbs(req.Path):
 		resp.Error = "path is not absolute"
 	default:
