@@ -41,6 +41,7 @@
 #   PGBIN                    PostgreSQL binaries [/usr/lib/postgresql/15/bin]
 #   PITR_MINIO_BIN           MinIO binary [minio in PATH, else ~/go/bin/minio]
 #   PITR_BIN                 a pitr binary to measure [built from this tree]
+#   PITR_BENCH_LOG_LEVEL     PITR_LOG_LEVEL of every pitr process [warn]; the resident pusher logs to pg_wal/pitr/push.log
 #   PITR_ALT_BIN             a second pitr binary (e.g. with a fix), measured as modes alt-c1, alt-c4, alt-c8
 #   PITR_BENCH_LATENCY       0 skips the latency and start-up probes [1]
 #
@@ -168,7 +169,7 @@ switch_and_wait() {
 
 setup_pitr() {
 	export PITR_S3_ENDPOINT=$BENCH_S3_ENDPOINT
-	export PITR_LOG_LEVEL=warn
+	export PITR_LOG_LEVEL=${PITR_BENCH_LOG_LEVEL:-warn}
 	"$PITR" keygen --output "$WORK/age-identity.txt" >/dev/null 2>&1 || true
 	export PITR_AGE_RECIPIENTS
 	PITR_AGE_RECIPIENTS=$(grep -o 'age1[0-9a-z]*' "$WORK/age-identity.txt" | head -1)

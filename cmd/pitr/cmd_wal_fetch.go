@@ -70,13 +70,18 @@ func (e *env) fetchOptions(ctx context.Context, prefetchDir string) (archive.Fet
 // startPrefetch runs `pitr wal-prefetch` detached, in its own session, so
 // restore_command returns while the next segments download.
 func (e *env) startPrefetch(after string, segSize int64, dir string) error {
+	// The prefetcher lives as long as the process running restore_command
+	// (the server's startup process), and no longer than 20 s idle.
+	return e.startDetached("wal-prefetch", after, strconv.FormatInt(segSize, 10), dir, strconv.Itoa(restoreCommandCaller()))
+}
+
+// startDetached runs this binary with args (and this call's --config) in a
+// session of its own, and leaves it running.
+func (e *env) startDetached(args ...string) error {
 	self, err := selfForChild()
 	if err != nil {
 		return err
 	}
-	// The prefetcher lives as long as the process running restore_command
-	// (the server's startup process), and no longer than 20 s idle.
-	args := []string{"wal-prefetch", after, strconv.FormatInt(segSize, 10), dir, strconv.Itoa(restoreCommandCaller())}
 	if e.configFile != "" {
 		args = append([]string{"--config", e.configFile}, args...)
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pitr-dev/pitr/internal/catalog"
 	"github.com/pitr-dev/pitr/wal"
 	"github.com/pitr-dev/pitr/wal/archive"
 )
@@ -89,19 +89,25 @@ func runWALPush(ctx context.Context, e *env, path string) error {
 	// every time: what the first call learned about the store is kept in
 	// the spool (see s3.Options.CRC32CCache).
 	e.crcCache = filepath.Join(spool, "s3-checks-crc32c")
+	concurrency := e.cfg.PushConcurrency
+	if start {
+		// The pusher for the next calls sets up while this one pushes in
+		// process, alone: the pusher looks ahead at the other .ready files
+		// once the next call comes, and this call returns sooner.
+		if serr := e.startResidentPusher(spool); serr != nil {
+			e.log.Debug().Err(serr).Msg("no resident pusher started")
+		} else {
+			concurrency = 1
+		}
+	}
 	r, err := e.WritableRepo(ctx)
 	if err != nil {
 		return err
 	}
 	_, err = archive.Push(ctx, path, archive.PushOptions{
-		Store: r.Store(), Codec: r.Codec(), SpoolDir: e.cfg.SpoolDir, Concurrency: e.cfg.PushConcurrency,
+		Store: r.Store(), Codec: r.Codec(), SpoolDir: e.cfg.SpoolDir, Concurrency: concurrency,
 		RepoID: e.cfg.Repo, Version: version,
 	})
-	if start && err == nil { // for the next call, once this one is stored
-		if serr := e.startResidentPusher(spool); serr != nil {
-			e.log.Debug().Err(serr).Msg("no resident pusher started")
-		}
-	}
 	return deadlineErr(ctx, err)
 }
 
@@ -109,24 +115,10 @@ func runWALPush(ctx context.Context, e *env, path string) error {
 // session, with this call's settings; it lives as long as the process
 // that ran archive_command, and no longer than archive.ResidentIdle idle.
 func (e *env) startResidentPusher(spool string) error {
-	self, err := selfForChild()
-	if err != nil {
-		return err
-	}
 	if abs, err := filepath.Abs(spool); err == nil {
 		spool = abs // archive_command's %p is relative to the data directory
 	}
-	args := []string{"wal-push-serve", spool, strconv.Itoa(restoreCommandCaller())}
-	if e.configFile != "" {
-		args = append([]string{"--config", e.configFile}, args...)
-	}
-	cmd := exec.Command(self, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Env = os.Environ()
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	return cmd.Process.Release()
+	return e.startDetached("wal-push-serve", spool, strconv.Itoa(restoreCommandCaller()))
 }
 
 // pushFingerprint names the settings a push depends on: every setting
@@ -185,6 +177,13 @@ func runWALPushServe(ctx context.Context, e *env, spool string, alive func() boo
 		return err // another one serves
 	}
 	defer lock.Close()
+	if lf, err := openPushLog(spool); err == nil {
+		// Started detached, with no stderr: what it does goes to the
+		// spool's push.log (the calls' own lines go to the server's log).
+		defer lf.Close()
+		e.log = newLogger(lf, e.cfg.LogLevel, e.cfg.LogFormat)
+		ctx = e.log.WithContext(ctx)
+	}
 	ln, err := archive.Listen(sock)
 	if err != nil {
 		return err
@@ -196,11 +195,33 @@ func runWALPushServe(ctx context.Context, e *env, spool string, alive func() boo
 		os.Remove(sock)
 		return err
 	}
+	// One request now, so the TLS handshake and the SDK's set-up happen
+	// while the call that started this pusher still pushes, not in the next.
+	_, _ = r.Store().Stat(ctx, catalog.MarkerKey)
 	srv := archive.NewServer(archive.ServerOptions{Fingerprint: e.pushFingerprint(), Push: archive.PushOptions{
 		Store: r.Store(), Codec: r.Codec(), SpoolDir: spool, Concurrency: e.cfg.PushConcurrency,
 		RepoID: e.cfg.Repo, Version: version,
 	}})
-	return srv.ServeResident(ctx, ln, sock, archive.ResidentIdle, alive)
+	start := time.Now()
+	e.log.Info().Str("socket", sock).Int("push_concurrency", e.cfg.PushConcurrency).Msg("resident pusher started")
+	err = srv.ServeResident(ctx, ln, sock, archive.ResidentIdle, alive)
+	st := srv.Stats()
+	e.log.Info().Int64("ok", st.OK).Int64("failed", st.Failed).Int64("refused", st.Refused).Int64("look_ahead", st.LookAhead).
+		Dur("lived", time.Since(start).Round(time.Millisecond)).Err(err).Msg("resident pusher stopped")
+	return err
+}
+
+// pushLogMax is the size at which the resident pusher's log is moved to
+// push.log.1 when a pusher starts: two files, at most about twice this.
+const pushLogMax = 4 << 20
+
+// openPushLog opens the resident pusher's log in the spool for appending.
+func openPushLog(spool string) (*os.File, error) {
+	path := filepath.Join(spool, "push.log")
+	if fi, err := os.Stat(path); err == nil && fi.Size() > pushLogMax {
+		_ = os.Rename(path, path+".1")
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 }
 
 // walDeadline bounds one wal-push or wal-fetch by retry_timeout, retries

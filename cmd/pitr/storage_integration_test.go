@@ -203,7 +203,9 @@ func TestWALPushKilledMidMultipart(t *testing.T) {
 	proxy.mu.Lock()
 	proxy.holdParts = true
 	proxy.mu.Unlock()
-	env := []string{"PITR_S3_PART_SIZE_MIB=5", "PITR_PUSH_CONCURRENCY=2"}
+	// In-process look-ahead: a call that starts a resident pusher pushes
+	// its own segment alone.
+	env := []string{"PITR_S3_PART_SIZE_MIB=5", "PITR_PUSH_CONCURRENCY=2", "PITR_PUSH_RESIDENT=false"}
 
 	cmd := exec.Command(r.pitr, "wal-push", seg)
 	cmd.Env = append(append(append(os.Environ(), r.env...), env...), "PITR_S3_ENDPOINT="+proxy.URL)

@@ -2,13 +2,11 @@ package archive
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -84,21 +82,7 @@ func readWanted(dir string) (wal.Name, bool) {
 // lockPrefetch takes the prefetch directory's lock without waiting; ok
 // false when another prefetcher holds it.
 func lockPrefetch(dir string) (f *os.File, ok bool, err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, false, err
-	}
-	f, err = os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, false, nil
-		}
-		return nil, false, err
-	}
-	return f, true, nil
+	return tryLock(dir, lockFile, os.O_RDWR, 0o600)
 }
 
 // prefetcherRunning says whether a resident prefetcher holds dir's lock.

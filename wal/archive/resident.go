@@ -46,14 +46,20 @@ func ResidentSocket(spool string) string {
 }
 
 // LockResident takes spool's resident-pusher lock, which the returned
-// file holds until closed; ok is false when another pusher holds it.
+// file holds until closed; ok is false when another pusher holds it. The
+// lock file is read-only and readable by all: a pusher started by hand as
+// root leaves one the server's user can still open.
 func LockResident(spool string) (f *os.File, ok bool, err error) {
-	if err := os.MkdirAll(spool, 0o700); err != nil {
+	return tryLock(spool, residentLockName, os.O_RDONLY, 0o644)
+}
+
+// tryLock takes an exclusive flock on dir/name (created with flag and
+// perm) without waiting; ok is false when another process holds it.
+func tryLock(dir, name string, flag int, perm os.FileMode) (f *os.File, ok bool, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, err
 	}
-	// Read-only and readable by all: a pusher started by hand as root
-	// leaves a lock file the server's user can still open.
-	f, err = os.OpenFile(filepath.Join(spool, residentLockName), os.O_RDONLY|os.O_CREATE, 0o644)
+	f, err = os.OpenFile(filepath.Join(dir, name), flag|os.O_CREATE, perm)
 	if err != nil {
 		return nil, false, err
 	}
@@ -89,7 +95,7 @@ func (s *Server) ServeResident(ctx context.Context, ln *net.UnixListener, path s
 			case <-t.C:
 			}
 			if why := s.residentEnd(path, before, idle, alive); why != "" {
-				zerolog.Ctx(ctx).Debug().Str("socket", path).Str("why", why).Msg("resident pusher ends")
+				zerolog.Ctx(ctx).Info().Str("socket", path).Str("why", why).Msg("resident pusher ends")
 				cancel()
 				return
 			}

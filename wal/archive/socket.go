@@ -418,11 +418,14 @@ func (s *Server) push(ctx context.Context, path string) (PushResult, error) {
 		f := &flight{done: make(chan struct{})}
 		s.flights[path] = f
 		s.mu.Unlock()
-		s.startLookAhead(ctx, path, name)
 		opts := s.opts.Push
 		opts.Concurrency = 1 // the server looks ahead itself, without waiting for it
 		res, err := Push(ctx, path, opts)
 		s.land(path, f)
+		// Look ahead only now: the archiver waits for this file alone, and
+		// on a small machine pushes beside it would only slow it down. The
+		// next call, a process start away, finds its file in flight.
+		s.startLookAhead(ctx, path, name)
 		return res, err
 	}
 }

@@ -10,10 +10,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pitr-dev/pitr/internal/repo"
 	"github.com/pitr-dev/pitr/internal/testenv"
 	"github.com/pitr-dev/pitr/storage/storagetest"
 	"github.com/pitr-dev/pitr/wal"
@@ -340,4 +343,62 @@ func sockPath(tb testing.TB) string {
 	}
 	tb.Cleanup(func() { os.RemoveAll(dir) })
 	return filepath.Join(dir, "s")
+}
+
+// ordered records, for each Create of a WAL segment, the segments whose
+// Create had finished when it began.
+type ordered struct {
+	*storagetest.Memory
+	mu   sync.Mutex
+	done []string
+	seen map[string][]string
+}
+
+func (o *ordered) Create(ctx context.Context, key string, r io.Reader) error {
+	seg := ""
+	if strings.HasPrefix(key, "wal/") {
+		seg = filepath.Base(key)[:24]
+		o.mu.Lock()
+		o.seen[seg] = slices.Clone(o.done)
+		o.mu.Unlock()
+	}
+	err := o.Memory.Create(ctx, key, r)
+	if seg != "" {
+		o.mu.Lock()
+		o.done = append(o.done, seg)
+		o.mu.Unlock()
+	}
+	return err
+}
+
+// The segment a request asks for is pushed alone; look-ahead at the other
+// .ready files starts once it is stored: the archiver waits for it, and
+// pushes beside it would share the CPU it needs.
+func TestSocketRequestBeforeLookAhead(t *testing.T) {
+	st := &ordered{Memory: storagetest.NewMemory(), seen: map[string][]string{}}
+	if err := repo.New(st, nil).Ensure(t.Context(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, st)
+	sock, srv := f.serve(4)
+	first := f.segment("000000010000000000000001")
+	for _, n := range []string{"000000010000000000000002", "000000010000000000000003", "000000010000000000000004"} {
+		f.segment(n)
+	}
+	if _, err := PushViaSocket(t.Context(), sock, first, "mem"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		return srv.Stats().LookAhead >= 3, "three files pushed ahead"
+	})
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.seen["000000010000000000000001"]) != 0 {
+		t.Fatalf("the requested segment's upload began after %v", st.seen["000000010000000000000001"])
+	}
+	for _, n := range []string{"000000010000000000000002", "000000010000000000000003", "000000010000000000000004"} {
+		if !slices.Contains(st.seen[n], "000000010000000000000001") {
+			t.Errorf("look-ahead upload of %s began before the requested segment was stored (done then: %v)", n, st.seen[n])
+		}
+	}
 }
