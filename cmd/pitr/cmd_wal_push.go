@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -211,17 +212,56 @@ func runWALPushServe(ctx context.Context, e *env, spool string, alive func() boo
 	return err
 }
 
-// pushLogMax is the size at which the resident pusher's log is moved to
-// push.log.1 when a pusher starts: two files, at most about twice this.
+// pushLogMax is the size past which the resident pusher's log moves to
+// push.log.1: two files, at most about twice this, however long it lives.
 const pushLogMax = 4 << 20
 
-// openPushLog opens the resident pusher's log in the spool for appending.
-func openPushLog(spool string) (*os.File, error) {
-	path := filepath.Join(spool, "push.log")
-	if fi, err := os.Stat(path); err == nil && fi.Size() > pushLogMax {
-		_ = os.Rename(path, path+".1")
+// pushLog is the resident pusher's log file in the spool.
+type pushLog struct {
+	mu   sync.Mutex
+	path string
+	f    *os.File
+	size int64
+}
+
+func openPushLog(spool string) (*pushLog, error) {
+	l := &pushLog{path: filepath.Join(spool, "push.log")}
+	return l, l.open()
+}
+
+func (l *pushLog) open() error {
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
 	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	l.f, l.size = f, fi.Size()
+	return nil
+}
+
+func (l *pushLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.size+int64(len(p)) > pushLogMax && l.size > 0 {
+		l.f.Close()
+		_ = os.Rename(l.path, l.path+".1")
+		if err := l.open(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := l.f.Write(p)
+	l.size += int64(n)
+	return n, err
+}
+
+func (l *pushLog) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Close()
 }
 
 // walDeadline bounds one wal-push or wal-fetch by retry_timeout, retries

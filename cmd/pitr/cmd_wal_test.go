@@ -284,3 +284,31 @@ func TestWALFetchExitStatus(t *testing.T) {
 		})
 	}
 }
+
+// The resident pusher's log stays bounded however long the pusher lives:
+// past pushLogMax it moves to push.log.1 and starts again.
+func TestPushLogRotates(t *testing.T) {
+	spool := t.TempDir()
+	l, err := openPushLog(spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := []byte(strings.Repeat("x", 1023) + "\n")
+	for range 3 * pushLogMax / len(line) {
+		if _, err := l.Write(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"push.log", "push.log.1"} {
+		fi, err := os.Stat(filepath.Join(spool, name))
+		if err != nil || fi.Size() == 0 || fi.Size() > pushLogMax || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v", name, fi, err)
+		}
+	}
+	if entries, _ := os.ReadDir(spool); len(entries) != 2 {
+		t.Errorf("spool holds %d files, want push.log and push.log.1", len(entries))
+	}
+}
