@@ -94,6 +94,16 @@ func (e *env) startDetached(args ...string) error {
 	return cmd.Process.Release()
 }
 
+// processAlive parses a detached child's PID argument (the process that
+// ran archive_command or restore_command) into a check that it still runs.
+func processAlive(arg string) (func() bool, error) {
+	pid, err := strconv.Atoi(arg)
+	if err != nil || pid <= 1 {
+		return nil, fmt.Errorf("%w: pid %q", errUsage, arg)
+	}
+	return func() bool { return syscall.Kill(pid, 0) == nil }, nil
+}
+
 // selfForChild is this binary, for a detached child (the prefetcher, the
 // resident pusher) to run. A test binary running the command line
 // in-process is refused: it would run the whole test suite instead.
@@ -168,11 +178,9 @@ func newWALPrefetchCommand(e *env) *cobra.Command {
 				return err
 			}
 			if len(args) == 4 {
-				pid, err := strconv.Atoi(args[3])
-				if err != nil || pid <= 1 {
-					return fmt.Errorf("%w: pid %q", errUsage, args[3])
+				if opts.While, err = processAlive(args[3]); err != nil {
+					return err
 				}
-				opts.While = func() bool { return syscall.Kill(pid, 0) == nil }
 			}
 			return archive.PrefetchResident(c.Context(), args[0], size, e.cfg.FetchPrefetch, args[2], opts)
 		},

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -156,11 +155,10 @@ func newWALPushServeCommand(e *env) *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			var alive func() bool
 			if len(args) == 2 {
-				pid, err := strconv.Atoi(args[1])
-				if err != nil || pid <= 1 {
-					return fmt.Errorf("%w: pid %q", errUsage, args[1])
+				var err error
+				if alive, err = processAlive(args[1]); err != nil {
+					return err
 				}
-				alive = func() bool { return syscall.Kill(pid, 0) == nil }
 			}
 			return runWALPushServe(c.Context(), e, args[0], alive)
 		},
