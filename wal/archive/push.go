@@ -358,6 +358,7 @@ func (p *pusher) pushFile(ctx context.Context, path string, name wal.Name) (Push
 		return res, fmt.Errorf("wal-push: seal %s: %w", name, err)
 	}
 	res.Bytes = s.Size()
+	sealed := time.Since(start)
 	key, err := catalog.WALKey(name.String(), s.Sum(), p.opts.Codec.Encrypt)
 	if err != nil {
 		return res, err
@@ -365,6 +366,7 @@ func (p *pusher) pushFile(ctx context.Context, path string, name wal.Name) (Push
 	res.Key = key
 
 	l := <-listed
+	listedBy := time.Since(start)
 	existing, err := l.objs, l.err
 	if err != nil {
 		return res, fmt.Errorf("wal-push: check repository for %s: %w", name, err)
@@ -399,8 +401,13 @@ func (p *pusher) pushFile(ctx context.Context, path string, name wal.Name) (Push
 		return res, nil
 	}
 	res.Stored = stored
-	p.log.Info().Str("segment", name.String()).Int64("bytes", res.Bytes).Int64("stored", stored).
-		Dur("took", time.Since(start).Round(time.Millisecond)).Msg("wal pushed")
+	took := time.Since(start)
+	ev := p.log.Info()
+	if took > slowRequest { // with where the time went
+		ev = p.log.Warn().Dur("sealed_after", sealed.Round(time.Millisecond)).Dur("listed_after", listedBy.Round(time.Millisecond))
+	}
+	ev.Str("segment", name.String()).Int64("bytes", res.Bytes).Int64("stored", stored).
+		Dur("took", took.Round(time.Millisecond)).Msg("wal pushed")
 	return res, nil
 }
 

@@ -300,6 +300,7 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 	var req socketRequest
 	resp := socketResponse{Status: "refused"}
 	var res PushResult
+	var waited time.Duration // for a push of the same file already in flight
 	switch err := json.Unmarshal(line, &req); {
 	case err != nil:
 		resp.Error = "bad request: " + err.Error()
@@ -324,7 +325,7 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 			pctx, cancel = context.WithDeadline(ctx, time.Unix(0, req.DeadlineNS))
 			defer cancel()
 		}
-		res, err = s.push(pctx, req.Path)
+		res, waited, err = s.push(pctx, req.Path)
 		switch {
 		case err == nil:
 			resp = socketResponse{Status: "ok", Key: res.Key, Bytes: res.Bytes, Stored: res.Stored, Existed: res.Existed, Acked: res.Acked}
@@ -344,13 +345,14 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 	}
 	b, _ := json.Marshal(resp)
 	_, werr := conn.Write(append(b, '\n'))
+	took := time.Since(start)
 	ev := log.Debug()
-	if resp.Status != "ok" && s.warnNow() {
+	if resp.Status != "ok" && s.warnNow() || took > slowRequest {
 		ev = log.Warn()
 	}
 	ev.Int64("peer_uid", int64(uid)).Int32("peer_pid", pid).Str("file", filepath.Base(req.Path)).Str("status", resp.Status).
-		Str("error", resp.Error).Bool("acked", res.Acked).Dur("took", time.Since(start).Round(time.Microsecond)).
-		AnErr("write_error", werr).Msg("wal-push request")
+		Str("error", resp.Error).Bool("acked", res.Acked).Dur("took", took.Round(time.Microsecond)).
+		Dur("waited_for_look_ahead", waited.Round(time.Microsecond)).AnErr("write_error", werr).Msg("wal-push request")
 }
 
 // warnNow says whether a request that was not answered "ok" is logged as
@@ -383,18 +385,25 @@ func peer(conn *net.UnixConn) (uid uint32, pid int32, err error) {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
+// slowRequest is how long a request may take before its line is a
+// warning: it says how much of it was spent waiting for a look-ahead push
+// of the same file, the rest being its own push.
+const slowRequest = time.Second
+
 // push archives path: from a look-ahead's result if it holds for the file
 // as it is now, after waiting for a push of the same file in progress, or
-// with Push. It starts look-ahead at the .ready files beside it.
-func (s *Server) push(ctx context.Context, path string) (PushResult, error) {
+// with Push. It starts look-ahead at the .ready files beside it. waited is
+// the time spent waiting for a push in progress.
+func (s *Server) push(ctx context.Context, path string) (PushResult, time.Duration, error) {
+	var waited time.Duration
 	name, err := wal.ParseName(filepath.Base(path))
 	if err != nil {
-		return PushResult{}, localErr(err)
+		return PushResult{}, 0, localErr(err)
 	}
 	for {
 		fi, err := os.Stat(path)
 		if err != nil {
-			return PushResult{}, fmt.Errorf("wal-push: %w", localErr(err))
+			return PushResult{}, waited, fmt.Errorf("wal-push: %w", localErr(err))
 		}
 		s.mu.Lock()
 		if a, ok := s.acks[path]; ok {
@@ -403,16 +412,18 @@ func (s *Server) push(ctx context.Context, path string) (PushResult, error) {
 				s.mu.Unlock()
 				s.fromMemory.Add(1)
 				s.startLookAhead(ctx, path, name)
-				return PushResult{Name: name.String(), Key: a.Key, Bytes: a.Size, Stored: a.Stored, Acked: true}, nil
+				return PushResult{Name: name.String(), Key: a.Key, Bytes: a.Size, Stored: a.Stored, Acked: true}, waited, nil
 			}
 		}
 		if f := s.flights[path]; f != nil {
 			s.mu.Unlock()
+			t := time.Now()
 			select { // then look again: it may have left an ack
 			case <-f.done:
+				waited += time.Since(t)
 				continue
 			case <-ctx.Done():
-				return PushResult{}, fmt.Errorf("wal-push: %w", context.Cause(ctx))
+				return PushResult{}, waited + time.Since(t), fmt.Errorf("wal-push: %w", context.Cause(ctx))
 			}
 		}
 		f := &flight{done: make(chan struct{})}
@@ -426,7 +437,7 @@ func (s *Server) push(ctx context.Context, path string) (PushResult, error) {
 		// on a small machine pushes beside it would only slow it down. The
 		// next call, a process start away, finds its file in flight.
 		s.startLookAhead(ctx, path, name)
-		return res, err
+		return res, waited, err
 	}
 }
 
