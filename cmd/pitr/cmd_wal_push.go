@@ -49,41 +49,24 @@ func runWALPush(ctx context.Context, e *env, path string) error {
 	// The daemon first, before the store client is built: that setup (and
 	// the TLS handshake after it) is most of an in-process call's cost.
 	if e.cfg.Socket != "off" && e.cfg.Repo != "" {
-		start := time.Now()
-		res, err := archive.PushViaSocket(ctx, e.cfg.Socket, path, e.cfg.Repo)
-		if err == nil {
-			e.log.Info().Str("segment", res.Name).Str("via", "daemon").Bool("existed", res.Existed).Bool("acked", res.Acked).
-				Int64("stored", res.Stored).Dur("took", time.Since(start).Round(time.Microsecond)).Msg("wal pushed")
-			return nil
+		if done, _, err := e.viaSocket(ctx, e.cfg.Socket, path, "", "daemon"); done {
+			return err
 		}
-		if !errors.Is(err, archive.ErrNoDaemon) { // the daemon's push failed: in-process would fail alike
-			return deadlineErr(ctx, fmt.Errorf("wal-push %s: %w", baseName(path), err))
-		}
-		e.log.Debug().Err(err).Str("socket", e.cfg.Socket).Msg("pushing in-process")
 	}
 	spool := e.cfg.SpoolDir
 	if spool == "" {
 		spool = filepath.Join(filepath.Dir(path), "pitr")
 	}
 	// Then the resident pusher an earlier call started in the spool.
-	resident := ""
-	if (e.cfg.PushResident == nil || *e.cfg.PushResident) && e.cfg.Repo != "" {
-		resident = archive.ResidentSocket(spool)
-	}
 	start := false
-	if resident != "" {
-		t := time.Now()
-		res, err := archive.PushViaSocketWith(ctx, resident, path, e.cfg.Repo, e.pushFingerprint())
-		if err == nil {
-			e.log.Info().Str("segment", res.Name).Str("via", "resident pusher").Bool("existed", res.Existed).Bool("acked", res.Acked).
-				Int64("stored", res.Stored).Dur("took", time.Since(t).Round(time.Microsecond)).Msg("wal pushed")
-			return nil
+	if (e.cfg.PushResident == nil || *e.cfg.PushResident) && e.cfg.Repo != "" {
+		if sock := archive.ResidentSocket(spool); sock != "" {
+			done, noListener, err := e.viaSocket(ctx, sock, path, e.pushFingerprint(), "resident pusher")
+			if done {
+				return err
+			}
+			start = noListener
 		}
-		if !errors.Is(err, archive.ErrNoDaemon) {
-			return deadlineErr(ctx, fmt.Errorf("wal-push %s: %w", baseName(path), err))
-		}
-		e.log.Debug().Err(err).Str("socket", resident).Msg("pushing in-process")
-		start = errors.Is(err, archive.ErrNoListener)
 	}
 	// A process that pushes one segment would send Content-MD5 with it
 	// every time: what the first call learned about the store is kept in
@@ -109,6 +92,26 @@ func runWALPush(ctx context.Context, e *env, path string) error {
 		RepoID: e.cfg.Repo, Version: version,
 	})
 	return deadlineErr(ctx, err)
+}
+
+// viaSocket hands path to the server on sock: the daemon, or with a
+// fingerprint the resident pusher. done is true when the call is over,
+// stored (err nil) or failed there (an in-process push would fail alike);
+// otherwise the caller pushes in-process, and noListener says that
+// nothing listened on sock.
+func (e *env) viaSocket(ctx context.Context, sock, path, fingerprint, via string) (done, noListener bool, err error) {
+	start := time.Now()
+	res, err := archive.PushViaSocketWith(ctx, sock, path, e.cfg.Repo, fingerprint)
+	if err == nil {
+		e.log.Info().Str("segment", res.Name).Str("via", via).Bool("existed", res.Existed).Bool("acked", res.Acked).
+			Int64("stored", res.Stored).Dur("took", time.Since(start).Round(time.Microsecond)).Msg("wal pushed")
+		return true, false, nil
+	}
+	if !errors.Is(err, archive.ErrNoDaemon) {
+		return true, false, deadlineErr(ctx, fmt.Errorf("wal-push %s: %w", baseName(path), err))
+	}
+	e.log.Debug().Err(err).Str("socket", sock).Msg("pushing in-process")
+	return false, errors.Is(err, archive.ErrNoListener), nil
 }
 
 // startResidentPusher runs `pitr wal-push-serve` detached, in its own
