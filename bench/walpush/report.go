@@ -106,7 +106,7 @@ func cmdReport(args []string) error {
 		toolVersion("pgbackrest", "version"), minioVersion())
 	fmt.Fprintf(w, "- Each run: a fake data directory holds the %d segments, each with `pg_wal/archive_status/<name>.ready`; the harness "+
 		"(`bench/walpush`) runs archive_command once per segment, in order, through `/bin/sh -c` in the data directory, and renames "+
-		".ready to .done after each success, as PostgreSQL's archiver does. Segments are hard links to a cache, so they are in the page cache for every tool.\n", *n)
+		".ready to .done after each success, as PostgreSQL's archiver does. Segments are hard links to a cache, read once before each run, so that every tool finds them in the page cache, as the archiver finds the segments PostgreSQL has just written.\n", *n)
 	fmt.Fprintf(w, "- s total: first call's start to last call's exit. CPU: user+system of every process the calls started, "+
 		"background ones included (the harness is a child subreaper and waits for them), from `getrusage(RUSAGE_CHILDREN)`. "+
 		"Peak RSS: the largest single process (`ru_maxrss`), the maximum over rounds. MinIO CPU: the server's own CPU time during the run (`/proc/PID/stat`). "+

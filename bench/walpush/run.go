@@ -75,7 +75,8 @@ func segments(dir string, n int) ([]string, error) {
 
 // fakePGData makes dir/pgdata as the archiver sees it: global/pg_control and
 // PG_VERSION copied from pgcontrol (pgBackRest reads them), the segments
-// hard-linked into pg_wal, and a .ready file for each.
+// hard-linked into pg_wal and read once (see warm), and a .ready file for
+// each.
 func fakePGData(dir, segdir, pgcontrol string, names []string) (string, error) {
 	return fakePGDataReady(dir, segdir, pgcontrol, names, len(names))
 }
@@ -127,10 +128,33 @@ func fakePGDataReady(dir, segdir, pgcontrol string, names []string, ready int) (
 			}
 		}
 	}
+	if err := warm(filepath.Join(pgdata, "pg_wal"), names); err != nil {
+		return "", err
+	}
 	if err := markReady(pgdata, names[:ready]); err != nil {
 		return "", err
 	}
 	return pgdata, nil
+}
+
+// warm reads the segments once, so that every mode starts with them in
+// the page cache. The archiver's segments are there too: PostgreSQL has
+// just written them. Without it, whichever mode first ran after other
+// work read 2 GiB from disk in its timed run: 21.5 s against 4.4 s for
+// the same 128 segments after `echo 3 > /proc/sys/vm/drop_caches`.
+func warm(dir string, names []string) error {
+	for _, n := range names {
+		f, err := os.Open(filepath.Join(dir, n))
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func copyFile(src, dst string) error {
