@@ -69,7 +69,7 @@ type modeStats struct {
 	rss             int64     // max over rounds
 	n, objects      int
 	p50, p95, maxMS []float64
-	retries         int
+	retries, busy   int
 }
 
 func cmdReport(args []string) error {
@@ -106,7 +106,7 @@ func cmdReport(args []string) error {
 		toolVersion("pgbackrest", "version"), minioVersion())
 	fmt.Fprintf(w, "- Each run: a fake data directory holds the %d segments, each with `pg_wal/archive_status/<name>.ready`; the harness "+
 		"(`bench/walpush`) runs archive_command once per segment, in order, through `/bin/sh -c` in the data directory, and renames "+
-		".ready to .done after each success, as PostgreSQL's archiver does. Segments are hard links to a cache, read once before each run, so that every tool finds them in the page cache, as the archiver finds the segments PostgreSQL has just written.\n", *n)
+		".ready to .done after each success, as PostgreSQL's archiver does. Segments are hard links to a cache, read once before each run, so that every tool finds them in the page cache, as the archiver finds the segments PostgreSQL has just written. Each run starts after `sync` and a wait (at most 30 s) for CPUs under 10 %% busy and I/O stall under 10 %% of the time, so no tool pays for the previous one's deletes and write-back.\n", *n)
 	fmt.Fprintf(w, "- s total: first call's start to last call's exit. CPU: user+system of every process the calls started, "+
 		"background ones included (the harness is a child subreaper and waits for them), from `getrusage(RUSAGE_CHILDREN)`. "+
 		"Peak RSS: the largest single process (`ru_maxrss`), the maximum over rounds. MinIO CPU: the server's own CPU time during the run (`/proc/PID/stat`). "+
@@ -176,6 +176,9 @@ func cmdReport(args []string) error {
 		s.objects = r.Objects
 		s.rss = max(s.rss, r.MaxRSSKiB)
 		s.retries += r.Retries
+		if r.BusyFrac > 0 {
+			s.busy++
+		}
 		s.p50 = append(s.p50, harness.Median(r.CallsMS))
 		s.p95 = append(s.p95, percentile(r.CallsMS, 0.95))
 		_, hi := minMax(r.CallsMS)
@@ -218,6 +221,9 @@ func cmdReport(args []string) error {
 				harness.Median(s.ratios), ar, harness.Median(s.minio)/nf, harness.Median(s.stored), harness.Median(s.p50), harness.Median(s.p95), harness.Median(s.maxMS), 100*olo, 100*ohi)
 			if s.retries > 0 {
 				fmt.Fprintf(w, "| (%s: %d failed calls retried) ||||||||||||\n", s.label, s.retries)
+			}
+			if s.busy > 0 {
+				fmt.Fprintf(w, "| (%s: %d of %d rounds started on a machine still busy, CPU or I/O, after waiting for it) ||||||||||||\n", s.label, s.busy, len(s.walls))
 			}
 		}
 		fmt.Fprintln(w)

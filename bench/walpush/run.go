@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pitr-dev/pitr/bench/internal/harness"
@@ -46,6 +47,9 @@ type Result struct {
 	Stored     int64   `json:"stored_bytes,omitempty"`
 	Objects    int     `json:"objects,omitempty"`
 	Retries    int     `json:"retries,omitempty"`
+	// BusyFrac, when set, is how busy (CPU or I/O) the machine still was
+	// when the run started after waiting --idle-max for it to be idle.
+	BusyFrac float64 `json:"busy_frac,omitempty"`
 
 	// run: per-call latency; latency and startup: every sample
 	CallsMS []float64 `json:"calls_ms,omitempty"`
@@ -265,6 +269,7 @@ func cmdRun(args []string) error {
 	stored := fs.String("stored", "", "where the archive lands, to report its size: s3://bucket/prefix or a directory")
 	daemonCmd := fs.String("daemon", "", "resident process to start first (its CPU and RSS are counted) and stop after the last call")
 	daemonSock := fs.String("daemon-socket", "", "the socket --daemon creates; when it never does, the mode is recorded as not available")
+	idleMax := fs.Duration("idle-max", 30*time.Second, "longest wait for an idle machine (CPU and I/O) before the first call")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -305,6 +310,14 @@ func cmdRun(args []string) error {
 		} else if err != nil {
 			return err
 		}
+	}
+	// The last mode's deletes (4 GiB of cp's copies, MinIO's objects)
+	// and write-back would otherwise land in this one's fsyncs.
+	syscall.Sync()
+	if frac, busy, err := harness.WaitIdle(*idleMax); err != nil {
+		return err
+	} else if busy {
+		res.BusyFrac = frac
 	}
 	meter, err := harness.StartCPU(*miniopid)
 	if err != nil {

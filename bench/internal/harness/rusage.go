@@ -138,10 +138,14 @@ func (m *CPUMeter) Stop() (minioS, machineS float64, err error) {
 	return mi - m.minio0, b - m.busy0, nil
 }
 
-// WaitIdle waits until the machine's CPUs are less than 10 % busy over
-// half a second, at most maxWait. When they never are, it says so on
-// stderr and returns busy true with the last busy fraction: the caller
-// records it, and the measurement goes ahead.
+// WaitIdle waits until the machine's CPUs are less than 10 % busy and
+// some task waited on I/O less than 10 % of the time (/proc/pressure/io),
+// both over half a second, at most maxWait. The disk matters as much as
+// the CPUs: a run started while an earlier step's deletes (ext4 with
+// discard) or write-back still ran waits behind them in every fsync. When
+// the machine never is idle, it says so on stderr and returns busy true
+// with the last busy fraction (CPU or I/O, whichever is larger): the
+// caller records it, and the measurement goes ahead.
 func WaitIdle(maxWait time.Duration) (frac float64, busy bool, err error) {
 	const window, limit = 500 * time.Millisecond, 0.10
 	deadline := time.Now().Add(maxWait)
@@ -151,20 +155,41 @@ func WaitIdle(maxWait time.Duration) (frac float64, busy bool, err error) {
 		if err != nil {
 			return 0, false, err
 		}
+		io0, ioOK := IOStall()
 		time.Sleep(window)
 		b1, err := MachineBusy()
 		if err != nil {
 			return 0, false, err
 		}
 		frac = (b1 - b0) / (window.Seconds() * float64(runtime.NumCPU()))
+		if io1, ok := IOStall(); ok && ioOK {
+			frac = max(frac, (io1-io0)/window.Seconds())
+		}
 		if frac < limit {
 			return frac, false, nil
 		}
 		if time.Now().After(deadline) {
-			fmt.Fprintf(os.Stderr, "machine still %.0f%% busy after %v; measuring anyway\n", 100*frac, time.Since(start).Round(time.Second))
+			fmt.Fprintf(os.Stderr, "machine still %.0f%% busy (CPU or I/O) after %v; measuring anyway\n", 100*frac, time.Since(start).Round(time.Second))
 			return frac, true, nil
 		}
 	}
+}
+
+// IOStall returns the seconds some task has waited on I/O since boot
+// (the "some" total of /proc/pressure/io); ok is false without PSI.
+func IOStall() (float64, bool) {
+	b, err := os.ReadFile("/proc/pressure/io")
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, "total="); ok {
+			us, err := strconv.ParseFloat(v, 64)
+			return us / 1e6, err == nil
+		}
+	}
+	return 0, false
 }
 
 // TreeCPU returns the user+system CPU seconds of a server process and its
