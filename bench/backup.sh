@@ -393,7 +393,7 @@ phase_pitr() {
 machine_facts() {
 	local f=$WORK/machine.md
 	{
-		echo "- Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, Linux $(uname -r); everything on one disk, page cache warm (no cache drops); each restore follows an untimed `tar -xf` of the floor's tar and its removal, so that every tool starts from the same page-cache state."
+		echo "- Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, Linux $(uname -r); everything on one disk, page cache warm (no cache drops); each restore follows an untimed \`tar -xf\` of the floor's tar and its removal, so that every tool starts from the same page-cache state."
 		echo "- PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), pgBackRest $(pgbackrest version 2>/dev/null | awk '{print $2}' || echo "not installed"), wal-g $([ -n "$WALG" ] && "$WALG" --version 2>/dev/null | awk '{print $3}' || echo "not measured (WALG_BIN unset)"), MinIO $("$MINIO" --version | head -1 | awk '{print $3}') over TLS on 127.0.0.1, $(go version | awk '{print $3}')."
 		echo "- Cluster: \`pgbench -i -s $SCALE\`, ${DB_MB:-?} MB in ${DB_FILES:-?} files (without pg_wal); default shared_buffers and max_wal_size; synchronous_commit off (for pgbench only)."
 		echo "- archive_command: a wrapper running cp, \`pitr wal-push\`, \`pgbackrest archive-push\` and (with WALG_BIN) \`wal-g wal-push\` in parallel (one cluster for all tools). Restored servers run with archive_mode off. Server CPU: the postmaster and its children (walsender or backend, checkpointer) during the backup, from \`/proc\`."
