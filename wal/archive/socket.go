@@ -347,7 +347,7 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 	_, werr := conn.Write(append(b, '\n'))
 	took := time.Since(start)
 	ev := log.Debug()
-	if resp.Status != "ok" && s.warnNow() || took > slowRequest {
+	if (resp.Status != "ok" && s.warnNow()) || took > slowRequest {
 		ev = log.Warn()
 	}
 	ev.Int64("peer_uid", int64(uid)).Int32("peer_pid", pid).Str("file", filepath.Base(req.Path)).Str("status", resp.Status).
