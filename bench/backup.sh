@@ -39,6 +39,9 @@
 #   PGBIN                   PostgreSQL binaries [/usr/lib/postgresql/15/bin]
 #   PITR_MINIO_BIN          MinIO binary [minio in PATH, else ~/go/bin/minio]
 #   PITR_BIN                a pitr binary to measure [built from this tree]
+#   PITR_BIN_B              a second pitr binary: adds tool pitr-b to the restore phase, in the
+#                           same rounds as PITR_BIN, to A/B a restore change (it restores
+#                           PITR_BIN's backups)
 #   WALG_BIN                a wal-g binary: adds wal-g to every phase (wal-push in archive_command,
 #                           backup-push, backup-fetch, wal-fetch), with its defaults (lz4)
 #   PITR_BENCH_BACKUP_METHODS  pitr backup_method values to measure besides the default, as tools
@@ -287,7 +290,7 @@ level_restore() {
 phase_restore() {
 	local round tool dir
 	for round in $(seq "$ROUNDS"); do
-		for tool in $(rotate "$round" $(available tar tar+sync pitr pgbackrest walg)); do
+		for tool in $(rotate "$round" $(available tar tar+sync pitr pitr-b pgbackrest walg)); do
 			dir=$WORK/restore/$tool
 			rm -rf "$dir"
 			level_restore
@@ -305,6 +308,10 @@ phase_restore() {
 			pitr)
 				measure restore "$tool" "$round" '`pitr restore --to immediate` (fsyncs the files)' -- \
 					"$PITR" restore --to immediate --pgdata "$dir"
+				;;
+			pitr-b)
+				measure restore "$tool" "$round" '`pitr restore --to immediate` by PITR_BIN_B (A/B)' -- \
+					"$PITR_BIN_B" restore --to immediate --pgdata "$dir"
 				;;
 			pgbackrest)
 				install -d -o postgres -m 700 "$dir"
@@ -422,7 +429,7 @@ main() {
 	case " $PHASES " in *" restore "*) phase_restore ;; esac
 	case " $PHASES " in *" pitr "*) phase_pitr ;; esac
 	local elapsed=$((SECONDS - started)) v env=()
-	for v in PITR_BENCH_ROUNDS PITR_BENCH_SCALE PITR_BENCH_SEGMENTS PITR_BENCH_PHASES PITR_BIN WALG_BIN PITR_BENCH_BACKUP_METHODS; do
+	for v in PITR_BENCH_ROUNDS PITR_BENCH_SCALE PITR_BENCH_SEGMENTS PITR_BENCH_PHASES PITR_BIN PITR_BIN_B WALG_BIN PITR_BENCH_BACKUP_METHODS; do
 		[ -n "${!v:-}" ] && env+=("$v='${!v}'")
 	done
 	machine_facts

@@ -103,6 +103,7 @@ available() {
 		case $t in
 		pgbackrest*) have_pgbackrest || continue ;;
 		walg*) [ -n "${WALG_BIN:-}" ] || continue ;;
+		pitr-b) [ -n "${PITR_BIN_B:-}" ] || continue ;;
 		esac
 		echo "$t"
 	done

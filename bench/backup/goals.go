@@ -106,6 +106,8 @@ func toolName(t string) string {
 		return "pitr (backup_method direct)"
 	case "pitr-stream":
 		return "pitr (backup_method stream)"
+	case "pitr-b":
+		return "pitr (PITR_BIN_B)"
 	case "pgbackrest":
 		return "pgBackRest (process-max 2, bundle)"
 	case "pgbackrest-async":
