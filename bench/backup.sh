@@ -39,9 +39,9 @@
 #   PGBIN                   PostgreSQL binaries [/usr/lib/postgresql/15/bin]
 #   PITR_MINIO_BIN          MinIO binary [minio in PATH, else ~/go/bin/minio]
 #   PITR_BIN                a pitr binary to measure [built from this tree]
-#   PITR_BIN_B              a second pitr binary: adds tool pitr-b to the restore phase, in the
-#                           same rounds as PITR_BIN, to A/B a restore change (it restores
-#                           PITR_BIN's backups)
+#   PITR_BIN_B, PITR_BIN_C  more pitr binaries: add tools pitr-b and pitr-c to the restore phase,
+#                           in the same rounds as PITR_BIN, to A/B a restore change (they
+#                           restore PITR_BIN's backups)
 #   WALG_BIN                a wal-g binary: adds wal-g to every phase (wal-push in archive_command,
 #                           backup-push, backup-fetch, wal-fetch), with its defaults (lz4)
 #   PITR_BENCH_BACKUP_METHODS  pitr backup_method values to measure besides the default, as tools
@@ -290,7 +290,7 @@ level_restore() {
 phase_restore() {
 	local round tool dir
 	for round in $(seq "$ROUNDS"); do
-		for tool in $(rotate "$round" $(available tar tar+sync pitr pitr-b pgbackrest walg)); do
+		for tool in $(rotate "$round" $(available tar tar+sync pitr pitr-b pitr-c pgbackrest walg)); do
 			dir=$WORK/restore/$tool
 			rm -rf "$dir"
 			level_restore
@@ -309,9 +309,11 @@ phase_restore() {
 				measure restore "$tool" "$round" '`pitr restore --to immediate` (fsyncs the files)' -- \
 					"$PITR" restore --to immediate --pgdata "$dir"
 				;;
-			pitr-b)
-				measure restore "$tool" "$round" '`pitr restore --to immediate` by PITR_BIN_B (A/B)' -- \
-					"$PITR_BIN_B" restore --to immediate --pgdata "$dir"
+			pitr-b | pitr-c)
+				local var=PITR_BIN_${tool#pitr-}
+				var=${var^^}
+				measure restore "$tool" "$round" "\`pitr restore --to immediate\` by $var (A/B)" -- \
+					"${!var}" restore --to immediate --pgdata "$dir"
 				;;
 			pgbackrest)
 				install -d -o postgres -m 700 "$dir"
@@ -429,7 +431,7 @@ main() {
 	case " $PHASES " in *" restore "*) phase_restore ;; esac
 	case " $PHASES " in *" pitr "*) phase_pitr ;; esac
 	local elapsed=$((SECONDS - started)) v env=()
-	for v in PITR_BENCH_ROUNDS PITR_BENCH_SCALE PITR_BENCH_SEGMENTS PITR_BENCH_PHASES PITR_BIN PITR_BIN_B WALG_BIN PITR_BENCH_BACKUP_METHODS; do
+	for v in PITR_BENCH_ROUNDS PITR_BENCH_SCALE PITR_BENCH_SEGMENTS PITR_BENCH_PHASES PITR_BIN PITR_BIN_B PITR_BIN_C WALG_BIN PITR_BENCH_BACKUP_METHODS; do
 		[ -n "${!v:-}" ] && env+=("$v='${!v}'")
 	done
 	machine_facts

@@ -104,6 +104,7 @@ available() {
 		pgbackrest*) have_pgbackrest || continue ;;
 		walg*) [ -n "${WALG_BIN:-}" ] || continue ;;
 		pitr-b) [ -n "${PITR_BIN_B:-}" ] || continue ;;
+		pitr-c) [ -n "${PITR_BIN_C:-}" ] || continue ;;
 		esac
 		echo "$t"
 	done

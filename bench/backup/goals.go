@@ -108,6 +108,8 @@ func toolName(t string) string {
 		return "pitr (backup_method stream)"
 	case "pitr-b":
 		return "pitr (PITR_BIN_B)"
+	case "pitr-c":
+		return "pitr (PITR_BIN_C)"
 	case "pgbackrest":
 		return "pgBackRest (process-max 2, bundle)"
 	case "pgbackrest-async":

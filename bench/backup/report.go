@@ -29,7 +29,7 @@ type phase struct {
 
 var phases = []phase{
 	{"backup", "Base backup", []string{"pg_basebackup", "pitr", "pitr-direct", "pitr-stream", "pgbackrest", "walg"}},
-	{"restore", "Restore (unpack only, no recovery)", []string{"tar", "tar+sync", "pitr", "pitr-b", "pgbackrest", "walg"}},
+	{"restore", "Restore (unpack only, no recovery)", []string{"tar", "tar+sync", "pitr", "pitr-b", "pitr-c", "pgbackrest", "walg"}},
 	{"pitr", "PITR replay to a restore point", []string{"cp", "pitr", "pgbackrest-async", "pgbackrest-sync", "walg"}},
 }
 
