@@ -72,9 +72,14 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 		return ExtractStats{}, fmt.Errorf("extract %s: %w", archiveName(opts), err)
 	}
 	defer root.Close()
-	x := &extractor{root: root, opts: opts, dirs: map[string]bool{"": true}, buf: make([]byte, extractBuf), wb: startWriteback()}
+	x := &extractor{root: root, opts: opts, dirs: map[string]bool{"": true}, files: map[string]bool{}, buf: make([]byte, extractBuf), wb: startWriteback()}
 	defer x.wb.stop()
-	if err := x.extract(ctx, tar.NewReader(r)); err != nil {
+	x.fw = startFileWriters(x)
+	err = x.extract(ctx, tar.NewReader(r))
+	if werr := x.fw.wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
 		_ = x.checkLinks() // remove links leading out even when failing
 		return x.stats, err
 	}
@@ -95,10 +100,12 @@ type extractor struct {
 	opts  ExtractOptions
 	stats ExtractStats
 	dirs  map[string]bool // checked to be real directories
+	files map[string]bool // regular files handed to the writers
 	links []string        // symbolic links created, checked by finish
 	times []dirTime       // applied last: creating children changes them
 	buf   []byte
 	wb    *writeback
+	fw    *fileWriters
 }
 
 type dirTime struct {
@@ -212,6 +219,9 @@ func (x *extractor) parents(entry, name string) error {
 		if x.dirs[p] {
 			continue
 		}
+		if x.files[p] { // perhaps not created yet
+			return x.refuse(entry, "parent %s is not a directory", quoteEntry(p))
+		}
 		fi, err := x.root.Lstat(p)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -236,6 +246,9 @@ func (x *extractor) parents(entry, name string) error {
 func (x *extractor) dir(hdr *tar.Header, name string) error {
 	if err := x.parents(hdr.Name, name); err != nil {
 		return err
+	}
+	if x.files[name] {
+		return x.refuse(hdr.Name, "exists already and is not a directory")
 	}
 	if !x.dirs[name] {
 		fi, err := x.root.Lstat(name)
@@ -266,38 +279,22 @@ func (x *extractor) file(ctx context.Context, hdr *tar.Header, name string, r io
 	if err := x.parents(hdr.Name, name); err != nil {
 		return err
 	}
-	f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-	if errors.Is(err, fs.ErrExist) {
+	if x.files[name] {
 		return x.refuse(hdr.Name, "exists already (duplicate entry, or the directory was not empty)")
 	}
-	if err != nil {
-		return x.failed(hdr.Name, err)
-	}
-	w := &fileWriter{f: f, wb: x.wb}
-	n, err := w.copyFrom(ctxReader{ctx, r}, x.buf)
+	x.files[name] = true
+	n, err := x.fw.copy(hdr, name, ctxReader{ctx, r})
 	x.stats.Bytes += n
-	if err == nil && n != hdr.Size {
-		err = io.ErrUnexpectedEOF
-	}
-	if err == nil {
-		err = f.Chmod(fs.FileMode(hdr.Mode) & 0o600)
-	}
-	if err == nil && x.opts.Owner != nil {
-		err = f.Chown(x.opts.Owner.UID, x.opts.Owner.GID)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if err == x.fw.failed() {
+			return err // a worker's, naming its own file
+		}
 		return x.failed(hdr.Name, err)
 	}
 	x.stats.Files++
-	if err := x.root.Chtimes(name, accessTime(hdr), hdr.ModTime); err != nil {
-		return x.failed(hdr.Name, err)
-	}
 	return nil
 }
 
@@ -316,6 +313,9 @@ func (x *extractor) symlink(hdr *tar.Header, name string) error {
 	}
 	if err := x.parents(hdr.Name, name); err != nil {
 		return err
+	}
+	if x.files[name] {
+		return x.refuse(hdr.Name, "exists already (duplicate entry, or the directory was not empty)")
 	}
 	if err := x.root.Symlink(target, name); errors.Is(err, fs.ErrExist) {
 		return x.refuse(hdr.Name, "exists already (duplicate entry, or the directory was not empty)")
@@ -515,33 +515,27 @@ type fileWriter struct {
 	started int64 // bytes whose writeback was started
 }
 
-// copyFrom fills the whole buffer before each write (*os.File's
+// write writes b, starting the writeback of what was written every
+// writeBehindEvery bytes. The caller fills whole buffers (*os.File's
 // ReadFrom, which io.Copy would use, copies in 32 KiB), so a 1 GiB
 // relation segment takes 4096 writes instead of 32768.
-func (w *fileWriter) copyFrom(r io.Reader, buf []byte) (int64, error) {
-	for {
-		n, err := io.ReadFull(r, buf)
-		if n > 0 {
-			m, werr := w.f.Write(buf[:n])
-			w.off += int64(m)
-			if werr != nil {
-				return w.off, werr
-			}
-			if w.off-w.started >= writeBehindEvery {
-				w.wb.start(w.f, w.started, w.off-w.started)
-				w.started = w.off
-			}
-		}
-		switch err {
-		case nil:
-		case io.EOF, io.ErrUnexpectedEOF:
-			if w.off > w.started {
-				w.wb.start(w.f, w.started, w.off-w.started)
-			}
-			return w.off, nil
-		default:
-			return w.off, err
-		}
+func (w *fileWriter) write(b []byte) error {
+	n, err := w.f.Write(b)
+	w.off += int64(n)
+	if err != nil {
+		return err
+	}
+	if w.off-w.started >= writeBehindEvery {
+		w.wb.start(w.f, w.started, w.off-w.started)
+		w.started = w.off
+	}
+	return nil
+}
+
+// end starts the writeback of the rest.
+func (w *fileWriter) end() {
+	if w.off > w.started {
+		w.wb.start(w.f, w.started, w.off-w.started)
 	}
 }
 

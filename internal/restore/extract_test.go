@@ -179,6 +179,20 @@ func TestExtractRefuses(t *testing.T) {
 			"not a directory"},
 		{"file under file", func(string) []te { return []te{{name: "f", body: "1"}, {name: "f/g", body: "2"}} },
 			`parent "f" is not a directory`},
+		// A file is created by a writer goroutine: its refusal arrives
+		// later, and still names it, alone or with entries after it.
+		{"file over dir", func(string) []te { return []te{{name: "d/", typ: tar.TypeDir}, {name: "d", body: "1"}} },
+			`refusing "d" in base.tar: exists already`},
+		{"file over dir, then more", func(string) []te {
+			return []te{{name: "d/", typ: tar.TypeDir}, {name: "d", body: "1"}, {name: "e", body: strings.Repeat("x", 3*extractBuf)},
+				{name: "f", body: "2"}}
+		}, `refusing "d" in base.tar: exists already`},
+		{"file over symlink", func(string) []te {
+			return []te{{name: "l", typ: tar.TypeSymlink, link: "x"}, {name: "l", body: "1"}}
+		}, `refusing "l" in base.tar: exists already`},
+		{"symlink over file", func(string) []te {
+			return []te{{name: "f", body: "1"}, {name: "f", typ: tar.TypeSymlink, link: "x"}}
+		}, `refusing "f" in base.tar: exists already`},
 		{"root as file", func(string) []te { return []te{{name: "./", typ: tar.TypeSymlink, link: "x"}} },
 			"names the target directory itself"},
 		{"sparse", func(string) []te { return []te{{name: "s", typ: tar.TypeCont}} }, "unsupported entry type"},
