@@ -72,7 +72,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 		return ExtractStats{}, fmt.Errorf("extract %s: %w", archiveName(opts), err)
 	}
 	defer root.Close()
-	x := &extractor{root: root, opts: opts, dirs: map[string]bool{"": true}, files: map[string]bool{}, buf: make([]byte, extractBuf), wb: startWriteback()}
+	x := &extractor{root: root, opts: opts, dirs: map[string]bool{"": true}, files: map[string]bool{}, wb: startWriteback()}
 	defer x.wb.stop()
 	x.fw = startFileWriters(x)
 	err = x.extract(ctx, tar.NewReader(r))
@@ -89,7 +89,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) 
 	if err := x.setDirTimes(); err != nil {
 		return x.stats, err
 	}
-	if _, err := io.CopyBuffer(io.Discard, ctxReader{ctx, r}, x.buf); err != nil {
+	if _, err := io.Copy(io.Discard, ctxReader{ctx, r}); err != nil {
 		return x.stats, fmt.Errorf("read %s: %w", archiveName(opts), err)
 	}
 	return x.stats, nil
@@ -103,7 +103,6 @@ type extractor struct {
 	files map[string]bool // regular files handed to the writers
 	links []string        // symbolic links created, checked by finish
 	times []dirTime       // applied last: creating children changes them
-	buf   []byte
 	wb    *writeback
 	fw    *fileWriters
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -546,6 +547,48 @@ func TestExtractLargeFile(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(dir, "base/1/16384"))
 	if err != nil || !bytes.Equal(got, big) || st.Files != 2 || st.Bytes != int64(len(big))+3 {
 		t.Fatalf("read back %d bytes (%v), equal %v; stats %+v", len(got), err, bytes.Equal(got, big), st)
+	}
+}
+
+// TestExtractLargeFiles writes files of many buffers, past the writeback
+// step, on several writers at once, and checks every byte, the mode and
+// the time of each.
+func TestExtractLargeFiles(t *testing.T) {
+	dir, _ := newTarget(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	bodies := map[string]string{}
+	var entries []te
+	for i, size := range []int{writeBehindEvery + extractBuf/3, 5*extractBuf + 1, extractBuf, 1, 3 * writeBehindEvery} {
+		b := make([]byte, size)
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		name := fmt.Sprintf("base/1/%d", 16384+i)
+		bodies[name] = string(b)
+		entries = append(entries, te{name: name, body: string(b)})
+	}
+	st, err := Extract(t.Context(), bytes.NewReader(makeTar(t, true, entries...)), dir, ExtractOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files != len(bodies) {
+		t.Errorf("stats = %+v", st)
+	}
+	for name, body := range bodies {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != body {
+			t.Errorf("%s: %d bytes differ from the archived %d", name, len(got), len(body))
+		}
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != 0o600 || !fi.ModTime().Equal(mtime) {
+			t.Errorf("%s: mode %v, mtime %v; want 0600, %v", name, fi.Mode(), fi.ModTime(), mtime)
+		}
 	}
 }
 
