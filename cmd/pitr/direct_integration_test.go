@@ -162,7 +162,11 @@ func TestDirectBackupKilled(t *testing.T) {
 	r := newRig(t, "local")
 	c, _ := killableCluster(t, r)
 	cmd := exec.Command(r.pitr, "backup")
-	cmd.Env = append(append(os.Environ(), r.env...), append(backupEnv(c), "PITR_BACKUP_METHOD=direct")...)
+	// The upload limit keeps base.tar in flight for seconds after the
+	// tablespace's small part lands: unlimited, a direct backup of this
+	// cluster can reach pg_backup_stop before the kill, and the server has
+	// no backup left to abort.
+	cmd.Env = append(append(os.Environ(), r.env...), append(backupEnv(c), "PITR_BACKUP_METHOD=direct", "PITR_LIMIT_UPLOAD=2MiB")...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

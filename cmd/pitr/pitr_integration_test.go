@@ -313,12 +313,13 @@ func TestBackupKilled(t *testing.T) {
 	r := newRig(t, "local")
 	c, tsDir := killableCluster(t, r)
 	cmd := exec.Command(r.pitr, "backup")
-	cmd.Env = append(append(os.Environ(), r.env...), backupEnv(c)...)
+	cmd.Env = append(append(os.Environ(), r.env...), append(backupEnv(c), "PITR_LIMIT_UPLOAD=2MiB")...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, time.Minute, func() (bool, string) {
-		// The tablespace's part comes first; base.tar takes seconds.
+		// The tablespace's part comes first; base.tar, held to 2 MiB/s,
+		// takes seconds.
 		parts, _ := filepath.Glob(filepath.Join(r.repoDir, "backups", "*", "*.tar.zst.age"))
 		return len(parts) > 0, "backup wrote nothing"
 	})
