@@ -335,23 +335,25 @@ func (p *pusher) pushFile(ctx context.Context, path string, name wal.Name) (Push
 		return res, fmt.Errorf("wal-push: %w", localErr(err))
 	}
 	defer src.Close()
-	tmp, err := p.createSpoolTemp(name)
+	out, err := p.newSealOutput(name)
 	if err != nil {
 		return res, fmt.Errorf("wal-push: spool: %w", localErr(err))
 	}
 	putFailed := false
 	defer func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
+		out.close()
 		if !putFailed { // else the next call aborts the upload recorded, if any
-			os.Remove(tmp.Name() + uploadRecordSuffix)
+			os.Remove(out.path + uploadRecordSuffix)
 		}
 	}()
-	s, err := p.opts.Codec.Seal(tmp)
+	s, err := p.opts.Codec.Seal(out)
 	if err != nil {
 		return res, err
 	}
 	if _, err := io.Copy(s, src); err != nil {
+		if errors.Is(err, errLocal) { // the spool's
+			return res, fmt.Errorf("wal-push: %w", err)
+		}
 		return res, fmt.Errorf("wal-push: read %s: %w", path, err)
 	}
 	if err := s.Close(); err != nil {
@@ -382,15 +384,12 @@ func (p *pusher) pushFile(ctx context.Context, path string, name wal.Name) (Push
 		return res, fmt.Errorf("wal-push: %s %w (stored sha256 %.16s, this file %.16s); refusing to overwrite", name, wal.ErrConflict, existing[0].SHA256, s.Sum())
 	}
 
-	stored, err := tmp.Seek(0, io.SeekCurrent)
+	body, stored, err := out.body()
 	if err != nil {
 		return res, err
 	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return res, err
-	}
-	putCtx := storage.WithUploadStarted(ctx, func(u storage.Upload) { p.recordUpload(tmp.Name(), u) })
-	existed, err := repo.New(p.opts.Store, p.opts.Codec).CreateObject(putCtx, key, tmp)
+	putCtx := storage.WithUploadStarted(ctx, func(u storage.Upload) { p.recordUpload(out.path, u) })
+	existed, err := repo.New(p.opts.Store, p.opts.Codec).CreateObject(putCtx, key, body)
 	if err != nil {
 		putFailed = true
 		return res, fmt.Errorf("wal-push: %w", err)
