@@ -3,6 +3,7 @@ package envelope
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -196,6 +197,49 @@ func BenchmarkSeal(b *testing.B) {
 				b.ReportMetric(float64(out)/float64(in), "stored/input")
 			})
 		}
+	}
+}
+
+// BenchmarkSealFile seals segments from files as wal-push does: io.Copy
+// from an *os.File, which reads through Sealer.ReadFrom.
+func BenchmarkSealFile(b *testing.B) {
+	dir := b.TempDir()
+	var paths []string
+	for i, seg := range segments(b, "tpcb") {
+		p := filepath.Join(dir, fmt.Sprint(i))
+		if err := os.WriteFile(p, seg, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	for _, alg := range compress.Algorithms {
+		b.Run(string(alg)+"/tpcb", func(b *testing.B) {
+			c := benchCodec(b, alg, 0)
+			b.SetBytes(segSize)
+			b.ReportAllocs()
+			i := 0
+			cpu := startCPU()
+			for b.Loop() {
+				cpu.n++
+				f, err := os.Open(paths[i%len(paths)])
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, err := c.Seal(io.Discard)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.Copy(s, f); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+				f.Close()
+				i++
+			}
+			cpu.report(b)
+		})
 	}
 }
 

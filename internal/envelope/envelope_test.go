@@ -163,6 +163,43 @@ func TestCodecs(t *testing.T) {
 	}
 }
 
+// TestSealReadFrom: a file read through Sealer.ReadFrom (the compressor
+// reading its own blocks) seals what Write would, after a Write and
+// across two reads, with the plaintext's SHA-256 and size.
+func TestSealReadFrom(t *testing.T) {
+	plain := make([]byte, 3<<20+77)
+	rand.Read(plain[:1<<20])
+	want := sha256.Sum256(plain)
+	for _, alg := range compress.Algorithms {
+		c := newCodec(t)
+		c.Compression = alg
+		var buf bytes.Buffer
+		s, err := c.Seal(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Write(plain[:100]); err != nil {
+			t.Fatal(err)
+		}
+		for _, part := range [][]byte{plain[100 : 2<<20], plain[2<<20:]} {
+			// A reader without WriterTo, as io.Copy sees an *os.File.
+			if n, err := s.ReadFrom(struct{ io.Reader }{bytes.NewReader(part)}); err != nil || n != int64(len(part)) {
+				t.Fatalf("%s: ReadFrom: %d of %d bytes, %v", alg, n, len(part), err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if s.Size() != int64(len(plain)) || s.Sum() != hex.EncodeToString(want[:]) {
+			t.Fatalf("%s: size %d, sum %.16s; want %d, %x", alg, s.Size(), s.Sum(), len(plain), want[:8])
+		}
+		got, err := open(c, buf.Bytes(), true, s.Sum())
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("%s: open: %v (equal %v)", alg, err, bytes.Equal(got, plain))
+		}
+	}
+}
+
 // TestOldObjects opens objects as earlier pitr stored them: zstd frames
 // with content checksums, one frame or parallel frames, encrypted or not.
 func TestOldObjects(t *testing.T) {
