@@ -202,12 +202,20 @@ func (m *StoreMonitor) probe(ctx context.Context, every, timeout time.Duration) 
 var errProbeTimeout = fmt.Errorf("store probe: %w", context.DeadlineExceeded)
 
 // callerReader remembers an error of the reader a Put was given.
-// source is what the store reads: cr, except for a file, which goes as is
-// (issue 13, pushd: s3 uploads a file that fits in one part from the file;
-// wrapped, it copies it into a 16 MiB part buffer, one per upload in
-// flight). A file's read errors then count against the store.
+// source is what the store reads: cr, except for a file or bytes in
+// memory (a bytes.Reader, wal-push's in-memory seal), which go as is: s3
+// uploads those from where they are when they fit in one part, and the
+// retry layer rewinds them; wrapped, each upload in flight is copied into
+// a 16 MiB part buffer (issue 13: the daemon's peak RSS went from 45 to
+// 68 MiB, and its CPU up by 30 %, once wal-push sealed in memory). A
+// file's read errors then count against the store.
 func source(r io.Reader, cr *callerReader) io.Reader {
-	if _, ok := r.(*os.File); ok {
+	switch r.(type) {
+	case *os.File, interface {
+		io.ReaderAt
+		io.Seeker
+		Len() int
+	}:
 		return r
 	}
 	return cr

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -269,19 +270,20 @@ func TestStoreMonitorCreateExists(t *testing.T) {
 	}
 }
 
-// fileSeen records the reader type Create was given.
+// fileSeen records the reader Create was given.
 type fileSeen struct {
 	storage.Storage
-	file bool
+	got io.Reader
 }
 
 func (f *fileSeen) Create(ctx context.Context, key string, r io.Reader) error {
-	_, f.file = r.(*os.File)
+	f.got = r
 	return f.Storage.Create(ctx, key, r)
 }
 
-// A file reaches the store as is (s3 then uploads it without a part
-// buffer: the daemon's wal-push socket pushes several at once).
+// A file, or bytes in memory, reach the store as they are (s3 then
+// uploads them without a part buffer: the daemon's wal-push socket pushes
+// several at once); another reader is wrapped to tell its errors apart.
 func TestStoreMonitorPassesFiles(t *testing.T) {
 	inner := &fileSeen{Storage: storagetest.NewMemory()}
 	mon := NewStoreMonitor(inner, nil)
@@ -290,7 +292,14 @@ func TestStoreMonitorPassesFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := mon.Create(t.Context(), "k", f); err != nil || !inner.file {
-		t.Fatalf("Create of a file: %v, reached the store as a file: %v", err, inner.file)
+	mem := bytes.NewReader([]byte("sealed"))
+	for i, r := range []io.Reader{f, mem, io.LimitReader(mem, 3)} {
+		key := fmt.Sprint("k", i)
+		if err := mon.Create(t.Context(), key, r); err != nil {
+			t.Fatalf("Create of %T: %v", r, err)
+		}
+		if passed := inner.got == r; passed != (i < 2) {
+			t.Errorf("%T reached the store as is: %v", r, passed)
+		}
 	}
 }
