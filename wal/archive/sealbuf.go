@@ -47,8 +47,7 @@ var memSealSeq atomic.Int64
 type sealOutput struct {
 	p    *pusher
 	name wal.Name
-	mem  []byte // nil when no slot was free or once spilled
-	slot bool   // mem came from memSeal and goes back to it
+	mem  []byte // memSeal's buffer, goes back to it; nil when no slot was free or once spilled
 	file *os.File
 	path string // the spool name of this push (records are path + uploadRecordSuffix)
 	up   *memBody
@@ -61,7 +60,7 @@ func (p *pusher) newSealOutput(name wal.Name) (*sealOutput, error) {
 		if b == nil {
 			b = make([]byte, 0, memSealMax)
 		}
-		o.mem, o.slot = b[:0], true
+		o.mem = b[:0]
 		// A name in the spool's form, for the record of an upload the
 		// store might start (cleanSpool reads it), though no file has it.
 		o.path = filepath.Join(p.tmpDir(), fmt.Sprintf("%s.%s.m%d", name, self, memSealSeq.Add(1)))
@@ -134,9 +133,9 @@ func (o *sealOutput) close() {
 }
 
 func (o *sealOutput) giveBack() {
-	if o.slot {
+	if o.mem != nil {
 		memSeal <- o.mem[:0]
-		o.mem, o.slot = nil, false
+		o.mem = nil
 	}
 }
 
