@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -125,19 +126,40 @@ func startMinIO(bin string) (*MinIOServer, error) {
 		bin:       bin,
 		logPath:   filepath.Join(base, "minio.log"),
 	}
-	if m.addr, err = freeAddr(); err != nil {
+	if m.addr, err = pickAddr(); err != nil {
 		return nil, err
 	}
-	if m.consoleAddr, err = freeAddr(); err != nil {
+	if m.consoleAddr, err = pickAddr(); err != nil {
 		return nil, err
 	}
 	m.Endpoint = "http://" + m.addr
-	if err := m.start(); err != nil {
-		_ = os.RemoveAll(base)
-		return nil, err
+	// freeAddr closes its listener, so another package's server, started
+	// in parallel, can take the port before MinIO binds it: pick new ports.
+	for attempt := 1; ; attempt++ {
+		err := m.start()
+		if err == nil {
+			return m, nil
+		}
+		if !errors.Is(err, errAddrInUse) || attempt == 5 {
+			_ = os.RemoveAll(base)
+			return nil, err
+		}
+		if m.addr, err = pickAddr(); err != nil {
+			return nil, err
+		}
+		if m.consoleAddr, err = pickAddr(); err != nil {
+			return nil, err
+		}
+		m.Endpoint = "http://" + m.addr
 	}
-	return m, nil
 }
+
+// errAddrInUse is a start that failed because another process holds the
+// address: MinIO logs it and keeps running without serving.
+var errAddrInUse = errors.New("address already in use")
+
+// pickAddr picks MinIO's addresses; tests replace it to hand out a taken one.
+var pickAddr = freeAddr
 
 func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -182,6 +204,10 @@ func (m *MinIOServer) start() error {
 		return fmt.Errorf("start minio: %w", err)
 	}
 	defer log.Close()
+	logStart, err := log.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("start minio: %w", err)
+	}
 	cmd := exec.Command(m.bin, "server", m.Dir, "--address", m.addr, "--console-address", m.consoleAddr, "--quiet")
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+m.AccessKey,
@@ -201,7 +227,7 @@ func (m *MinIOServer) start() error {
 		close(done)
 	}()
 	m.cmd, m.done = cmd, done
-	if err := m.waitReady(done); err != nil {
+	if err := m.waitReady(done, logStart); err != nil {
 		_ = cmd.Process.Kill()
 		<-done
 		m.cmd = nil
@@ -210,15 +236,22 @@ func (m *MinIOServer) start() error {
 	return nil
 }
 
-// waitReady waits for GET /minio/health/live to answer 200.
-func (m *MinIOServer) waitReady(done <-chan struct{}) error {
+// waitReady waits for GET /minio/health/live to answer 200 and for a
+// request signed with this server's credentials to succeed: the address may
+// be another package's MinIO, which answers the health check too. It
+// returns errAddrInUse as soon as the log written since logStart says
+// the bind failed.
+func (m *MinIOServer) waitReady(done <-chan struct{}, logStart int64) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
+		if m.logSince(logStart, "already in use") {
+			return errAddrInUse
+		}
 		resp, err := client.Get(m.Endpoint + "/minio/health/live")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK && m.signedOK() {
 				return nil
 			}
 		}
@@ -295,6 +328,26 @@ func bucketName(t testing.TB) string {
 		prefix = strings.Trim(prefix[:40], "-")
 	}
 	return "t-" + prefix + "-" + randomHex(6)
+}
+
+// signedOK reports whether ListBuckets with this server's credentials
+// succeeds.
+func (m *MinIOServer) signedOK() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := m.Client().ListBuckets(ctx, &s3.ListBucketsInput{})
+	return err == nil
+}
+
+// logSince reports whether the log from offset on contains s.
+func (m *MinIOServer) logSince(offset int64, s string) bool {
+	f, err := os.Open(m.logPath)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, offset, 1<<20))
+	return err == nil && strings.Contains(string(b), s)
 }
 
 func (m *MinIOServer) logTail(n int) string {
