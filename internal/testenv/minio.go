@@ -158,7 +158,8 @@ func startMinIO(bin string) (*MinIOServer, error) {
 // address: MinIO logs it and keeps running without serving.
 var errAddrInUse = errors.New("address already in use")
 
-// pickAddr picks MinIO's addresses; tests replace it to hand out a taken one.
+// pickAddr picks MinIO's and Redis's addresses; tests replace it to hand
+// out a taken one.
 var pickAddr = freeAddr
 
 func freeAddr() (string, error) {

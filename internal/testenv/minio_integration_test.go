@@ -48,3 +48,31 @@ func TestMinIOPortTaken(t *testing.T) {
 		t.Fatalf("pickAddr called %d times, want a second pair of addresses", calls)
 	}
 }
+
+// TestRedisPortTaken: the same for redis-server, which exits on the bind
+// failure. A PONG from the holder would not do either: it is not this
+// server's dir.
+func TestRedisPortTaken(t *testing.T) {
+	RequireRedis(t)
+	other := Redis(t) // a redis-server holding the port handed out first
+	calls := 0
+	pickAddr = func() (string, error) {
+		calls++
+		if calls == 1 {
+			return other.Addr, nil
+		}
+		return freeAddr()
+	}
+	t.Cleanup(func() { pickAddr = freeAddr })
+	r := Redis(t)
+	if r.Addr == other.Addr {
+		t.Fatalf("redis-server kept the taken address %s", r.Addr)
+	}
+	if calls != 2 {
+		t.Fatalf("pickAddr called %d times, want 2: one retry", calls)
+	}
+	r.Do(t, "SET", "k", "v")
+	if got := other.Do(t, "GET", "k"); got != "" {
+		t.Fatalf("the first server got the second one's key: %q", got)
+	}
+}

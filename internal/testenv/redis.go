@@ -64,7 +64,7 @@ func RedisWith(t testing.TB, opts RedisOptions) *RedisServer {
 	if opts.DBFilename == "" {
 		opts.DBFilename = "dump.rdb"
 	}
-	addr, err := freeAddr()
+	addr, err := pickAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +79,21 @@ func RedisWith(t testing.TB, opts RedisOptions) *RedisServer {
 		Addr: addr, Port: port, Dir: opts.Dir, DBFilename: opts.DBFilename,
 		cli: cli, logPath: filepath.Join(logDir, "redis.log"),
 	}
-	if err := r.start(bin); err != nil {
-		t.Fatal(err)
+	// As for MinIO: another package's server may take the port freeAddr
+	// picked before redis-server binds it.
+	for attempt := 1; ; attempt++ {
+		err := r.start(bin)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errAddrInUse) || attempt == 5 {
+			t.Fatal(err)
+		}
+		if r.Addr, err = pickAddr(); err != nil {
+			t.Fatal(err)
+		}
+		_, portStr, _ := net.SplitHostPort(r.Addr)
+		r.Port, _ = strconv.Atoi(portStr)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -126,6 +139,7 @@ func (r *RedisServer) start(bin string) error {
 	defer r.mu.Unlock()
 	// No automatic saves and no AOF: the file changes only when the test
 	// (or a hook) asks, so what a snapshot holds is what the test wrote.
+	logStart := fileSize(r.logPath)
 	cmd := exec.Command(bin,
 		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
 		"--dir", r.Dir, "--dbfilename", r.DBFilename,
@@ -148,13 +162,17 @@ func (r *RedisServer) start(bin string) error {
 		<-done
 		r.cmd = nil
 		b, _ := os.ReadFile(r.logPath)
-		return fmt.Errorf("start redis-server: %w\n%s", err, scratch.LastLines(string(b), 20))
+		if int64(len(b)) >= logStart && strings.Contains(strings.ToLower(string(b[logStart:])), "already in use") {
+			err = errAddrInUse
+		}
+		return fmt.Errorf("start redis-server on %s: %w\n%s", r.Addr, err, scratch.LastLines(string(b), 20))
 	}
 	return nil
 }
 
 // waitReady waits until PING answers PONG, and a loading server (a large
-// dump.rdb) answers -LOADING, not PONG.
+// dump.rdb) answers -LOADING, not PONG. The server must be this one (its
+// dir), not another test's that holds the port.
 func (r *RedisServer) waitReady(done <-chan struct{}) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -182,8 +200,33 @@ func (r *RedisServer) ping() bool {
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
 		return false
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.TrimSpace(line) == "+PONG"
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "+PONG" {
+		return false
+	}
+	// *2 $3 dir $N <dir>: five lines.
+	if _, err := c.Write([]byte("CONFIG GET dir\r\n")); err != nil {
+		return false
+	}
+	var dir string
+	for range 5 {
+		if line, err = br.ReadString('\n'); err != nil {
+			return false
+		}
+		dir = strings.TrimSpace(line)
+	}
+	want, err := filepath.EvalSymlinks(r.Dir)
+	return err == nil && (dir == r.Dir || dir == want)
+}
+
+// fileSize is the size of path, 0 when it does not exist.
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // Stop stops the server without saving (saves are off): the RDB file
