@@ -155,7 +155,8 @@ func startMinIO(bin string) (*MinIOServer, error) {
 }
 
 // errAddrInUse is a start that failed because another process holds the
-// address: MinIO logs it and keeps running without serving.
+// address: MinIO exits when the port is taken as it starts, and logs it and
+// keeps running without serving when the port is taken as it binds.
 var errAddrInUse = errors.New("address already in use")
 
 // pickAddr picks MinIO's and Redis's addresses; tests replace it to hand
@@ -260,7 +261,10 @@ func (m *MinIOServer) waitReady(done <-chan struct{}, logStart int64) error {
 			return errors.New("not ready after 60s")
 		}
 		select {
-		case <-done:
+		case <-done: // the port was taken when it checked ("Specified port is already in use")
+			if m.logSince(logStart, "already in use") {
+				return errAddrInUse
+			}
 			return errors.New("minio exited")
 		case <-time.After(20 * time.Millisecond):
 		}
