@@ -551,27 +551,9 @@ func TestExtractLargeFile(t *testing.T) {
 }
 
 // TestExtractLargeFiles writes files of many buffers, past the writeback
-// step, on one writer and on several at once, and checks every byte, the
-// mode and the time of each.
+// step, on several writers at once, and checks every byte, the mode and
+// the time of each.
 func TestExtractLargeFiles(t *testing.T) {
-	for _, n := range []int{1, 3} {
-		t.Run(fmt.Sprintf("writers=%d", n), func(t *testing.T) {
-			defer func(f func() int) { writerCount = f }(writerCount)
-			writerCount = func() int { return n }
-			testExtractLargeFiles(t)
-		})
-	}
-}
-
-func TestFileWriterCount(t *testing.T) {
-	for procs, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 6: 3, 8: 4, 64: 4} {
-		if got := fileWriterCount(procs); got != want {
-			t.Errorf("fileWriterCount(%d) = %d, want %d", procs, got, want)
-		}
-	}
-}
-
-func testExtractLargeFiles(t *testing.T) {
 	dir, _ := newTarget(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	bodies := map[string]string{}

@@ -50,20 +50,8 @@ type restoredFile struct {
 // waiting or being written.
 const writerBufsPerWorker = 2
 
-// fileWriterCount is how many writers a restore runs: one per two cores,
-// so that each has a core beside it for the extractor and the decoder, and
-// at most 4. On 2 vCPUs one writer restored pgbench scale 100 in 2.98 s
-// (median of 7 interleaved rounds) against 5.68 s for two, faster in 5 of
-// 7, with 2.68 s of system time against 5.98 (docs/BENCHMARKS.md): the
-// copy into the page cache cost twice as much from more threads than cores.
-func fileWriterCount(procs int) int { return min(max(procs/2, 1), 4) }
-
-// writerCount is fileWriterCount for this process; tests set more writers
-// than a 2-core machine gets.
-var writerCount = func() int { return fileWriterCount(runtime.GOMAXPROCS(0)) }
-
 func startFileWriters(x *extractor) *fileWriters {
-	n := writerCount()
+	n := min(max(runtime.GOMAXPROCS(0), 2), 4)
 	fw := &fileWriters{x: x, free: make(chan []byte, n*writerBufsPerWorker+2)}
 	for range cap(fw.free) {
 		fw.free <- make([]byte, extractBuf)
