@@ -84,13 +84,22 @@ start_minio() {
 	log "MinIO (pid $MINIO_PID) on $BENCH_S3_ENDPOINT"
 }
 
-# have_pgbackrest says whether pgBackRest is installed; without it the
-# scripts measure the other tools and say so once.
+# have_pgbackrest says whether pgBackRest is installed, installing Debian's
+# package first (as bench/files.sh does restic) so that a fresh machine's
+# run is side by side too; when that fails the scripts measure the other
+# tools and say so once.
 have_pgbackrest() {
 	if command -v pgbackrest >/dev/null; then return 0; fi
 	if [ -z "${PGBR_MISSING_SAID:-}" ]; then
-		log "pgbackrest is not installed: skipping its rows"
 		PGBR_MISSING_SAID=1
+		if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+			log "installing pgbackrest (apt-get)"
+			if DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbackrest >"$WORK/apt-pgbackrest.log" 2>&1; then
+				return 0
+			fi
+			log "apt-get install pgbackrest failed: $(tail -1 "$WORK/apt-pgbackrest.log")"
+		fi
+		log "pgbackrest is not installed: skipping its rows"
 	fi
 	return 1
 }

@@ -136,6 +136,7 @@ main() {
 	if [ -n "${PITR_BENCH_BACKUP_METHODS+x}" ]; then read -r -a BACKUP_METHODS_LIST <<<"$PITR_BENCH_BACKUP_METHODS"; fi
 	if [ -n "$WALG" ] && ! "$WALG" --version >/dev/null 2>&1; then die "WALG_BIN=$WALG does not run"; fi
 	[ -n "$WALG" ] || log "WALG_BIN is not set: no wal-g rows"
+	have_pgbackrest || true # installs it on a fresh machine before the version line
 	[ -n "$CODECS" ] || log "this pitr has no compression setting: no codec rows"
 	[ ${#BACKUP_METHODS_LIST[@]} -gt 0 ] || log "this pitr has no backup_method setting: backup_method auto only"
 	log "rows: $PHASES; $ROUNDS rounds; estimated $(estimate) minutes on 2 cores (plus about 5 the first time, to make the segment cache)"
