@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -206,10 +205,7 @@ func (m *MinIOServer) start() error {
 		return fmt.Errorf("start minio: %w", err)
 	}
 	defer log.Close()
-	logStart, err := log.Seek(0, io.SeekEnd)
-	if err != nil {
-		return fmt.Errorf("start minio: %w", err)
-	}
+	logStart := fileSize(m.logPath)
 	cmd := exec.Command(m.bin, "server", m.Dir, "--address", m.addr, "--console-address", m.consoleAddr, "--quiet")
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+m.AccessKey,
@@ -247,7 +243,7 @@ func (m *MinIOServer) waitReady(done <-chan struct{}, logStart int64) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if m.logSince(logStart, "already in use") {
+		if logSince(m.logPath, logStart, "already in use") {
 			return errAddrInUse
 		}
 		resp, err := client.Get(m.Endpoint + "/minio/health/live")
@@ -262,7 +258,7 @@ func (m *MinIOServer) waitReady(done <-chan struct{}, logStart int64) error {
 		}
 		select {
 		case <-done: // the port was taken when it checked ("Specified port is already in use")
-			if m.logSince(logStart, "already in use") {
+			if logSince(m.logPath, logStart, "already in use") {
 				return errAddrInUse
 			}
 			return errors.New("minio exited")
@@ -342,17 +338,6 @@ func (m *MinIOServer) signedOK() bool {
 	defer cancel()
 	_, err := m.Client().ListBuckets(ctx, &s3.ListBucketsInput{})
 	return err == nil
-}
-
-// logSince reports whether the log from offset on contains s.
-func (m *MinIOServer) logSince(offset int64, s string) bool {
-	f, err := os.Open(m.logPath)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.NewSectionReader(f, offset, 1<<20))
-	return err == nil && strings.Contains(string(b), s)
 }
 
 func (m *MinIOServer) logTail(n int) string {

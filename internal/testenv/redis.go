@@ -161,10 +161,10 @@ func (r *RedisServer) start(bin string) error {
 		_ = cmd.Process.Kill()
 		<-done
 		r.cmd = nil
-		b, _ := os.ReadFile(r.logPath)
-		if int64(len(b)) >= logStart && strings.Contains(strings.ToLower(string(b[logStart:])), "already in use") {
+		if logSince(r.logPath, logStart, "already in use") {
 			err = errAddrInUse
 		}
+		b, _ := os.ReadFile(r.logPath)
 		return fmt.Errorf("start redis-server on %s: %w\n%s", r.Addr, err, scratch.LastLines(string(b), 20))
 	}
 	return nil
@@ -218,15 +218,6 @@ func (r *RedisServer) ping() bool {
 	}
 	want, err := filepath.EvalSymlinks(r.Dir)
 	return err == nil && (dir == r.Dir || dir == want)
-}
-
-// fileSize is the size of path, 0 when it does not exist.
-func fileSize(path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
 }
 
 // Stop stops the server without saving (saves are off): the RDB file

@@ -12,6 +12,7 @@ package testenv
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -225,4 +226,27 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// fileSize is the size of path, 0 when it does not exist: where a server's
+// start begins in its log.
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// logSince reports whether the log at path, from offset on, contains s in
+// any case (MinIO says "already in use", redis-server "Address already in
+// use").
+func logSince(path string, offset int64, s string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, offset, 1<<20))
+	return err == nil && strings.Contains(strings.ToLower(string(b)), strings.ToLower(s))
 }
