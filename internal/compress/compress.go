@@ -350,11 +350,10 @@ func newDecoder(r io.Reader, unchecked bool) (io.ReadCloser, error) {
 	case LZ4:
 		return namedReader{Reader: lz4.NewReader(src), name: "lz4"}, nil
 	case S2:
-		opts := []s2.ReaderOption{s2.ReaderMaxBlockSize(4 << 20)}
 		if unchecked {
-			opts = append(opts, s2.ReaderIgnoreCRC())
+			return &s2BlockReader{r: src}, nil
 		}
-		return namedReader{Reader: s2.NewReader(src, opts...), name: "s2"}, nil
+		return namedReader{Reader: s2.NewReader(src, s2.ReaderMaxBlockSize(s2MaxBlock)), name: "s2"}, nil
 	}
 	dec, err := zstd.NewReader(src,
 		zstd.WithDecoderConcurrency(1),

@@ -274,14 +274,14 @@ func (c *Codec) OpenSums(r io.Reader, encrypted bool, want Sums) (io.ReadCloser,
 }
 
 const (
-	openAhead = 4         // decoded buffers waiting for the caller
-	openBuf   = 256 << 10 // bytes per buffer
+	openAhead = 2       // decoded buffers waiting for the caller
+	openBuf   = 1 << 20 // bytes per buffer: an S2 block decodes straight into one
 )
 
 // bufs are ReadFrom's buffers and the decoded buffers of every opener: a
 // long-running process seals an object every second or every segment, a
 // prefetcher or a restore opens one object after another, and a fresh
-// 256 KiB buffer is zeroed memory (a tenth of a WAL segment's read).
+// buffer is zeroed memory (for 256 KiB, a tenth of a WAL segment's read).
 // Close hands an opener's idle buffers back.
 var bufs = sync.Pool{New: func() any { b := make([]byte, openBuf); return &b }}
 
