@@ -129,11 +129,14 @@ func (s *Sealer) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// ReadFrom lets io.Copy hand us large reads.
+// ReadFrom lets io.Copy hand us large reads: 256 KiB at a time, which
+// is hashed and then compressed while it is still in the L2 cache (1 MiB
+// reads cost a pushed segment an eighth more CPU; docs/BENCHMARKS.md,
+// "Tried, not kept").
 func (s *Sealer) ReadFrom(r io.Reader) (int64, error) {
 	bp := bufs.Get().(*[]byte)
 	defer bufs.Put(bp)
-	buf := *bp
+	buf := (*bp)[:sealRead]
 	var total int64
 	for {
 		n, err := r.Read(buf)
@@ -276,6 +279,7 @@ func (c *Codec) OpenSums(r io.Reader, encrypted bool, want Sums) (io.ReadCloser,
 const (
 	openAhead = 2       // decoded buffers waiting for the caller
 	openBuf   = 1 << 20 // bytes per buffer: an S2 block decodes straight into one
+	sealRead  = 256 << 10
 )
 
 // bufs are ReadFrom's buffers and the decoded buffers of every opener: a
