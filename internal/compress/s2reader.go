@@ -48,9 +48,7 @@ func (b *s2BlockReader) Read(p []byte) (int, error) {
 		n, err := b.next(p)
 		if err != nil {
 			b.err = err
-			if n == 0 {
-				return 0, err
-			}
+			return 0, err
 		}
 		if n > 0 {
 			return n, nil
@@ -59,7 +57,8 @@ func (b *s2BlockReader) Read(p []byte) (int, error) {
 }
 
 // next reads one chunk: it returns how many bytes it decoded into p (0
-// when the block went to b.pending, or the chunk held no data).
+// when the block went to b.pending, or the chunk held no data), and no
+// bytes with an error.
 func (b *s2BlockReader) next(p []byte) (int, error) {
 	if _, err := io.ReadFull(b.r, b.hdr[:]); err != nil {
 		if err == io.EOF && b.started {
@@ -92,7 +91,7 @@ func (b *s2BlockReader) next(p []byte) (int, error) {
 		b.started = true
 		return 0, nil
 	case typ == 0x00 || typ == 0x01: // compressed or uncompressed data
-		if size < s2CRCSize || size-s2CRCSize > s2MaxBlock+s2MaxBlock/8+64 {
+		if size < s2CRCSize || size-s2CRCSize > s2.MaxEncodedLen(s2MaxBlock) {
 			return 0, s2.ErrCorrupt
 		}
 		if cap(b.in) < size {
